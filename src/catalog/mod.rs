@@ -1,0 +1,137 @@
+//! Tables and views by name. A table is a provider that knows its schema, its
+//! statistics and how to split itself into scan partitions.
+
+mod csv;
+mod memory;
+mod parquet;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+pub use self::csv::CsvTable;
+pub use self::memory::MemTable;
+pub use self::parquet::ParquetTable;
+use crate::error::{QuarryError, Result};
+use crate::plan::Expr;
+
+/// Estimated size of a table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableStats {
+    pub num_rows: Option<usize>,
+}
+
+pub trait TableProvider: Debug + Send + Sync {
+    fn schema(&self) -> SchemaRef;
+    fn statistics(&self) -> TableStats;
+    /// "parquet", "csv" or "memory".
+    fn kind(&self) -> &'static str;
+    /// Splits a scan of the columns `projection` into partitions. `filters` are
+    /// conjuncts over the projected schema; a provider may use them to skip
+    /// partitions that cannot match (the caller still applies them).
+    fn partitions(
+        &self,
+        projection: &[usize],
+        filters: &[Expr],
+    ) -> Result<Vec<Arc<dyn ScanPartition>>>;
+}
+
+/// One unit of scan work: a Parquet row group, a CSV byte range, a batch.
+pub trait ScanPartition: Debug + Send + Sync {
+    /// Reads the partition, handing each batch (projected columns, in
+    /// projection order) to `sink`.
+    fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()>;
+}
+
+/// What a name in the catalog stands for.
+#[derive(Debug, Clone)]
+pub enum CatalogEntry {
+    Table(Arc<dyn TableProvider>),
+    /// A view is kept as SQL and bound anew at each use.
+    View {
+        query: Box<sqlparser::ast::Query>,
+        columns: Vec<String>,
+    },
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    entries: BTreeMap<String, CatalogEntry>,
+}
+
+impl Catalog {
+    /// Names are case-insensitive, as in SQL.
+    fn key(name: &str) -> String {
+        name.to_lowercase()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
+        self.entries.get(&Self::key(name))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(&Self::key(name))
+    }
+
+    pub fn insert(&mut self, name: &str, entry: CatalogEntry, replace: bool) -> Result<()> {
+        let key = Self::key(name);
+        if !replace && self.entries.contains_key(&key) {
+            return Err(QuarryError::plan(format!(
+                "table or view '{name}' already exists"
+            )));
+        }
+        self.entries.insert(key, entry);
+        Ok(())
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<CatalogEntry> {
+        self.entries.remove(&Self::key(name))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// The known name closest to `name`, for "did you mean" hints.
+    pub fn closest_name(&self, name: &str) -> Option<String> {
+        closest(name, self.entries.keys().map(|s| s.as_str()))
+    }
+}
+
+/// The candidate closest to `name` by edit distance, if it is close enough to
+/// be a plausible typo.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let lower = name.to_lowercase();
+    candidates
+        .map(|c| (strsim::levenshtein(&lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(lower.len()) / 2).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+/// Opens the file(s) at `location` as a table, choosing the format from the
+/// extension unless `format` is given.
+pub fn open_table(location: &str, format: Option<&str>) -> Result<Arc<dyn TableProvider>> {
+    let format = match format {
+        Some(f) => f.to_lowercase(),
+        None => {
+            let lower = location.to_lowercase();
+            if lower.ends_with(".csv") || lower.ends_with(".tsv") || lower.ends_with(".txt") {
+                "csv".to_string()
+            } else {
+                "parquet".to_string()
+            }
+        }
+    };
+    match format.as_str() {
+        "parquet" => Ok(Arc::new(ParquetTable::open(location)?)),
+        "csv" => Ok(Arc::new(CsvTable::open(location, true)?)),
+        other => Err(QuarryError::plan(format!(
+            "unknown file format '{other}' (expected PARQUET or CSV)"
+        ))),
+    }
+}

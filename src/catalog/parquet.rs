@@ -1,0 +1,328 @@
+//! Parquet tables: one or more files; a scan partition is one row group.
+//! Row groups whose min/max statistics rule out a pushed-down filter are
+//! skipped.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::compute::kernels::cmp;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+
+use super::store::{list_files, FileRef};
+use super::{ScanPartition, TableProvider, TableStats};
+use crate::error::{QuarryError, Result};
+use crate::plan::{BinaryOp, Expr};
+use crate::runtime::io::block_on;
+
+#[derive(Debug)]
+struct ParquetFile {
+    file: FileRef,
+    meta: ArrowReaderMetadata,
+}
+
+#[derive(Debug)]
+pub struct ParquetTable {
+    files: Vec<ParquetFile>,
+    schema: SchemaRef,
+}
+
+/// Parquet's async reader over a file of an object store. (parquet's own
+/// `ParquetObjectReader` is deprecated in favour of such an adapter.)
+struct ObjectFileReader {
+    file: FileRef,
+}
+
+fn reader(file: &FileRef) -> ObjectFileReader {
+    ObjectFileReader { file: file.clone() }
+}
+
+fn external(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for ObjectFileReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        Box::pin(async move {
+            self.file
+                .store
+                .get_range(&self.file.path, range)
+                .await
+                .map_err(external)
+        })
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
+        Box::pin(async move {
+            self.file
+                .store
+                .get_ranges(&self.file.path, &ranges)
+                .await
+                .map_err(external)
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        Box::pin(async move {
+            let size = self.file.size;
+            let metadata = ParquetMetaDataReader::new()
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        })
+    }
+}
+
+impl ParquetTable {
+    pub fn open(location: &str) -> Result<Self> {
+        let mut files = Vec::new();
+        for file in list_files(location, "parquet")? {
+            let mut r = reader(&file);
+            let meta = block_on(ArrowReaderMetadata::load_async(
+                &mut r,
+                ArrowReaderOptions::new(),
+            ))?
+            .map_err(|e| {
+                QuarryError::Io(format!("cannot read Parquet file '{}': {e}", file.display))
+            })?;
+            files.push(ParquetFile { file, meta });
+        }
+        let schema = files[0].meta.schema().clone();
+        for f in &files[1..] {
+            let (a, b) = (schema.fields(), f.meta.schema().fields());
+            let same = a.len() == b.len()
+                && a.iter()
+                    .zip(b.iter())
+                    .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type());
+            if !same {
+                return Err(QuarryError::Io(format!(
+                    "Parquet file '{}' has a different schema than '{}'",
+                    f.file.display, files[0].file.display
+                )));
+            }
+        }
+        // Fields as the engine sees them: nullable, without file metadata.
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(ParquetTable { files, schema })
+    }
+}
+
+impl TableProvider for ParquetTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn statistics(&self) -> TableStats {
+        let rows: i64 = self
+            .files
+            .iter()
+            .map(|f| f.meta.metadata().file_metadata().num_rows())
+            .sum();
+        TableStats {
+            num_rows: Some(rows.max(0) as usize),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn partitions(
+        &self,
+        projection: &[usize],
+        filters: &[Expr],
+    ) -> Result<Vec<Arc<dyn ScanPartition>>> {
+        let mut out: Vec<Arc<dyn ScanPartition>> = Vec::new();
+        // The reader yields columns in file order; remember how to put them
+        // back in projection order.
+        let mut sorted: Vec<usize> = projection.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let reorder: Vec<usize> = projection
+            .iter()
+            .map(|c| sorted.iter().position(|s| s == c).unwrap_or(0))
+            .collect();
+        for (file_index, f) in self.files.iter().enumerate() {
+            let keep = row_groups_to_read(f, &self.schema, projection, filters)?;
+            for rg in keep {
+                out.push(Arc::new(RowGroupPartition {
+                    file: f.file.clone(),
+                    meta: f.meta.clone(),
+                    file_index,
+                    row_group: rg,
+                    columns: sorted.clone(),
+                    reorder: reorder.clone(),
+                    schema: Arc::new(self.schema.project(projection)?),
+                }));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Row groups of `f` whose statistics do not rule out every filter.
+fn row_groups_to_read(
+    f: &ParquetFile,
+    schema: &SchemaRef,
+    projection: &[usize],
+    filters: &[Expr],
+) -> Result<Vec<usize>> {
+    let md = f.meta.metadata();
+    let n = md.num_row_groups();
+    let mut keep = vec![true; n];
+    for filter in filters {
+        let Some((col, op, value)) = column_vs_literal(filter) else {
+            continue;
+        };
+        let Some(&table_col) = projection.get(col) else {
+            continue;
+        };
+        let field = schema.field(table_col);
+        if value.data_type() != *field.data_type() || value.is_null() {
+            continue;
+        }
+        let Ok(conv) =
+            StatisticsConverter::try_new(field.name(), f.meta.schema(), f.meta.parquet_schema())
+        else {
+            continue;
+        };
+        let (Ok(mins), Ok(maxes)) = (
+            conv.row_group_mins(md.row_groups()),
+            conv.row_group_maxes(md.row_groups()),
+        ) else {
+            continue;
+        };
+        if mins.len() != n || maxes.len() != n {
+            continue;
+        }
+        let Ok(lit) = value.to_scalar() else { continue };
+        if let Some(may_match) = may_match(op, &mins, &maxes, &lit) {
+            for (i, k) in keep.iter_mut().enumerate() {
+                // Missing statistics (NULL) mean "may match".
+                if may_match.is_valid(i) && !may_match.value(i) {
+                    *k = false;
+                }
+            }
+        }
+    }
+    Ok((0..n).filter(|i| keep[*i]).collect())
+}
+
+/// For each row group: can `column op literal` be true, given min and max?
+fn may_match(
+    op: BinaryOp,
+    mins: &ArrayRef,
+    maxes: &ArrayRef,
+    lit: &arrow::array::Scalar<ArrayRef>,
+) -> Option<BooleanArray> {
+    let r = match op {
+        BinaryOp::Eq => {
+            let a = cmp::lt_eq(mins, lit).ok()?;
+            let b = cmp::gt_eq(maxes, lit).ok()?;
+            arrow::compute::and(&a, &b).ok()?
+        }
+        BinaryOp::Lt => cmp::lt(mins, lit).ok()?,
+        BinaryOp::LtEq => cmp::lt_eq(mins, lit).ok()?,
+        BinaryOp::Gt => cmp::gt(maxes, lit).ok()?,
+        BinaryOp::GtEq => cmp::gt_eq(maxes, lit).ok()?,
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// Recognises `column op literal` and `literal op column`.
+fn column_vs_literal(e: &Expr) -> Option<(usize, BinaryOp, &datafusion_common::ScalarValue)> {
+    if let Expr::Binary { op, left, right } = e {
+        if !op.is_comparison() {
+            return None;
+        }
+        match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v)) => Some((*c, *op, v)),
+            (Expr::Literal(v), Expr::Column(c)) => Some((*c, op.swap(), v)),
+            _ => None,
+        }
+    } else {
+        None
+    }
+}
+
+#[derive(Debug)]
+struct RowGroupPartition {
+    file: FileRef,
+    meta: ArrowReaderMetadata,
+    file_index: usize,
+    row_group: usize,
+    /// Leaf columns to decode, in file order.
+    columns: Vec<usize>,
+    /// Output column i is decoded column reorder[i].
+    reorder: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl ScanPartition for RowGroupPartition {
+    fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        let num_rows = self.meta.metadata().row_group(self.row_group).num_rows() as usize;
+        if self.columns.is_empty() {
+            // count(*) and the like: rows without columns
+            let opts =
+                arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(num_rows));
+            return sink(RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                vec![],
+                &opts,
+            )?);
+        }
+        let mask = ProjectionMask::roots(self.meta.parquet_schema(), self.columns.iter().copied());
+        let display = &self.file.display;
+        let wrap = |e: parquet::errors::ParquetError| {
+            QuarryError::Io(format!(
+                "cannot read row group {} of '{display}' (file {}): {e}",
+                self.row_group, self.file_index
+            ))
+        };
+        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            reader(&self.file),
+            self.meta.clone(),
+        )
+        .with_projection(mask)
+        .with_row_groups(vec![self.row_group])
+        .with_batch_size(8192)
+        .build()
+        .map_err(wrap)?;
+        loop {
+            let next = block_on(stream.next())?;
+            let Some(batch) = next else { break };
+            let batch = batch.map_err(wrap)?;
+            let columns: Vec<ArrayRef> = self
+                .reorder
+                .iter()
+                .map(|&i| batch.column(i).clone())
+                .collect();
+            sink(RecordBatch::try_new(self.schema.clone(), columns)?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! Turning a query result into text: a table for people, CSV, JSON and
+//! Markdown for programs and documents.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::error::ArrowError;
+use arrow::json::writer::JsonArray;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use comfy_table::{presets, CellAlignment, Table};
+
+use crate::QueryResult;
+
+/// `--format` and `.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A boxed table for people.
+    Table,
+    /// CSV with a header row; NULL is an empty field.
+    Csv,
+    /// A JSON array of objects, one per row.
+    Json,
+    /// A Markdown table.
+    Markdown,
+}
+
+/// Writing a result failed: the output went away, or a value has no text form.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Arrow(#[from] ArrowError),
+}
+
+impl OutputError {
+    /// The reader of our stdout is gone (`quarry … | head`): stop quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        let io = match self {
+            OutputError::Io(e) => e,
+            OutputError::Arrow(ArrowError::IoError(_, e)) => e,
+            OutputError::Arrow(_) => return false,
+        };
+        io.kind() == io::ErrorKind::BrokenPipe
+    }
+}
+
+/// How results are shown: the format plus the decoration people want and
+/// programs do not.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub format: OutputFormat,
+    /// A `(3 rows)` line under tables (terminal and REPL only).
+    pub footer: bool,
+    /// `OK` for statements without a result (REPL only: a script stays quiet).
+    pub ok_for_statements: bool,
+    /// `Run Time: …` after each statement (`.timer on`).
+    pub timer: bool,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat) -> Self {
+        Printer {
+            format,
+            footer: false,
+            ok_for_statements: false,
+            timer: false,
+        }
+    }
+
+    /// Writes one statement's result, then flushes so that the output of a
+    /// statement is out before the error of the next one.
+    pub fn print(
+        &self,
+        out: &mut dyn Write,
+        result: &QueryResult,
+        elapsed: Duration,
+    ) -> Result<(), OutputError> {
+        if result.is_empty_statement() {
+            if self.ok_for_statements {
+                writeln!(out, "OK")?;
+            }
+        } else {
+            match self.format {
+                OutputFormat::Table => {
+                    write_table(out, result, presets::UTF8_FULL_CONDENSED)?;
+                    if self.footer {
+                        let n = result.num_rows();
+                        writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })?;
+                    }
+                }
+                OutputFormat::Markdown => write_table(out, result, presets::ASCII_MARKDOWN)?,
+                OutputFormat::Csv => write_csv(out, result)?,
+                OutputFormat::Json => write_json(out, result)?,
+            }
+        }
+        if self.timer {
+            writeln!(out, "Run Time: {:.3} s", elapsed.as_secs_f64())?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+fn write_table(out: &mut dyn Write, result: &QueryResult, preset: &str) -> Result<(), OutputError> {
+    let mut table = Table::new();
+    table.load_preset(preset);
+    table.set_header(result.schema.fields().iter().map(|f| f.name().as_str()));
+    let options = FormatOptions::default().with_null("NULL");
+    for batch in &result.batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let cells = formatters
+                .iter()
+                .map(|f| f.value(row).try_to_string())
+                .collect::<Result<Vec<_>, _>>()?;
+            table.add_row(cells);
+        }
+    }
+    for (i, field) in result.schema.fields().iter().enumerate() {
+        if field.data_type().is_numeric() {
+            if let Some(column) = table.column_mut(i) {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
+}
+
+fn write_csv(out: &mut dyn Write, result: &QueryResult) -> Result<(), OutputError> {
+    let mut writer = arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(&mut *out);
+    // The header comes with the first batch: an empty answer still gets one.
+    let empty = RecordBatch::new_empty(result.schema.clone());
+    let batches = match result.batches.as_slice() {
+        [] => std::slice::from_ref(&empty),
+        batches => batches,
+    };
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    Ok(())
+}
+
+fn write_json(out: &mut dyn Write, result: &QueryResult) -> Result<(), OutputError> {
+    // Explicit nulls: every object has every column, as a reader expects.
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(&mut *out);
+    for batch in &result.batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    writeln!(out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn sample() -> QueryResult {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("price", DataType::Float64, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1, 20])),
+            Arc::new(StringArray::from(vec![Some("a,b"), None])),
+            Arc::new(Float64Array::from(vec![Some(1.5), None])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns).expect("valid batch");
+        QueryResult {
+            schema,
+            batches: vec![batch.clone(), batch.slice(1, 1)],
+        }
+    }
+
+    fn render(printer: &Printer, result: &QueryResult) -> String {
+        let mut out = Vec::new();
+        printer
+            .print(&mut out, result, Duration::from_millis(1500))
+            .expect("printing works");
+        String::from_utf8(out).expect("utf-8 output")
+    }
+
+    #[test]
+    fn csv_has_header_and_empty_nulls() {
+        let text = render(&Printer::new(OutputFormat::Csv), &sample());
+        assert_eq!(text, "id,name,price\n1,\"a,b\",1.5\n20,,\n20,,\n");
+    }
+
+    #[test]
+    fn csv_of_no_rows_is_the_header() {
+        let result = QueryResult {
+            schema: sample().schema,
+            batches: vec![],
+        };
+        assert_eq!(
+            render(&Printer::new(OutputFormat::Csv), &result),
+            "id,name,price\n"
+        );
+    }
+
+    #[test]
+    fn json_is_one_array_with_explicit_nulls() {
+        let text = render(&Printer::new(OutputFormat::Json), &sample());
+        assert_eq!(
+            text,
+            "[{\"id\":1,\"name\":\"a,b\",\"price\":1.5},{\"id\":20,\"name\":null,\"price\":null},\
+             {\"id\":20,\"name\":null,\"price\":null}]\n"
+        );
+        let result = QueryResult {
+            schema: sample().schema,
+            batches: vec![],
+        };
+        assert_eq!(render(&Printer::new(OutputFormat::Json), &result), "[]\n");
+    }
+
+    #[test]
+    fn table_shows_nulls_and_right_aligns_numbers() {
+        let text = render(&Printer::new(OutputFormat::Table), &sample());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        assert!(
+            lines[1].contains("id") && lines[1].contains("name"),
+            "{text}"
+        );
+        // `1` sits under the right end of the `id` column, NULL fills the gaps.
+        assert_eq!(lines[3], "│  1 ┆ a,b  ┆   1.5 │", "{text}");
+        assert!(lines[4].contains("NULL"), "{text}");
+        assert!(!text.contains("rows)"), "no footer unless asked: {text}");
+    }
+
+    #[test]
+    fn footer_timer_and_ok_are_opt_in() {
+        let mut printer = Printer::new(OutputFormat::Table);
+        printer.footer = true;
+        printer.timer = true;
+        printer.ok_for_statements = true;
+        let text = render(&printer, &sample());
+        assert!(text.ends_with("(3 rows)\nRun Time: 1.500 s\n"), "{text}");
+        assert_eq!(
+            render(&printer, &QueryResult::empty()),
+            "OK\nRun Time: 1.500 s\n"
+        );
+        // A script prints nothing for DDL.
+        let quiet = Printer::new(OutputFormat::Table);
+        assert_eq!(render(&quiet, &QueryResult::empty()), "");
+    }
+
+    #[test]
+    fn markdown_table() {
+        let text = render(&Printer::new(OutputFormat::Markdown), &sample());
+        assert!(text.starts_with("| id | name | price |\n|----|"), "{text}");
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised() {
+        let e = OutputError::Io(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(e.is_broken_pipe());
+        let e = OutputError::Arrow(ArrowError::IoError(
+            "x".into(),
+            io::Error::from(io::ErrorKind::BrokenPipe),
+        ));
+        assert!(e.is_broken_pipe());
+        assert!(!OutputError::Arrow(ArrowError::ComputeError("x".into())).is_broken_pipe());
+    }
+}

@@ -1,0 +1,516 @@
+//! Evaluating bound expressions over a RecordBatch.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Datum, Int64Array, Scalar, StringArray,
+};
+use arrow::compute::kernels::{boolean, cmp, numeric};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::FormatOptions;
+use datafusion_common::ScalarValue;
+
+use crate::error::{QuarryError, Result};
+use crate::plan::expr::DatePart;
+use crate::plan::{BinaryOp, Expr, ScalarFunc};
+
+/// A value of an expression over a batch: a whole column or one scalar.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Array(ArrayRef),
+    Scalar(ScalarValue),
+}
+
+impl Value {
+    pub fn into_array(self, len: usize) -> Result<ArrayRef> {
+        match self {
+            Value::Array(a) => Ok(a),
+            Value::Scalar(s) => Ok(s.to_array_of_size(len)?),
+        }
+    }
+
+    fn datum(&self) -> Result<Box<dyn Datum + '_>> {
+        Ok(match self {
+            Value::Array(a) => Box::new(a.clone()),
+            Value::Scalar(s) => Box::new(Scalar::new(s.to_array_of_size(1)?)),
+        })
+    }
+
+    fn is_scalar(&self) -> bool {
+        matches!(self, Value::Scalar(_))
+    }
+}
+
+/// Wraps a kernel result: if every input was a scalar the result is one too.
+fn finish(result: ArrayRef, all_scalar: bool) -> Result<Value> {
+    if all_scalar {
+        Ok(Value::Scalar(ScalarValue::try_from_array(&result, 0)?))
+    } else {
+        Ok(Value::Array(result))
+    }
+}
+
+/// Evaluates `expr` over `batch` into a column of `batch.num_rows()` values.
+pub fn evaluate_array(expr: &Expr, batch: &RecordBatch) -> Result<ArrayRef> {
+    evaluate(expr, batch)?.into_array(batch.num_rows())
+}
+
+/// Evaluates a predicate; NULL counts as false.
+pub fn evaluate_predicate(expr: &Expr, batch: &RecordBatch) -> Result<BooleanArray> {
+    let v = evaluate_array(expr, batch)?;
+    let b = v.as_boolean_opt().ok_or_else(|| {
+        QuarryError::exec(format!("predicate is not boolean but {}", v.data_type()))
+    })?;
+    Ok(match b.nulls() {
+        Some(_) => arrow::compute::prep_null_mask_filter(b),
+        None => b.clone(),
+    })
+}
+
+pub fn evaluate(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
+    match expr {
+        Expr::Column(i) => Ok(Value::Array(batch.column(*i).clone())),
+        Expr::Literal(v) => Ok(Value::Scalar(v.clone())),
+        Expr::Binary { op, left, right } => {
+            let l = evaluate(left, batch)?;
+            let r = evaluate(right, batch)?;
+            binary(*op, &l, &r, batch.num_rows())
+        }
+        Expr::Not(e) => evaluate_not(evaluate(e, batch)?, batch.num_rows()),
+        Expr::Negative(e) => {
+            let v = evaluate(e, batch)?;
+            let scalar = v.is_scalar();
+            let a = v.into_array(if scalar { 1 } else { batch.num_rows() })?;
+            finish(numeric::neg(&a)?, scalar)
+        }
+        Expr::IsNull(e) | Expr::IsNotNull(e) => {
+            let v = evaluate(e, batch)?;
+            let scalar = v.is_scalar();
+            let a = v.into_array(if scalar { 1 } else { batch.num_rows() })?;
+            let r = if matches!(expr, Expr::IsNull(_)) {
+                arrow::compute::is_null(&a)?
+            } else {
+                arrow::compute::is_not_null(&a)?
+            };
+            finish(Arc::new(r), scalar)
+        }
+        Expr::Cast { expr: inner, to } => {
+            let v = evaluate(inner, batch)?;
+            let scalar = v.is_scalar();
+            let a = v.into_array(if scalar { 1 } else { batch.num_rows() })?;
+            finish(cast_checked(&a, to)?, scalar)
+        }
+        Expr::Case {
+            branches,
+            else_expr,
+            data_type,
+        } => case(branches, else_expr.as_deref(), data_type, batch),
+        Expr::InList {
+            expr: e,
+            list,
+            negated,
+        } => {
+            let v = evaluate(e, batch)?;
+            let n = batch.num_rows();
+            let mut acc: Option<Value> = None;
+            for item in list {
+                let iv = evaluate(item, batch)?;
+                let eq = binary(BinaryOp::Eq, &v, &iv, n)?;
+                acc = Some(match acc {
+                    None => eq,
+                    Some(prev) => binary(BinaryOp::Or, &prev, &eq, n)?,
+                });
+            }
+            let acc = acc.unwrap_or(Value::Scalar(ScalarValue::Boolean(Some(false))));
+            if *negated {
+                evaluate_not(acc, n)
+            } else {
+                Ok(acc)
+            }
+        }
+        Expr::Like {
+            expr: e,
+            pattern,
+            negated,
+            case_insensitive,
+        } => {
+            let v = evaluate(e, batch)?;
+            let p = evaluate(pattern, batch)?;
+            let all_scalar = v.is_scalar() && p.is_scalar();
+            let (vd, pd) = (v.datum()?, p.datum()?);
+            let r = match (negated, case_insensitive) {
+                (false, false) => {
+                    arrow::compute::kernels::comparison::like(vd.as_ref(), pd.as_ref())?
+                }
+                (true, false) => {
+                    arrow::compute::kernels::comparison::nlike(vd.as_ref(), pd.as_ref())?
+                }
+                (false, true) => {
+                    arrow::compute::kernels::comparison::ilike(vd.as_ref(), pd.as_ref())?
+                }
+                (true, true) => {
+                    arrow::compute::kernels::comparison::nilike(vd.as_ref(), pd.as_ref())?
+                }
+            };
+            finish(Arc::new(r), all_scalar)
+        }
+        Expr::Function {
+            func,
+            args,
+            data_type,
+        } => function(*func, args, data_type, batch),
+        Expr::Aggregate(_) => Err(QuarryError::exec("aggregate outside of an Aggregate node")),
+    }
+}
+
+fn evaluate_not(v: Value, n: usize) -> Result<Value> {
+    let scalar = v.is_scalar();
+    let a = v.into_array(if scalar { 1 } else { n })?;
+    finish(Arc::new(boolean::not(as_bool(&a)?)?), scalar)
+}
+
+/// The array as booleans; the binder makes sure of the type, so a mismatch is
+/// an internal error, never a panic.
+fn as_bool(a: &ArrayRef) -> Result<&BooleanArray> {
+    a.as_boolean_opt().ok_or_else(|| {
+        QuarryError::exec(format!(
+            "internal error: expected BOOLEAN, got {}",
+            a.data_type()
+        ))
+    })
+}
+
+/// Casts that fail on bad values instead of producing NULL.
+pub fn cast_checked(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    if a.data_type() == to {
+        return Ok(a.clone());
+    }
+    let opts = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    // As DuckDB and PostgreSQL: CAST(3.7 AS INTEGER) is 4, not 3.
+    let rounded;
+    let a = if to.is_integer()
+        && (a.data_type().is_floating() || matches!(a.data_type(), DataType::Decimal128(_, _)))
+    {
+        rounded = round(std::slice::from_ref(a), a.data_type())?;
+        &rounded
+    } else {
+        a
+    };
+    cast_with_options(a, to, &opts).map_err(|e| {
+        QuarryError::exec(format!(
+            "cannot cast {} to {}: {e}",
+            crate::plan::types::sql_type_name(a.data_type()),
+            crate::plan::types::sql_type_name(to)
+        ))
+    })
+}
+
+fn binary(op: BinaryOp, l: &Value, r: &Value, n: usize) -> Result<Value> {
+    let all_scalar = l.is_scalar() && r.is_scalar();
+    let len = if all_scalar { 1 } else { n };
+    let result: ArrayRef = match op {
+        BinaryOp::And | BinaryOp::Or => {
+            let la = l.clone().into_array(len)?;
+            let ra = r.clone().into_array(len)?;
+            let (lb, rb) = (as_bool(&la)?, as_bool(&ra)?);
+            Arc::new(if op == BinaryOp::And {
+                boolean::and_kleene(lb, rb)?
+            } else {
+                boolean::or_kleene(lb, rb)?
+            })
+        }
+        BinaryOp::Concat => {
+            let la = cast_checked(&l.clone().into_array(len)?, &DataType::Utf8)?;
+            let ra = cast_checked(&r.clone().into_array(len)?, &DataType::Utf8)?;
+            let (ls, rs) = (la.as_string::<i32>(), ra.as_string::<i32>());
+            let out: StringArray = ls
+                .iter()
+                .zip(rs.iter())
+                .map(|(a, b)| match (a, b) {
+                    (Some(a), Some(b)) => Some(format!("{a}{b}")),
+                    _ => None,
+                })
+                .collect();
+            Arc::new(out)
+        }
+        _ => {
+            let (ld, rd) = (l.datum()?, r.datum()?);
+            let (ld, rd) = (ld.as_ref(), rd.as_ref());
+            match op {
+                BinaryOp::Plus => numeric::add(ld, rd).map_err(overflow)?,
+                BinaryOp::Minus => numeric::sub(ld, rd).map_err(overflow)?,
+                BinaryOp::Multiply => numeric::mul(ld, rd).map_err(overflow)?,
+                BinaryOp::Divide => {
+                    check_no_zero(r, len)?;
+                    numeric::div(ld, rd).map_err(overflow)?
+                }
+                BinaryOp::Modulo => {
+                    check_no_zero(r, len)?;
+                    numeric::rem(ld, rd).map_err(overflow)?
+                }
+                BinaryOp::Eq => Arc::new(cmp::eq(ld, rd)?),
+                BinaryOp::NotEq => Arc::new(cmp::neq(ld, rd)?),
+                BinaryOp::Lt => Arc::new(cmp::lt(ld, rd)?),
+                BinaryOp::LtEq => Arc::new(cmp::lt_eq(ld, rd)?),
+                BinaryOp::Gt => Arc::new(cmp::gt(ld, rd)?),
+                BinaryOp::GtEq => Arc::new(cmp::gt_eq(ld, rd)?),
+                BinaryOp::And | BinaryOp::Or | BinaryOp::Concat => unreachable!("handled above"),
+            }
+        }
+    };
+    finish(result, all_scalar)
+}
+
+/// Division by zero is an error for every numeric type (floats would
+/// otherwise give infinity).
+fn check_no_zero(divisor: &Value, len: usize) -> Result<()> {
+    let a = divisor
+        .clone()
+        .into_array(if divisor.is_scalar() { 1 } else { len })?;
+    let zero = ScalarValue::new_zero(a.data_type())?.to_array_of_size(1)?;
+    let is_zero = cmp::eq(&a, &Scalar::new(zero))?;
+    if is_zero.true_count() > 0 {
+        return Err(QuarryError::exec("division by zero"));
+    }
+    Ok(())
+}
+
+fn overflow(e: arrow::error::ArrowError) -> QuarryError {
+    match e {
+        arrow::error::ArrowError::DivideByZero => QuarryError::exec("division by zero"),
+        arrow::error::ArrowError::ArithmeticOverflow(m) => {
+            QuarryError::exec(format!("numeric overflow: {m}"))
+        }
+        other => QuarryError::exec(other.to_string()),
+    }
+}
+
+/// CASE: each row takes the first branch whose condition is true. A branch's
+/// result is computed only on its own rows, so `CASE WHEN x = 0 THEN 0 ELSE
+/// 1 / x END` never divides by zero.
+fn case(
+    branches: &[(Expr, Expr)],
+    else_expr: Option<&Expr>,
+    data_type: &DataType,
+    batch: &RecordBatch,
+) -> Result<Value> {
+    let n = batch.num_rows();
+    // chosen[row] = branch index, or branches.len() for ELSE.
+    let mut chosen = vec![branches.len(); n];
+    let mut undecided = n;
+    for (b, (when, _)) in branches.iter().enumerate() {
+        if undecided == 0 {
+            break;
+        }
+        let cond = evaluate_predicate(when, batch)?;
+        for (row, c) in chosen.iter_mut().enumerate() {
+            if *c == branches.len() && cond.value(row) {
+                *c = b;
+                undecided -= 1;
+            }
+        }
+    }
+    let mut parts: Vec<ArrayRef> = Vec::with_capacity(branches.len() + 1);
+    let mut positions = vec![0usize; branches.len() + 1];
+    let mut indices: Vec<(usize, usize)> = Vec::with_capacity(n);
+    for &c in &chosen {
+        indices.push((c, positions[c]));
+        positions[c] += 1;
+    }
+    for b in 0..=branches.len() {
+        let expr = if b < branches.len() {
+            Some(&branches[b].1)
+        } else {
+            else_expr
+        };
+        let rows = positions[b];
+        let part = match expr {
+            _ if rows == 0 => new_null_array(data_type, 0),
+            None => new_null_array(data_type, rows),
+            Some(e) => {
+                let mask: BooleanArray = chosen.iter().map(|c| Some(*c == b)).collect();
+                let sub = arrow::compute::filter_record_batch(batch, &mask)?;
+                cast_checked(&evaluate_array(e, &sub)?, data_type)?
+            }
+        };
+        parts.push(part);
+    }
+    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+    Ok(Value::Array(arrow::compute::interleave(&refs, &indices)?))
+}
+
+fn function(
+    func: ScalarFunc,
+    args: &[Expr],
+    data_type: &DataType,
+    batch: &RecordBatch,
+) -> Result<Value> {
+    let values = args
+        .iter()
+        .map(|a| evaluate(a, batch))
+        .collect::<Result<Vec<_>>>()?;
+    let all_scalar = values.iter().all(|v| v.is_scalar());
+    let len = if all_scalar { 1 } else { batch.num_rows() };
+    let arrays = values
+        .into_iter()
+        .map(|v| v.into_array(len))
+        .collect::<Result<Vec<_>>>()?;
+    let result: ArrayRef = match func {
+        ScalarFunc::Extract(part) => {
+            use arrow::compute::kernels::temporal::{date_part, DatePart as P};
+            let p = match part {
+                DatePart::Year => P::Year,
+                DatePart::Quarter => P::Quarter,
+                DatePart::Month => P::Month,
+                DatePart::Day => P::Day,
+                DatePart::DayOfWeek => P::DayOfWeekSunday0,
+                DatePart::DayOfYear => P::DayOfYear,
+            };
+            cast_checked(&date_part(&arrays[0], p)?, &DataType::Int64)?
+        }
+        ScalarFunc::Substring => substring(&arrays)?,
+        ScalarFunc::Upper | ScalarFunc::Lower => {
+            let s = cast_checked(&arrays[0], &DataType::Utf8)?;
+            let out: StringArray = s
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        if func == ScalarFunc::Upper {
+                            v.to_uppercase()
+                        } else {
+                            v.to_lowercase()
+                        }
+                    })
+                })
+                .collect();
+            Arc::new(out)
+        }
+        ScalarFunc::Length => {
+            let s = cast_checked(&arrays[0], &DataType::Utf8)?;
+            let out: Int64Array = s
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(|v| v.chars().count() as i64))
+                .collect();
+            Arc::new(out)
+        }
+        ScalarFunc::Abs => {
+            let a = &arrays[0];
+            let neg = numeric::neg(a).map_err(overflow)?;
+            let is_neg = cmp::lt(
+                a,
+                &Scalar::new(ScalarValue::new_zero(a.data_type())?.to_array_of_size(1)?),
+            )?;
+            arrow::compute::kernels::zip::zip(&is_neg, &neg, a)?
+        }
+        ScalarFunc::Round => round(&arrays, data_type)?,
+        ScalarFunc::Coalesce => {
+            let mut result = arrays[arrays.len() - 1].clone();
+            for a in arrays.iter().rev().skip(1) {
+                let present = arrow::compute::is_not_null(a)?;
+                result = arrow::compute::kernels::zip::zip(&present, a, &result)?;
+            }
+            result
+        }
+    };
+    finish(cast_checked(&result, data_type)?, all_scalar)
+}
+
+/// substring(s, start [, count]) with 1-based start, counting characters.
+fn substring(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = cast_checked(&arrays[0], &DataType::Utf8)?;
+    let start = cast_checked(&arrays[1], &DataType::Int64)?;
+    let count = match arrays.get(2) {
+        Some(c) => Some(cast_checked(c, &DataType::Int64)?),
+        None => None,
+    };
+    let s = s.as_string::<i32>();
+    let start = start.as_primitive::<arrow::datatypes::Int64Type>();
+    let count = count
+        .as_ref()
+        .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>());
+    let out: StringArray = (0..s.len())
+        .map(|i| {
+            if s.is_null(i) || start.is_null(i) || count.is_some_and(|c| c.is_null(i)) {
+                return Ok(None);
+            }
+            let from = start.value(i);
+            // SQL: characters from position `from` up to `from + count - 1`,
+            // where positions before 1 are cut off.
+            let end = match count {
+                Some(c) => {
+                    let c = c.value(i);
+                    if c < 0 {
+                        return Err(QuarryError::exec("negative substring length not allowed"));
+                    }
+                    Some(from.saturating_add(c))
+                }
+                None => None,
+            };
+            let first = from.max(1);
+            let text: String = s
+                .value(i)
+                .chars()
+                .enumerate()
+                .filter(|(k, _)| {
+                    let pos = *k as i64 + 1;
+                    pos >= first && end.is_none_or(|e| pos < e)
+                })
+                .map(|(_, ch)| ch)
+                .collect();
+            Ok(Some(text))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(out))
+}
+
+fn round(arrays: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef> {
+    let digits = match arrays.get(1) {
+        Some(d) => {
+            let d = cast_checked(d, &DataType::Int64)?;
+            let d = d.as_primitive::<arrow::datatypes::Int64Type>();
+            if d.is_null(0) {
+                0
+            } else {
+                d.value(0)
+            }
+        }
+        None => 0,
+    };
+    match arrays[0].data_type() {
+        DataType::Decimal128(_, s) => {
+            let s = *s as i64;
+            let a = arrays[0].as_primitive::<arrow::datatypes::Decimal128Type>();
+            let drop = (s - digits).max(0) as u32;
+            let factor = 10i128.pow(drop);
+            let out: arrow::array::Decimal128Array = a.unary(|v| {
+                if drop == 0 {
+                    return v;
+                }
+                let half = factor / 2;
+                let q = if v >= 0 {
+                    (v + half) / factor
+                } else {
+                    (v - half) / factor
+                };
+                q * factor
+            });
+            let a = out.with_data_type(arrays[0].data_type().clone());
+            cast_checked(&(Arc::new(a) as ArrayRef), data_type)
+        }
+        _ => {
+            let f = cast_checked(&arrays[0], &DataType::Float64)?;
+            let p = 10f64.powi(digits as i32);
+            let out: arrow::array::Float64Array = f
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .unary(|v| (v * p).round() / p);
+            Ok(Arc::new(out))
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Operators, vectorized over Arrow arrays with the arrow compute kernels.
+
+pub mod aggregate;
+pub mod expr;
+pub mod operator;
+pub mod repartition;
+pub mod sort;

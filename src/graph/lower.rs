@@ -1,0 +1,231 @@
+//! Lowering a logical plan into a task graph.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::{OpSpec, Sink, Source, Stage, TaskGraph};
+use crate::error::Result;
+use crate::exec::aggregate::{state_fields, AggMode};
+use crate::plan::{AggregateExpr, Expr, LogicalPlan};
+
+/// A stage under construction: its source, operators so far and schema.
+struct Pipeline {
+    source: Source,
+    ops: Vec<OpSpec>,
+    partitions: usize,
+    schema: SchemaRef,
+}
+
+struct Lowering {
+    stages: Vec<Stage>,
+    target_partitions: usize,
+}
+
+/// Cuts `plan` into stages; hash exchanges use `target_partitions` partitions.
+pub fn lower(plan: &LogicalPlan, target_partitions: usize) -> Result<TaskGraph> {
+    let mut l = Lowering {
+        stages: vec![],
+        target_partitions: target_partitions.max(1),
+    };
+    let root = l.lower(plan)?;
+    l.close(root, Sink::Output);
+    Ok(TaskGraph { stages: l.stages })
+}
+
+impl Lowering {
+    /// Ends `p` with `sink` and starts the pipeline that reads from it.
+    fn exchange(&mut self, p: Pipeline, sink: Sink) -> Pipeline {
+        let partitions = sink.consumer_partitions();
+        let schema = p.schema.clone();
+        let stage = self.close(p, sink);
+        Pipeline {
+            source: Source::Exchange { stage },
+            ops: vec![],
+            partitions,
+            schema,
+        }
+    }
+
+    fn close(&mut self, p: Pipeline, sink: Sink) -> usize {
+        let id = self.stages.len();
+        self.stages.push(Stage {
+            id,
+            source: p.source,
+            ops: p.ops,
+            sink,
+            partitions: p.partitions,
+            schema: p.schema,
+        });
+        id
+    }
+
+    fn hash_sink(&self, keys: Vec<Expr>, schema: &Schema) -> Result<Sink> {
+        if keys.is_empty() {
+            return Ok(Sink::Gather);
+        }
+        let key_types = keys
+            .iter()
+            .map(|k| k.data_type(schema))
+            .collect::<Result<_>>()?;
+        Ok(Sink::Hash {
+            keys,
+            key_types,
+            partitions: self.target_partitions,
+        })
+    }
+
+    fn lower(&mut self, plan: &LogicalPlan) -> Result<Pipeline> {
+        Ok(match plan {
+            LogicalPlan::Scan(scan) => {
+                let partitions = scan.provider.partitions(&scan.projection, &scan.filters)?;
+                Pipeline {
+                    partitions: partitions.len(),
+                    source: Source::Scan {
+                        table: scan.table_name.clone(),
+                        partitions,
+                    },
+                    ops: vec![],
+                    schema: scan.schema.clone(),
+                }
+            }
+            LogicalPlan::Values { schema, batches } => Pipeline {
+                source: Source::Values(batches.clone()),
+                ops: vec![],
+                partitions: 1,
+                schema: schema.clone(),
+            },
+            LogicalPlan::Filter { input, predicate } => {
+                let mut p = self.lower(input)?;
+                p.ops.push(OpSpec::Filter(predicate.clone()));
+                p
+            }
+            LogicalPlan::Project {
+                input,
+                exprs,
+                schema,
+            } => {
+                let mut p = self.lower(input)?;
+                p.ops.push(OpSpec::Project {
+                    exprs: exprs.clone(),
+                    schema: schema.clone(),
+                });
+                p.schema = schema.clone();
+                p
+            }
+            LogicalPlan::Aggregate {
+                input,
+                group,
+                aggs,
+                schema,
+            } => {
+                let p = self.lower(input)?;
+                self.lower_aggregate(p, group, aggs, schema.clone())?
+            }
+            LogicalPlan::Sort { input, keys, fetch } => {
+                let mut p = self.lower(input)?;
+                let sort = OpSpec::Sort {
+                    keys: keys.clone(),
+                    fetch: *fetch,
+                    schema: p.schema.clone(),
+                };
+                if p.partitions > 1 {
+                    // Sort (or top-k) each partition, then merge the runs.
+                    p.ops.push(sort.clone());
+                    p = self.exchange(p, Sink::Gather);
+                }
+                p.ops.push(sort);
+                p
+            }
+            LogicalPlan::Limit { input, skip, fetch } => {
+                let mut p = self.lower(input)?;
+                if p.partitions > 1 {
+                    if let Some(f) = fetch {
+                        p.ops.push(OpSpec::Limit {
+                            skip: 0,
+                            fetch: Some(skip + f),
+                        });
+                    }
+                    p = self.exchange(p, Sink::Gather);
+                }
+                p.ops.push(OpSpec::Limit {
+                    skip: *skip,
+                    fetch: *fetch,
+                });
+                p
+            }
+        })
+    }
+
+    fn lower_aggregate(
+        &mut self,
+        mut p: Pipeline,
+        group: &[Expr],
+        aggs: &[AggregateExpr],
+        schema: SchemaRef,
+    ) -> Result<Pipeline> {
+        let in_schema = p.schema.clone();
+        let arg_types: Vec<DataType> = aggs
+            .iter()
+            .map(|a| match &a.arg {
+                Some(e) => e.data_type(&in_schema),
+                None => Ok(DataType::Int64),
+            })
+            .collect::<Result<_>>()?;
+        let single = |input_schema: SchemaRef| OpSpec::Aggregate {
+            mode: AggMode::Single,
+            group: group.to_vec(),
+            aggs: aggs.to_vec(),
+            input_schema,
+            output_schema: schema.clone(),
+            arg_types: arg_types.clone(),
+        };
+        // One partition needs no exchange; but with no partitions at all an
+        // aggregate without GROUP BY must still produce its one row, which
+        // the final phase below does.
+        if p.partitions == 1 || (p.partitions == 0 && !group.is_empty()) {
+            p.ops.push(single(in_schema));
+            p.schema = schema;
+            return Ok(p);
+        }
+        if aggs.iter().any(|a| a.distinct) {
+            // Distinct sets cannot be merged cheaply: send raw rows by group key.
+            let sink = self.hash_sink(group.to_vec(), &in_schema)?;
+            let mut p = self.exchange(p, sink);
+            p.ops.push(single(in_schema));
+            p.schema = schema;
+            return Ok(p);
+        }
+        // Partial state: the group columns, then each aggregate's state columns.
+        let mut fields: Vec<Field> = schema.fields()[..group.len()]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (i, (a, t)) in aggs.iter().zip(&arg_types).enumerate() {
+            fields.extend(state_fields(a, t, &format!("agg{i}")));
+        }
+        let state_schema = Arc::new(Schema::new(fields));
+        p.ops.push(OpSpec::Aggregate {
+            mode: AggMode::Partial,
+            group: group.to_vec(),
+            aggs: aggs.to_vec(),
+            input_schema: in_schema,
+            output_schema: state_schema.clone(),
+            arg_types: arg_types.clone(),
+        });
+        p.schema = state_schema.clone();
+        let keys: Vec<Expr> = (0..group.len()).map(Expr::Column).collect();
+        let sink = self.hash_sink(keys.clone(), &state_schema)?;
+        let mut p = self.exchange(p, sink);
+        p.ops.push(OpSpec::Aggregate {
+            mode: AggMode::Final,
+            group: keys,
+            aggs: aggs.to_vec(),
+            input_schema: state_schema,
+            output_schema: schema.clone(),
+            arg_types,
+        });
+        p.schema = schema;
+        Ok(p)
+    }
+}

@@ -1,0 +1,189 @@
+//! The task graph: an optimized plan cut at pipeline breakers into stages. A
+//! stage is a fused pipeline (source → operators → sink) run once per
+//! partition; one run is a task. Exchanges join the sinks of one stage to the
+//! sources of the next.
+
+mod lower;
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+pub use lower::lower;
+
+use crate::catalog::ScanPartition;
+use crate::error::Result;
+use crate::exec::aggregate::{AggMode, AggregateOp};
+use crate::exec::operator::{FilterOp, LimitOp, Operator, ProjectOp};
+use crate::exec::sort::SortOp;
+use crate::plan::{AggregateExpr, Expr, SortKey};
+
+#[derive(Debug)]
+pub struct TaskGraph {
+    /// Stages in an order where every stage comes after the stages it reads.
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug)]
+pub struct Stage {
+    pub id: usize,
+    pub source: Source,
+    pub ops: Vec<OpSpec>,
+    pub sink: Sink,
+    pub partitions: usize,
+    /// Schema of the batches the sink receives.
+    pub schema: SchemaRef,
+}
+
+pub enum Source {
+    Scan {
+        table: String,
+        partitions: Vec<Arc<dyn ScanPartition>>,
+    },
+    Values(Vec<RecordBatch>),
+    /// Partition p reads what every task of `stage` sent to partition p.
+    Exchange {
+        stage: usize,
+    },
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Scan { table, partitions } => {
+                write!(f, "Scan {table} ({} partitions)", partitions.len())
+            }
+            Source::Values(b) => write!(f, "Values ({} batches)", b.len()),
+            Source::Exchange { stage } => write!(f, "Exchange from stage {stage}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Sink {
+    /// Hash-repartition rows by `keys` into `partitions` partitions.
+    Hash {
+        keys: Vec<Expr>,
+        key_types: Vec<DataType>,
+        partitions: usize,
+    },
+    /// Everything to a single partition.
+    Gather,
+    /// The query's result, in partition order.
+    Output,
+}
+
+impl Sink {
+    /// Partitions of the stage that reads this sink.
+    pub fn consumer_partitions(&self) -> usize {
+        match self {
+            Sink::Hash { partitions, .. } => *partitions,
+            Sink::Gather | Sink::Output => 1,
+        }
+    }
+}
+
+/// The description of an operator; each task instantiates its own.
+#[derive(Debug, Clone)]
+pub enum OpSpec {
+    Filter(Expr),
+    Project {
+        exprs: Vec<Expr>,
+        schema: SchemaRef,
+    },
+    Aggregate {
+        mode: AggMode,
+        group: Vec<Expr>,
+        aggs: Vec<AggregateExpr>,
+        input_schema: SchemaRef,
+        output_schema: SchemaRef,
+        arg_types: Vec<DataType>,
+    },
+    Sort {
+        keys: Vec<SortKey>,
+        fetch: Option<usize>,
+        schema: SchemaRef,
+    },
+    Limit {
+        skip: usize,
+        fetch: Option<usize>,
+    },
+}
+
+impl OpSpec {
+    pub fn instantiate(&self) -> Result<Box<dyn Operator>> {
+        Ok(match self {
+            OpSpec::Filter(p) => Box::new(FilterOp {
+                predicate: p.clone(),
+            }),
+            OpSpec::Project { exprs, schema } => Box::new(ProjectOp {
+                exprs: exprs.clone(),
+                schema: schema.clone(),
+            }),
+            OpSpec::Aggregate {
+                mode,
+                group,
+                aggs,
+                input_schema,
+                output_schema,
+                arg_types,
+            } => Box::new(AggregateOp::new(
+                *mode,
+                group.clone(),
+                aggs.clone(),
+                input_schema,
+                output_schema.clone(),
+                arg_types,
+            )?),
+            OpSpec::Sort {
+                keys,
+                fetch,
+                schema,
+            } => Box::new(SortOp::new(keys.clone(), *fetch, schema.clone())),
+            OpSpec::Limit { skip, fetch } => Box::new(LimitOp::new(*skip, *fetch)),
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            OpSpec::Filter(_) => "Filter".into(),
+            OpSpec::Project { .. } => "Project".into(),
+            OpSpec::Aggregate { mode, group, .. } => {
+                format!("{mode:?}Aggregate({} keys)", group.len())
+            }
+            OpSpec::Sort { fetch: Some(k), .. } => format!("TopK({k})"),
+            OpSpec::Sort { .. } => "Sort".into(),
+            OpSpec::Limit { skip, fetch } => match fetch {
+                Some(f) => format!("Limit(skip={skip}, fetch={f})"),
+                None => format!("Limit(skip={skip})"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for TaskGraph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.stages {
+            let ops: Vec<String> = s.ops.iter().map(|o| o.name()).collect();
+            let sink = match &s.sink {
+                Sink::Hash {
+                    keys, partitions, ..
+                } => format!("hash({} keys) → {partitions} partitions", keys.len()),
+                Sink::Gather => "gather → 1 partition".into(),
+                Sink::Output => "output".into(),
+            };
+            let mut pipeline = vec![format!("{:?}", s.source)];
+            pipeline.extend(ops);
+            writeln!(
+                f,
+                "Stage {} [{} tasks]: {} ⇒ {sink}",
+                s.id,
+                s.partitions,
+                pipeline.join(" → ")
+            )?;
+        }
+        Ok(())
+    }
+}

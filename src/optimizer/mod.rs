@@ -1,0 +1,64 @@
+//! The optimizer: a list of rules, each in its own file, applied in order.
+
+mod constant_folding;
+mod projection_pushdown;
+mod scan_filters;
+mod top_k;
+
+use crate::error::Result;
+use crate::plan::LogicalPlan;
+
+pub use constant_folding::fold_expr;
+
+pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let plan = constant_folding::fold_plan(plan)?;
+    let plan = projection_pushdown::push_down_projections(plan)?;
+    let plan = scan_filters::push_filters_into_scans(plan);
+    let plan = top_k::sort_limit_to_top_k(plan);
+    Ok(plan)
+}
+
+/// Rebuilds `plan` with `f` applied to each direct input.
+pub(crate) fn map_inputs(
+    plan: LogicalPlan,
+    f: &mut dyn FnMut(LogicalPlan) -> Result<LogicalPlan>,
+) -> Result<LogicalPlan> {
+    let mut bx = |p: Box<LogicalPlan>| -> Result<Box<LogicalPlan>> { Ok(Box::new(f(*p)?)) };
+    Ok(match plan {
+        LogicalPlan::Scan(_) | LogicalPlan::Values { .. } => plan,
+        LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
+            input: bx(input)?,
+            predicate,
+        },
+        LogicalPlan::Project {
+            input,
+            exprs,
+            schema,
+        } => LogicalPlan::Project {
+            input: bx(input)?,
+            exprs,
+            schema,
+        },
+        LogicalPlan::Aggregate {
+            input,
+            group,
+            aggs,
+            schema,
+        } => LogicalPlan::Aggregate {
+            input: bx(input)?,
+            group,
+            aggs,
+            schema,
+        },
+        LogicalPlan::Sort { input, keys, fetch } => LogicalPlan::Sort {
+            input: bx(input)?,
+            keys,
+            fetch,
+        },
+        LogicalPlan::Limit { input, skip, fetch } => LogicalPlan::Limit {
+            input: bx(input)?,
+            skip,
+            fetch,
+        },
+    })
+}

@@ -1,0 +1,169 @@
+//! Projection push-down: every node keeps only the columns someone above it
+//! reads, so a scan decodes only the columns the query needs.
+
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+
+use crate::error::Result;
+use crate::plan::{Expr, LogicalPlan};
+
+pub fn push_down_projections(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let all: Vec<usize> = (0..plan.schema().fields().len()).collect();
+    prune(plan, &all)
+}
+
+/// Sorted, deduplicated column list.
+fn normalize(mut cols: Vec<usize>) -> Vec<usize> {
+    cols.sort_unstable();
+    cols.dedup();
+    cols
+}
+
+/// Where old column `i` lands once only `kept` remain.
+fn position_in(kept: &[usize]) -> impl Fn(usize) -> usize + '_ {
+    move |i| {
+        kept.binary_search(&i)
+            .unwrap_or_else(|_| unreachable!("column {i} was kept"))
+    }
+}
+
+/// Columns `required` (sorted) of `plan`'s output, as a Project over `plan`
+/// whose output is `have` (sorted, a superset).
+fn select(plan: LogicalPlan, have: &[usize], required: &[usize]) -> Result<LogicalPlan> {
+    if have == required {
+        return Ok(plan);
+    }
+    let schema = plan.schema();
+    let pos = position_in(have);
+    let exprs: Vec<Expr> = required.iter().map(|&c| Expr::Column(pos(c))).collect();
+    let names: Vec<String> = exprs
+        .iter()
+        .map(|e| match e {
+            Expr::Column(i) => schema.field(*i).name().clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    LogicalPlan::project(plan, exprs, &names)
+}
+
+/// Rewrites `plan` so that its output is exactly the old columns `required`
+/// (sorted), in that order.
+fn prune(plan: LogicalPlan, required: &[usize]) -> Result<LogicalPlan> {
+    match plan {
+        LogicalPlan::Scan(mut scan) => {
+            let pos = position_in(required);
+            scan.projection = required.iter().map(|&i| scan.projection[i]).collect();
+            scan.filters = std::mem::take(&mut scan.filters)
+                .into_iter()
+                .map(|f| f.remap_columns(&pos))
+                .collect();
+            scan.schema = Arc::new(scan.schema.project(required)?);
+            Ok(LogicalPlan::Scan(scan))
+        }
+        LogicalPlan::Values { schema, batches } => {
+            let schema = Arc::new(schema.project(required)?);
+            let batches = batches
+                .iter()
+                .map(|b| Ok(b.project(required)?))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(LogicalPlan::Values { schema, batches })
+        }
+        LogicalPlan::Filter { input, predicate } => {
+            let mut needed = required.to_vec();
+            predicate.columns(&mut needed);
+            let needed = normalize(needed);
+            let input = prune(*input, &needed)?;
+            let pos = position_in(&needed);
+            let filtered = LogicalPlan::Filter {
+                input: Box::new(input),
+                predicate: predicate.remap_columns(&pos),
+            };
+            select(filtered, &needed, required)
+        }
+        LogicalPlan::Project {
+            input,
+            exprs,
+            schema,
+        } => {
+            let kept: Vec<Expr> = required.iter().map(|&i| exprs[i].clone()).collect();
+            let mut needed = Vec::new();
+            kept.iter().for_each(|e| e.columns(&mut needed));
+            let needed = normalize(needed);
+            let input = prune(*input, &needed)?;
+            let pos = position_in(&needed);
+            let fields: Vec<_> = required.iter().map(|&i| schema.field(i).clone()).collect();
+            Ok(LogicalPlan::Project {
+                input: Box::new(input),
+                exprs: kept.into_iter().map(|e| e.remap_columns(&pos)).collect(),
+                schema: Arc::new(Schema::new(fields)),
+            })
+        }
+        LogicalPlan::Aggregate {
+            input,
+            group,
+            aggs,
+            schema,
+        } => {
+            let ng = group.len();
+            // Group columns always stay (they define the rows); unused aggregates go.
+            let kept_aggs: Vec<usize> = required
+                .iter()
+                .filter(|&&i| i >= ng)
+                .map(|&i| i - ng)
+                .collect();
+            let mut needed = Vec::new();
+            group.iter().for_each(|g| g.columns(&mut needed));
+            for &j in &kept_aggs {
+                if let Some(a) = &aggs[j].arg {
+                    a.columns(&mut needed);
+                }
+            }
+            let needed = normalize(needed);
+            let input = prune(*input, &needed)?;
+            let pos = position_in(&needed);
+            let new_aggs: Vec<_> = kept_aggs
+                .iter()
+                .map(|&j| {
+                    let mut a = aggs[j].clone();
+                    a.arg = a.arg.map(|e| e.remap_columns(&pos));
+                    a
+                })
+                .collect();
+            let mut out_cols: Vec<usize> = (0..ng).collect();
+            out_cols.extend(kept_aggs.iter().map(|j| j + ng));
+            let fields: Vec<_> = out_cols.iter().map(|&i| schema.field(i).clone()).collect();
+            let agg = LogicalPlan::Aggregate {
+                input: Box::new(input),
+                group: group.into_iter().map(|g| g.remap_columns(&pos)).collect(),
+                aggs: new_aggs,
+                schema: Arc::new(Schema::new(fields)),
+            };
+            select(agg, &out_cols, required)
+        }
+        LogicalPlan::Sort { input, keys, fetch } => {
+            let mut needed = required.to_vec();
+            keys.iter().for_each(|k| k.expr.columns(&mut needed));
+            let needed = normalize(needed);
+            let input = prune(*input, &needed)?;
+            let pos = position_in(&needed);
+            let sorted = LogicalPlan::Sort {
+                input: Box::new(input),
+                keys: keys
+                    .into_iter()
+                    .map(|mut k| {
+                        k.expr = k.expr.remap_columns(&pos);
+                        k
+                    })
+                    .collect(),
+                fetch,
+            };
+            select(sorted, &needed, required)
+        }
+        LogicalPlan::Limit { input, skip, fetch } => Ok(LogicalPlan::Limit {
+            input: Box::new(prune(*input, required)?),
+            skip,
+            fetch,
+        }),
+    }
+}

@@ -1,0 +1,474 @@
+//! Bound, typed expressions. Columns are referenced by their index in the
+//! input schema of the node that evaluates the expression.
+
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion_common::ScalarValue;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Plus,
+    Minus,
+    Multiply,
+    Divide,
+    Modulo,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    And,
+    Or,
+    Concat,
+}
+
+impl BinaryOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq
+        )
+    }
+
+    pub fn is_arithmetic(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Plus
+                | BinaryOp::Minus
+                | BinaryOp::Multiply
+                | BinaryOp::Divide
+                | BinaryOp::Modulo
+        )
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Plus => "+",
+            BinaryOp::Minus => "-",
+            BinaryOp::Multiply => "*",
+            BinaryOp::Divide => "/",
+            BinaryOp::Modulo => "%",
+            BinaryOp::Eq => "=",
+            BinaryOp::NotEq => "<>",
+            BinaryOp::Lt => "<",
+            BinaryOp::LtEq => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::GtEq => ">=",
+            BinaryOp::And => "AND",
+            BinaryOp::Or => "OR",
+            BinaryOp::Concat => "||",
+        }
+    }
+
+    /// The operator with its operands swapped (`a < b` ⇔ `b > a`).
+    pub fn swap(self) -> BinaryOp {
+        match self {
+            BinaryOp::Lt => BinaryOp::Gt,
+            BinaryOp::LtEq => BinaryOp::GtEq,
+            BinaryOp::Gt => BinaryOp::Lt,
+            BinaryOp::GtEq => BinaryOp::LtEq,
+            other => other,
+        }
+    }
+}
+
+/// Scalar functions with a fixed meaning; the binder checks their arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScalarFunc {
+    /// extract(part from date) → BIGINT
+    Extract(DatePart),
+    /// substring(string, start [, length]), 1-based
+    Substring,
+    Upper,
+    Lower,
+    Length,
+    Abs,
+    Round,
+    Coalesce,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatePart {
+    Year,
+    Quarter,
+    Month,
+    Day,
+    DayOfWeek,
+    DayOfYear,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Column(usize),
+    Literal(ScalarValue),
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Not(Box<Expr>),
+    Negative(Box<Expr>),
+    IsNull(Box<Expr>),
+    IsNotNull(Box<Expr>),
+    Cast {
+        expr: Box<Expr>,
+        to: DataType,
+    },
+    /// Searched CASE; a simple CASE is bound as comparisons.
+    Case {
+        branches: Vec<(Expr, Expr)>,
+        else_expr: Option<Box<Expr>>,
+        data_type: DataType,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+    },
+    Function {
+        func: ScalarFunc,
+        args: Vec<Expr>,
+        data_type: DataType,
+    },
+    /// An aggregate call met while binding SELECT/HAVING/ORDER BY; the binder
+    /// replaces it by a column of the Aggregate node before the plan is built.
+    Aggregate(Box<AggregateExpr>),
+}
+
+impl Expr {
+    pub fn lit(v: ScalarValue) -> Expr {
+        Expr::Literal(v)
+    }
+
+    pub fn binary(op: BinaryOp, left: Expr, right: Expr) -> Expr {
+        Expr::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        }
+    }
+
+    pub fn cast(self, to: DataType) -> Expr {
+        Expr::Cast {
+            expr: Box::new(self),
+            to,
+        }
+    }
+
+    /// The conjunction of `exprs` (`true` when empty).
+    pub fn and_all(exprs: Vec<Expr>) -> Expr {
+        exprs
+            .into_iter()
+            .reduce(|a, b| Expr::binary(BinaryOp::And, a, b))
+            .unwrap_or(Expr::Literal(ScalarValue::Boolean(Some(true))))
+    }
+
+    /// Splits `a AND b AND c` into its conjuncts.
+    pub fn split_conjunction(self) -> Vec<Expr> {
+        match self {
+            Expr::Binary {
+                op: BinaryOp::And,
+                left,
+                right,
+            } => {
+                let mut v = left.split_conjunction();
+                v.extend(right.split_conjunction());
+                v
+            }
+            other => vec![other],
+        }
+    }
+
+    /// The type this expression produces over `input`.
+    pub fn data_type(&self, input: &Schema) -> Result<DataType> {
+        Ok(match self {
+            Expr::Column(i) => input.field(*i).data_type().clone(),
+            Expr::Literal(v) => v.data_type(),
+            Expr::Binary { op, left, right } => {
+                if op.is_comparison() || matches!(op, BinaryOp::And | BinaryOp::Or) {
+                    DataType::Boolean
+                } else if *op == BinaryOp::Concat {
+                    DataType::Utf8
+                } else {
+                    arithmetic_result_type(*op, &left.data_type(input)?, &right.data_type(input)?)
+                }
+            }
+            Expr::Not(_)
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::InList { .. }
+            | Expr::Like { .. } => DataType::Boolean,
+            Expr::Negative(e) => e.data_type(input)?,
+            Expr::Cast { to, .. } => to.clone(),
+            Expr::Case { data_type, .. } | Expr::Function { data_type, .. } => data_type.clone(),
+            Expr::Aggregate(a) => a.data_type(input)?,
+        })
+    }
+
+    pub fn nullable(&self, input: &Schema) -> bool {
+        match self {
+            Expr::Column(i) => input.field(*i).is_nullable(),
+            Expr::Literal(v) => v.is_null(),
+            Expr::IsNull(_) | Expr::IsNotNull(_) => false,
+            _ => true,
+        }
+    }
+
+    /// A field for this expression's output column.
+    pub fn to_field(&self, name: &str, input: &Schema) -> Result<Field> {
+        Ok(Field::new(
+            name,
+            self.data_type(input)?,
+            self.nullable(input),
+        ))
+    }
+
+    /// Every column index this expression reads.
+    pub fn columns(&self, out: &mut Vec<usize>) {
+        self.visit(&mut |e| {
+            if let Expr::Column(i) = e {
+                out.push(*i);
+            }
+        });
+    }
+
+    /// Calls `f` on this expression and every sub-expression (pre-order).
+    pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Binary { left, right, .. } => {
+                left.visit(f);
+                right.visit(f);
+            }
+            Expr::Not(e) | Expr::Negative(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => e.visit(f),
+            Expr::Cast { expr, .. } => expr.visit(f),
+            Expr::Case {
+                branches,
+                else_expr,
+                ..
+            } => {
+                for (w, t) in branches {
+                    w.visit(f);
+                    t.visit(f);
+                }
+                if let Some(e) = else_expr {
+                    e.visit(f);
+                }
+            }
+            Expr::InList { expr, list, .. } => {
+                expr.visit(f);
+                list.iter().for_each(|e| e.visit(f));
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.visit(f);
+                pattern.visit(f);
+            }
+            Expr::Function { args, .. } => args.iter().for_each(|e| e.visit(f)),
+            Expr::Aggregate(a) => {
+                if let Some(arg) = &a.arg {
+                    arg.visit(f)
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the expression bottom-up: `f` sees each node after its children
+    /// were rewritten, and returns its replacement.
+    pub fn transform_up(self, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
+        let rebuilt = self.map_children(&mut |c| c.transform_up(f))?;
+        f(rebuilt)
+    }
+
+    /// Rebuilds top-down: `f` returns `Ok(Some(e))` to replace a node (its
+    /// children are not visited), `Ok(None)` to descend.
+    pub fn transform_down(self, f: &mut dyn FnMut(&Expr) -> Result<Option<Expr>>) -> Result<Expr> {
+        if let Some(replaced) = f(&self)? {
+            return Ok(replaced);
+        }
+        self.map_children(&mut |c| c.transform_down(f))
+    }
+
+    fn map_children(self, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<Expr> {
+        let bx = |e: Box<Expr>, f: &mut dyn FnMut(Expr) -> Result<Expr>| -> Result<Box<Expr>> {
+            Ok(Box::new(f(*e)?))
+        };
+        Ok(match self {
+            Expr::Column(_) | Expr::Literal(_) => self,
+            Expr::Binary { op, left, right } => Expr::Binary {
+                op,
+                left: bx(left, f)?,
+                right: bx(right, f)?,
+            },
+            Expr::Not(e) => Expr::Not(bx(e, f)?),
+            Expr::Negative(e) => Expr::Negative(bx(e, f)?),
+            Expr::IsNull(e) => Expr::IsNull(bx(e, f)?),
+            Expr::IsNotNull(e) => Expr::IsNotNull(bx(e, f)?),
+            Expr::Cast { expr, to } => Expr::Cast {
+                expr: bx(expr, f)?,
+                to,
+            },
+            Expr::Case {
+                branches,
+                else_expr,
+                data_type,
+            } => Expr::Case {
+                branches: branches
+                    .into_iter()
+                    .map(|(w, t)| Ok((f(w)?, f(t)?)))
+                    .collect::<Result<_>>()?,
+                else_expr: else_expr.map(|e| bx(e, f)).transpose()?,
+                data_type,
+            },
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList {
+                expr: bx(expr, f)?,
+                list: list.into_iter().map(&mut *f).collect::<Result<_>>()?,
+                negated,
+            },
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => Expr::Like {
+                expr: bx(expr, f)?,
+                pattern: bx(pattern, f)?,
+                negated,
+                case_insensitive,
+            },
+            Expr::Function {
+                func,
+                args,
+                data_type,
+            } => Expr::Function {
+                func,
+                args: args.into_iter().map(&mut *f).collect::<Result<_>>()?,
+                data_type,
+            },
+            Expr::Aggregate(mut a) => {
+                a.arg = a.arg.map(&mut *f).transpose()?;
+                Expr::Aggregate(a)
+            }
+        })
+    }
+
+    /// Replaces each column index `i` by `map(i)`.
+    pub fn remap_columns(self, map: &dyn Fn(usize) -> usize) -> Expr {
+        self.transform_up(&mut |e| {
+            Ok(match e {
+                Expr::Column(i) => Expr::Column(map(i)),
+                other => other,
+            })
+        })
+        .unwrap_or_else(|_| unreachable!("remapping columns cannot fail"))
+    }
+
+    /// Whether the expression reads no column (so it can be folded).
+    pub fn is_constant(&self) -> bool {
+        let mut constant = true;
+        self.visit(&mut |e| {
+            if matches!(e, Expr::Column(_) | Expr::Aggregate(_)) {
+                constant = false;
+            }
+        });
+        constant
+    }
+}
+
+/// Result type of `+ - * / %` once the binder has coerced both sides.
+pub fn arithmetic_result_type(op: BinaryOp, l: &DataType, r: &DataType) -> DataType {
+    use DataType::*;
+    match (l, r) {
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => match op {
+            BinaryOp::Plus | BinaryOp::Minus => {
+                let s = *s1.max(s2);
+                let p = (s as i16 + (*p1 as i16 - *s1 as i16).max(*p2 as i16 - *s2 as i16) + 1)
+                    .min(38) as u8;
+                Decimal128(p, s)
+            }
+            BinaryOp::Multiply => Decimal128((*p1 + *p2 + 1).min(38), s1 + s2),
+            _ => Decimal128(*p1.max(p2), *s1.max(s2)),
+        },
+        (Date32, Interval(_)) | (Interval(_), Date32) => Date32,
+        (Date32, Date32) => Int64,
+        _ => l.clone(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFunc {
+    Count,
+    CountStar,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggFunc {
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFunc::Count => "count",
+            AggFunc::CountStar => "count_star",
+            AggFunc::Sum => "sum",
+            AggFunc::Avg => "avg",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateExpr {
+    pub func: AggFunc,
+    /// None only for count(*).
+    pub arg: Option<Expr>,
+    pub distinct: bool,
+}
+
+impl AggregateExpr {
+    pub fn data_type(&self, input: &Schema) -> Result<DataType> {
+        let arg_type = match &self.arg {
+            Some(a) => a.data_type(input)?,
+            None => DataType::Int64,
+        };
+        Ok(aggregate_result_type(self.func, &arg_type))
+    }
+}
+
+pub fn aggregate_result_type(func: AggFunc, arg: &DataType) -> DataType {
+    match func {
+        AggFunc::Count | AggFunc::CountStar => DataType::Int64,
+        AggFunc::Avg => DataType::Float64,
+        AggFunc::Sum => match arg {
+            DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
+            t if t.is_floating() => DataType::Float64,
+            _ => DataType::Int64,
+        },
+        AggFunc::Min | AggFunc::Max => arg.clone(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub asc: bool,
+    pub nulls_first: bool,
+}

@@ -1,0 +1,125 @@
+//! Logical plan nodes. Every node knows its output schema.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use super::expr::{AggregateExpr, Expr, SortKey};
+use crate::catalog::TableProvider;
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// The name the table was referred to by (for EXPLAIN).
+    pub table_name: String,
+    pub provider: Arc<dyn TableProvider>,
+    /// Table columns to read, in output order.
+    pub projection: Vec<usize>,
+    /// Conjuncts over the scan's output schema, used to prune partitions
+    /// (row groups); they are still evaluated by a Filter above the scan.
+    pub filters: Vec<Expr>,
+    pub schema: SchemaRef,
+}
+
+#[derive(Debug, Clone)]
+pub enum LogicalPlan {
+    Scan(Scan),
+    /// Rows given inline (SELECT without FROM, VALUES).
+    Values {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    Filter {
+        input: Box<LogicalPlan>,
+        predicate: Expr,
+    },
+    Project {
+        input: Box<LogicalPlan>,
+        exprs: Vec<Expr>,
+        schema: SchemaRef,
+    },
+    /// Output: the group columns, then one column per aggregate.
+    Aggregate {
+        input: Box<LogicalPlan>,
+        group: Vec<Expr>,
+        aggs: Vec<AggregateExpr>,
+        schema: SchemaRef,
+    },
+    Sort {
+        input: Box<LogicalPlan>,
+        keys: Vec<SortKey>,
+        /// Keep only the first `fetch` rows (top-k).
+        fetch: Option<usize>,
+    },
+    Limit {
+        input: Box<LogicalPlan>,
+        skip: usize,
+        fetch: Option<usize>,
+    },
+}
+
+impl LogicalPlan {
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            LogicalPlan::Scan(s) => s.schema.clone(),
+            LogicalPlan::Values { schema, .. }
+            | LogicalPlan::Project { schema, .. }
+            | LogicalPlan::Aggregate { schema, .. } => schema.clone(),
+            LogicalPlan::Filter { input, .. }
+            | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Limit { input, .. } => input.schema(),
+        }
+    }
+
+    pub fn inputs(&self) -> Vec<&LogicalPlan> {
+        match self {
+            LogicalPlan::Scan(_) | LogicalPlan::Values { .. } => vec![],
+            LogicalPlan::Filter { input, .. }
+            | LogicalPlan::Project { input, .. }
+            | LogicalPlan::Aggregate { input, .. }
+            | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Limit { input, .. } => vec![input],
+        }
+    }
+
+    /// A projection of `exprs` named `names` over `input`.
+    pub fn project(input: LogicalPlan, exprs: Vec<Expr>, names: &[String]) -> Result<LogicalPlan> {
+        let in_schema = input.schema();
+        let fields = exprs
+            .iter()
+            .zip(names)
+            .map(|(e, n)| e.to_field(n, &in_schema))
+            .collect::<Result<Vec<Field>>>()?;
+        Ok(LogicalPlan::Project {
+            input: Box::new(input),
+            exprs,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// An aggregate with output names `names` (group columns, then aggregates).
+    pub fn aggregate(
+        input: LogicalPlan,
+        group: Vec<Expr>,
+        aggs: Vec<AggregateExpr>,
+        names: &[String],
+    ) -> Result<LogicalPlan> {
+        let in_schema = input.schema();
+        let mut fields = Vec::with_capacity(names.len());
+        for (e, n) in group.iter().zip(names) {
+            fields.push(e.to_field(n, &in_schema)?);
+        }
+        for (a, n) in aggs.iter().zip(&names[group.len()..]) {
+            // count never yields NULL; the others do on empty or all-NULL input
+            let nullable = !matches!(a.func, super::AggFunc::Count | super::AggFunc::CountStar);
+            fields.push(Field::new(n, a.data_type(&in_schema)?, nullable));
+        }
+        Ok(LogicalPlan::Aggregate {
+            input: Box::new(input),
+            group,
+            aggs,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+}

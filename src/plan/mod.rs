@@ -1,0 +1,10 @@
+//! The logical plan: a small enum of relational operators with a schema on
+//! every node, and the typed expressions they carry.
+
+mod display;
+pub mod expr;
+pub mod logical;
+pub mod types;
+
+pub use expr::{AggFunc, AggregateExpr, BinaryOp, Expr, ScalarFunc, SortKey};
+pub use logical::LogicalPlan;

@@ -1,0 +1,192 @@
+//! The scheduler: worker threads pull ready tasks from a shared queue. When a
+//! stage's last task ends, the stages that read it become ready. A failed or
+//! panicking task fails the query; the other workers stop picking up work.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+
+use super::task::{run_task, PartitionStore};
+use crate::error::{QuarryError, Result};
+use crate::graph::{Source, TaskGraph};
+
+/// Figures of one run, for EXPLAIN ANALYZE and tests.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    pub tasks: usize,
+    /// Rows that tasks read from their sources (scans and exchanges).
+    pub rows_read: usize,
+    /// Busy time of each worker thread.
+    pub busy: Vec<Duration>,
+    pub elapsed: Duration,
+}
+
+struct State {
+    ready: VecDeque<(usize, usize)>,
+    /// Tasks of each stage not yet finished.
+    remaining: Vec<usize>,
+    /// Input stages of each stage not yet finished.
+    waiting_on: Vec<usize>,
+    stages_done: usize,
+    rows_read: usize,
+    error: Option<QuarryError>,
+}
+
+/// Runs every task of `graph` on `threads` workers and returns the output.
+pub fn run_graph(
+    graph: &TaskGraph,
+    threads: usize,
+    cancel: &AtomicBool,
+) -> Result<(Vec<RecordBatch>, RunStats)> {
+    let n = graph.stages.len();
+    let mut consumers: Vec<Vec<usize>> = vec![vec![]; n];
+    let mut waiting_on = vec![0; n];
+    for s in &graph.stages {
+        if let Source::Exchange { stage } = s.source {
+            consumers[stage].push(s.id);
+            waiting_on[s.id] += 1;
+        }
+    }
+    let store = PartitionStore::new(&graph.stages);
+    let state = Mutex::new(State {
+        ready: VecDeque::new(),
+        remaining: graph.stages.iter().map(|s| s.partitions).collect(),
+        waiting_on,
+        stages_done: 0,
+        rows_read: 0,
+        error: None,
+    });
+    let wake = Condvar::new();
+    let started = Instant::now();
+    {
+        let mut st = lock(&state)?;
+        // Stages that read no other stage; making one ready may already
+        // release its consumers, so pick them before any of that happens.
+        let sources: Vec<usize> = (0..n).filter(|&s| st.waiting_on[s] == 0).collect();
+        for s in sources {
+            make_ready(&mut st, s, graph, &consumers);
+        }
+    }
+    let workers = threads.max(1);
+    let busy: Vec<Duration> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| worker(graph, &store, &state, &wake, &consumers, cancel)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut st = lock(&state)?;
+    if let Some(e) = st.error.take() {
+        return Err(e);
+    }
+    if st.stages_done != n {
+        return Err(QuarryError::exec(
+            "internal error: the task graph did not finish",
+        ));
+    }
+    let stats = RunStats {
+        tasks: graph.stages.iter().map(|s| s.partitions).sum(),
+        rows_read: st.rows_read,
+        busy,
+        elapsed: started.elapsed(),
+    };
+    Ok((store.take_all(n - 1), stats))
+}
+
+fn lock(state: &Mutex<State>) -> Result<std::sync::MutexGuard<'_, State>> {
+    state
+        .lock()
+        .map_err(|_| QuarryError::exec("internal error: scheduler state poisoned"))
+}
+
+/// Queues the tasks of stage `s`; a stage without partitions is done at once.
+fn make_ready(st: &mut State, s: usize, graph: &TaskGraph, consumers: &[Vec<usize>]) {
+    let parts = graph.stages[s].partitions;
+    if parts == 0 {
+        stage_finished(st, s, graph, consumers);
+    } else {
+        // Later stages go to the front: finishing consumers first frees memory.
+        for p in (0..parts).rev() {
+            st.ready.push_front((s, p));
+        }
+    }
+}
+
+fn stage_finished(st: &mut State, s: usize, graph: &TaskGraph, consumers: &[Vec<usize>]) {
+    st.stages_done += 1;
+    for &c in &consumers[s] {
+        st.waiting_on[c] -= 1;
+        if st.waiting_on[c] == 0 {
+            make_ready(st, c, graph, consumers);
+        }
+    }
+}
+
+fn worker(
+    graph: &TaskGraph,
+    store: &PartitionStore,
+    state: &Mutex<State>,
+    wake: &Condvar,
+    consumers: &[Vec<usize>],
+    cancel: &AtomicBool,
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    loop {
+        let (s, p) = {
+            let Ok(mut st) = state.lock() else {
+                return busy;
+            };
+            loop {
+                if st.error.is_some() || st.stages_done == graph.stages.len() {
+                    return busy;
+                }
+                if let Some(t) = st.ready.pop_front() {
+                    break t;
+                }
+                st = match wake.wait(st) {
+                    Ok(g) => g,
+                    Err(_) => return busy,
+                };
+            }
+        };
+        let t0 = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            run_task(&graph.stages[s], p, store, cancel)
+        }));
+        busy += t0.elapsed();
+        let Ok(mut st) = state.lock() else {
+            return busy;
+        };
+        match result {
+            Ok(Ok(output)) => {
+                st.rows_read += output.rows_in;
+                st.remaining[s] -= 1;
+                if st.remaining[s] == 0 {
+                    stage_finished(&mut st, s, graph, consumers);
+                }
+            }
+            Ok(Err(e)) => {
+                st.error.get_or_insert(e);
+                cancel.store(true, Ordering::Relaxed);
+            }
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                st.error.get_or_insert(QuarryError::exec(format!(
+                    "internal error: a task panicked: {msg}"
+                )));
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
+        wake.notify_all();
+    }
+}

@@ -1,0 +1,501 @@
+//! The one entry point of the engine: the CLI, the tests and the benchmark all
+//! call `Session::sql`. A session owns the catalog and the settings.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use sqlparser::ast::{self, ObjectType, Statement};
+
+use crate::catalog::{closest, open_table, Catalog, CatalogEntry, MemTable};
+use crate::error::{QuarryError, Result};
+use crate::graph::{lower, TaskGraph};
+use crate::plan::types::sql_type_name;
+use crate::plan::LogicalPlan;
+use crate::runtime::{run_graph, RunStats};
+use crate::sql::{parse, Binder, QuarryStatement};
+
+/// Settings of a session, changed with `SET name = value` or CLI flags.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Worker threads of the scheduler (default: all cores).
+    pub threads: usize,
+    /// Partitions of hash exchanges (default: the thread count).
+    pub target_partitions: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        SessionConfig {
+            threads,
+            target_partitions: threads,
+        }
+    }
+}
+
+impl SessionConfig {
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self.target_partitions = self.threads;
+        self
+    }
+
+    const NAMES: &'static [&'static str] = &["threads", "target_partitions"];
+
+    /// Applies `SET name = value`.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let positive = |v: &str| -> Result<usize> {
+            match v.trim().trim_matches('\'').parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(QuarryError::Config(format!(
+                    "invalid value '{v}' for setting '{name}': expected a positive integer"
+                ))),
+            }
+        };
+        match name.to_lowercase().as_str() {
+            "threads" => *self = self.clone().with_threads(positive(value)?),
+            "target_partitions" => self.target_partitions = positive(value)?,
+            other => {
+                let hint = closest(other, Self::NAMES.iter().copied())
+                    .map(|c| format!(", did you mean '{c}'?"))
+                    .unwrap_or_default();
+                return Err(QuarryError::Config(format!(
+                    "unknown setting '{other}'{hint}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Result<String> {
+        match name.to_lowercase().as_str() {
+            "threads" => Ok(self.threads.to_string()),
+            "target_partitions" => Ok(self.target_partitions.to_string()),
+            other => Err(QuarryError::Config(format!("unknown setting '{other}'"))),
+        }
+    }
+}
+
+/// The answer of one statement: a schema and Arrow batches. Statements that
+/// return no rows (CREATE, DROP, SET) have an empty schema.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    pub fn empty() -> Self {
+        QueryResult {
+            schema: Arc::new(Schema::empty()),
+            batches: vec![],
+        }
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    /// True for statements that produce no table (DDL, SET).
+    pub fn is_empty_statement(&self) -> bool {
+        self.schema.fields().is_empty()
+    }
+
+    /// A result of string columns.
+    fn strings(names: &[&str], columns: Vec<Vec<String>>) -> Result<Self> {
+        let schema = Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        ));
+        let arrays: Vec<ArrayRef> = columns
+            .into_iter()
+            .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+        Ok(QueryResult {
+            schema,
+            batches: vec![batch],
+        })
+    }
+}
+
+pub struct Session {
+    config: RwLock<SessionConfig>,
+    catalog: RwLock<Catalog>,
+}
+
+fn poisoned<T>(_: T) -> QuarryError {
+    QuarryError::exec("internal error: session state poisoned by an earlier panic")
+}
+
+impl Session {
+    pub fn new(config: SessionConfig) -> Result<Self> {
+        Ok(Session {
+            config: RwLock::new(config),
+            catalog: RwLock::new(Catalog::default()),
+        })
+    }
+
+    pub fn config(&self) -> SessionConfig {
+        self.config.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Runs every statement of `text` and returns the result of the last one.
+    pub fn sql(&self, text: &str) -> Result<QueryResult> {
+        let mut last = QueryResult::empty();
+        self.sql_each(text, &mut |r| {
+            last = r;
+            Ok(())
+        })?;
+        Ok(last)
+    }
+
+    /// Runs every statement of `text` in order, handing each result to
+    /// `on_result`; stops at the first error. The whole text is parsed first,
+    /// so a syntax error anywhere runs nothing.
+    pub fn sql_each(
+        &self,
+        text: &str,
+        on_result: &mut dyn FnMut(QueryResult) -> Result<()>,
+    ) -> Result<()> {
+        for statement in parse(text)? {
+            let result = match statement {
+                QuarryStatement::Sql(s) => self.execute(&s)?,
+                QuarryStatement::CreateExternalTable {
+                    name,
+                    format,
+                    location,
+                    or_replace,
+                    if_not_exists,
+                } => self.create_external_table(
+                    &name,
+                    &format,
+                    &location,
+                    or_replace,
+                    if_not_exists,
+                )?,
+            };
+            on_result(result)?;
+        }
+        Ok(())
+    }
+
+    /// Registers a Parquet file, directory or glob as table `name`.
+    pub fn register_parquet(&self, name: &str, path: &str) -> Result<()> {
+        let provider = open_table(path, Some("parquet"))?;
+        self.catalog
+            .write()
+            .map_err(poisoned)?
+            .insert(name, CatalogEntry::Table(provider), true)
+    }
+
+    /// Registers a CSV file (with a header row) or glob as table `name`.
+    pub fn register_csv(&self, name: &str, path: &str) -> Result<()> {
+        let provider = open_table(path, Some("csv"))?;
+        self.catalog
+            .write()
+            .map_err(poisoned)?
+            .insert(name, CatalogEntry::Table(provider), true)
+    }
+
+    /// Names of the tables and views in the catalog, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.catalog.read().map(|c| c.names()).unwrap_or_default()
+    }
+
+    /// Column names of a table or view (for completion), if it exists.
+    pub fn column_names(&self, table: &str) -> Option<Vec<String>> {
+        let plan = self
+            .plan_query(&format!("SELECT * FROM \"{table}\""))
+            .ok()?;
+        Some(
+            plan.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        )
+    }
+
+    /// Binds and optimizes one query.
+    fn plan_query(&self, sql: &str) -> Result<LogicalPlan> {
+        let statements = parse(sql)?;
+        match statements.as_slice() {
+            [QuarryStatement::Sql(s)] => match s.as_ref() {
+                Statement::Query(q) => self.plan(q),
+                _ => Err(QuarryError::plan("expected a query")),
+            },
+            _ => Err(QuarryError::plan("expected one query")),
+        }
+    }
+
+    fn plan(&self, q: &ast::Query) -> Result<LogicalPlan> {
+        let catalog = self.catalog.read().map_err(poisoned)?;
+        let bound = Binder::new(&catalog).bind_query(q)?;
+        crate::optimizer::optimize(bound.plan)
+    }
+
+    fn graph(&self, plan: &LogicalPlan) -> Result<TaskGraph> {
+        lower(plan, self.config().target_partitions)
+    }
+
+    /// Runs a query and returns its result and the run's figures.
+    pub fn run_query(&self, q: &ast::Query) -> Result<(QueryResult, RunStats)> {
+        let plan = self.plan(q)?;
+        let graph = self.graph(&plan)?;
+        let cancel = AtomicBool::new(false);
+        let (batches, stats) = run_graph(&graph, self.config().threads, &cancel)?;
+        // Keep the planned names (a batch may carry a compatible schema).
+        let schema = plan.schema();
+        let batches = batches
+            .into_iter()
+            .map(|b| Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((QueryResult { schema, batches }, stats))
+    }
+
+    fn execute(&self, statement: &Statement) -> Result<QueryResult> {
+        match statement {
+            Statement::Query(q) => Ok(self.run_query(q)?.0),
+            Statement::Explain {
+                statement, analyze, ..
+            } => self.explain(statement, *analyze),
+            Statement::CreateView(v) => {
+                if v.materialized {
+                    return Err(QuarryError::plan("materialized views are not supported"));
+                }
+                let name = object_name(&v.name)?;
+                // Bind now so that errors show at CREATE time.
+                let plan = self.plan(&v.query)?;
+                let columns: Vec<String> = v.columns.iter().map(|c| c.name.value.clone()).collect();
+                if !columns.is_empty() && columns.len() != plan.schema().fields().len() {
+                    return Err(QuarryError::plan(format!(
+                        "view '{name}' names {} columns but its query has {}",
+                        columns.len(),
+                        plan.schema().fields().len()
+                    )));
+                }
+                let entry = CatalogEntry::View {
+                    query: v.query.clone(),
+                    columns,
+                };
+                self.catalog
+                    .write()
+                    .map_err(poisoned)?
+                    .insert(&name, entry, v.or_replace)?;
+                Ok(QueryResult::empty())
+            }
+            Statement::CreateTable(ct) => self.create_table(ct),
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                ..
+            } => self.drop(*object_type, *if_exists, names),
+            Statement::ShowTables { .. } => {
+                let names = self.table_names();
+                QueryResult::strings(&["name"], vec![names])
+            }
+            Statement::ExplainTable { table_name, .. } => self.describe(table_name),
+            Statement::Set(set) => self.set(set),
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let value = self.config().get(&name)?;
+                QueryResult::strings(&[name.as_str()], vec![vec![value]])
+            }
+            other => Err(QuarryError::plan(format!(
+                "unsupported statement: {}",
+                other
+                    .to_string()
+                    .split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))),
+        }
+    }
+
+    fn explain(&self, statement: &Statement, analyze: bool) -> Result<QueryResult> {
+        let Statement::Query(q) = statement else {
+            return Err(QuarryError::plan("EXPLAIN works on queries only"));
+        };
+        let plan = self.plan(q)?;
+        let graph = self.graph(&plan)?;
+        let mut text = format!("Logical plan:\n{plan}\nTask graph:\n{graph}");
+        if analyze {
+            let (result, stats) = self.run_query(q)?;
+            let busy: Vec<String> = stats.busy.iter().map(|d| format!("{:.1?}", d)).collect();
+            text.push_str(&format!(
+                "\nRun: {} rows in {:.1?}; {} tasks read {} rows, on {} workers (busy: {})\n",
+                result.num_rows(),
+                stats.elapsed,
+                stats.tasks,
+                stats.rows_read,
+                stats.busy.len(),
+                busy.join(", ")
+            ));
+        }
+        let lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
+        QueryResult::strings(&["plan"], vec![lines])
+    }
+
+    fn create_table(&self, ct: &ast::CreateTable) -> Result<QueryResult> {
+        let name = object_name(&ct.name)?;
+        let exists = self.catalog.read().map_err(poisoned)?.contains(&name);
+        if exists && ct.if_not_exists {
+            return Ok(QueryResult::empty());
+        }
+        if exists && !ct.or_replace {
+            return Err(QuarryError::plan(format!(
+                "table or view '{name}' already exists"
+            )));
+        }
+        let provider: Arc<dyn crate::catalog::TableProvider> = if let Some(q) = &ct.query {
+            let (result, _) = self.run_query(q)?;
+            Arc::new(MemTable::new(result.schema, result.batches))
+        } else {
+            return Err(QuarryError::plan(
+                "CREATE TABLE needs AS SELECT … (or use CREATE EXTERNAL TABLE … LOCATION 'path')",
+            ));
+        };
+        self.catalog.write().map_err(poisoned)?.insert(
+            &name,
+            CatalogEntry::Table(provider),
+            true,
+        )?;
+        Ok(QueryResult::empty())
+    }
+
+    fn create_external_table(
+        &self,
+        name: &str,
+        format: &str,
+        location: &str,
+        or_replace: bool,
+        if_not_exists: bool,
+    ) -> Result<QueryResult> {
+        let mut catalog = self.catalog.write().map_err(poisoned)?;
+        if catalog.contains(name) {
+            if if_not_exists {
+                return Ok(QueryResult::empty());
+            }
+            if !or_replace {
+                return Err(QuarryError::plan(format!(
+                    "table or view '{name}' already exists"
+                )));
+            }
+        }
+        let provider = open_table(location, Some(format))?;
+        catalog.insert(name, CatalogEntry::Table(provider), true)?;
+        Ok(QueryResult::empty())
+    }
+
+    fn drop(
+        &self,
+        object_type: ObjectType,
+        if_exists: bool,
+        names: &[ast::ObjectName],
+    ) -> Result<QueryResult> {
+        let want_view = match object_type {
+            ObjectType::Table => false,
+            ObjectType::View => true,
+            other => return Err(QuarryError::plan(format!("DROP {other} is not supported"))),
+        };
+        let mut catalog = self.catalog.write().map_err(poisoned)?;
+        for n in names {
+            let name = object_name(n)?;
+            match catalog.get(&name) {
+                None if if_exists => {}
+                None => {
+                    let hint = catalog
+                        .closest_name(&name)
+                        .map(|c| format!(", did you mean '{c}'?"))
+                        .unwrap_or_default();
+                    let kind = if want_view { "view" } else { "table" };
+                    return Err(QuarryError::plan(format!(
+                        "{kind} '{name}' not found{hint}"
+                    )));
+                }
+                Some(CatalogEntry::View { .. }) if !want_view => {
+                    return Err(QuarryError::plan(format!(
+                        "'{name}' is a view: use DROP VIEW"
+                    )))
+                }
+                Some(CatalogEntry::Table(_)) if want_view => {
+                    return Err(QuarryError::plan(format!(
+                        "'{name}' is a table: use DROP TABLE"
+                    )))
+                }
+                Some(_) => {
+                    catalog.remove(&name);
+                }
+            }
+        }
+        Ok(QueryResult::empty())
+    }
+
+    fn describe(&self, table: &ast::ObjectName) -> Result<QueryResult> {
+        object_name(table)?;
+        let schema = self.plan_query(&format!("SELECT * FROM {table}"))?.schema();
+        let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| sql_type_name(f.data_type()))
+            .collect();
+        // As DuckDB: no NOT NULL constraints exist, so every column may hold NULL.
+        let nulls = vec!["YES".to_string(); schema.fields().len()];
+        QueryResult::strings(
+            &["column_name", "column_type", "null"],
+            vec![names, types, nulls],
+        )
+    }
+
+    fn set(&self, set: &ast::Set) -> Result<QueryResult> {
+        let ast::Set::SingleAssignment {
+            variable, values, ..
+        } = set
+        else {
+            return Err(QuarryError::plan(
+                "unsupported SET statement: use SET name = value",
+            ));
+        };
+        let name = variable.to_string();
+        let [value] = values.as_slice() else {
+            return Err(QuarryError::Config(format!("SET {name} takes one value")));
+        };
+        let value = match value {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        };
+        self.config.write().map_err(poisoned)?.set(&name, &value)?;
+        Ok(QueryResult::empty())
+    }
+}
+
+/// A one-part table name.
+fn object_name(name: &ast::ObjectName) -> Result<String> {
+    match name.0.as_slice() {
+        [part] => part
+            .as_ident()
+            .map(|i| i.value.clone())
+            .ok_or_else(|| QuarryError::plan(format!("invalid name '{name}'"))),
+        _ => Err(QuarryError::plan(format!(
+            "qualified names like '{name}' are not supported: use a plain name"
+        ))),
+    }
+}

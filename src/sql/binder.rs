@@ -1,0 +1,813 @@
+//! Binding queries: AST → LogicalPlan with names resolved and types checked.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion_common::ScalarValue;
+use sqlparser::ast::{
+    self, FunctionArg, FunctionArgExpr, GroupByExpr, LimitClause, OrderByKind, SelectItem, SetExpr,
+    Spanned, TableFactor,
+};
+
+use super::expr::ExprBinder;
+use super::location_of;
+use super::scope::Scope;
+use crate::catalog::{open_table, Catalog, CatalogEntry, TableProvider};
+use crate::error::{QuarryError, Result};
+use crate::plan::logical::Scan;
+use crate::plan::{AggregateExpr, Expr, LogicalPlan, SortKey};
+
+/// A bound relation: its plan and the names its columns go by.
+pub struct Bound {
+    pub plan: LogicalPlan,
+    pub scope: Scope,
+}
+
+/// A bound WITH query and its column names.
+type BoundCte = (LogicalPlan, Vec<String>);
+
+pub struct Binder<'a> {
+    catalog: &'a Catalog,
+    /// Common table expressions visible here, innermost last.
+    ctes: Vec<HashMap<String, Arc<BoundCte>>>,
+    /// Views being expanded, to catch a view that refers to itself.
+    expanding: Vec<String>,
+}
+
+/// One SELECT item after `*` expansion.
+struct Item {
+    expr: Expr,
+    name: String,
+    /// The AST, for GROUP BY by alias or ordinal.
+    ast: Option<ast::Expr>,
+}
+
+impl<'a> Binder<'a> {
+    pub fn new(catalog: &'a Catalog) -> Self {
+        Binder {
+            catalog,
+            ctes: vec![],
+            expanding: vec![],
+        }
+    }
+
+    pub fn bind_query(&mut self, q: &ast::Query) -> Result<Bound> {
+        let pushed = if let Some(with) = &q.with {
+            if with.recursive {
+                return Err(QuarryError::plan("WITH RECURSIVE is not supported"));
+            }
+            self.ctes.push(HashMap::new());
+            for cte in &with.cte_tables {
+                let bound = self.bind_query(&cte.query)?;
+                let mut names = bound.scope.names();
+                if !cte.alias.columns.is_empty() {
+                    if cte.alias.columns.len() != names.len() {
+                        return Err(QuarryError::plan(format!(
+                            "WITH {} names {} columns but its query has {}",
+                            cte.alias.name,
+                            cte.alias.columns.len(),
+                            names.len()
+                        )));
+                    }
+                    names = cte
+                        .alias
+                        .columns
+                        .iter()
+                        .map(|c| c.name.value.clone())
+                        .collect();
+                }
+                if let Some(scope) = self.ctes.last_mut() {
+                    scope.insert(
+                        cte.alias.name.value.to_lowercase(),
+                        Arc::new((bound.plan, names)),
+                    );
+                }
+            }
+            true
+        } else {
+            false
+        };
+        let result = self.bind_query_body(q);
+        if pushed {
+            self.ctes.pop();
+        }
+        result
+    }
+
+    fn bind_query_body(&mut self, q: &ast::Query) -> Result<Bound> {
+        if q.fetch.is_some() || !q.locks.is_empty() {
+            return Err(QuarryError::plan("FETCH and FOR UPDATE are not supported"));
+        }
+        let order_by: &[ast::OrderByExpr] = match &q.order_by {
+            None => &[],
+            Some(ob) => match &ob.kind {
+                OrderByKind::Expressions(e) => e,
+                OrderByKind::All(_) => {
+                    return Err(QuarryError::plan("ORDER BY ALL is not supported"))
+                }
+            },
+        };
+        let (skip, fetch) = limit_offset(q.limit_clause.as_ref())?;
+        let bound = match q.body.as_ref() {
+            SetExpr::Select(select) => self.bind_select(select, order_by)?,
+            other => {
+                let inner = match other {
+                    SetExpr::Query(inner) => self.bind_query(inner)?,
+                    SetExpr::Values(v) => self.bind_values(v)?,
+                    SetExpr::SetOperation { .. } => {
+                        return Err(QuarryError::plan(
+                            "UNION, INTERSECT and EXCEPT are not supported yet",
+                        ))
+                    }
+                    other => return Err(QuarryError::plan(format!("unsupported query: {other}"))),
+                };
+                self.order_by_output(inner, order_by)?
+            }
+        };
+        Ok(apply_limit(bound, skip, fetch))
+    }
+
+    /// ORDER BY over a query that is not a plain SELECT: by output names only.
+    fn order_by_output(&mut self, input: Bound, order_by: &[ast::OrderByExpr]) -> Result<Bound> {
+        if order_by.is_empty() {
+            return Ok(input);
+        }
+        let schema = input.plan.schema();
+        let eb = ExprBinder {
+            scope: &input.scope,
+            schema: &schema,
+            allow_aggregates: false,
+        };
+        let keys = order_by
+            .iter()
+            .map(|o| {
+                let expr = match ordinal(&o.expr, schema.fields().len())? {
+                    Some(i) => Expr::Column(i),
+                    None => eb.bind(&o.expr)?,
+                };
+                Ok(sort_key(expr, &o.options))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Bound {
+            plan: LogicalPlan::Sort {
+                input: Box::new(input.plan),
+                keys,
+                fetch: None,
+            },
+            scope: input.scope,
+        })
+    }
+
+    fn bind_values(&mut self, v: &ast::Values) -> Result<Bound> {
+        let empty = Scope::default();
+        let schema = Schema::empty();
+        let eb = ExprBinder {
+            scope: &empty,
+            schema: &schema,
+            allow_aggregates: false,
+        };
+        let one_row = one_row_batch();
+        let mut columns: Vec<Vec<ScalarValue>> = Vec::new();
+        for row in &v.rows {
+            if !columns.is_empty() && row.len() != columns.len() {
+                return Err(QuarryError::plan(
+                    "all rows of VALUES must have the same number of values",
+                ));
+            }
+            columns.resize(row.len(), Vec::new());
+            for (i, e) in row.iter().enumerate() {
+                let bound = eb.bind(e)?;
+                let value = crate::exec::expr::evaluate_array(&bound, &one_row)?;
+                columns[i].push(ScalarValue::try_from_array(&value, 0)?);
+            }
+        }
+        let names: Vec<String> = (0..columns.len()).map(|i| format!("column{i}")).collect();
+        let arrays = columns
+            .into_iter()
+            .map(|vals| {
+                // Rows meet at one type per column.
+                let t = vals.iter().map(|v| v.data_type()).find(|t| !t.is_null());
+                let vals = match t {
+                    Some(t) => vals
+                        .into_iter()
+                        .map(|v| v.cast_to(&t))
+                        .collect::<std::result::Result<Vec<_>, _>>()?,
+                    None => vals,
+                };
+                Ok(ScalarValue::iter_to_array(vals)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let fields: Vec<arrow::datatypes::Field> = arrays
+            .iter()
+            .zip(&names)
+            .map(|(a, n)| arrow::datatypes::Field::new(n, a.data_type().clone(), true))
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+        Ok(Bound {
+            plan: LogicalPlan::Values {
+                schema,
+                batches: vec![batch],
+            },
+            scope: Scope::new(None, names),
+        })
+    }
+
+    fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> Result<Bound> {
+        match from {
+            [] => {
+                // SELECT without FROM: one row, no columns.
+                Ok(Bound {
+                    plan: LogicalPlan::Values {
+                        schema: Arc::new(Schema::empty()),
+                        batches: vec![one_row_batch()],
+                    },
+                    scope: Scope::default(),
+                })
+            }
+            [twj] if twj.joins.is_empty() => self.bind_table_factor(&twj.relation),
+            _ => Err(QuarryError::plan("joins are not supported yet")),
+        }
+    }
+
+    fn bind_table_factor(&mut self, tf: &TableFactor) -> Result<Bound> {
+        match tf {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
+                let loc = location_of(name.span());
+                let bound = match args {
+                    Some(args) => self.bind_table_function(name, &args.args, loc)?,
+                    None => self.bind_named_table(name, loc)?,
+                };
+                Ok(apply_alias(bound, alias.as_ref())?)
+            }
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                let bound = self.bind_query(subquery)?;
+                apply_alias(bound, alias.as_ref())
+            }
+            TableFactor::NestedJoin { .. } => Err(QuarryError::plan("joins are not supported yet")),
+            other => Err(QuarryError::plan(format!("unsupported FROM item: {other}"))),
+        }
+    }
+
+    fn bind_named_table(
+        &mut self,
+        name: &ast::ObjectName,
+        loc: Option<crate::error::Location>,
+    ) -> Result<Bound> {
+        let parts: Vec<&ast::Ident> = name.0.iter().filter_map(|p| p.as_ident()).collect();
+        let [ident] = parts.as_slice() else {
+            return Err(QuarryError::plan_at(format!("unknown table '{name}'"), loc));
+        };
+        let text = ident.value.as_str();
+        // FROM 'path/to/file.parquet'
+        if ident.quote_style == Some('\'') {
+            let provider = open_table(text, None)?;
+            return Ok(scan_of(text, provider, Some(&base_name(text))));
+        }
+        for ctes in self.ctes.iter().rev() {
+            if let Some(cte) = ctes.get(&text.to_lowercase()) {
+                let (plan, names) = cte.as_ref();
+                return Ok(Bound {
+                    plan: plan.clone(),
+                    scope: Scope::new(Some(text), names.clone()),
+                });
+            }
+        }
+        match self.catalog.get(text) {
+            Some(CatalogEntry::Table(provider)) => Ok(scan_of(text, provider.clone(), Some(text))),
+            Some(CatalogEntry::View { query, columns }) => {
+                let key = text.to_lowercase();
+                if self.expanding.contains(&key) {
+                    return Err(QuarryError::plan_at(
+                        format!("view '{text}' refers to itself"),
+                        loc,
+                    ));
+                }
+                self.expanding.push(key);
+                // A view sees the catalog, not the CTEs around its use.
+                let saved = std::mem::take(&mut self.ctes);
+                let bound = self.bind_query(query);
+                self.ctes = saved;
+                self.expanding.pop();
+                let bound = bound?;
+                let names = if columns.is_empty() {
+                    bound.scope.names()
+                } else {
+                    columns.clone()
+                };
+                Ok(Bound {
+                    plan: bound.plan,
+                    scope: Scope::new(Some(text), names),
+                })
+            }
+            None => {
+                let lower = text.to_lowercase();
+                if lower.ends_with(".parquet") || lower.ends_with(".csv") {
+                    let provider = open_table(text, None)?;
+                    return Ok(scan_of(text, provider, Some(&base_name(text))));
+                }
+                let hint = self
+                    .catalog
+                    .closest_name(text)
+                    .map(|c| format!(", did you mean '{c}'?"))
+                    .unwrap_or_default();
+                Err(QuarryError::plan_at(
+                    format!("table '{text}' not found{hint}"),
+                    loc,
+                ))
+            }
+        }
+    }
+
+    fn bind_table_function(
+        &mut self,
+        name: &ast::ObjectName,
+        args: &[FunctionArg],
+        loc: Option<crate::error::Location>,
+    ) -> Result<Bound> {
+        let fname = name.to_string().to_lowercase();
+        let format = match fname.as_str() {
+            "read_parquet" => "parquet",
+            "read_csv" | "read_csv_auto" => "csv",
+            other => {
+                let hint = crate::catalog::closest(other, ["read_parquet", "read_csv"].into_iter())
+                    .map(|c| format!(", did you mean '{c}'?"))
+                    .unwrap_or_default();
+                return Err(QuarryError::plan_at(
+                    format!("unknown table function '{other}'{hint}"),
+                    loc,
+                ));
+            }
+        };
+        let path = match args {
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(ast::Expr::Value(v)))] => match &v.value {
+                ast::Value::SingleQuotedString(s) => s.clone(),
+                _ => {
+                    return Err(QuarryError::plan_at(
+                        format!("{fname}() takes a path string"),
+                        loc,
+                    ))
+                }
+            },
+            _ => {
+                return Err(QuarryError::plan_at(
+                    format!("{fname}() takes one path string"),
+                    loc,
+                ))
+            }
+        };
+        let provider = open_table(&path, Some(format))?;
+        Ok(scan_of(&path, provider, Some(&base_name(&path))))
+    }
+
+    fn bind_select(
+        &mut self,
+        select: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+    ) -> Result<Bound> {
+        if select.having.is_some() && matches!(select.group_by, GroupByExpr::All(_)) {
+            return Err(QuarryError::plan("GROUP BY ALL is not supported"));
+        }
+        if select.top.is_some()
+            || select.into.is_some()
+            || !select.lateral_views.is_empty()
+            || select.qualify.is_some()
+        {
+            return Err(QuarryError::plan(format!(
+                "unsupported SELECT clause in: {select}"
+            )));
+        }
+        let from = self.bind_from(&select.from)?;
+        let mut plan = from.plan;
+        let scope = from.scope;
+        let in_schema = plan.schema();
+        let plain = ExprBinder {
+            scope: &scope,
+            schema: &in_schema,
+            allow_aggregates: false,
+        };
+        if let Some(w) = &select.selection {
+            let predicate = plain.bind_predicate(w, "WHERE")?;
+            plan = LogicalPlan::Filter {
+                input: Box::new(plan),
+                predicate,
+            };
+        }
+        let agg_binder = ExprBinder {
+            scope: &scope,
+            schema: &in_schema,
+            allow_aggregates: true,
+        };
+        // SELECT items, with * expanded.
+        let mut items: Vec<Item> = Vec::new();
+        for item in &select.projection {
+            match item {
+                SelectItem::Wildcard(_) => {
+                    if scope.columns.is_empty() {
+                        return Err(QuarryError::plan("SELECT * needs a FROM clause"));
+                    }
+                    for (i, c) in scope.columns.iter().enumerate() {
+                        items.push(Item {
+                            expr: Expr::Column(i),
+                            name: c.name.clone(),
+                            ast: None,
+                        });
+                    }
+                }
+                SelectItem::QualifiedWildcard(kind, _) => {
+                    let q = kind.to_string();
+                    let before = items.len();
+                    for (i, c) in scope.columns.iter().enumerate() {
+                        if c.qualifier
+                            .as_deref()
+                            .is_some_and(|cq| cq.eq_ignore_ascii_case(&q))
+                        {
+                            items.push(Item {
+                                expr: Expr::Column(i),
+                                name: c.name.clone(),
+                                ast: None,
+                            });
+                        }
+                    }
+                    if items.len() == before {
+                        return Err(QuarryError::plan(format!(
+                            "no table named '{q}' in this query"
+                        )));
+                    }
+                }
+                SelectItem::UnnamedExpr(e) => items.push(Item {
+                    expr: agg_binder.bind(e)?,
+                    name: output_name(e),
+                    ast: Some(e.clone()),
+                }),
+                SelectItem::ExprWithAlias { expr, alias } => items.push(Item {
+                    expr: agg_binder.bind(expr)?,
+                    name: alias.value.clone(),
+                    ast: Some(expr.clone()),
+                }),
+                other => {
+                    return Err(QuarryError::plan(format!(
+                        "unsupported SELECT item: {other}"
+                    )))
+                }
+            }
+        }
+        let having = select
+            .having
+            .as_ref()
+            .map(|h| agg_binder.bind_predicate(h, "HAVING"))
+            .transpose()?;
+        // ORDER BY: an output column (by name or ordinal) or an expression.
+        enum OrderRef {
+            Output(usize),
+            Expr(Expr),
+        }
+        let mut order_refs = Vec::new();
+        for o in order_by {
+            let r = if let Some(i) = ordinal(&o.expr, items.len())? {
+                OrderRef::Output(i)
+            } else if let Some(i) = match &o.expr {
+                ast::Expr::Identifier(id) => items
+                    .iter()
+                    .position(|it| it.name.eq_ignore_ascii_case(&id.value)),
+                _ => None,
+            } {
+                // An output name wins over an input column of the same name.
+                OrderRef::Output(i)
+            } else {
+                OrderRef::Expr(agg_binder.bind(&o.expr)?)
+            };
+            order_refs.push((r, &o.options));
+        }
+        // GROUP BY expressions, by expression, output alias or ordinal.
+        let group_asts: Vec<ast::Expr> = match &select.group_by {
+            GroupByExpr::Expressions(exprs, modifiers) => {
+                if !modifiers.is_empty() {
+                    return Err(QuarryError::plan(
+                        "ROLLUP, CUBE and GROUPING SETS are not supported",
+                    ));
+                }
+                exprs.clone()
+            }
+            GroupByExpr::All(_) => return Err(QuarryError::plan("GROUP BY ALL is not supported")),
+        };
+        let mut group = Vec::new();
+        for g in &group_asts {
+            let bound = if let Some(i) = ordinal(g, items.len())? {
+                match &items[i].ast {
+                    Some(a) => plain.bind(a)?,
+                    None => items[i].expr.clone(),
+                }
+            } else {
+                match plain.bind(g) {
+                    Ok(e) => e,
+                    Err(err) => {
+                        // GROUP BY an output alias
+                        let alias = match g {
+                            ast::Expr::Identifier(id) => items
+                                .iter()
+                                .find(|it| it.name.eq_ignore_ascii_case(&id.value)),
+                            _ => None,
+                        };
+                        match alias.and_then(|it| it.ast.as_ref()) {
+                            Some(a) => plain.bind(a)?,
+                            None => return Err(err),
+                        }
+                    }
+                }
+            };
+            if !group.contains(&bound) {
+                group.push(bound);
+            }
+        }
+        let mut aggs: Vec<AggregateExpr> = Vec::new();
+        let mut collect = |e: &Expr| {
+            e.visit(&mut |x| {
+                if let Expr::Aggregate(a) = x {
+                    if !aggs.contains(a) {
+                        aggs.push((**a).clone());
+                    }
+                }
+            })
+        };
+        items.iter().for_each(|i| collect(&i.expr));
+        having.iter().for_each(&mut collect);
+        order_refs.iter().for_each(|(r, _)| {
+            if let OrderRef::Expr(e) = r {
+                collect(e)
+            }
+        });
+        let mut having = having;
+        if !group.is_empty() || !aggs.is_empty() {
+            let mut names: Vec<String> = group
+                .iter()
+                .map(|g| g.display(&in_schema).to_string())
+                .collect();
+            names.extend(aggs.iter().map(|a| a.display(&in_schema).to_string()));
+            let ng = group.len();
+            plan = LogicalPlan::aggregate(plan, group.clone(), aggs.clone(), &names)?;
+            let rewrite = |e: Expr| -> Result<Expr> {
+                let e = e.transform_down(&mut |x| {
+                    if let Some(i) = group.iter().position(|g| g == x) {
+                        return Ok(Some(Expr::Column(i)));
+                    }
+                    if let Expr::Aggregate(a) = x {
+                        let j = aggs.iter().position(|b| b == a.as_ref()).unwrap_or(0);
+                        return Ok(Some(Expr::Column(ng + j)));
+                    }
+                    if let Expr::Column(c) = x {
+                        return Err(QuarryError::plan(format!(
+                            "column '{}' must appear in the GROUP BY clause or be used in an aggregate function",
+                            in_schema.field(*c).name()
+                        )));
+                    }
+                    Ok(None)
+                })?;
+                Ok(e)
+            };
+            for it in items.iter_mut() {
+                it.expr = rewrite(it.expr.clone())?;
+            }
+            having = having.map(rewrite).transpose()?;
+            for (r, _) in order_refs.iter_mut() {
+                if let OrderRef::Expr(e) = r {
+                    *e = rewrite(e.clone())?;
+                }
+            }
+        }
+        if let Some(h) = having {
+            plan = LogicalPlan::Filter {
+                input: Box::new(plan),
+                predicate: h,
+            };
+        }
+        // Projection, plus hidden columns for ORDER BY expressions not selected.
+        let mut exprs: Vec<Expr> = items.iter().map(|i| i.expr.clone()).collect();
+        let mut names: Vec<String> = items.iter().map(|i| i.name.clone()).collect();
+        let visible = exprs.len();
+        let mut keys = Vec::new();
+        for (r, options) in order_refs {
+            let col = match r {
+                OrderRef::Output(i) => i,
+                OrderRef::Expr(e) => match exprs.iter().position(|x| *x == e) {
+                    Some(i) => i,
+                    None => {
+                        exprs.push(e);
+                        names.push(format!("__order{}", exprs.len()));
+                        exprs.len() - 1
+                    }
+                },
+            };
+            keys.push(sort_key(Expr::Column(col), options));
+        }
+        let distinct = match &select.distinct {
+            None | Some(ast::Distinct::All) => false,
+            Some(ast::Distinct::Distinct) => true,
+            Some(ast::Distinct::On(_)) => {
+                return Err(QuarryError::plan("DISTINCT ON is not supported"))
+            }
+        };
+        if distinct && exprs.len() > visible {
+            return Err(QuarryError::plan(
+                "for SELECT DISTINCT, ORDER BY expressions must appear in the select list",
+            ));
+        }
+        plan = LogicalPlan::project(plan, exprs, &names)?;
+        if distinct {
+            let n = names.len();
+            plan =
+                LogicalPlan::aggregate(plan, (0..n).map(Expr::Column).collect(), vec![], &names)?;
+        }
+        if !keys.is_empty() {
+            plan = LogicalPlan::Sort {
+                input: Box::new(plan),
+                keys,
+                fetch: None,
+            };
+        }
+        if names.len() > visible {
+            let schema = plan.schema();
+            let cols: Vec<Expr> = (0..visible).map(Expr::Column).collect();
+            let visible_names: Vec<String> = schema.fields()[..visible]
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            plan = LogicalPlan::project(plan, cols, &visible_names)?;
+            names.truncate(visible);
+        }
+        Ok(Bound {
+            plan,
+            scope: Scope::new(None, names),
+        })
+    }
+}
+
+fn one_row_batch() -> RecordBatch {
+    let opts = RecordBatchOptions::new().with_row_count(Some(1));
+    RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &opts)
+        .unwrap_or_else(|_| RecordBatch::new_empty(Arc::new(Schema::empty())))
+}
+
+fn scan_of(name: &str, provider: Arc<dyn TableProvider>, qualifier: Option<&str>) -> Bound {
+    let schema = provider.schema();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    Bound {
+        plan: LogicalPlan::Scan(Scan {
+            table_name: name.to_string(),
+            projection: (0..schema.fields().len()).collect(),
+            provider,
+            filters: vec![],
+            schema,
+        }),
+        scope: Scope::new(qualifier, names),
+    }
+}
+
+/// `dir/lineitem.parquet` is referred to as `lineitem`.
+fn base_name(path: &str) -> String {
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    file.split('.').next().unwrap_or(file).to_string()
+}
+
+fn apply_alias(bound: Bound, alias: Option<&ast::TableAlias>) -> Result<Bound> {
+    let Some(alias) = alias else { return Ok(bound) };
+    let mut scope = bound.scope.requalify(&alias.name.value);
+    if !alias.columns.is_empty() {
+        if alias.columns.len() > scope.columns.len() {
+            return Err(QuarryError::plan(format!(
+                "alias {} names {} columns but the table has {}",
+                alias.name,
+                alias.columns.len(),
+                scope.columns.len()
+            )));
+        }
+        for (c, a) in scope.columns.iter_mut().zip(&alias.columns) {
+            c.name = a.name.value.clone();
+        }
+    }
+    Ok(Bound {
+        plan: bound.plan,
+        scope,
+    })
+}
+
+/// The default name of a SELECT item: a column's own name, else the SQL text.
+fn output_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(id) => id.value.clone(),
+        ast::Expr::CompoundIdentifier(ids) => {
+            ids.last().map(|i| i.value.clone()).unwrap_or_default()
+        }
+        ast::Expr::Nested(inner) => output_name(inner),
+        other => other.to_string(),
+    }
+}
+
+/// `ORDER BY 2` / `GROUP BY 2`: a 0-based output index.
+fn ordinal(e: &ast::Expr, n: usize) -> Result<Option<usize>> {
+    if let ast::Expr::Value(v) = e {
+        if let ast::Value::Number(s, _) = &v.value {
+            let k: usize = s.parse().map_err(|_| {
+                QuarryError::plan_at(format!("invalid position {s}"), location_of(e.span()))
+            })?;
+            if k == 0 || k > n {
+                return Err(QuarryError::plan_at(
+                    format!("position {k} is not in the select list (1 to {n})"),
+                    location_of(e.span()),
+                ));
+            }
+            return Ok(Some(k - 1));
+        }
+    }
+    Ok(None)
+}
+
+fn sort_key(expr: Expr, options: &ast::OrderByOptions) -> SortKey {
+    let asc = options.asc.unwrap_or(true);
+    // DuckDB's default: NULLS LAST whatever the direction.
+    SortKey {
+        expr,
+        asc,
+        nulls_first: options.nulls_first.unwrap_or(false),
+    }
+}
+
+fn limit_offset(clause: Option<&LimitClause>) -> Result<(usize, Option<usize>)> {
+    let constant = |e: &ast::Expr, what: &str| -> Result<usize> {
+        let loc = location_of(e.span());
+        let value = match e {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::Number(s, _) => s.parse::<i64>().ok(),
+                _ => None,
+            },
+            ast::Expr::UnaryOp {
+                op: ast::UnaryOperator::Minus,
+                expr,
+            } => match expr.as_ref() {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::Number(s, _) => s.parse::<i64>().ok().map(|n| -n),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        match value {
+            Some(n) if n >= 0 => Ok(n as usize),
+            Some(n) => Err(QuarryError::plan_at(
+                format!("{what} must not be negative, got {n}"),
+                loc,
+            )),
+            None => Err(QuarryError::plan_at(
+                format!("{what} must be an integer constant"),
+                loc,
+            )),
+        }
+    };
+    match clause {
+        None => Ok((0, None)),
+        Some(LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
+            if !limit_by.is_empty() {
+                return Err(QuarryError::plan("LIMIT BY is not supported"));
+            }
+            let fetch = match limit {
+                Some(ast::Expr::Value(v)) if matches!(v.value, ast::Value::Null) => None,
+                Some(l) => Some(constant(l, "LIMIT")?),
+                None => None,
+            };
+            let skip = offset
+                .as_ref()
+                .map(|o| constant(&o.value, "OFFSET"))
+                .transpose()?
+                .unwrap_or(0);
+            Ok((skip, fetch))
+        }
+        Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
+            Ok((constant(offset, "OFFSET")?, Some(constant(limit, "LIMIT")?)))
+        }
+    }
+}
+
+fn apply_limit(bound: Bound, skip: usize, fetch: Option<usize>) -> Bound {
+    if skip == 0 && fetch.is_none() {
+        return bound;
+    }
+    Bound {
+        plan: LogicalPlan::Limit {
+            input: Box::new(bound.plan),
+            skip,
+            fetch,
+        },
+        scope: bound.scope,
+    }
+}

@@ -1,0 +1,778 @@
+//! Binding AST expressions to typed `Expr`s over a scope.
+
+use arrow::datatypes::{DataType, IntervalMonthDayNano, Schema};
+use datafusion_common::ScalarValue;
+use sqlparser::ast::{
+    self, BinaryOperator, CastKind, DateTimeField, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Spanned, UnaryOperator, Value,
+};
+
+use super::coerce::{binary, comparison_type};
+use super::location_of;
+use super::scope::Scope;
+use crate::catalog::closest;
+use crate::error::{Location, QuarryError, Result};
+use crate::plan::expr::DatePart;
+use crate::plan::types::{is_string, sql_type_name};
+use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, ScalarFunc};
+
+const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
+const SCALARS: &[&str] = &[
+    "abs",
+    "round",
+    "upper",
+    "lower",
+    "length",
+    "coalesce",
+    "substring",
+    "substr",
+];
+
+pub struct ExprBinder<'a> {
+    pub scope: &'a Scope,
+    pub schema: &'a Schema,
+    /// Whether aggregate calls are allowed here (SELECT, HAVING, ORDER BY).
+    pub allow_aggregates: bool,
+}
+
+fn at(e: &ast::Expr) -> Option<Location> {
+    location_of(e.span())
+}
+
+impl ExprBinder<'_> {
+    pub fn bind(&self, e: &ast::Expr) -> Result<Expr> {
+        match e {
+            ast::Expr::Identifier(id) => {
+                let i = self.scope.resolve(None, &id.value, location_of(id.span))?;
+                Ok(Expr::Column(i))
+            }
+            ast::Expr::CompoundIdentifier(ids) => {
+                let (name, quals) = ids
+                    .split_last()
+                    .ok_or_else(|| QuarryError::plan("empty identifier"))?;
+                let qualifier = quals.last().map(|q| q.value.as_str());
+                let i = self
+                    .scope
+                    .resolve(qualifier, &name.value, location_of(name.span))?;
+                Ok(Expr::Column(i))
+            }
+            ast::Expr::Value(v) => literal(&v.value, at(e)),
+            ast::Expr::Nested(inner) => self.bind(inner),
+            ast::Expr::BinaryOp { left, op, right } => {
+                let op = binary_op(op, at(e))?;
+                let l = self.bind(left)?;
+                let r = self.bind(right)?;
+                let (lt, rt) = (self.type_of(&l)?, self.type_of(&r)?);
+                binary(op, l, lt, r, rt, location_of(e.span()))
+            }
+            ast::Expr::UnaryOp { op, expr } => {
+                let inner = self.bind(expr)?;
+                let t = self.type_of(&inner)?;
+                match op {
+                    UnaryOperator::Not => {
+                        self.expect_boolean(&t, "NOT", at(e))?;
+                        let inner = if t == DataType::Null {
+                            inner.cast(DataType::Boolean)
+                        } else {
+                            inner
+                        };
+                        Ok(Expr::Not(Box::new(inner)))
+                    }
+                    UnaryOperator::Minus => {
+                        if !crate::plan::types::is_numeric(&t) && t != DataType::Null {
+                            return Err(QuarryError::plan_at(
+                                format!("cannot negate a value of type {}", sql_type_name(&t)),
+                                at(e),
+                            ));
+                        }
+                        Ok(Expr::Negative(Box::new(inner)))
+                    }
+                    UnaryOperator::Plus => Ok(inner),
+                    other => Err(QuarryError::plan_at(
+                        format!("unsupported operator {other}"),
+                        at(e),
+                    )),
+                }
+            }
+            ast::Expr::IsNull(inner) => Ok(Expr::IsNull(Box::new(self.bind(inner)?))),
+            ast::Expr::IsNotNull(inner) => Ok(Expr::IsNotNull(Box::new(self.bind(inner)?))),
+            ast::Expr::IsTrue(inner)
+            | ast::Expr::IsFalse(inner)
+            | ast::Expr::IsNotTrue(inner)
+            | ast::Expr::IsNotFalse(inner) => {
+                let v = self.bind(inner)?;
+                let want = matches!(e, ast::Expr::IsTrue(_) | ast::Expr::IsNotFalse(_));
+                let negate = matches!(e, ast::Expr::IsNotTrue(_) | ast::Expr::IsNotFalse(_));
+                // x IS TRUE is never NULL: coalesce(x = true, false)
+                let eq = Expr::Function {
+                    func: ScalarFunc::Coalesce,
+                    args: vec![
+                        Expr::binary(
+                            BinaryOp::Eq,
+                            v,
+                            Expr::Literal(ScalarValue::Boolean(Some(want))),
+                        ),
+                        Expr::Literal(ScalarValue::Boolean(Some(false))),
+                    ],
+                    data_type: DataType::Boolean,
+                };
+                Ok(if negate { Expr::Not(Box::new(eq)) } else { eq })
+            }
+            ast::Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let v = self.bind(expr)?;
+                let lo = self.bind(low)?;
+                let hi = self.bind(high)?;
+                let vt = self.type_of(&v)?;
+                let ge = binary(
+                    BinaryOp::GtEq,
+                    v.clone(),
+                    vt.clone(),
+                    lo.clone(),
+                    self.type_of(&lo)?,
+                    at(e),
+                )?;
+                let le = binary(BinaryOp::LtEq, v, vt, hi.clone(), self.type_of(&hi)?, at(e))?;
+                let both = Expr::binary(BinaryOp::And, ge, le);
+                Ok(if *negated {
+                    Expr::Not(Box::new(both))
+                } else {
+                    both
+                })
+            }
+            ast::Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                let v = self.bind(expr)?;
+                let mut t = self.type_of(&v)?;
+                let items = list
+                    .iter()
+                    .map(|i| self.bind(i))
+                    .collect::<Result<Vec<_>>>()?;
+                for item in &items {
+                    t = comparison_type(&v, &t, item, &self.type_of(item)?, at(e))?;
+                }
+                let cast = |x: Expr, b: &Self| -> Result<Expr> {
+                    let xt = b.type_of(&x)?;
+                    Ok(if xt == t { x } else { x.cast(t.clone()) })
+                };
+                Ok(Expr::InList {
+                    expr: Box::new(cast(v, self)?),
+                    list: items
+                        .into_iter()
+                        .map(|i| cast(i, self))
+                        .collect::<Result<_>>()?,
+                    negated: *negated,
+                })
+            }
+            ast::Expr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+            }
+            | ast::Expr::ILike {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+            } => {
+                if escape_char.is_some() || *any {
+                    return Err(QuarryError::plan_at(
+                        "LIKE … ESCAPE and LIKE ANY are not supported",
+                        at(e),
+                    ));
+                }
+                let v = self.bind(expr)?;
+                let p = self.bind(pattern)?;
+                let (vt, pt) = (self.type_of(&v)?, self.type_of(&p)?);
+                for t in [&vt, &pt] {
+                    if !is_string(t) && *t != DataType::Null {
+                        return Err(QuarryError::plan_at(
+                            format!("LIKE needs VARCHAR operands, got {}", sql_type_name(t)),
+                            at(e),
+                        ));
+                    }
+                }
+                // Both sides of the kernel must have the same string type.
+                let p = if pt != vt { p.cast(vt.clone()) } else { p };
+                Ok(Expr::Like {
+                    expr: Box::new(v),
+                    pattern: Box::new(p),
+                    negated: *negated,
+                    case_insensitive: matches!(e, ast::Expr::ILike { .. }),
+                })
+            }
+            ast::Expr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => self.bind_case(
+                operand.as_deref(),
+                conditions,
+                else_result.as_deref(),
+                at(e),
+            ),
+            ast::Expr::Cast {
+                kind,
+                expr,
+                data_type,
+                ..
+            } => {
+                if *kind == CastKind::TryCast || *kind == CastKind::SafeCast {
+                    return Err(QuarryError::plan_at("TRY_CAST is not supported", at(e)));
+                }
+                let inner = self.bind(expr)?;
+                Ok(inner.cast(sql_data_type(data_type, at(e))?))
+            }
+            ast::Expr::TypedString(ts) => {
+                let text = match &ts.value.value {
+                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let t = sql_data_type(&ts.data_type, at(e))?;
+                let v = ScalarValue::Utf8(Some(text.clone()))
+                    .cast_to(&t)
+                    .map_err(|_| {
+                        QuarryError::plan_at(
+                            format!("invalid {} literal '{text}'", sql_type_name(&t)),
+                            at(e),
+                        )
+                    })?;
+                Ok(Expr::Literal(v))
+            }
+            ast::Expr::Interval(iv) => interval(iv, at(e)),
+            ast::Expr::Extract { field, expr, .. } => {
+                let part = match field {
+                    DateTimeField::Year | DateTimeField::Years => DatePart::Year,
+                    DateTimeField::Quarter => DatePart::Quarter,
+                    DateTimeField::Month | DateTimeField::Months => DatePart::Month,
+                    DateTimeField::Day | DateTimeField::Days => DatePart::Day,
+                    DateTimeField::Dow | DateTimeField::DayOfWeek => DatePart::DayOfWeek,
+                    DateTimeField::Doy => DatePart::DayOfYear,
+                    other => {
+                        return Err(QuarryError::plan_at(
+                            format!("extract({other}) is not supported"),
+                            at(e),
+                        ))
+                    }
+                };
+                let v = self.bind(expr)?;
+                let t = self.type_of(&v)?;
+                if !matches!(t, DataType::Date32 | DataType::Null) {
+                    return Err(QuarryError::plan_at(
+                        format!("extract needs a DATE, got {}", sql_type_name(&t)),
+                        at(e),
+                    ));
+                }
+                Ok(Expr::Function {
+                    func: ScalarFunc::Extract(part),
+                    args: vec![v],
+                    data_type: DataType::Int64,
+                })
+            }
+            ast::Expr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args = vec![self.bind(expr)?];
+                args.push(match substring_from {
+                    Some(f) => self.bind(f)?,
+                    None => Expr::Literal(ScalarValue::Int64(Some(1))),
+                });
+                if let Some(f) = substring_for {
+                    args.push(self.bind(f)?);
+                }
+                self.scalar_function(ScalarFunc::Substring, args, at(e))
+            }
+            ast::Expr::Function(f) => self.bind_function(f, at(e)),
+            ast::Expr::Subquery(_) | ast::Expr::Exists { .. } | ast::Expr::InSubquery { .. } => {
+                Err(QuarryError::plan_at(
+                    "subqueries are not supported yet",
+                    at(e),
+                ))
+            }
+            other => Err(QuarryError::plan_at(
+                format!("unsupported expression: {other}"),
+                at(e),
+            )),
+        }
+    }
+
+    pub fn type_of(&self, e: &Expr) -> Result<DataType> {
+        e.data_type(self.schema)
+    }
+
+    fn expect_boolean(&self, t: &DataType, what: &str, at: Option<Location>) -> Result<()> {
+        if matches!(t, DataType::Boolean | DataType::Null) {
+            Ok(())
+        } else {
+            Err(QuarryError::plan_at(
+                format!("{what} needs a BOOLEAN, got {}", sql_type_name(t)),
+                at,
+            ))
+        }
+    }
+
+    /// Binds a predicate (WHERE, HAVING, ON) and checks it is boolean.
+    pub fn bind_predicate(&self, e: &ast::Expr, clause: &str) -> Result<Expr> {
+        let p = self.bind(e)?;
+        let t = self.type_of(&p)?;
+        self.expect_boolean(&t, clause, at(e))?;
+        Ok(p)
+    }
+
+    fn bind_case(
+        &self,
+        operand: Option<&ast::Expr>,
+        conditions: &[ast::CaseWhen],
+        else_result: Option<&ast::Expr>,
+        loc: Option<Location>,
+    ) -> Result<Expr> {
+        let operand = operand.map(|o| self.bind(o)).transpose()?;
+        let mut branches = Vec::new();
+        for cw in conditions {
+            let cond = match &operand {
+                // CASE x WHEN v THEN … is CASE WHEN x = v THEN …
+                Some(o) => {
+                    let v = self.bind(&cw.condition)?;
+                    binary(
+                        BinaryOp::Eq,
+                        o.clone(),
+                        self.type_of(o)?,
+                        v.clone(),
+                        self.type_of(&v)?,
+                        loc,
+                    )?
+                }
+                None => self.bind_predicate(&cw.condition, "CASE WHEN")?,
+            };
+            branches.push((cond, self.bind(&cw.result)?));
+        }
+        let else_expr = else_result.map(|e| self.bind(e)).transpose()?;
+        // The result type: all branches meet at one type.
+        let mut t = DataType::Null;
+        let mut prev = Expr::Literal(ScalarValue::Null);
+        for r in branches.iter().map(|(_, r)| r).chain(else_expr.iter()) {
+            t = comparison_type(&prev, &t, r, &self.type_of(r)?, loc)?;
+            prev = r.clone();
+        }
+        let fix = |x: Expr| -> Result<Expr> {
+            let xt = self.type_of(&x)?;
+            Ok(if xt == t { x } else { x.cast(t.clone()) })
+        };
+        Ok(Expr::Case {
+            branches: branches
+                .into_iter()
+                .map(|(c, r)| Ok((c, fix(r)?)))
+                .collect::<Result<_>>()?,
+            else_expr: else_expr.map(fix).transpose()?.map(Box::new),
+            data_type: t,
+        })
+    }
+
+    fn bind_function(&self, f: &ast::Function, loc: Option<Location>) -> Result<Expr> {
+        let name = f.name.to_string().to_lowercase();
+        if f.over.is_some() {
+            return Err(QuarryError::plan_at(
+                "window functions are not supported yet",
+                loc,
+            ));
+        }
+        let (args, distinct) = match &f.args {
+            FunctionArguments::None => (vec![], false),
+            FunctionArguments::Subquery(_) => {
+                return Err(QuarryError::plan_at(
+                    "subqueries are not supported yet",
+                    loc,
+                ))
+            }
+            FunctionArguments::List(list) => (
+                list.args.clone(),
+                matches!(
+                    list.duplicate_treatment,
+                    Some(ast::DuplicateTreatment::Distinct)
+                ),
+            ),
+        };
+        if AGGREGATES.contains(&name.as_str()) {
+            if !self.allow_aggregates {
+                return Err(QuarryError::plan_at(
+                    format!("aggregate function {name}() is not allowed here"),
+                    loc,
+                ));
+            }
+            return self.bind_aggregate(&name, &args, distinct, loc);
+        }
+        let bound = args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => self.bind(e),
+                other => Err(QuarryError::plan_at(
+                    format!("unsupported function argument {other}"),
+                    loc,
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let func = match name.as_str() {
+            "abs" => ScalarFunc::Abs,
+            "round" => ScalarFunc::Round,
+            "upper" => ScalarFunc::Upper,
+            "lower" => ScalarFunc::Lower,
+            "length" => ScalarFunc::Length,
+            "coalesce" => ScalarFunc::Coalesce,
+            "substring" | "substr" => ScalarFunc::Substring,
+            _ => {
+                let hint = closest(&name, AGGREGATES.iter().chain(SCALARS).copied())
+                    .map(|c| format!(", did you mean '{c}'?"))
+                    .unwrap_or_default();
+                return Err(QuarryError::plan_at(
+                    format!("unknown function '{name}'{hint}"),
+                    loc,
+                ));
+            }
+        };
+        self.scalar_function(func, bound, loc)
+    }
+
+    /// Checks arguments and decides the result type of a scalar function.
+    fn scalar_function(
+        &self,
+        func: ScalarFunc,
+        mut args: Vec<Expr>,
+        loc: Option<Location>,
+    ) -> Result<Expr> {
+        let types = args
+            .iter()
+            .map(|a| self.type_of(a))
+            .collect::<Result<Vec<_>>>()?;
+        let name = format!("{func:?}").to_lowercase();
+        let arity = |lo: usize, hi: usize| -> Result<()> {
+            if args.len() < lo || args.len() > hi {
+                let want = if lo == hi {
+                    format!("{lo}")
+                } else {
+                    format!("{lo} to {hi}")
+                };
+                Err(QuarryError::plan_at(
+                    format!("{name}() takes {want} arguments, got {}", args.len()),
+                    loc,
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let wrong = |t: &DataType| {
+            QuarryError::plan_at(
+                format!("{name}() is not defined for {}", sql_type_name(t)),
+                loc,
+            )
+        };
+        let data_type = match func {
+            ScalarFunc::Abs => {
+                arity(1, 1)?;
+                if !crate::plan::types::is_numeric(&types[0]) {
+                    return Err(wrong(&types[0]));
+                }
+                types[0].clone()
+            }
+            ScalarFunc::Round => {
+                arity(1, 2)?;
+                if !crate::plan::types::is_numeric(&types[0]) {
+                    return Err(wrong(&types[0]));
+                }
+                if args.len() == 2 && !types[1].is_integer() {
+                    return Err(wrong(&types[1]));
+                }
+                if types[0].is_integer() {
+                    DataType::Int64
+                } else {
+                    types[0].clone()
+                }
+            }
+            ScalarFunc::Upper | ScalarFunc::Lower => {
+                arity(1, 1)?;
+                if !is_string(&types[0]) {
+                    return Err(wrong(&types[0]));
+                }
+                DataType::Utf8
+            }
+            ScalarFunc::Length => {
+                arity(1, 1)?;
+                if !is_string(&types[0]) {
+                    return Err(wrong(&types[0]));
+                }
+                DataType::Int64
+            }
+            ScalarFunc::Substring => {
+                arity(2, 3)?;
+                if !is_string(&types[0]) {
+                    return Err(wrong(&types[0]));
+                }
+                if let Some(t) = types[1..].iter().find(|t| !t.is_integer()) {
+                    return Err(wrong(t));
+                }
+                DataType::Utf8
+            }
+            ScalarFunc::Coalesce => {
+                if args.is_empty() {
+                    arity(1, usize::MAX)?;
+                }
+                let mut t = DataType::Null;
+                let mut prev = Expr::Literal(ScalarValue::Null);
+                for (a, at) in args.iter().zip(&types) {
+                    t = comparison_type(&prev, &t, a, at, loc)?;
+                    prev = a.clone();
+                }
+                args = args
+                    .into_iter()
+                    .zip(&types)
+                    .map(|(a, at)| if *at == t { a } else { a.cast(t.clone()) })
+                    .collect();
+                t
+            }
+            ScalarFunc::Extract(_) => DataType::Int64,
+        };
+        Ok(Expr::Function {
+            func,
+            args,
+            data_type,
+        })
+    }
+
+    fn bind_aggregate(
+        &self,
+        name: &str,
+        args: &[FunctionArg],
+        distinct: bool,
+        loc: Option<Location>,
+    ) -> Result<Expr> {
+        let func = match name {
+            "count" => AggFunc::Count,
+            "sum" => AggFunc::Sum,
+            "avg" => AggFunc::Avg,
+            "min" => AggFunc::Min,
+            _ => AggFunc::Max,
+        };
+        let arg = match args {
+            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == AggFunc::Count => None,
+            [] if func == AggFunc::Count => None,
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] => {
+                // No aggregate inside an aggregate.
+                let inner = ExprBinder {
+                    scope: self.scope,
+                    schema: self.schema,
+                    allow_aggregates: false,
+                };
+                Some(inner.bind(e).map_err(|err| match err {
+                    QuarryError::Plan { message, location }
+                        if message.contains("is not allowed here") =>
+                    {
+                        QuarryError::plan_at("aggregate function calls cannot be nested", location)
+                    }
+                    other => other,
+                })?)
+            }
+            _ => {
+                return Err(QuarryError::plan_at(
+                    format!("{name}() takes exactly one argument, got {}", args.len()),
+                    loc,
+                ))
+            }
+        };
+        if let Some(a) = &arg {
+            let t = self.type_of(a)?;
+            let numeric = crate::plan::types::is_numeric(&t) || t == DataType::Null;
+            if matches!(func, AggFunc::Sum | AggFunc::Avg) && !numeric {
+                return Err(QuarryError::plan_at(
+                    format!("{name}() is not defined for {}", sql_type_name(&t)),
+                    loc,
+                ));
+            }
+        }
+        let func = if arg.is_none() {
+            AggFunc::CountStar
+        } else {
+            func
+        };
+        Ok(Expr::Aggregate(Box::new(AggregateExpr {
+            func,
+            arg,
+            distinct: distinct && func != AggFunc::CountStar,
+        })))
+    }
+}
+
+fn binary_op(op: &BinaryOperator, loc: Option<Location>) -> Result<BinaryOp> {
+    Ok(match op {
+        BinaryOperator::Plus => BinaryOp::Plus,
+        BinaryOperator::Minus => BinaryOp::Minus,
+        BinaryOperator::Multiply => BinaryOp::Multiply,
+        BinaryOperator::Divide => BinaryOp::Divide,
+        BinaryOperator::Modulo => BinaryOp::Modulo,
+        BinaryOperator::Eq => BinaryOp::Eq,
+        BinaryOperator::NotEq => BinaryOp::NotEq,
+        BinaryOperator::Lt => BinaryOp::Lt,
+        BinaryOperator::LtEq => BinaryOp::LtEq,
+        BinaryOperator::Gt => BinaryOp::Gt,
+        BinaryOperator::GtEq => BinaryOp::GtEq,
+        BinaryOperator::And => BinaryOp::And,
+        BinaryOperator::Or => BinaryOp::Or,
+        BinaryOperator::StringConcat => BinaryOp::Concat,
+        other => {
+            return Err(QuarryError::plan_at(
+                format!("unsupported operator {other}"),
+                loc,
+            ))
+        }
+    })
+}
+
+/// A literal: integers are BIGINT, numbers with a point DECIMAL, with an
+/// exponent DOUBLE.
+fn literal(v: &Value, loc: Option<Location>) -> Result<Expr> {
+    let s = match v {
+        Value::Number(n, _) => return number_literal(n, loc),
+        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+            ScalarValue::Utf8(Some(s.clone()))
+        }
+        Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
+        Value::Null => ScalarValue::Null,
+        other => {
+            return Err(QuarryError::plan_at(
+                format!("unsupported literal {other}"),
+                loc,
+            ))
+        }
+    };
+    Ok(Expr::Literal(s))
+}
+
+fn number_literal(n: &str, loc: Option<Location>) -> Result<Expr> {
+    if let Ok(i) = n.parse::<i64>() {
+        return Ok(Expr::Literal(ScalarValue::Int64(Some(i))));
+    }
+    let bad = || QuarryError::plan_at(format!("invalid number '{n}'"), loc);
+    if n.contains(['e', 'E']) {
+        return n
+            .parse::<f64>()
+            .map(|f| Expr::Literal(ScalarValue::Float64(Some(f))))
+            .map_err(|_| bad());
+    }
+    let (int_part, frac) = n.split_once('.').unwrap_or((n, ""));
+    let digits: String = format!("{int_part}{frac}");
+    // As DuckDB: 0.05 is DECIMAL(3,2), counting the integer digit.
+    let precision = int_part.len().max(1) + frac.len();
+    if precision > 38 {
+        return n
+            .parse::<f64>()
+            .map(|f| Expr::Literal(ScalarValue::Float64(Some(f))))
+            .map_err(|_| bad());
+    }
+    let value: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| bad())?
+    };
+    Ok(Expr::Literal(ScalarValue::Decimal128(
+        Some(value),
+        precision as u8,
+        frac.len() as i8,
+    )))
+}
+
+fn interval(iv: &ast::Interval, loc: Option<Location>) -> Result<Expr> {
+    let text = match iv.value.as_ref() {
+        ast::Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s.clone(),
+            Value::Number(n, _) => n.clone(),
+            other => other.to_string(),
+        },
+        other => {
+            return Err(QuarryError::plan_at(
+                format!("unsupported interval value {other}"),
+                loc,
+            ))
+        }
+    };
+    // Either INTERVAL '3' MONTH or INTERVAL '3 months'.
+    let (num, unit) = match &iv.leading_field {
+        Some(f) => (text.trim().to_string(), f.to_string().to_lowercase()),
+        None => {
+            let mut parts = text.split_whitespace();
+            let num = parts.next().unwrap_or("").to_string();
+            let unit = parts.next().unwrap_or("").to_lowercase();
+            (num, unit)
+        }
+    };
+    let n: i32 = num
+        .parse()
+        .map_err(|_| QuarryError::plan_at(format!("invalid interval '{text}'"), loc))?;
+    let unit = unit.trim_end_matches('s');
+    let v = match unit {
+        "year" => IntervalMonthDayNano::new(n * 12, 0, 0),
+        "month" => IntervalMonthDayNano::new(n, 0, 0),
+        "week" => IntervalMonthDayNano::new(0, n * 7, 0),
+        "day" => IntervalMonthDayNano::new(0, n, 0),
+        other => {
+            return Err(QuarryError::plan_at(
+                format!("unsupported interval unit '{other}' (use year, month, week or day)"),
+                loc,
+            ))
+        }
+    };
+    Ok(Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v))))
+}
+
+/// Maps a SQL type name to an Arrow type.
+pub fn sql_data_type(t: &ast::DataType, loc: Option<Location>) -> Result<DataType> {
+    use ast::DataType as D;
+    Ok(match t {
+        D::TinyInt(_) => DataType::Int8,
+        D::SmallInt(_) => DataType::Int16,
+        D::Int(_) | D::Integer(_) | D::Int4(_) => DataType::Int32,
+        D::BigInt(_) | D::Int8(_) | D::Int64 => DataType::Int64,
+        D::Real | D::Float4 => DataType::Float32,
+        D::Float(_) | D::Double(_) | D::DoublePrecision | D::Float8 | D::Float64 => {
+            DataType::Float64
+        }
+        D::Decimal(info) | D::Numeric(info) | D::Dec(info) => match info {
+            ast::ExactNumberInfo::None => DataType::Decimal128(18, 3),
+            ast::ExactNumberInfo::Precision(p) => DataType::Decimal128(*p as u8, 0),
+            ast::ExactNumberInfo::PrecisionAndScale(p, s) => {
+                if *p == 0 || *p > 38 || *s < 0 || *s as u64 > *p {
+                    return Err(QuarryError::plan_at(
+                        format!("invalid decimal type {t}"),
+                        loc,
+                    ));
+                }
+                DataType::Decimal128(*p as u8, *s as i8)
+            }
+        },
+        D::Varchar(_)
+        | D::Text
+        | D::String(_)
+        | D::Char(_)
+        | D::CharVarying(_)
+        | D::Character(_) => DataType::Utf8,
+        D::Date => DataType::Date32,
+        D::Boolean | D::Bool => DataType::Boolean,
+        other => {
+            return Err(QuarryError::plan_at(
+                format!("unsupported type {other}"),
+                loc,
+            ))
+        }
+    })
+}

@@ -1,0 +1,145 @@
+//! SQL text → AST (sqlparser) → bound logical plan.
+
+mod binder;
+mod coerce;
+mod expr;
+mod scope;
+
+pub use binder::Binder;
+
+pub use scope::Scope;
+
+use sqlparser::ast::Statement;
+use sqlparser::dialect::GenericDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::Token;
+
+use crate::error::{Location, QuarryError, Result};
+
+/// A parsed statement: sqlparser's, or one of the few statements of our own.
+#[derive(Debug, Clone)]
+pub enum QuarryStatement {
+    Sql(Box<Statement>),
+    /// `CREATE [OR REPLACE] EXTERNAL TABLE [IF NOT EXISTS] name STORED AS
+    /// PARQUET|CSV LOCATION 'path'` (sqlparser knows no CSV file format).
+    CreateExternalTable {
+        name: String,
+        format: String,
+        location: String,
+        or_replace: bool,
+        if_not_exists: bool,
+    },
+}
+
+/// Parses `text` into statements; a syntax error carries its line and column.
+pub fn parse(text: &str) -> Result<Vec<QuarryStatement>> {
+    parse_statements(text).map_err(|e| syntax_error(e, text))
+}
+
+fn parse_statements(text: &str) -> std::result::Result<Vec<QuarryStatement>, ParserError> {
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(text)?;
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token_ref().token == Token::EOF {
+            break;
+        }
+        if is_create_external(&parser) {
+            out.push(parse_create_external(&mut parser)?);
+        } else {
+            out.push(QuarryStatement::Sql(Box::new(parser.parse_statement()?)));
+        }
+        let next = parser.peek_token();
+        if !matches!(next.token, Token::SemiColon | Token::EOF) {
+            return parser.expected("end of statement", next);
+        }
+    }
+    Ok(out)
+}
+
+fn is_keyword(parser: &Parser, n: usize, k: Keyword) -> bool {
+    matches!(&parser.peek_nth_token_ref(n).token, Token::Word(w) if w.keyword == k)
+}
+
+fn is_create_external(parser: &Parser) -> bool {
+    is_keyword(parser, 0, Keyword::CREATE)
+        && (is_keyword(parser, 1, Keyword::EXTERNAL)
+            || (is_keyword(parser, 1, Keyword::OR) && is_keyword(parser, 3, Keyword::EXTERNAL)))
+}
+
+fn parse_create_external(parser: &mut Parser) -> std::result::Result<QuarryStatement, ParserError> {
+    parser.expect_keyword(Keyword::CREATE)?;
+    let or_replace = parser.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
+    parser.expect_keywords(&[Keyword::EXTERNAL, Keyword::TABLE])?;
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = parser.parse_identifier()?.value;
+    if parser.peek_token_ref().token == Token::LParen {
+        let t = parser.peek_token();
+        return parser.expected(
+            "STORED AS (the columns come from the file, not a column list)",
+            t,
+        );
+    }
+    parser.expect_keywords(&[Keyword::STORED, Keyword::AS])?;
+    let format = parser.parse_identifier()?.value.to_lowercase();
+    parser.expect_keyword(Keyword::LOCATION)?;
+    let location = parser.parse_literal_string()?;
+    Ok(QuarryStatement::CreateExternalTable {
+        name,
+        format,
+        location,
+        or_replace,
+        if_not_exists,
+    })
+}
+
+/// Line and column just past the end of `text` (where an "unexpected end"
+/// error points).
+fn end_of(text: &str) -> Location {
+    let trimmed = text.trim_end();
+    let line = trimmed.lines().count().max(1) as u64;
+    let column = trimmed.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+    Location { line, column }
+}
+
+fn syntax_error(e: ParserError, text: &str) -> QuarryError {
+    let raw = match &e {
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => m.clone(),
+        ParserError::RecursionLimitExceeded => "the statement is nested too deeply".to_string(),
+    };
+    // sqlparser ends its messages with " at Line: L, Column: C".
+    let (message, location) = match raw.rfind(" at Line: ") {
+        Some(pos) => {
+            let tail = &raw[pos + " at Line: ".len()..];
+            let mut parts = tail.split(", Column: ");
+            let line = parts.next().and_then(|l| l.trim().parse().ok());
+            let column = parts.next().and_then(|c| c.trim().parse().ok());
+            match (line, column) {
+                (Some(line), Some(column)) => {
+                    (raw[..pos].to_string(), Some(Location { line, column }))
+                }
+                _ => (raw.clone(), None),
+            }
+        }
+        None if raw.contains("found: EOF") => (
+            raw.replace("found: EOF", "found: end of input"),
+            Some(end_of(text)),
+        ),
+        None => (raw.clone(), None),
+    };
+    let message = match location {
+        Some(l) => format!("{message} at {l}"),
+        None => message,
+    };
+    QuarryError::Syntax { message, location }
+}
+
+/// The location of an AST node's start, if the parser recorded one.
+pub fn location_of(span: sqlparser::tokenizer::Span) -> Option<Location> {
+    (span.start.line > 0).then_some(Location {
+        line: span.start.line,
+        column: span.start.column,
+    })
+}

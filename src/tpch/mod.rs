@@ -1,0 +1,230 @@
+//! TPC-H: data generation with `tpchgen-arrow`, the 22 queries, answer
+//! checking, and the `quarry tpch` commands.
+
+pub mod answers;
+pub mod gen;
+
+pub use gen::{default_out_dir, generate, generate_with, GenerateOptions, TableReport, TABLES};
+
+/// `quarry tpch …` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum TpchCommand {
+    /// Generate TPC-H data as Parquet.
+    Gen {
+        /// Scale factor (e.g. 0.01, 1, 10).
+        #[arg(long)]
+        sf: f64,
+        /// Output directory (default: data/tpch-sf<N>).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Answer TPC-H queries, generating the data first when it is missing.
+    Run {
+        /// Scale factor (e.g. 0.01, 1, 10).
+        #[arg(long)]
+        sf: f64,
+        /// Data directory (default: data/tpch-sf<N>).
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+        /// Query numbers, comma-separated (default: all 22).
+        #[arg(long, value_delimiter = ',')]
+        queries: Vec<usize>,
+        /// Worker threads (default: all cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        threads: Option<u64>,
+    },
+}
+
+/// Registers the 8 tables of `dir` (`<table>.parquet`) in `session`.
+pub fn register_tables(session: &crate::Session, dir: &std::path::Path) -> crate::Result<()> {
+    for table in TABLES {
+        let path = dir.join(format!("{table}.parquet"));
+        let path = path.to_str().ok_or_else(|| {
+            crate::QuarryError::Config(format!("path is not UTF-8: {}", path.display()))
+        })?;
+        session.register_parquet(table, path)?;
+    }
+    Ok(())
+}
+
+/// Whether `dir` holds all 8 tables.
+fn has_all_tables(dir: &std::path::Path) -> bool {
+    TABLES
+        .iter()
+        .all(|t| dir.join(format!("{t}.parquet")).is_file())
+}
+
+/// `quarry tpch run`: answers the queries and prints each result and time.
+fn run_queries(
+    sf: f64,
+    data: Option<std::path::PathBuf>,
+    queries: Vec<usize>,
+    threads: Option<u64>,
+) -> crate::Result<()> {
+    gen::validate_sf(sf)?;
+    let queries = if queries.is_empty() {
+        (1..=22).collect()
+    } else {
+        queries
+    };
+    if let Some(bad) = queries.iter().find(|q| query(**q).is_none()) {
+        return Err(crate::QuarryError::Config(format!(
+            "no TPC-H query {bad}: queries are numbered 1 to 22"
+        )));
+    }
+    let dir = data.unwrap_or_else(|| default_out_dir(sf));
+    if !has_all_tables(&dir) {
+        run(TpchCommand::Gen {
+            sf,
+            out: Some(dir.clone()),
+        })?;
+    }
+    let mut config = crate::SessionConfig::default();
+    if let Some(t) = threads {
+        config = config.with_threads(t as usize);
+    }
+    let session = crate::Session::new(config)?;
+    register_tables(&session, &dir)?;
+    let printer = crate::cli::format::Printer::new(crate::cli::OutputFormat::Table);
+    let mut failed = Vec::new();
+    for n in queries {
+        let sql = query(n).unwrap_or_default();
+        let start = std::time::Instant::now();
+        match session.sql(sql) {
+            Ok(result) => {
+                let elapsed = start.elapsed();
+                println!(
+                    "Q{n:02}: {} rows in {:.3} s",
+                    result.num_rows(),
+                    elapsed.as_secs_f64()
+                );
+                let mut out = std::io::stdout().lock();
+                printer
+                    .print(&mut out, &result, elapsed)
+                    .map_err(|e| crate::QuarryError::Io(e.to_string()))?;
+            }
+            Err(e) => {
+                println!("Q{n:02}: error: {e}");
+                failed.push(n);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        let list: Vec<String> = failed.iter().map(|n| format!("Q{n}")).collect();
+        Err(crate::QuarryError::Execution(format!(
+            "{} queries failed: {}",
+            failed.len(),
+            list.join(", ")
+        )))
+    }
+}
+
+/// Runs a `quarry tpch …` subcommand.
+pub fn run(cmd: TpchCommand) -> crate::Result<()> {
+    match cmd {
+        TpchCommand::Gen { sf, out } => {
+            gen::validate_sf(sf)?;
+            let out = out.unwrap_or_else(|| default_out_dir(sf));
+            println!("generating TPC-H SF {sf} into {}", out.display());
+            let start = std::time::Instant::now();
+            let reports = generate_with(sf, &out, &GenerateOptions::default(), &|r| {
+                println!(
+                    "  {:<9} {:>12} rows {:>4} row groups {:>10} {:>8.2} s",
+                    r.table,
+                    r.rows,
+                    r.row_groups,
+                    format_bytes(r.bytes),
+                    r.elapsed.as_secs_f64()
+                );
+            })?;
+            let rows: u64 = reports.iter().map(|r| r.rows).sum();
+            let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+            println!(
+                "done: {} tables, {rows} rows, {} in {:.2} s",
+                reports.len(),
+                format_bytes(bytes),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        TpchCommand::Run {
+            sf,
+            data,
+            queries,
+            threads,
+        } => run_queries(sf, data, queries, threads),
+    }
+}
+
+fn format_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The 22 TPC-H queries (`queries/tpch/qNN.sql`), with the specification's
+/// qualification substitution parameters; `QUERIES[0]` is Q1.
+pub const QUERIES: [&str; 22] = [
+    include_str!("../../queries/tpch/q01.sql"),
+    include_str!("../../queries/tpch/q02.sql"),
+    include_str!("../../queries/tpch/q03.sql"),
+    include_str!("../../queries/tpch/q04.sql"),
+    include_str!("../../queries/tpch/q05.sql"),
+    include_str!("../../queries/tpch/q06.sql"),
+    include_str!("../../queries/tpch/q07.sql"),
+    include_str!("../../queries/tpch/q08.sql"),
+    include_str!("../../queries/tpch/q09.sql"),
+    include_str!("../../queries/tpch/q10.sql"),
+    include_str!("../../queries/tpch/q11.sql"),
+    include_str!("../../queries/tpch/q12.sql"),
+    include_str!("../../queries/tpch/q13.sql"),
+    include_str!("../../queries/tpch/q14.sql"),
+    include_str!("../../queries/tpch/q15.sql"),
+    include_str!("../../queries/tpch/q16.sql"),
+    include_str!("../../queries/tpch/q17.sql"),
+    include_str!("../../queries/tpch/q18.sql"),
+    include_str!("../../queries/tpch/q19.sql"),
+    include_str!("../../queries/tpch/q20.sql"),
+    include_str!("../../queries/tpch/q21.sql"),
+    include_str!("../../queries/tpch/q22.sql"),
+];
+
+/// The SQL text of TPC-H query `n` (1 ..= 22).
+pub fn query(n: usize) -> Option<&'static str> {
+    n.checked_sub(1).and_then(|i| QUERIES.get(i)).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_single_statements() {
+        assert!(query(0).is_none() && query(23).is_none());
+        for n in 1..=22 {
+            let q = query(n).unwrap().trim_end();
+            assert!(q.ends_with(';'), "q{n} must end with ';'");
+            assert_eq!(q.matches(';').count(), 1, "q{n} must be one statement");
+            assert!(q.to_lowercase().contains("select"), "q{n}");
+        }
+        assert!(query(1).unwrap().contains("interval '90' day"));
+    }
+
+    #[test]
+    fn formats_bytes() {
+        assert_eq!(format_bytes(12), "12 B");
+        assert_eq!(format_bytes(2048), "2.0 KiB");
+        assert_eq!(format_bytes(3 * 1024 * 1024 + 1024 * 512), "3.5 MiB");
+    }
+}
