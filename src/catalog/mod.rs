@@ -28,6 +28,11 @@ pub struct TableStats {
 pub trait TableProvider: Debug + Send + Sync {
     fn schema(&self) -> SchemaRef;
     fn statistics(&self) -> TableStats;
+    /// The smallest and largest value of a numeric or date `column` (dates
+    /// as days, decimals unscaled to their value), if statistics tell.
+    fn column_range(&self, _column: usize) -> Option<(f64, f64)> {
+        None
+    }
     /// "parquet", "csv" or "memory".
     fn kind(&self) -> &'static str;
     /// Splits a scan of the columns `projection` into partitions. `filters` are

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::kernels::cmp;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -144,6 +144,46 @@ impl TableProvider for ParquetTable {
         TableStats {
             num_rows: Some(rows.max(0) as usize),
         }
+    }
+
+    fn column_range(&self, column: usize) -> Option<(f64, f64)> {
+        let field = self.schema.fields().get(column)?;
+        let t = field.data_type();
+        let numeric = t.is_integer()
+            || t.is_floating()
+            || matches!(t, DataType::Date32 | DataType::Decimal128(_, _));
+        if !numeric {
+            return None;
+        }
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for f in &self.files {
+            let conv = StatisticsConverter::try_new(
+                field.name(),
+                f.meta.schema(),
+                f.meta.parquet_schema(),
+            )
+            .ok()?;
+            let md = f.meta.metadata();
+            let as_f64 = |a: ArrayRef| -> Option<arrow::array::Float64Array> {
+                // Dates count days; decimals cast to their value.
+                let a = if *a.data_type() == DataType::Date32 {
+                    arrow::compute::cast(&a, &DataType::Int32).ok()?
+                } else {
+                    a
+                };
+                let f = arrow::compute::cast(&a, &DataType::Float64).ok()?;
+                Some(f.as_primitive::<arrow::datatypes::Float64Type>().clone())
+            };
+            let mins = as_f64(conv.row_group_mins(md.row_groups()).ok()?)?;
+            let maxes = as_f64(conv.row_group_maxes(md.row_groups()).ok()?)?;
+            if mins.null_count() > 0 || maxes.null_count() > 0 {
+                return None;
+            }
+            lo = lo.min(arrow::compute::min(&mins)?);
+            hi = hi.max(arrow::compute::max(&maxes)?);
+        }
+        (hi >= lo).then_some((lo, hi))
     }
 
     fn kind(&self) -> &'static str {

@@ -161,7 +161,9 @@ pub fn evaluate(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
             args,
             data_type,
         } => function(*func, args, data_type, batch),
-        Expr::Aggregate(_) => Err(QuarryError::exec("aggregate outside of an Aggregate node")),
+        Expr::Aggregate(_) | Expr::OuterColumn { .. } | Expr::SubqueryRef { .. } => Err(
+            QuarryError::exec("internal error: a binder-only expression reached execution"),
+        ),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod expr;
+pub mod join;
 pub mod operator;
 pub mod repartition;
 pub mod sort;

@@ -7,7 +7,12 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{OpSpec, Sink, Source, Stage, TaskGraph};
 use crate::error::Result;
 use crate::exec::aggregate::{state_fields, AggMode};
-use crate::plan::{AggregateExpr, Expr, LogicalPlan};
+use crate::optimizer::cardinality::estimate;
+use crate::plan::{AggregateExpr, Expr, JoinKind, LogicalPlan};
+
+/// Build sides estimated at up to this many rows are broadcast: one shared
+/// hash table, and the probe side streams through without a repartition.
+const BROADCAST_ROWS: f64 = 2_000_000.0;
 
 /// A stage under construction: its source, operators so far and schema.
 struct Pipeline {
@@ -60,19 +65,12 @@ impl Lowering {
         id
     }
 
+    /// A hash sink on `keys`, or a gather when there are none.
     fn hash_sink(&self, keys: Vec<Expr>, schema: &Schema) -> Result<Sink> {
         if keys.is_empty() {
             return Ok(Sink::Gather);
         }
-        let key_types = keys
-            .iter()
-            .map(|k| k.data_type(schema))
-            .collect::<Result<_>>()?;
-        Ok(Sink::Hash {
-            keys,
-            key_types,
-            partitions: self.target_partitions,
-        })
+        self.partitioned_sink(keys, schema)
     }
 
     fn lower(&mut self, plan: &LogicalPlan) -> Result<Pipeline> {
@@ -137,6 +135,14 @@ impl Lowering {
                 p.ops.push(sort);
                 p
             }
+            LogicalPlan::Join {
+                left,
+                right,
+                kind,
+                on,
+                filter,
+                schema,
+            } => self.lower_join(left, right, *kind, on, filter.as_ref(), schema.clone())?,
             LogicalPlan::Limit { input, skip, fetch } => {
                 let mut p = self.lower(input)?;
                 if p.partitions > 1 {
@@ -154,6 +160,72 @@ impl Lowering {
                 });
                 p
             }
+        })
+    }
+
+    fn lower_join(
+        &mut self,
+        left: &LogicalPlan,
+        right: &LogicalPlan,
+        kind: JoinKind,
+        on: &[(Expr, Expr)],
+        filter: Option<&Expr>,
+        schema: SchemaRef,
+    ) -> Result<Pipeline> {
+        // A join without keys (a cross join with a one-row subquery, say)
+        // hashes every row under the same constant key.
+        let constant = || Expr::Literal(datafusion_common::ScalarValue::Int64(Some(1)));
+        let (probe_keys, build_keys): (Vec<Expr>, Vec<Expr>) = if on.is_empty() {
+            (vec![constant()], vec![constant()])
+        } else {
+            on.iter().cloned().unzip()
+        };
+        let build_rows = estimate(right).rows;
+        // Right and full joins must see all probe rows of a key in one task
+        // to know which build rows never matched; mark joins need the whole
+        // build side to know whether it holds a NULL.
+        let broadcast = match kind {
+            JoinKind::Right | JoinKind::Full => false,
+            JoinKind::Mark => true,
+            _ => on.is_empty() || build_rows <= BROADCAST_ROWS,
+        };
+        let build = self.lower(right)?;
+        let build_schema = build.schema.clone();
+        let mut probe = self.lower(left)?;
+        let left_schema = probe.schema.clone();
+        let build_stage = if broadcast {
+            self.close(build, Sink::Gather)
+        } else {
+            let build_sink = self.partitioned_sink(build_keys.clone(), &build_schema)?;
+            let probe_sink = self.partitioned_sink(probe_keys.clone(), &left_schema)?;
+            probe = self.exchange(probe, probe_sink);
+            self.close(build, build_sink)
+        };
+        probe.ops.push(OpSpec::HashJoin {
+            build_stage,
+            broadcast,
+            kind,
+            probe_keys,
+            build_keys,
+            filter: filter.cloned(),
+            left_schema,
+            build_schema,
+            output_schema: schema.clone(),
+        });
+        probe.schema = schema;
+        Ok(probe)
+    }
+
+    /// A hash sink on `keys` into `target_partitions` partitions.
+    fn partitioned_sink(&self, keys: Vec<Expr>, schema: &Schema) -> Result<Sink> {
+        let key_types = keys
+            .iter()
+            .map(|k| k.data_type(schema))
+            .collect::<Result<_>>()?;
+        Ok(Sink::Hash {
+            keys,
+            key_types,
+            partitions: self.target_partitions,
         })
     }
 

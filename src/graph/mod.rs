@@ -16,9 +16,10 @@ pub use lower::lower;
 use crate::catalog::ScanPartition;
 use crate::error::Result;
 use crate::exec::aggregate::{AggMode, AggregateOp};
+use crate::exec::join::{HashJoinOp, JoinHashTable};
 use crate::exec::operator::{FilterOp, LimitOp, Operator, ProjectOp};
 use crate::exec::sort::SortOp;
-use crate::plan::{AggregateExpr, Expr, SortKey};
+use crate::plan::{AggregateExpr, Expr, JoinKind, SortKey};
 
 #[derive(Debug)]
 pub struct TaskGraph {
@@ -110,10 +111,56 @@ pub enum OpSpec {
         skip: usize,
         fetch: Option<usize>,
     },
+    /// Probe a hash table built from the output of `build_stage`: all of it
+    /// (broadcast) or the task's own partition of it.
+    HashJoin {
+        build_stage: usize,
+        broadcast: bool,
+        kind: JoinKind,
+        probe_keys: Vec<Expr>,
+        build_keys: Vec<Expr>,
+        filter: Option<Expr>,
+        left_schema: SchemaRef,
+        build_schema: SchemaRef,
+        output_schema: SchemaRef,
+    },
+}
+
+/// Where a task finds the build sides of its joins (the partition store).
+pub trait BuildTables {
+    /// The hash table of `stage`'s output: shared by all tasks when
+    /// `partition` is None (broadcast), else that partition's own.
+    fn hash_table(
+        &self,
+        stage: usize,
+        partition: Option<usize>,
+        schema: &SchemaRef,
+        keys: &[Expr],
+    ) -> Result<Arc<JoinHashTable>>;
+}
+
+impl Stage {
+    /// The stages whose output this stage reads.
+    pub fn inputs(&self) -> Vec<usize> {
+        let mut v = Vec::new();
+        if let Source::Exchange { stage } = self.source {
+            v.push(stage);
+        }
+        for op in &self.ops {
+            if let OpSpec::HashJoin { build_stage, .. } = op {
+                v.push(*build_stage);
+            }
+        }
+        v
+    }
 }
 
 impl OpSpec {
-    pub fn instantiate(&self) -> Result<Box<dyn Operator>> {
+    pub fn instantiate(
+        &self,
+        partition: usize,
+        tables: &dyn BuildTables,
+    ) -> Result<Box<dyn Operator>> {
         Ok(match self {
             OpSpec::Filter(p) => Box::new(FilterOp {
                 predicate: p.clone(),
@@ -143,6 +190,28 @@ impl OpSpec {
                 schema,
             } => Box::new(SortOp::new(keys.clone(), *fetch, schema.clone())),
             OpSpec::Limit { skip, fetch } => Box::new(LimitOp::new(*skip, *fetch)),
+            OpSpec::HashJoin {
+                build_stage,
+                broadcast,
+                kind,
+                probe_keys,
+                build_keys,
+                filter,
+                left_schema,
+                build_schema,
+                output_schema,
+            } => {
+                let part = (!broadcast).then_some(partition);
+                let table = tables.hash_table(*build_stage, part, build_schema, build_keys)?;
+                Box::new(HashJoinOp::new(
+                    *kind,
+                    table,
+                    probe_keys.clone(),
+                    filter.clone(),
+                    left_schema.clone(),
+                    output_schema.clone(),
+                )?)
+            }
         })
     }
 
@@ -155,6 +224,19 @@ impl OpSpec {
             }
             OpSpec::Sort { fetch: Some(k), .. } => format!("TopK({k})"),
             OpSpec::Sort { .. } => "Sort".into(),
+            OpSpec::HashJoin {
+                build_stage,
+                broadcast,
+                kind,
+                ..
+            } => format!(
+                "{kind:?}Join({} build of stage {build_stage})",
+                if *broadcast {
+                    "broadcast"
+                } else {
+                    "partitioned"
+                }
+            ),
             OpSpec::Limit { skip, fetch } => match fetch {
                 Some(f) => format!("Limit(skip={skip}, fetch={f})"),
                 None => format!("Limit(skip={skip})"),

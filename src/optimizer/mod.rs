@@ -1,6 +1,8 @@
 //! The optimizer: a list of rules, each in its own file, applied in order.
 
+pub mod cardinality;
 mod constant_folding;
+mod join_order;
 mod projection_pushdown;
 mod scan_filters;
 mod top_k;
@@ -12,6 +14,7 @@ pub use constant_folding::fold_expr;
 
 pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     let plan = constant_folding::fold_plan(plan)?;
+    let plan = join_order::reorder_joins(plan)?;
     let plan = projection_pushdown::push_down_projections(plan)?;
     let plan = scan_filters::push_filters_into_scans(plan);
     let plan = top_k::sort_limit_to_top_k(plan);
@@ -59,6 +62,21 @@ pub(crate) fn map_inputs(
             input: bx(input)?,
             skip,
             fetch,
+        },
+        LogicalPlan::Join {
+            left,
+            right,
+            kind,
+            on,
+            filter,
+            schema,
+        } => LogicalPlan::Join {
+            left: bx(left)?,
+            right: bx(right)?,
+            kind,
+            on,
+            filter,
+            schema,
         },
     })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::Schema;
 
 use crate::error::Result;
-use crate::plan::{Expr, LogicalPlan};
+use crate::plan::{Expr, JoinKind, LogicalPlan};
 
 pub fn push_down_projections(plan: LogicalPlan) -> Result<LogicalPlan> {
     let all: Vec<usize> = (0..plan.schema().fields().len()).collect();
@@ -165,5 +165,62 @@ fn prune(plan: LogicalPlan, required: &[usize]) -> Result<LogicalPlan> {
             skip,
             fetch,
         }),
+        LogicalPlan::Join {
+            left,
+            right,
+            kind,
+            on,
+            filter,
+            ..
+        } => {
+            let nl = left.schema().fields().len();
+            let has_right_columns =
+                !matches!(kind, JoinKind::Semi | JoinKind::Anti | JoinKind::Mark);
+            let mut left_needed: Vec<usize> =
+                required.iter().copied().filter(|&i| i < nl).collect();
+            let mut right_needed: Vec<usize> = if has_right_columns {
+                required
+                    .iter()
+                    .filter(|&&i| i >= nl)
+                    .map(|&i| i - nl)
+                    .collect()
+            } else {
+                vec![]
+            };
+            for (l, r) in &on {
+                l.columns(&mut left_needed);
+                r.columns(&mut right_needed);
+            }
+            if let Some(f) = &filter {
+                let mut cols = Vec::new();
+                f.columns(&mut cols);
+                for c in cols {
+                    if c < nl {
+                        left_needed.push(c);
+                    } else {
+                        right_needed.push(c - nl);
+                    }
+                }
+            }
+            let (left_needed, right_needed) = (normalize(left_needed), normalize(right_needed));
+            let left = prune(*left, &left_needed)?;
+            let right = prune(*right, &right_needed)?;
+            let (pl, pr) = (position_in(&left_needed), position_in(&right_needed));
+            let new_nl = left_needed.len();
+            let on = on
+                .into_iter()
+                .map(|(l, r)| (l.remap_columns(&pl), r.remap_columns(&pr)))
+                .collect();
+            let filter = filter
+                .map(|f| f.remap_columns(&|c| if c < nl { pl(c) } else { new_nl + pr(c - nl) }));
+            let join = LogicalPlan::join(left, right, kind, on, filter);
+            let mut have = left_needed.clone();
+            if has_right_columns {
+                have.extend(right_needed.iter().map(|c| c + nl));
+            } else if kind == JoinKind::Mark {
+                have.push(nl);
+            }
+            select(join, &have, required)
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use arrow::datatypes::Schema;
 
-use super::expr::{AggregateExpr, Expr, ScalarFunc};
+use super::expr::{AggregateExpr, Expr, JoinKind, ScalarFunc};
 use super::logical::LogicalPlan;
 use super::types::sql_type_name;
 
@@ -92,6 +92,8 @@ impl fmt::Display for ExprDisplay<'_> {
                 }
             }
             Expr::Aggregate(a) => write!(f, "{}", a.display(s)),
+            Expr::OuterColumn { index, .. } => write!(f, "outer.#{index}"),
+            Expr::SubqueryRef { id, .. } => write!(f, "subquery#{id}"),
         }
     }
 }
@@ -204,6 +206,33 @@ impl LogicalPlan {
                 if let Some(n) = fetch {
                     write!(f, " fetch={n}")?;
                 }
+            }
+            LogicalPlan::Join {
+                left,
+                right,
+                kind,
+                on,
+                filter,
+                schema,
+            } => {
+                let (ls, rs) = (left.schema(), right.schema());
+                let keys: Vec<String> = on
+                    .iter()
+                    .map(|(l, r)| format!("{} = {}", l.display(&ls), r.display(&rs)))
+                    .collect();
+                if keys.is_empty() && *kind == JoinKind::Inner {
+                    write!(f, "CrossJoin")?;
+                } else {
+                    write!(f, "{kind:?}Join: {}", join(keys))?;
+                }
+                if let Some(flt) = filter {
+                    // The residual sees left ++ right columns.
+                    let mut fields: Vec<_> = ls.fields().iter().cloned().collect();
+                    fields.extend(rs.fields().iter().cloned());
+                    let both = arrow::datatypes::Schema::new(fields);
+                    write!(f, " filter={}", flt.display(&both))?;
+                }
+                let _ = schema;
             }
             LogicalPlan::Limit { skip, fetch, .. } => {
                 write!(f, "Limit: skip={skip}")?;

@@ -146,6 +146,18 @@ pub enum Expr {
     /// An aggregate call met while binding SELECT/HAVING/ORDER BY; the binder
     /// replaces it by a column of the Aggregate node before the plan is built.
     Aggregate(Box<AggregateExpr>),
+    /// A column of the enclosing query, met while binding a correlated
+    /// subquery; decorrelation turns it into a join key or join filter.
+    OuterColumn {
+        index: usize,
+        data_type: DataType,
+    },
+    /// The value of a subquery that the binder turns into a join; replaced
+    /// by the join's output column before the plan is built.
+    SubqueryRef {
+        id: usize,
+        data_type: DataType,
+    },
 }
 
 impl Expr {
@@ -215,6 +227,9 @@ impl Expr {
             Expr::Cast { to, .. } => to.clone(),
             Expr::Case { data_type, .. } | Expr::Function { data_type, .. } => data_type.clone(),
             Expr::Aggregate(a) => a.data_type(input)?,
+            Expr::OuterColumn { data_type, .. } | Expr::SubqueryRef { data_type, .. } => {
+                data_type.clone()
+            }
         })
     }
 
@@ -249,7 +264,10 @@ impl Expr {
     pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         match self {
-            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Column(_)
+            | Expr::Literal(_)
+            | Expr::OuterColumn { .. }
+            | Expr::SubqueryRef { .. } => {}
             Expr::Binary { left, right, .. } => {
                 left.visit(f);
                 right.visit(f);
@@ -307,7 +325,10 @@ impl Expr {
             Ok(Box::new(f(*e)?))
         };
         Ok(match self {
-            Expr::Column(_) | Expr::Literal(_) => self,
+            Expr::Column(_)
+            | Expr::Literal(_)
+            | Expr::OuterColumn { .. }
+            | Expr::SubqueryRef { .. } => self,
             Expr::Binary { op, left, right } => Expr::Binary {
                 op,
                 left: bx(left, f)?,
@@ -380,11 +401,51 @@ impl Expr {
         .unwrap_or_else(|_| unreachable!("remapping columns cannot fail"))
     }
 
+    /// `a = b` where one side reads only columns below `nl` (a join's left
+    /// input) and the other only columns from `nl` on (its right input):
+    /// the pair (left key, right key over the right input's columns).
+    pub fn as_equi_key(&self, nl: usize) -> Option<(Expr, Expr)> {
+        let Expr::Binary {
+            op: BinaryOp::Eq,
+            left,
+            right,
+        } = self
+        else {
+            return None;
+        };
+        // Some(true) for the right input, Some(false) for the left.
+        let side = |x: &Expr| {
+            let mut cols = Vec::new();
+            x.columns(&mut cols);
+            if cols.is_empty() {
+                None
+            } else if cols.iter().all(|&c| c < nl) {
+                Some(false)
+            } else if cols.iter().all(|&c| c >= nl) {
+                Some(true)
+            } else {
+                None
+            }
+        };
+        let shift = |x: &Expr| x.clone().remap_columns(&|i| i - nl);
+        match (side(left), side(right)) {
+            (Some(false), Some(true)) => Some(((**left).clone(), shift(right))),
+            (Some(true), Some(false)) => Some(((**right).clone(), shift(left))),
+            _ => None,
+        }
+    }
+
     /// Whether the expression reads no column (so it can be folded).
     pub fn is_constant(&self) -> bool {
         let mut constant = true;
         self.visit(&mut |e| {
-            if matches!(e, Expr::Column(_) | Expr::Aggregate(_)) {
+            if matches!(
+                e,
+                Expr::Column(_)
+                    | Expr::Aggregate(_)
+                    | Expr::OuterColumn { .. }
+                    | Expr::SubqueryRef { .. }
+            ) {
                 constant = false;
             }
         });
@@ -464,6 +525,24 @@ pub fn aggregate_result_type(func: AggFunc, arg: &DataType) -> DataType {
         },
         AggFunc::Min | AggFunc::Max => arg.clone(),
     }
+}
+
+/// How a join combines its left (probe) and right (build) inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+    /// Left rows with at least one match (EXISTS, IN).
+    Semi,
+    /// Left rows without a match (NOT EXISTS).
+    Anti,
+    /// Every left row plus a boolean `mark`: true if it has a match; for
+    /// rows without one, NULL when the left key is NULL (and the right side
+    /// is not empty) or the right side has a NULL key, else false. This is
+    /// what `x IN (subquery)` means as a value, and `NOT` of it `NOT IN`.
+    Mark,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::expr::{AggregateExpr, Expr, SortKey};
+use super::expr::{AggregateExpr, Expr, JoinKind, SortKey};
 use crate::catalog::TableProvider;
 use crate::error::Result;
 
@@ -57,6 +57,45 @@ pub enum LogicalPlan {
         skip: usize,
         fetch: Option<usize>,
     },
+    /// A hash join: `on` pairs a key over the left input with a key over the
+    /// right input; `filter` is a residual predicate over left ++ right
+    /// columns. An inner join without keys is a cross join.
+    Join {
+        left: Box<LogicalPlan>,
+        right: Box<LogicalPlan>,
+        kind: JoinKind,
+        on: Vec<(Expr, Expr)>,
+        filter: Option<Expr>,
+        schema: SchemaRef,
+    },
+}
+
+/// The output schema of a join: left ++ right for inner and outer joins
+/// (the side that may miss becomes nullable), left only for semi and anti,
+/// left plus a boolean `mark` for mark joins.
+pub fn join_schema(left: &Schema, right: &Schema, kind: JoinKind) -> SchemaRef {
+    let nullable =
+        |f: &Arc<Field>, n: bool| Arc::new(f.as_ref().clone().with_nullable(f.is_nullable() || n));
+    let mut fields: Vec<Arc<Field>> = left
+        .fields()
+        .iter()
+        .map(|f| nullable(f, matches!(kind, JoinKind::Right | JoinKind::Full)))
+        .collect();
+    match kind {
+        JoinKind::Semi | JoinKind::Anti => {}
+        JoinKind::Mark => fields.push(Arc::new(Field::new(
+            "mark",
+            arrow::datatypes::DataType::Boolean,
+            true,
+        ))),
+        _ => fields.extend(
+            right
+                .fields()
+                .iter()
+                .map(|f| nullable(f, matches!(kind, JoinKind::Left | JoinKind::Full))),
+        ),
+    }
+    Arc::new(Schema::new(fields))
 }
 
 impl LogicalPlan {
@@ -65,7 +104,8 @@ impl LogicalPlan {
             LogicalPlan::Scan(s) => s.schema.clone(),
             LogicalPlan::Values { schema, .. }
             | LogicalPlan::Project { schema, .. }
-            | LogicalPlan::Aggregate { schema, .. } => schema.clone(),
+            | LogicalPlan::Aggregate { schema, .. }
+            | LogicalPlan::Join { schema, .. } => schema.clone(),
             LogicalPlan::Filter { input, .. }
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Limit { input, .. } => input.schema(),
@@ -80,6 +120,26 @@ impl LogicalPlan {
             | LogicalPlan::Aggregate { input, .. }
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Limit { input, .. } => vec![input],
+            LogicalPlan::Join { left, right, .. } => vec![left, right],
+        }
+    }
+
+    /// A join of `left` and `right`; its schema follows from the kind.
+    pub fn join(
+        left: LogicalPlan,
+        right: LogicalPlan,
+        kind: JoinKind,
+        on: Vec<(Expr, Expr)>,
+        filter: Option<Expr>,
+    ) -> LogicalPlan {
+        let schema = join_schema(&left.schema(), &right.schema(), kind);
+        LogicalPlan::Join {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind,
+            on,
+            filter,
+            schema,
         }
     }
 

@@ -6,5 +6,5 @@ pub mod expr;
 pub mod logical;
 pub mod types;
 
-pub use expr::{AggFunc, AggregateExpr, BinaryOp, Expr, ScalarFunc, SortKey};
+pub use expr::{AggFunc, AggregateExpr, BinaryOp, Expr, JoinKind, ScalarFunc, SortKey};
 pub use logical::LogicalPlan;

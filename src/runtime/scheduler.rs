@@ -12,7 +12,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::task::{run_task, PartitionStore};
 use crate::error::{QuarryError, Result};
-use crate::graph::{Source, TaskGraph};
+use crate::graph::TaskGraph;
 
 /// Figures of one run, for EXPLAIN ANALYZE and tests.
 #[derive(Debug, Clone, Default)]
@@ -46,8 +46,8 @@ pub fn run_graph(
     let mut consumers: Vec<Vec<usize>> = vec![vec![]; n];
     let mut waiting_on = vec![0; n];
     for s in &graph.stages {
-        if let Source::Exchange { stage } = s.source {
-            consumers[stage].push(s.id);
+        for input in s.inputs() {
+            consumers[input].push(s.id);
             waiting_on[s.id] += 1;
         }
     }

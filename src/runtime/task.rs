@@ -2,19 +2,25 @@
 //! operators into the sink.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
 
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{QuarryError, Result};
+use crate::exec::join::JoinHashTable;
 use crate::exec::operator::Operator;
 use crate::exec::repartition::HashPartitioner;
-use crate::graph::{Sink, Source, Stage};
+use crate::graph::{BuildTables, Sink, Source, Stage};
+use crate::plan::Expr;
 
 /// Where task outputs wait for the stage that reads them: for each stage, one
 /// list of batches per consumer partition.
 pub struct PartitionStore {
     buckets: Vec<Vec<Mutex<Vec<RecordBatch>>>>,
+    /// Hash tables of broadcast build sides, built once per stage.
+    broadcast: Vec<Mutex<Option<Arc<JoinHashTable>>>>,
 }
 
 impl PartitionStore {
@@ -30,6 +36,7 @@ impl PartitionStore {
                     (0..n).map(|_| Mutex::new(Vec::new())).collect()
                 })
                 .collect(),
+            broadcast: stages.iter().map(|_| Mutex::new(None)).collect(),
         }
     }
 
@@ -51,6 +58,40 @@ impl PartitionStore {
         (0..self.buckets[stage].len())
             .flat_map(|p| self.take(stage, p))
             .collect()
+    }
+}
+
+impl BuildTables for PartitionStore {
+    fn hash_table(
+        &self,
+        stage: usize,
+        partition: Option<usize>,
+        schema: &SchemaRef,
+        keys: &[Expr],
+    ) -> Result<Arc<JoinHashTable>> {
+        match partition {
+            Some(p) => Ok(Arc::new(JoinHashTable::build(
+                schema.clone(),
+                self.take(stage, p),
+                keys,
+            )?)),
+            None => {
+                // The first task builds the table; the others wait for it.
+                let mut slot = self.broadcast[stage]
+                    .lock()
+                    .map_err(|_| QuarryError::exec("internal error: broadcast table poisoned"))?;
+                if let Some(t) = slot.as_ref() {
+                    return Ok(t.clone());
+                }
+                let t = Arc::new(JoinHashTable::build(
+                    schema.clone(),
+                    self.take(stage, 0),
+                    keys,
+                )?);
+                *slot = Some(t.clone());
+                Ok(t)
+            }
+        }
     }
 }
 
@@ -85,7 +126,7 @@ pub fn run_task(
     let mut ops = stage
         .ops
         .iter()
-        .map(|o| o.instantiate())
+        .map(|o| o.instantiate(partition, store))
         .collect::<Result<Vec<_>>>()?;
     let mut sink = SinkWriter::new(stage, partition)?;
     let mut rows_in = 0;

@@ -1,5 +1,6 @@
 //! Binding queries: AST → LogicalPlan with names resolved and types checked.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,10 +15,11 @@ use sqlparser::ast::{
 use super::expr::ExprBinder;
 use super::location_of;
 use super::scope::Scope;
+use super::subquery::{collect_aggregates, join_pending, rewrite_after_aggregate};
 use crate::catalog::{open_table, Catalog, CatalogEntry, TableProvider};
 use crate::error::{QuarryError, Result};
 use crate::plan::logical::Scan;
-use crate::plan::{AggregateExpr, Expr, LogicalPlan, SortKey};
+use crate::plan::{Expr, JoinKind, LogicalPlan, SortKey};
 
 /// A bound relation: its plan and the names its columns go by.
 pub struct Bound {
@@ -31,9 +33,11 @@ type BoundCte = (LogicalPlan, Vec<String>);
 pub struct Binder<'a> {
     catalog: &'a Catalog,
     /// Common table expressions visible here, innermost last.
-    ctes: Vec<HashMap<String, Arc<BoundCte>>>,
+    ctes: RefCell<Vec<HashMap<String, Arc<BoundCte>>>>,
     /// Views being expanded, to catch a view that refers to itself.
-    expanding: Vec<String>,
+    expanding: RefCell<Vec<String>>,
+    /// Numbers the subqueries that become joins.
+    pub(super) next_subquery: Cell<usize>,
 }
 
 /// One SELECT item after `*` expansion.
@@ -48,17 +52,18 @@ impl<'a> Binder<'a> {
     pub fn new(catalog: &'a Catalog) -> Self {
         Binder {
             catalog,
-            ctes: vec![],
-            expanding: vec![],
+            ctes: RefCell::new(vec![]),
+            expanding: RefCell::new(vec![]),
+            next_subquery: Cell::new(0),
         }
     }
 
-    pub fn bind_query(&mut self, q: &ast::Query) -> Result<Bound> {
+    pub fn bind_query(&self, q: &ast::Query) -> Result<Bound> {
         let pushed = if let Some(with) = &q.with {
             if with.recursive {
                 return Err(QuarryError::plan("WITH RECURSIVE is not supported"));
             }
-            self.ctes.push(HashMap::new());
+            self.ctes.borrow_mut().push(HashMap::new());
             for cte in &with.cte_tables {
                 let bound = self.bind_query(&cte.query)?;
                 let mut names = bound.scope.names();
@@ -78,7 +83,7 @@ impl<'a> Binder<'a> {
                         .map(|c| c.name.value.clone())
                         .collect();
                 }
-                if let Some(scope) = self.ctes.last_mut() {
+                if let Some(scope) = self.ctes.borrow_mut().last_mut() {
                     scope.insert(
                         cte.alias.name.value.to_lowercase(),
                         Arc::new((bound.plan, names)),
@@ -91,12 +96,12 @@ impl<'a> Binder<'a> {
         };
         let result = self.bind_query_body(q);
         if pushed {
-            self.ctes.pop();
+            self.ctes.borrow_mut().pop();
         }
         result
     }
 
-    fn bind_query_body(&mut self, q: &ast::Query) -> Result<Bound> {
+    fn bind_query_body(&self, q: &ast::Query) -> Result<Bound> {
         if q.fetch.is_some() || !q.locks.is_empty() {
             return Err(QuarryError::plan("FETCH and FOR UPDATE are not supported"));
         }
@@ -130,16 +135,12 @@ impl<'a> Binder<'a> {
     }
 
     /// ORDER BY over a query that is not a plain SELECT: by output names only.
-    fn order_by_output(&mut self, input: Bound, order_by: &[ast::OrderByExpr]) -> Result<Bound> {
+    fn order_by_output(&self, input: Bound, order_by: &[ast::OrderByExpr]) -> Result<Bound> {
         if order_by.is_empty() {
             return Ok(input);
         }
         let schema = input.plan.schema();
-        let eb = ExprBinder {
-            scope: &input.scope,
-            schema: &schema,
-            allow_aggregates: false,
-        };
+        let eb = ExprBinder::new(&input.scope, &schema);
         let keys = order_by
             .iter()
             .map(|o| {
@@ -160,14 +161,10 @@ impl<'a> Binder<'a> {
         })
     }
 
-    fn bind_values(&mut self, v: &ast::Values) -> Result<Bound> {
+    fn bind_values(&self, v: &ast::Values) -> Result<Bound> {
         let empty = Scope::default();
         let schema = Schema::empty();
-        let eb = ExprBinder {
-            scope: &empty,
-            schema: &schema,
-            allow_aggregates: false,
-        };
+        let eb = ExprBinder::new(&empty, &schema);
         let one_row = one_row_batch();
         let mut columns: Vec<Vec<ScalarValue>> = Vec::new();
         for row in &v.rows {
@@ -215,24 +212,93 @@ impl<'a> Binder<'a> {
         })
     }
 
-    fn bind_from(&mut self, from: &[ast::TableWithJoins]) -> Result<Bound> {
-        match from {
-            [] => {
-                // SELECT without FROM: one row, no columns.
-                Ok(Bound {
-                    plan: LogicalPlan::Values {
-                        schema: Arc::new(Schema::empty()),
-                        batches: vec![one_row_batch()],
-                    },
-                    scope: Scope::default(),
-                })
+    /// FROM: the items of a comma list are cross-joined (the optimizer
+    /// finds the join keys in WHERE); explicit JOINs carry their ON keys.
+    pub(super) fn bind_from(&self, from: &[ast::TableWithJoins]) -> Result<Bound> {
+        let mut result: Option<Bound> = None;
+        for twj in from {
+            let mut bound = self.bind_table_factor(&twj.relation)?;
+            for join in &twj.joins {
+                let right = self.bind_table_factor(&join.relation)?;
+                bound = self.bind_join(bound, right, &join.join_operator)?;
             }
-            [twj] if twj.joins.is_empty() => self.bind_table_factor(&twj.relation),
-            _ => Err(QuarryError::plan("joins are not supported yet")),
+            result = Some(match result {
+                None => bound,
+                Some(left) => cross_join(left, bound),
+            });
         }
+        // SELECT without FROM: one row, no columns.
+        Ok(result.unwrap_or_else(|| Bound {
+            plan: LogicalPlan::Values {
+                schema: Arc::new(Schema::empty()),
+                batches: vec![one_row_batch()],
+            },
+            scope: Scope::default(),
+        }))
     }
 
-    fn bind_table_factor(&mut self, tf: &TableFactor) -> Result<Bound> {
+    fn bind_join(&self, left: Bound, right: Bound, op: &ast::JoinOperator) -> Result<Bound> {
+        use ast::JoinOperator as J;
+        let (kind, constraint) = match op {
+            J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
+            J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, c),
+            J::Right(c) | J::RightOuter(c) => (JoinKind::Right, c),
+            J::FullOuter(c) => (JoinKind::Full, c),
+            J::CrossJoin(c) => (JoinKind::Inner, c),
+            other => return Err(QuarryError::plan(format!("unsupported join: {other:?}"))),
+        };
+        let nl = left.scope.columns.len();
+        let mut scope = left.scope.clone();
+        scope.columns.extend(right.scope.columns.iter().cloned());
+        let condition = match constraint {
+            ast::JoinConstraint::None => None,
+            ast::JoinConstraint::On(e) => {
+                let schema = crate::plan::logical::join_schema(
+                    &left.plan.schema(),
+                    &right.plan.schema(),
+                    JoinKind::Inner,
+                );
+                Some(ExprBinder::new(&scope, &schema).bind_predicate(e, "ON")?)
+            }
+            ast::JoinConstraint::Using(cols) => {
+                let mut conds = Vec::new();
+                for c in cols {
+                    let name = c.to_string();
+                    let l = left.scope.resolve(None, &name, None)?;
+                    let r = right.scope.resolve(None, &name, None)?;
+                    let (lt, rt) = (
+                        left.plan.schema().field(l).data_type().clone(),
+                        right.plan.schema().field(r).data_type().clone(),
+                    );
+                    conds.push(super::coerce::binary(
+                        crate::plan::BinaryOp::Eq,
+                        Expr::Column(l),
+                        lt,
+                        Expr::Column(nl + r),
+                        rt,
+                        None,
+                    )?);
+                }
+                Some(Expr::and_all(conds))
+            }
+            ast::JoinConstraint::Natural => {
+                return Err(QuarryError::plan("NATURAL JOIN is not supported"))
+            }
+        };
+        if kind != JoinKind::Inner && condition.is_none() {
+            return Err(QuarryError::plan("an outer join needs an ON condition"));
+        }
+        let (on, filter) = match condition {
+            Some(c) => split_join_condition(c, nl),
+            None => (vec![], None),
+        };
+        Ok(Bound {
+            plan: LogicalPlan::join(left.plan, right.plan, kind, on, filter),
+            scope,
+        })
+    }
+
+    fn bind_table_factor(&self, tf: &TableFactor) -> Result<Bound> {
         match tf {
             TableFactor::Table {
                 name, alias, args, ..
@@ -256,7 +322,7 @@ impl<'a> Binder<'a> {
     }
 
     fn bind_named_table(
-        &mut self,
+        &self,
         name: &ast::ObjectName,
         loc: Option<crate::error::Location>,
     ) -> Result<Bound> {
@@ -270,31 +336,35 @@ impl<'a> Binder<'a> {
             let provider = open_table(text, None)?;
             return Ok(scan_of(text, provider, Some(&base_name(text))));
         }
-        for ctes in self.ctes.iter().rev() {
-            if let Some(cte) = ctes.get(&text.to_lowercase()) {
-                let (plan, names) = cte.as_ref();
-                return Ok(Bound {
-                    plan: plan.clone(),
-                    scope: Scope::new(Some(text), names.clone()),
-                });
-            }
+        let cte = self
+            .ctes
+            .borrow()
+            .iter()
+            .rev()
+            .find_map(|ctes| ctes.get(&text.to_lowercase()).cloned());
+        if let Some(cte) = cte {
+            let (plan, names) = cte.as_ref();
+            return Ok(Bound {
+                plan: plan.clone(),
+                scope: Scope::new(Some(text), names.clone()),
+            });
         }
         match self.catalog.get(text) {
             Some(CatalogEntry::Table(provider)) => Ok(scan_of(text, provider.clone(), Some(text))),
             Some(CatalogEntry::View { query, columns }) => {
                 let key = text.to_lowercase();
-                if self.expanding.contains(&key) {
+                if self.expanding.borrow().contains(&key) {
                     return Err(QuarryError::plan_at(
                         format!("view '{text}' refers to itself"),
                         loc,
                     ));
                 }
-                self.expanding.push(key);
+                self.expanding.borrow_mut().push(key);
                 // A view sees the catalog, not the CTEs around its use.
-                let saved = std::mem::take(&mut self.ctes);
+                let saved = self.ctes.take();
                 let bound = self.bind_query(query);
-                self.ctes = saved;
-                self.expanding.pop();
+                *self.ctes.borrow_mut() = saved;
+                self.expanding.borrow_mut().pop();
                 let bound = bound?;
                 let names = if columns.is_empty() {
                     bound.scope.names()
@@ -326,7 +396,7 @@ impl<'a> Binder<'a> {
     }
 
     fn bind_table_function(
-        &mut self,
+        &self,
         name: &ast::ObjectName,
         args: &[FunctionArg],
         loc: Option<crate::error::Location>,
@@ -366,11 +436,7 @@ impl<'a> Binder<'a> {
         Ok(scan_of(&path, provider, Some(&base_name(&path))))
     }
 
-    fn bind_select(
-        &mut self,
-        select: &ast::Select,
-        order_by: &[ast::OrderByExpr],
-    ) -> Result<Bound> {
+    fn bind_select(&self, select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<Bound> {
         if select.having.is_some() && matches!(select.group_by, GroupByExpr::All(_)) {
             return Err(QuarryError::plan("GROUP BY ALL is not supported"));
         }
@@ -387,22 +453,15 @@ impl<'a> Binder<'a> {
         let mut plan = from.plan;
         let scope = from.scope;
         let in_schema = plan.schema();
-        let plain = ExprBinder {
-            scope: &scope,
-            schema: &in_schema,
-            allow_aggregates: false,
-        };
+        let plain = ExprBinder::new(&scope, &in_schema);
         if let Some(w) = &select.selection {
-            let predicate = plain.bind_predicate(w, "WHERE")?;
-            plan = LogicalPlan::Filter {
-                input: Box::new(plan),
-                predicate,
-            };
+            // No enclosing query here, so nothing can be correlated.
+            plan = self.bind_where(plan, &scope, w, None)?.0;
         }
         let agg_binder = ExprBinder {
-            scope: &scope,
-            schema: &in_schema,
             allow_aggregates: true,
+            subqueries: Some(self),
+            ..ExprBinder::new(&scope, &in_schema)
         };
         // SELECT items, with * expanded.
         let mut items: Vec<Item> = Vec::new();
@@ -526,23 +585,19 @@ impl<'a> Binder<'a> {
                 group.push(bound);
             }
         }
-        let mut aggs: Vec<AggregateExpr> = Vec::new();
-        let mut collect = |e: &Expr| {
-            e.visit(&mut |x| {
-                if let Expr::Aggregate(a) = x {
-                    if !aggs.contains(a) {
-                        aggs.push((**a).clone());
-                    }
-                }
-            })
-        };
-        items.iter().for_each(|i| collect(&i.expr));
-        having.iter().for_each(&mut collect);
-        order_refs.iter().for_each(|(r, _)| {
+        let mut order_exprs: Vec<&Expr> = Vec::new();
+        for (r, _) in &order_refs {
             if let OrderRef::Expr(e) = r {
-                collect(e)
+                order_exprs.push(e);
             }
-        });
+        }
+        let aggs = collect_aggregates(
+            items
+                .iter()
+                .map(|i| &i.expr)
+                .chain(having.iter())
+                .chain(order_exprs),
+        );
         let mut having = having;
         if !group.is_empty() || !aggs.is_empty() {
             let mut names: Vec<String> = group
@@ -550,27 +605,8 @@ impl<'a> Binder<'a> {
                 .map(|g| g.display(&in_schema).to_string())
                 .collect();
             names.extend(aggs.iter().map(|a| a.display(&in_schema).to_string()));
-            let ng = group.len();
             plan = LogicalPlan::aggregate(plan, group.clone(), aggs.clone(), &names)?;
-            let rewrite = |e: Expr| -> Result<Expr> {
-                let e = e.transform_down(&mut |x| {
-                    if let Some(i) = group.iter().position(|g| g == x) {
-                        return Ok(Some(Expr::Column(i)));
-                    }
-                    if let Expr::Aggregate(a) = x {
-                        let j = aggs.iter().position(|b| b == a.as_ref()).unwrap_or(0);
-                        return Ok(Some(Expr::Column(ng + j)));
-                    }
-                    if let Expr::Column(c) = x {
-                        return Err(QuarryError::plan(format!(
-                            "column '{}' must appear in the GROUP BY clause or be used in an aggregate function",
-                            in_schema.field(*c).name()
-                        )));
-                    }
-                    Ok(None)
-                })?;
-                Ok(e)
-            };
+            let rewrite = |e: Expr| rewrite_after_aggregate(e, &group, &aggs, &in_schema);
             for it in items.iter_mut() {
                 it.expr = rewrite(it.expr.clone())?;
             }
@@ -580,6 +616,38 @@ impl<'a> Binder<'a> {
                     *e = rewrite(e.clone())?;
                 }
             }
+        }
+        // Uncorrelated subqueries of SELECT, HAVING and ORDER BY join here,
+        // after any aggregation.
+        if !agg_binder.pending.borrow().is_empty() {
+            let width = plan.schema().fields().len();
+            let mut exprs: Vec<Expr> = items.iter().map(|i| i.expr.clone()).collect();
+            let n_items = exprs.len();
+            exprs.extend(having.clone());
+            let n_having = exprs.len();
+            for (r, _) in &order_refs {
+                if let OrderRef::Expr(e) = r {
+                    exprs.push(e.clone());
+                }
+            }
+            let (joined, resolved) = join_pending(plan, &agg_binder.pending, exprs)?;
+            plan = joined;
+            let mut resolved = resolved.into_iter();
+            for it in items.iter_mut() {
+                it.expr = resolved.next().unwrap_or(Expr::Column(0));
+            }
+            if having.is_some() {
+                having = resolved.next();
+            }
+            debug_assert!(n_items <= n_having);
+            for (r, _) in order_refs.iter_mut() {
+                if let OrderRef::Expr(e) = r {
+                    if let Some(x) = resolved.next() {
+                        *e = x;
+                    }
+                }
+            }
+            let _ = width;
         }
         if let Some(h) = having {
             plan = LogicalPlan::Filter {
@@ -646,6 +714,31 @@ impl<'a> Binder<'a> {
             scope: Scope::new(None, names),
         })
     }
+}
+
+fn cross_join(left: Bound, right: Bound) -> Bound {
+    let mut scope = left.scope;
+    scope.columns.extend(right.scope.columns);
+    Bound {
+        plan: LogicalPlan::join(left.plan, right.plan, JoinKind::Inner, vec![], None),
+        scope,
+    }
+}
+
+/// Splits a join condition over left ++ right columns into equi-join keys
+/// (one side reads only left columns, the other only right ones) and a
+/// residual filter.
+pub fn split_join_condition(condition: Expr, nl: usize) -> (Vec<(Expr, Expr)>, Option<Expr>) {
+    let mut keys = Vec::new();
+    let mut rest = Vec::new();
+    for c in condition.split_conjunction() {
+        match c.as_equi_key(nl) {
+            Some(pair) => keys.push(pair),
+            None => rest.push(c),
+        }
+    }
+    let filter = (!rest.is_empty()).then(|| Expr::and_all(rest));
+    (keys, filter)
 }
 
 fn one_row_batch() -> RecordBatch {

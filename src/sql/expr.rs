@@ -7,9 +7,13 @@ use sqlparser::ast::{
     Spanned, UnaryOperator, Value,
 };
 
+use std::cell::RefCell;
+
+use super::binder::Binder;
 use super::coerce::{binary, comparison_type};
 use super::location_of;
 use super::scope::Scope;
+use super::subquery::PendingSubquery;
 use crate::catalog::closest;
 use crate::error::{Location, QuarryError, Result};
 use crate::plan::expr::DatePart;
@@ -33,6 +37,97 @@ pub struct ExprBinder<'a> {
     pub schema: &'a Schema,
     /// Whether aggregate calls are allowed here (SELECT, HAVING, ORDER BY).
     pub allow_aggregates: bool,
+    /// Binds the subqueries met in expressions; None where none are allowed.
+    pub subqueries: Option<&'a Binder<'a>>,
+    /// The enclosing query, for the columns of a correlated subquery.
+    pub outer: Option<OuterRef<'a>>,
+    /// Subqueries met so far, to be joined in by the caller.
+    pub pending: RefCell<Vec<PendingSubquery>>,
+}
+
+/// The scope of the query enclosing a subquery.
+#[derive(Clone, Copy)]
+pub struct OuterRef<'a> {
+    pub scope: &'a Scope,
+    pub schema: &'a Schema,
+}
+
+impl<'a> ExprBinder<'a> {
+    /// A binder of plain expressions: no aggregates, no subqueries.
+    pub fn new(scope: &'a Scope, schema: &'a Schema) -> Self {
+        ExprBinder {
+            scope,
+            schema,
+            allow_aggregates: false,
+            subqueries: None,
+            outer: None,
+            pending: RefCell::new(vec![]),
+        }
+    }
+
+    /// Resolves a column in this scope, else in the enclosing query's.
+    fn column(&self, qualifier: Option<&str>, ident: &ast::Ident) -> Result<Expr> {
+        match self
+            .scope
+            .resolve(qualifier, &ident.value, location_of(ident.span))
+        {
+            Ok(i) => Ok(Expr::Column(i)),
+            Err(inner_err) => match &self.outer {
+                Some(o) => match o.scope.resolve(qualifier, &ident.value, None) {
+                    Ok(i) => Ok(Expr::OuterColumn {
+                        index: i,
+                        data_type: o.schema.field(i).data_type().clone(),
+                    }),
+                    Err(_) => Err(inner_err),
+                },
+                None => Err(inner_err),
+            },
+        }
+    }
+
+    /// Binds a subquery used as a value: scalar, or `x IN (…)` as a boolean.
+    fn subquery_value(&self, e: &ast::Expr) -> Result<Expr> {
+        let binder = self
+            .subqueries
+            .ok_or_else(|| QuarryError::plan_at("subqueries are not allowed here", at(e)))?;
+        let outer = OuterRef {
+            scope: self.scope,
+            schema: self.schema,
+        };
+        let pending = match e {
+            ast::Expr::Subquery(q) => binder.bind_scalar_subquery(q, outer)?,
+            ast::Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => {
+                let lhs = self.bind(expr)?;
+                let lt = self.type_of(&lhs)?;
+                let p = binder.bind_in_subquery_value(lhs, lt, subquery, at(e))?;
+                if *negated {
+                    let id = p.id;
+                    self.pending.borrow_mut().push(p);
+                    return Ok(Expr::Not(Box::new(Expr::SubqueryRef {
+                        id,
+                        data_type: DataType::Boolean,
+                    })));
+                }
+                p
+            }
+            _ => {
+                return Err(QuarryError::plan_at(
+                    "EXISTS is only supported as a condition of WHERE",
+                    at(e),
+                ))
+            }
+        };
+        let r = Expr::SubqueryRef {
+            id: pending.id,
+            data_type: pending.data_type.clone(),
+        };
+        self.pending.borrow_mut().push(pending);
+        Ok(r)
+    }
 }
 
 fn at(e: &ast::Expr) -> Option<Location> {
@@ -42,19 +137,12 @@ fn at(e: &ast::Expr) -> Option<Location> {
 impl ExprBinder<'_> {
     pub fn bind(&self, e: &ast::Expr) -> Result<Expr> {
         match e {
-            ast::Expr::Identifier(id) => {
-                let i = self.scope.resolve(None, &id.value, location_of(id.span))?;
-                Ok(Expr::Column(i))
-            }
+            ast::Expr::Identifier(id) => self.column(None, id),
             ast::Expr::CompoundIdentifier(ids) => {
                 let (name, quals) = ids
                     .split_last()
                     .ok_or_else(|| QuarryError::plan("empty identifier"))?;
-                let qualifier = quals.last().map(|q| q.value.as_str());
-                let i = self
-                    .scope
-                    .resolve(qualifier, &name.value, location_of(name.span))?;
-                Ok(Expr::Column(i))
+                self.column(quals.last().map(|q| q.value.as_str()), name)
             }
             ast::Expr::Value(v) => literal(&v.value, at(e)),
             ast::Expr::Nested(inner) => self.bind(inner),
@@ -298,10 +386,7 @@ impl ExprBinder<'_> {
             }
             ast::Expr::Function(f) => self.bind_function(f, at(e)),
             ast::Expr::Subquery(_) | ast::Expr::Exists { .. } | ast::Expr::InSubquery { .. } => {
-                Err(QuarryError::plan_at(
-                    "subqueries are not supported yet",
-                    at(e),
-                ))
+                self.subquery_value(e)
             }
             other => Err(QuarryError::plan_at(
                 format!("unsupported expression: {other}"),
@@ -570,11 +655,7 @@ impl ExprBinder<'_> {
             [] if func == AggFunc::Count => None,
             [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] => {
                 // No aggregate inside an aggregate.
-                let inner = ExprBinder {
-                    scope: self.scope,
-                    schema: self.schema,
-                    allow_aggregates: false,
-                };
+                let inner = ExprBinder::new(self.scope, self.schema);
                 Some(inner.bind(e).map_err(|err| match err {
                     QuarryError::Plan { message, location }
                         if message.contains("is not allowed here") =>

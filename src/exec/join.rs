@@ -1,0 +1,2001 @@
+//! Hash join. The RIGHT input is the build side: all its rows (of one
+//! partition, or all of them for a broadcast join) are concatenated into one
+//! batch and indexed by key in a [`JoinHashTable`]. The LEFT input is the
+//! probe side, streamed batch by batch through a [`HashJoinOp`].
+//!
+//! The index is laid out CSR-style: the build rows of each distinct key are
+//! contiguous in `row_ids`, so a key lookup yields a range `(start, len)` and
+//! the matches of a key are read sequentially (no chains to chase). Keys are
+//! found through one of:
+//! - a *direct* table for a single integer key whose value range is dense
+//!   (`offsets[k - min] .. offsets[k - min + 1]`, no hashing at all);
+//! - an open-addressing table (linear probing) from a single integer key
+//!   (Int8..Int64, UInt8..UInt64, Date32/64, Timestamp → i64);
+//! - for several integer keys whose build-side ranges fit 63 bits together,
+//!   either of the two above over the keys packed into one i64 (a probe key
+//!   outside the build range misses without a lookup);
+//! - the same table over the bytes of `arrow::row` rows (any key types, and
+//!   composite keys), slots holding the 64-bit hash;
+//! - no keys at all: every build row matches every probe row (a cross join,
+//!   possibly with a residual filter).
+//!
+//! Probing is vectorized: a probe batch's keys are looked up in one pass, the
+//! ranges expanded into (probe index, build index) pairs in chunks of at most
+//! [`MAX_BATCH_ROWS`], the residual filter evaluated on just the columns it
+//! reads, and the output gathered with `take` (or sliced when the indices are
+//! contiguous).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
+use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use arrow::compute::{concat_batches, filter_record_batch, take};
+use arrow::datatypes::{
+    DataType, Date32Type, Date64Type, Field, Int16Type, Int32Type, Int64Type, Int8Type, Schema,
+    SchemaRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, Rows, SortField};
+
+use super::expr::{evaluate_array, evaluate_predicate};
+use super::operator::Operator;
+use crate::error::{QuarryError, Result};
+use crate::plan::{Expr, JoinKind};
+
+/// The most rows a join emits in one batch (and the most candidate pairs it
+/// materializes at once while probing).
+pub const MAX_BATCH_ROWS: usize = 32 * 1024;
+
+/// "No build row" in a pair (the right side of an unmatched left row).
+const NONE: u32 = u32::MAX;
+
+/// A single integer key uses a direct table when its value range is at most
+/// this many times the number of build rows (plus a small constant): at most
+/// 32 bytes a row, no more than the 24..48 of the hashed table.
+const DIRECT_RANGE_FACTOR: usize = 8;
+
+// ---------------------------------------------------------------------------
+// Build side
+// ---------------------------------------------------------------------------
+
+/// One distinct key of an open-addressing table: `tag` is the key itself
+/// (integer keys) or its 64-bit hash (row keys); its rows are
+/// `row_ids[start .. start + len]`. `len == 0` marks an empty slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    tag: u64,
+    start: u32,
+    len: u32,
+}
+
+#[derive(Debug)]
+struct SlotTable {
+    slots: Vec<Slot>,
+    mask: usize,
+}
+
+impl SlotTable {
+    /// A table for up to `rows` distinct keys, at most 2/3 full.
+    fn for_rows(rows: usize) -> Self {
+        let cap = (rows + rows / 2 + 1).next_power_of_two().max(16);
+        SlotTable {
+            slots: vec![Slot::default(); cap],
+            mask: cap - 1,
+        }
+    }
+
+    /// The slot of the key with this hash and tag for which `eq` holds.
+    #[inline]
+    fn find(&self, hash: u64, tag: u64, eq: impl Fn(&Slot) -> bool) -> Option<&Slot> {
+        let mut pos = hash as usize & self.mask;
+        loop {
+            let s = &self.slots[pos];
+            if s.len == 0 {
+                return None;
+            }
+            if s.tag == tag && eq(s) {
+                return Some(s);
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// Builds the table and the CSR row list over rows `0..n`. `key(i)` is
+    /// `None` for a row with a NULL key (left out), else `(hash, tag)`;
+    /// `eq(rep, i)` tells whether rows `rep` and `i` have equal keys given
+    /// equal tags.
+    fn build(
+        n: usize,
+        key: impl Fn(usize) -> Option<(u64, u64)>,
+        eq: impl Fn(u32, usize) -> bool,
+        non_null: usize,
+    ) -> (SlotTable, Vec<u32>) {
+        let mut table = SlotTable::for_rows(non_null);
+        let mask = table.mask;
+        let mut slot_of = vec![NONE; n];
+        // Pass 1: count rows per key; `start` holds a representative row.
+        for (i, slot_i) in slot_of.iter_mut().enumerate() {
+            let Some((hash, tag)) = key(i) else { continue };
+            let mut pos = hash as usize & mask;
+            loop {
+                let s = &mut table.slots[pos];
+                if s.len == 0 {
+                    *s = Slot {
+                        tag,
+                        start: i as u32,
+                        len: 1,
+                    };
+                    break;
+                }
+                if s.tag == tag && eq(s.start, i) {
+                    s.len += 1;
+                    break;
+                }
+                pos = (pos + 1) & mask;
+            }
+            *slot_i = pos as u32;
+        }
+        // Pass 2: ranges by prefix sum.
+        let mut acc = 0u32;
+        for s in table.slots.iter_mut().filter(|s| s.len > 0) {
+            s.start = acc;
+            acc += s.len;
+            s.len = 0;
+        }
+        // Pass 3: place the rows, ascending within each key.
+        let mut row_ids = vec![0u32; acc as usize];
+        for (i, &pos) in slot_of.iter().enumerate() {
+            if pos != NONE {
+                let s = &mut table.slots[pos as usize];
+                row_ids[(s.start + s.len) as usize] = i as u32;
+                s.len += 1;
+            }
+        }
+        (table, row_ids)
+    }
+
+    fn memory_size(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+    }
+}
+
+/// The index from key to the range of its rows in `row_ids`.
+enum KeyIndex {
+    /// No join keys: all build rows form one group.
+    Unit,
+    /// Integer keys, none of them non-NULL: nothing matches.
+    NoKeys,
+    /// A single (or packed) integer key of dense range: key `k` owns
+    /// `row_ids[offsets[k - min] .. offsets[k - min + 1]]`.
+    Direct { min: i64, offsets: Vec<u32> },
+    /// A single (or packed) integer key, hashed; `tag` is the key.
+    IntHash(SlotTable),
+    /// Any keys, as `arrow::row` bytes; `tag` is the hash.
+    Rows {
+        converter: RowConverter,
+        rows: Rows,
+        table: SlotTable,
+        hasher: ahash::RandomState,
+    },
+}
+
+/// The build side of a hash join: all right rows (of one partition, or all of
+/// them when broadcast), hashed by key.
+pub struct JoinHashTable {
+    schema: SchemaRef,
+    /// All build rows, concatenated once.
+    batch: RecordBatch,
+    key_types: Vec<DataType>,
+    index: KeyIndex,
+    /// Several integer keys packed into one i64 for `Direct` / `IntHash`.
+    packing: Option<Packing>,
+    /// Build row indices grouped by key (rows with a NULL key left out).
+    row_ids: Vec<u32>,
+    has_null_key: bool,
+}
+
+impl std::fmt::Debug for JoinHashTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let index = match (&self.index, &self.packing) {
+            (KeyIndex::Unit, _) => "unit",
+            (KeyIndex::NoKeys, _) => "no keys",
+            (KeyIndex::Direct { .. }, None) => "direct",
+            (KeyIndex::Direct { .. }, Some(_)) => "packed direct",
+            (KeyIndex::IntHash(_), None) => "int hash",
+            (KeyIndex::IntHash(_), Some(_)) => "packed int hash",
+            (KeyIndex::Rows { .. }, _) => "row hash",
+        };
+        f.debug_struct("JoinHashTable")
+            .field("rows", &self.batch.num_rows())
+            .field("key_types", &self.key_types)
+            .field("index", &index)
+            .field("has_null_key", &self.has_null_key)
+            .finish()
+    }
+}
+
+/// Fixed seeds, different from the repartitioner's: within one partition all
+/// keys share a repartition hash residue, which must not skew this table.
+fn row_hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(0x5851_f42d, 0x4c95_7f2d, 0x1405_7b7e, 0xf767_814f)
+}
+
+/// A strong, cheap mix of an integer key (folded 64×64→128 multiply).
+#[inline]
+fn hash_i64(k: i64) -> u64 {
+    const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+    const SEED: u64 = 0x2d35_8dcc_aa6c_78a5;
+    let m = ((k as u64) ^ SEED) as u128 * MUL as u128;
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+/// Whether a key of this type takes the integer fast path.
+fn is_int_key(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Timestamp(_, _)
+    )
+}
+
+/// The values of an integer-like array as i64 (an injective mapping; UInt64
+/// is reinterpreted). Values under NULL slots are arbitrary.
+fn int_values(a: &dyn Array) -> Result<Cow<'_, [i64]>> {
+    macro_rules! widen {
+        ($t:ty) => {
+            a.as_primitive_opt::<$t>()
+                .map(|p| Cow::Owned(p.values().iter().map(|&v| v as i64).collect()))
+        };
+    }
+    macro_rules! same {
+        ($t:ty) => {
+            a.as_primitive_opt::<$t>()
+                .map(|p| Cow::Borrowed(p.values().as_ref()))
+        };
+    }
+    let values = match a.data_type() {
+        DataType::Int8 => widen!(Int8Type),
+        DataType::Int16 => widen!(Int16Type),
+        DataType::Int32 => widen!(Int32Type),
+        DataType::Int64 => same!(Int64Type),
+        DataType::UInt8 => widen!(UInt8Type),
+        DataType::UInt16 => widen!(UInt16Type),
+        DataType::UInt32 => widen!(UInt32Type),
+        DataType::UInt64 => widen!(UInt64Type),
+        DataType::Date32 => widen!(Date32Type),
+        DataType::Date64 => same!(Date64Type),
+        DataType::Timestamp(TimeUnit::Second, _) => same!(TimestampSecondType),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => same!(TimestampMillisecondType),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => same!(TimestampMicrosecondType),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => same!(TimestampNanosecondType),
+        _ => None,
+    };
+    values.ok_or_else(|| {
+        QuarryError::exec(format!(
+            "hash join: {} is not an integer key type",
+            a.data_type()
+        ))
+    })
+}
+
+/// Rows where any key column is NULL.
+fn key_nulls(keys: &[ArrayRef]) -> Option<NullBuffer> {
+    keys.iter().fold(None, |acc, k| {
+        NullBuffer::union(acc.as_ref(), k.logical_nulls().as_ref())
+    })
+}
+
+fn check_columns(exprs: &[&Expr], width: usize, what: &str) -> Result<()> {
+    let mut cols = vec![];
+    for e in exprs {
+        e.columns(&mut cols);
+    }
+    match cols.iter().find(|&&c| c >= width) {
+        Some(c) => Err(QuarryError::exec(format!(
+            "hash join: {what} reads column {c} of an input with {width} columns"
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl JoinHashTable {
+    /// `keys` are expressions over `schema` (the right input's schema).
+    pub fn build(schema: SchemaRef, batches: Vec<RecordBatch>, keys: &[Expr]) -> Result<Self> {
+        check_columns(
+            &keys.iter().collect::<Vec<_>>(),
+            schema.fields().len(),
+            "a build key",
+        )?;
+        let batch = concat_batches(&schema, &batches)?;
+        drop(batches);
+        let n = batch.num_rows();
+        if n >= NONE as usize {
+            return Err(QuarryError::exec(format!(
+                "hash join: build side of {n} rows is too large for one partition"
+            )));
+        }
+        let key_arrays = keys
+            .iter()
+            .map(|k| evaluate_array(k, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        let key_types: Vec<DataType> = key_arrays.iter().map(|a| a.data_type().clone()).collect();
+        let nulls = key_nulls(&key_arrays);
+        let null_count = nulls.as_ref().map_or(0, |b| b.null_count());
+        let non_null = n - null_count;
+        let valid = |i: usize| nulls.as_ref().is_none_or(|b| b.is_valid(i));
+
+        let int_columns = if key_types.iter().all(is_int_key) {
+            let columns = key_arrays
+                .iter()
+                .map(|a| int_values(a.as_ref()))
+                .collect::<Result<Vec<_>>>()?;
+            Some(columns)
+        } else {
+            None
+        };
+        let packing = match &int_columns {
+            Some(columns) if columns.len() > 1 => Packing::plan(columns, &valid),
+            _ => None,
+        };
+        let (index, row_ids) = if key_arrays.is_empty() {
+            (KeyIndex::Unit, (0..n as u32).collect())
+        } else if let (Some(p), Some(columns)) = (&packing, &int_columns) {
+            let (packed, _) = p.pack(columns, n);
+            build_int_index(&packed, &valid, non_null)
+        } else if let Some(columns) = int_columns.as_ref().filter(|c| c.len() == 1) {
+            build_int_index(&columns[0], &valid, non_null)
+        } else {
+            let converter = RowConverter::new(
+                key_types
+                    .iter()
+                    .map(|t| SortField::new(t.clone()))
+                    .collect(),
+            )?;
+            let rows = converter.convert_columns(&key_arrays)?;
+            let hasher = row_hasher();
+            let (table, row_ids) = SlotTable::build(
+                n,
+                |i| {
+                    valid(i).then(|| {
+                        let h = hasher.hash_one(rows.row(i).as_ref());
+                        (h, h)
+                    })
+                },
+                |rep, i| rows.row(rep as usize) == rows.row(i),
+                non_null,
+            );
+            (
+                KeyIndex::Rows {
+                    converter,
+                    rows,
+                    table,
+                    hasher,
+                },
+                row_ids,
+            )
+        };
+        Ok(JoinHashTable {
+            schema,
+            batch,
+            key_types,
+            index,
+            packing,
+            row_ids,
+            has_null_key: null_count > 0,
+        })
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Whether some build row has a NULL in a key column.
+    pub fn has_null_key(&self) -> bool {
+        self.has_null_key
+    }
+
+    /// Bytes held: the build rows plus the index.
+    pub fn memory_size(&self) -> usize {
+        let index = match &self.index {
+            KeyIndex::Unit | KeyIndex::NoKeys => 0,
+            KeyIndex::Direct { offsets, .. } => offsets.capacity() * 4,
+            KeyIndex::IntHash(t) => t.memory_size(),
+            KeyIndex::Rows { rows, table, .. } => rows.size() + table.memory_size(),
+        };
+        self.batch.get_array_memory_size() + self.row_ids.capacity() * 4 + index
+    }
+
+    /// For each probe row, the range of its matches in `row_ids` (`len` 0 for
+    /// none). Returns which probe rows have a NULL key.
+    fn lookup(
+        &self,
+        keys: &[ArrayRef],
+        n: usize,
+        groups: &mut Vec<(u32, u32)>,
+    ) -> Result<Option<NullBuffer>> {
+        groups.clear();
+        let nulls = key_nulls(keys);
+        let nulls = nulls.filter(|b| b.null_count() > 0);
+        // Packed keys: rows with a key outside the build side's range miss.
+        let mut miss = None;
+        let mut int_keys = || -> Result<Cow<'_, [i64]>> {
+            match &self.packing {
+                None => int_values(keys[0].as_ref()),
+                Some(p) => {
+                    let columns = keys
+                        .iter()
+                        .map(|a| int_values(a.as_ref()))
+                        .collect::<Result<Vec<_>>>()?;
+                    let (packed, m) = p.pack(&columns, n);
+                    miss = Some(m);
+                    Ok(Cow::Owned(packed))
+                }
+            }
+        };
+        match &self.index {
+            KeyIndex::Unit => groups.resize(n, (0, self.row_ids.len() as u32)),
+            KeyIndex::NoKeys => groups.resize(n, (0, 0)),
+            KeyIndex::Direct { min, offsets } => {
+                let values = int_keys()?;
+                let width = (offsets.len() - 1) as u64;
+                let min = *min;
+                groups.extend(values.iter().map(|&k| {
+                    let d = k.wrapping_sub(min) as u64;
+                    if d < width {
+                        let s = offsets[d as usize];
+                        (s, offsets[d as usize + 1] - s)
+                    } else {
+                        (0, 0)
+                    }
+                }));
+            }
+            KeyIndex::IntHash(table) => {
+                let values = int_keys()?;
+                groups.extend(values.iter().map(|&k| {
+                    match table.find(hash_i64(k), k as u64, |_| true) {
+                        Some(s) => (s.start, s.len),
+                        None => (0, 0),
+                    }
+                }));
+            }
+            KeyIndex::Rows {
+                converter,
+                rows,
+                table,
+                hasher,
+            } => {
+                let probe = converter.convert_columns(keys)?;
+                // Hash first, then probe: independent loads overlap better.
+                let hashes: Vec<u64> = probe.iter().map(|r| hasher.hash_one(r.as_ref())).collect();
+                groups.extend(probe.iter().zip(hashes).map(|(row, h)| {
+                    let bytes = row.as_ref();
+                    let found = table.find(h, h, |s| {
+                        rows.row(self.row_ids[s.start as usize] as usize).as_ref() == bytes
+                    });
+                    match found {
+                        Some(s) => (s.start, s.len),
+                        None => (0, 0),
+                    }
+                }));
+            }
+        }
+        if groups.len() != n {
+            return Err(QuarryError::exec(format!(
+                "hash join: {} probe keys for {n} rows",
+                groups.len()
+            )));
+        }
+        if let Some(miss) = miss {
+            for (g, _) in groups.iter_mut().zip(miss).filter(|(_, m)| *m) {
+                *g = (0, 0);
+            }
+        }
+        // A NULL key matches nothing (its value slot may hold anything).
+        if let Some(b) = &nulls {
+            for i in (0..n).filter(|&i| b.is_null(i)) {
+                groups[i] = (0, 0);
+            }
+        }
+        Ok(nulls)
+    }
+
+    /// The build columns at `idx`; `NONE` gives a NULL row.
+    fn take_rows(&self, idx: &[u32]) -> Result<Vec<ArrayRef>> {
+        let n = self.batch.num_rows();
+        let has_none = idx.contains(&NONE);
+        if n == 0 || (has_none && idx.iter().all(|&i| i == NONE)) {
+            if idx.iter().any(|&i| i != NONE) {
+                return Err(QuarryError::exec("hash join: build row out of range"));
+            }
+            return Ok(self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| new_null_array(f.data_type(), idx.len()))
+                .collect());
+        }
+        if !has_none {
+            if let Some(start) = contiguous(idx) {
+                return Ok(self.batch.slice(start, idx.len()).columns().to_vec());
+            }
+        }
+        let indices = if has_none {
+            let nulls = NullBuffer::from_iter(idx.iter().map(|&i| i != NONE));
+            let values: Vec<u32> = idx.iter().map(|&i| if i == NONE { 0 } else { i }).collect();
+            UInt32Array::new(ScalarBuffer::from(values), Some(nulls))
+        } else {
+            UInt32Array::new(ScalarBuffer::from(idx.to_vec()), None)
+        };
+        take_columns(self.batch.columns(), &indices)
+    }
+}
+
+/// Several integer keys packed into one non-negative i64: key `k`
+/// contributes `(v_k - min_k) << shift_k`, its range taken on the build side.
+#[derive(Debug)]
+struct Packing {
+    mins: Vec<i64>,
+    ranges: Vec<u64>,
+    shifts: Vec<u32>,
+}
+
+impl Packing {
+    /// A packing of these build key columns, if their ranges fit 63 bits.
+    fn plan(columns: &[Cow<'_, [i64]>], valid: &impl Fn(usize) -> bool) -> Option<Packing> {
+        let mut p = Packing {
+            mins: vec![],
+            ranges: vec![],
+            shifts: vec![],
+        };
+        let mut shift = 0u32;
+        for col in columns {
+            let (mut min, mut max) = (i64::MAX, i64::MIN);
+            for (i, &v) in col.iter().enumerate() {
+                if valid(i) {
+                    min = min.min(v);
+                    max = max.max(v);
+                }
+            }
+            if min > max {
+                (min, max) = (0, 0);
+            }
+            let range = max.wrapping_sub(min) as u64;
+            p.mins.push(min);
+            p.ranges.push(range);
+            p.shifts.push(shift);
+            shift += 64 - range.leading_zeros();
+            if shift > 63 {
+                return None;
+            }
+        }
+        Some(p)
+    }
+
+    /// The packed keys, and which rows have a key outside the build range
+    /// (their packed value is meaningless).
+    fn pack(&self, columns: &[Cow<'_, [i64]>], n: usize) -> (Vec<i64>, Vec<bool>) {
+        let mut packed = vec![0i64; n];
+        let mut miss = vec![false; n];
+        for (k, col) in columns.iter().enumerate() {
+            let (min, range, shift) = (self.mins[k], self.ranges[k], self.shifts[k]);
+            for ((p, m), &v) in packed.iter_mut().zip(miss.iter_mut()).zip(col.iter()) {
+                let d = v.wrapping_sub(min) as u64;
+                *m |= d > range;
+                *p |= (d << shift) as i64;
+            }
+        }
+        (packed, miss)
+    }
+}
+
+/// Builds the index of a single (or packed) integer key.
+fn build_int_index(
+    values: &[i64],
+    valid: &impl Fn(usize) -> bool,
+    non_null: usize,
+) -> (KeyIndex, Vec<u32>) {
+    let n = values.len();
+    let (mut min, mut max) = (i64::MAX, i64::MIN);
+    for (i, &v) in values.iter().enumerate() {
+        if valid(i) {
+            min = min.min(v);
+            max = max.max(v);
+        }
+    }
+    if non_null == 0 {
+        return (KeyIndex::NoKeys, vec![]);
+    }
+    let range = (max as i128 - min as i128) as u128;
+    let dense_limit = (DIRECT_RANGE_FACTOR * non_null + 1024) as u128;
+    if range <= dense_limit && range < (u32::MAX / 2) as u128 {
+        // Counting sort by key: count at [k+2], prefix sum, then use [k+1] as
+        // the insertion cursor of key k; afterwards [k]..[k+1] is k's range.
+        let width = range as usize + 1;
+        let mut offsets = vec![0u32; width + 2];
+        for (i, &v) in values.iter().enumerate() {
+            if valid(i) {
+                offsets[v.wrapping_sub(min) as u64 as usize + 2] += 1;
+            }
+        }
+        for j in 1..offsets.len() {
+            offsets[j] += offsets[j - 1];
+        }
+        let mut row_ids = vec![0u32; non_null];
+        for (i, &v) in values.iter().enumerate() {
+            if valid(i) {
+                let c = &mut offsets[v.wrapping_sub(min) as u64 as usize + 1];
+                row_ids[*c as usize] = i as u32;
+                *c += 1;
+            }
+        }
+        offsets.truncate(width + 1);
+        return (KeyIndex::Direct { min, offsets }, row_ids);
+    }
+    let (table, row_ids) = SlotTable::build(
+        n,
+        |i| valid(i).then(|| (hash_i64(values[i]), values[i] as u64)),
+        |_, _| true,
+        non_null,
+    );
+    (KeyIndex::IntHash(table), row_ids)
+}
+
+/// `Some(first)` when `idx` is `first, first+1, …` (then a slice will do).
+fn contiguous(idx: &[u32]) -> Option<usize> {
+    let first = *idx.first()?;
+    idx.iter()
+        .enumerate()
+        .all(|(k, &i)| i as usize == first as usize + k)
+        .then_some(first as usize)
+}
+
+fn take_columns(columns: &[ArrayRef], indices: &UInt32Array) -> Result<Vec<ArrayRef>> {
+    columns
+        .iter()
+        .map(|c| Ok(take(c.as_ref(), indices, None)?))
+        .collect()
+}
+
+/// Columns of `batch` at rows `idx` (all valid).
+fn take_probe(batch: &RecordBatch, idx: &[u32]) -> Result<Vec<ArrayRef>> {
+    match contiguous(idx) {
+        Some(start) if start + idx.len() <= batch.num_rows() => {
+            if start == 0 && idx.len() == batch.num_rows() {
+                Ok(batch.columns().to_vec())
+            } else {
+                Ok(batch.slice(start, idx.len()).columns().to_vec())
+            }
+        }
+        _ => take_columns(
+            batch.columns(),
+            &UInt32Array::new(ScalarBuffer::from(idx.to_vec()), None),
+        ),
+    }
+}
+
+/// Appends (probe row, build row) pairs, starting at `cursor` (probe row,
+/// offset within its matches), until `probe` holds `limit` pairs or the rows
+/// run out. With `unmatched`, a probe row without matches yields `(row, NONE)`.
+fn expand(
+    groups: &[(u32, u32)],
+    row_ids: &[u32],
+    cursor: &mut (usize, u32),
+    limit: usize,
+    unmatched: bool,
+    probe: &mut Vec<u32>,
+    build: &mut Vec<u32>,
+) {
+    while cursor.0 < groups.len() && probe.len() < limit {
+        let row = cursor.0;
+        let (start, len) = groups[row];
+        if len == 0 {
+            if unmatched {
+                probe.push(row as u32);
+                build.push(NONE);
+            }
+            *cursor = (row + 1, 0);
+            continue;
+        }
+        let take = (len - cursor.1).min((limit - probe.len()) as u32);
+        let s = (start + cursor.1) as usize;
+        build.extend_from_slice(&row_ids[s..s + take as usize]);
+        probe.resize(probe.len() + take as usize, row as u32);
+        cursor.1 += take;
+        if cursor.1 == len {
+            *cursor = (row + 1, 0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Probe side
+// ---------------------------------------------------------------------------
+
+/// The residual predicate, rewritten over just the columns it reads.
+struct JoinFilter {
+    expr: Expr,
+    /// Columns of left ++ right that the filter reads, in its new order.
+    columns: Vec<usize>,
+    schema: SchemaRef,
+}
+
+pub struct HashJoinOp {
+    kind: JoinKind,
+    table: Arc<JoinHashTable>,
+    probe_keys: Vec<Expr>,
+    filter: Option<JoinFilter>,
+    left_width: usize,
+    output_schema: SchemaRef,
+    /// Right/Full: which build rows found a match.
+    build_matched: Vec<bool>,
+    finished: bool,
+    /// Scratch: per probe row, its range of matches.
+    groups: Vec<(u32, u32)>,
+}
+
+impl HashJoinOp {
+    /// `probe_keys` are expressions over the left schema, of the same types as the build keys (the planner casts).
+    /// `filter` is a residual predicate over the concatenation left ++ right columns (column i < left.len() is left column i,
+    /// column left.len()+j is right column j); a pair of rows matches only when the keys are equal AND the filter is true.
+    /// `output_schema`: Inner/Left/Right/Full: left fields ++ right fields (fields of the outer side made nullable by the planner);
+    /// Semi/Anti: left fields; Mark: left fields ++ one nullable Boolean field.
+    pub fn new(
+        kind: JoinKind,
+        table: Arc<JoinHashTable>,
+        probe_keys: Vec<Expr>,
+        filter: Option<Expr>,
+        left_schema: SchemaRef,
+        output_schema: SchemaRef,
+    ) -> Result<Self> {
+        let left_width = left_schema.fields().len();
+        let right_width = table.schema.fields().len();
+        if probe_keys.len() != table.key_types.len() {
+            return Err(QuarryError::exec(format!(
+                "hash join: {} probe keys for {} build keys",
+                probe_keys.len(),
+                table.key_types.len()
+            )));
+        }
+        check_columns(
+            &probe_keys.iter().collect::<Vec<_>>(),
+            left_width,
+            "a probe key",
+        )?;
+        for (k, build_type) in probe_keys.iter().zip(&table.key_types) {
+            let t = k.data_type(&left_schema)?;
+            if &t != build_type {
+                return Err(QuarryError::exec(format!(
+                    "hash join: probe key of type {t} against build key of type {build_type}"
+                )));
+            }
+        }
+        let expected = match kind {
+            JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full => {
+                left_width + right_width
+            }
+            JoinKind::Semi | JoinKind::Anti => left_width,
+            JoinKind::Mark => left_width + 1,
+        };
+        if output_schema.fields().len() != expected {
+            return Err(QuarryError::exec(format!(
+                "hash join: {kind:?} join output has {} columns, expected {expected}",
+                output_schema.fields().len()
+            )));
+        }
+        let filter = match filter {
+            None => None,
+            Some(f) => {
+                check_columns(&[&f], left_width + right_width, "the join filter")?;
+                let mut columns = vec![];
+                f.columns(&mut columns);
+                columns.sort_unstable();
+                columns.dedup();
+                let fields: Vec<Field> = columns
+                    .iter()
+                    .map(|&c| {
+                        let field = if c < left_width {
+                            left_schema.field(c)
+                        } else {
+                            table.schema.field(c - left_width)
+                        };
+                        field.clone().with_nullable(true)
+                    })
+                    .collect();
+                let pos = |c: usize| columns.binary_search(&c).unwrap_or_default();
+                let expr = f.remap_columns(&pos);
+                Some(JoinFilter {
+                    expr,
+                    columns,
+                    schema: Arc::new(Schema::new(fields)),
+                })
+            }
+        };
+        let build_matched = match kind {
+            JoinKind::Right | JoinKind::Full => vec![false; table.num_rows()],
+            _ => vec![],
+        };
+        Ok(HashJoinOp {
+            kind,
+            table,
+            probe_keys,
+            filter,
+            left_width,
+            output_schema,
+            build_matched,
+            finished: false,
+            groups: vec![],
+        })
+    }
+
+    fn batch(&self, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+        let opts = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            self.output_schema.clone(),
+            columns,
+            &opts,
+        )?)
+    }
+
+    /// The joined rows of pairs (probe row, build row or NONE).
+    fn gather(&self, probe: &RecordBatch, p: &[u32], b: &[u32]) -> Result<RecordBatch> {
+        let mut columns = take_probe(probe, p)?;
+        columns.extend(self.table.take_rows(b)?);
+        self.batch(columns, p.len())
+    }
+
+    /// Which pairs pass the residual filter.
+    fn evaluate_filter(
+        &self,
+        f: &JoinFilter,
+        probe: &RecordBatch,
+        p: &[u32],
+        b: &[u32],
+    ) -> Result<BooleanArray> {
+        let p_idx = UInt32Array::new(ScalarBuffer::from(p.to_vec()), None);
+        let b_idx = UInt32Array::new(ScalarBuffer::from(b.to_vec()), None);
+        let columns = f
+            .columns
+            .iter()
+            .map(|&c| {
+                Ok(if c < self.left_width {
+                    take(probe.column(c).as_ref(), &p_idx, None)?
+                } else {
+                    take(
+                        self.table.batch.column(c - self.left_width).as_ref(),
+                        &b_idx,
+                        None,
+                    )?
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let opts = RecordBatchOptions::new().with_row_count(Some(p.len()));
+        let batch = RecordBatch::try_new_with_options(f.schema.clone(), columns, &opts)?;
+        evaluate_predicate(&f.expr, &batch)
+    }
+
+    /// Inner/Left/Right/Full: emits the joined pairs of one probe batch.
+    fn probe_pairs(
+        &self,
+        batch: &RecordBatch,
+        groups: &[(u32, u32)],
+        build_matched: &mut [bool],
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let outer_left = matches!(self.kind, JoinKind::Left | JoinKind::Full);
+        let track_build = matches!(self.kind, JoinKind::Right | JoinKind::Full);
+        let mut cursor = (0usize, 0u32);
+        let (mut out_p, mut out_b) = (Vec::new(), Vec::new());
+        let Some(f) = &self.filter else {
+            loop {
+                expand(
+                    groups,
+                    &self.table.row_ids,
+                    &mut cursor,
+                    MAX_BATCH_ROWS,
+                    outer_left,
+                    &mut out_p,
+                    &mut out_b,
+                );
+                if out_p.is_empty() {
+                    return Ok(());
+                }
+                if track_build {
+                    for &b in out_b.iter().filter(|&&b| b != NONE) {
+                        build_matched[b as usize] = true;
+                    }
+                }
+                out.push(self.gather(batch, &out_p, &out_b)?);
+                out_p.clear();
+                out_b.clear();
+            }
+        };
+        let mut probe_matched = vec![false; if outer_left { n } else { 0 }];
+        let (mut cp, mut cb) = (Vec::new(), Vec::new());
+        loop {
+            cp.clear();
+            cb.clear();
+            expand(
+                groups,
+                &self.table.row_ids,
+                &mut cursor,
+                MAX_BATCH_ROWS,
+                false,
+                &mut cp,
+                &mut cb,
+            );
+            if cp.is_empty() {
+                break;
+            }
+            let mask = self.evaluate_filter(f, batch, &cp, &cb)?;
+            for k in mask.values().set_indices() {
+                let (p, b) = (cp[k], cb[k]);
+                if outer_left {
+                    probe_matched[p as usize] = true;
+                }
+                if track_build {
+                    build_matched[b as usize] = true;
+                }
+                out_p.push(p);
+                out_b.push(b);
+                if out_p.len() == MAX_BATCH_ROWS {
+                    out.push(self.gather(batch, &out_p, &out_b)?);
+                    out_p.clear();
+                    out_b.clear();
+                }
+            }
+        }
+        for (i, _) in probe_matched.iter().enumerate().filter(|(_, &m)| !m) {
+            out_p.push(i as u32);
+            out_b.push(NONE);
+            if out_p.len() == MAX_BATCH_ROWS {
+                out.push(self.gather(batch, &out_p, &out_b)?);
+                out_p.clear();
+                out_b.clear();
+            }
+        }
+        if !out_p.is_empty() {
+            out.push(self.gather(batch, &out_p, &out_b)?);
+        }
+        Ok(())
+    }
+
+    /// Semi/Anti/Mark: per probe row, whether some build row matches it.
+    fn probe_matches(&self, batch: &RecordBatch, groups: &[(u32, u32)]) -> Result<Vec<bool>> {
+        let Some(f) = &self.filter else {
+            return Ok(groups.iter().map(|&(_, len)| len > 0).collect());
+        };
+        let mut matched = vec![false; batch.num_rows()];
+        let mut cursor = (0usize, 0u32);
+        let (mut cp, mut cb) = (Vec::new(), Vec::new());
+        loop {
+            cp.clear();
+            cb.clear();
+            // Rows already matched need not be tried again.
+            while cursor.0 < matched.len() && matched[cursor.0] && cursor.1 == 0 {
+                cursor.0 += 1;
+            }
+            expand(
+                groups,
+                &self.table.row_ids,
+                &mut cursor,
+                MAX_BATCH_ROWS,
+                false,
+                &mut cp,
+                &mut cb,
+            );
+            if cp.is_empty() {
+                return Ok(matched);
+            }
+            let mask = self.evaluate_filter(f, batch, &cp, &cb)?;
+            for k in mask.values().set_indices() {
+                matched[cp[k] as usize] = true;
+            }
+        }
+    }
+
+    /// Joins one probe batch; `groups` and `build_matched` are the
+    /// operator's own, lent for the call.
+    fn probe(
+        &self,
+        batch: &RecordBatch,
+        keys: &[ArrayRef],
+        groups: &mut Vec<(u32, u32)>,
+        build_matched: &mut [bool],
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let probe_nulls = self.table.lookup(keys, n, groups)?;
+        match self.kind {
+            JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full => {
+                self.probe_pairs(batch, groups, build_matched, out)
+            }
+            JoinKind::Semi => {
+                let matched = self.probe_matches(batch, groups)?;
+                self.emit_filtered(batch, matched, out)
+            }
+            JoinKind::Anti => {
+                let mut matched = self.probe_matches(batch, groups)?;
+                matched.iter_mut().for_each(|m| *m = !*m);
+                self.emit_filtered(batch, matched, out)
+            }
+            JoinKind::Mark => {
+                let matched = self.probe_matches(batch, groups)?;
+                let build_nonempty = self.table.num_rows() > 0;
+                let validity = if self.table.has_null_key {
+                    // Unmatched rows are all NULL.
+                    Some(NullBuffer::from(matched.as_slice()))
+                } else {
+                    match &probe_nulls {
+                        Some(pn) if build_nonempty => Some(NullBuffer::from_iter(
+                            matched
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &m)| m || pn.is_valid(i)),
+                        )),
+                        _ => None,
+                    }
+                };
+                let validity = validity.filter(|v| v.null_count() > 0);
+                let mark = BooleanArray::new(BooleanBuffer::from(matched), validity);
+                let mut columns = batch.columns().to_vec();
+                columns.push(Arc::new(mark));
+                out.push(self.batch(columns, n)?);
+                Ok(())
+            }
+        }
+    }
+
+    fn emit_filtered(
+        &self,
+        batch: &RecordBatch,
+        keep: Vec<bool>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let kept = keep.iter().filter(|&&k| k).count();
+        if kept == 0 {
+            return Ok(());
+        }
+        let columns = if kept == batch.num_rows() {
+            batch.columns().to_vec()
+        } else {
+            filter_record_batch(batch, &BooleanArray::from(keep))?
+                .columns()
+                .to_vec()
+        };
+        out.push(self.batch(columns, kept)?);
+        Ok(())
+    }
+}
+
+impl Operator for HashJoinOp {
+    fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.finished {
+            return Err(QuarryError::exec("hash join: push after finish"));
+        }
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        if batch.num_columns() != self.left_width {
+            return Err(QuarryError::exec(format!(
+                "hash join: probe batch has {} columns, expected {}",
+                batch.num_columns(),
+                self.left_width
+            )));
+        }
+        let keys = self
+            .probe_keys
+            .iter()
+            .map(|k| evaluate_array(k, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        let mut groups = std::mem::take(&mut self.groups);
+        let mut build_matched = std::mem::take(&mut self.build_matched);
+        let result = self.probe(&batch, &keys, &mut groups, &mut build_matched, out);
+        self.groups = groups;
+        self.build_matched = build_matched;
+        result
+    }
+
+    /// Right/Full: the build rows that never matched, with NULL left columns.
+    fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        if !matches!(self.kind, JoinKind::Right | JoinKind::Full) {
+            return Ok(());
+        }
+        let unmatched: Vec<u32> = self
+            .build_matched
+            .iter()
+            .enumerate()
+            .filter(|(_, &m)| !m)
+            .map(|(i, _)| i as u32)
+            .collect();
+        for chunk in unmatched.chunks(MAX_BATCH_ROWS) {
+            let mut columns: Vec<ArrayRef> = self.output_schema.fields()[..self.left_width]
+                .iter()
+                .map(|f| new_null_array(f.data_type(), chunk.len()))
+                .collect();
+            columns.extend(self.table.take_rows(chunk)?);
+            out.push(self.batch(columns, chunk.len())?);
+        }
+        Ok(())
+    }
+
+    fn is_done(&self) -> bool {
+        // Against an empty build side these joins produce nothing more.
+        self.table.num_rows() == 0
+            && matches!(
+                self.kind,
+                JoinKind::Inner | JoinKind::Semi | JoinKind::Right
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array, StringArray, StringViewArray};
+    use arrow::util::display::array_value_to_string;
+    use datafusion_common::ScalarValue;
+
+    use crate::plan::BinaryOp;
+
+    fn ints(v: &[Option<i64>]) -> ArrayRef {
+        Arc::new(Int64Array::from(v.to_vec()))
+    }
+
+    fn strs(v: &[Option<&str>]) -> ArrayRef {
+        Arc::new(StringArray::from(v.to_vec()))
+    }
+
+    fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            cols.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap()
+    }
+
+    fn col(i: usize) -> Expr {
+        Expr::Column(i)
+    }
+
+    fn ne_str(c: usize, s: &str) -> Expr {
+        Expr::binary(
+            BinaryOp::NotEq,
+            col(c),
+            Expr::lit(ScalarValue::Utf8(Some(s.into()))),
+        )
+    }
+
+    fn output_schema(left: &Schema, right: &Schema, kind: JoinKind) -> SchemaRef {
+        let mut fields: Vec<Field> = left
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        match kind {
+            JoinKind::Semi | JoinKind::Anti => {}
+            JoinKind::Mark => fields.push(Field::new("mark", DataType::Boolean, true)),
+            _ => fields.extend(
+                right
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true)),
+            ),
+        }
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Sorted rows, columns joined by `|`, NULL spelled out.
+    fn rows(batches: &[RecordBatch]) -> Vec<String> {
+        let mut out = vec![];
+        for b in batches {
+            for r in 0..b.num_rows() {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(r) {
+                            "NULL".to_string()
+                        } else {
+                            array_value_to_string(c, r).unwrap()
+                        }
+                    })
+                    .collect();
+                out.push(cells.join("|"));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Runs one join, pushing `probe_chunk` rows at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn run_chunked(
+        kind: JoinKind,
+        left: &RecordBatch,
+        right: &[RecordBatch],
+        right_schema: &SchemaRef,
+        left_keys: &[Expr],
+        right_keys: &[Expr],
+        filter: Option<Expr>,
+        probe_chunk: usize,
+    ) -> Vec<RecordBatch> {
+        let table = Arc::new(
+            JoinHashTable::build(right_schema.clone(), right.to_vec(), right_keys).unwrap(),
+        );
+        let schema = output_schema(&left.schema(), right_schema, kind);
+        let mut op = HashJoinOp::new(
+            kind,
+            table,
+            left_keys.to_vec(),
+            filter,
+            left.schema(),
+            schema.clone(),
+        )
+        .unwrap();
+        let mut out = vec![];
+        let mut start = 0;
+        while start < left.num_rows() {
+            let len = probe_chunk.min(left.num_rows() - start);
+            op.push(left.slice(start, len), &mut out).unwrap();
+            start += len;
+        }
+        op.finish(&mut out).unwrap();
+        for b in &out {
+            assert_eq!(b.schema(), schema);
+            assert!(b.num_rows() > 0 && b.num_rows() <= MAX_BATCH_ROWS);
+        }
+        out
+    }
+
+    /// Runs one join with the whole probe side in one batch and in batches of
+    /// two rows; both must agree. Returns the sorted rows.
+    fn run(
+        kind: JoinKind,
+        left: &RecordBatch,
+        right: &RecordBatch,
+        left_keys: &[Expr],
+        right_keys: &[Expr],
+        filter: Option<Expr>,
+    ) -> Vec<String> {
+        let rs = right.schema();
+        // The build side arrives in several batches too.
+        let half = right.num_rows() / 2;
+        let parts = vec![
+            right.slice(0, half),
+            right.slice(half, right.num_rows() - half),
+        ];
+        let whole = rows(&run_chunked(
+            kind,
+            left,
+            &parts,
+            &rs,
+            left_keys,
+            right_keys,
+            filter.clone(),
+            usize::MAX,
+        ));
+        let chunked = rows(&run_chunked(
+            kind, left, &parts, &rs, left_keys, right_keys, filter, 2,
+        ));
+        assert_eq!(whole, chunked, "{kind:?}: chunked probe differs");
+        whole
+    }
+
+    fn sorted(v: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    fn left_table() -> RecordBatch {
+        batch(vec![
+            (
+                "id",
+                ints(&[Some(1), Some(2), Some(2), Some(3), None, Some(5)]),
+            ),
+            (
+                "lv",
+                strs(&[
+                    Some("a"),
+                    Some("b"),
+                    Some("b2"),
+                    Some("c"),
+                    Some("n"),
+                    Some("e"),
+                ]),
+            ),
+        ])
+    }
+
+    fn right_table() -> RecordBatch {
+        batch(vec![
+            ("rid", ints(&[Some(1), Some(2), Some(2), Some(4), None])),
+            (
+                "rv",
+                strs(&[Some("x"), Some("y"), Some("y2"), Some("z"), Some("rn")]),
+            ),
+        ])
+    }
+
+    const INNER: &[&str] = &["1|a|1|x", "2|b|2|y", "2|b|2|y2", "2|b2|2|y", "2|b2|2|y2"];
+    const LEFT_UNMATCHED: &[&str] = &["3|c|NULL|NULL", "NULL|n|NULL|NULL", "5|e|NULL|NULL"];
+    const RIGHT_UNMATCHED: &[&str] = &["NULL|NULL|4|z", "NULL|NULL|NULL|rn"];
+
+    fn simple(kind: JoinKind) -> Vec<String> {
+        run(
+            kind,
+            &left_table(),
+            &right_table(),
+            &[col(0)],
+            &[col(0)],
+            None,
+        )
+    }
+
+    #[test]
+    fn inner_with_duplicates_and_null_keys() {
+        assert_eq!(simple(JoinKind::Inner), sorted(INNER));
+    }
+
+    #[test]
+    fn left_right_full() {
+        let left: Vec<&str> = INNER.iter().chain(LEFT_UNMATCHED).copied().collect();
+        assert_eq!(simple(JoinKind::Left), sorted(&left));
+        let right: Vec<&str> = INNER.iter().chain(RIGHT_UNMATCHED).copied().collect();
+        assert_eq!(simple(JoinKind::Right), sorted(&right));
+        let full: Vec<&str> = INNER
+            .iter()
+            .chain(LEFT_UNMATCHED)
+            .chain(RIGHT_UNMATCHED)
+            .copied()
+            .collect();
+        assert_eq!(simple(JoinKind::Full), sorted(&full));
+    }
+
+    #[test]
+    fn right_unmatched_come_at_finish() {
+        let l = left_table();
+        let r = right_table();
+        let table = Arc::new(JoinHashTable::build(r.schema(), vec![r.clone()], &[col(0)]).unwrap());
+        let schema = output_schema(&l.schema(), &r.schema(), JoinKind::Right);
+        let mut op = HashJoinOp::new(
+            JoinKind::Right,
+            table,
+            vec![col(0)],
+            None,
+            l.schema(),
+            schema,
+        )
+        .unwrap();
+        let mut out = vec![];
+        op.push(l, &mut out).unwrap();
+        assert_eq!(rows(&out), sorted(INNER));
+        let mut fin = vec![];
+        op.finish(&mut fin).unwrap();
+        assert_eq!(rows(&fin), sorted(RIGHT_UNMATCHED));
+    }
+
+    #[test]
+    fn semi_anti() {
+        assert_eq!(simple(JoinKind::Semi), sorted(&["1|a", "2|b", "2|b2"]));
+        assert_eq!(simple(JoinKind::Anti), sorted(&["3|c", "NULL|n", "5|e"]));
+    }
+
+    #[test]
+    fn mark_build_with_null_key() {
+        // The build side has a NULL key: every unmatched row is NULL.
+        assert_eq!(
+            simple(JoinKind::Mark),
+            sorted(&[
+                "1|a|true",
+                "2|b|true",
+                "2|b2|true",
+                "3|c|NULL",
+                "NULL|n|NULL",
+                "5|e|NULL"
+            ])
+        );
+    }
+
+    #[test]
+    fn mark_build_without_null_key() {
+        let r = right_table().slice(0, 4);
+        let got = run(
+            JoinKind::Mark,
+            &left_table(),
+            &r,
+            &[col(0)],
+            &[col(0)],
+            None,
+        );
+        assert_eq!(
+            got,
+            sorted(&[
+                "1|a|true",
+                "2|b|true",
+                "2|b2|true",
+                "3|c|false",
+                "NULL|n|NULL",
+                "5|e|false"
+            ])
+        );
+    }
+
+    #[test]
+    fn mark_empty_build() {
+        let r = right_table().slice(0, 0);
+        let got = run(
+            JoinKind::Mark,
+            &left_table(),
+            &r,
+            &[col(0)],
+            &[col(0)],
+            None,
+        );
+        assert_eq!(
+            got,
+            sorted(&[
+                "1|a|false",
+                "2|b|false",
+                "2|b2|false",
+                "3|c|false",
+                "NULL|n|false",
+                "5|e|false"
+            ])
+        );
+    }
+
+    #[test]
+    fn empty_build_side() {
+        let l = left_table();
+        let r = right_table().slice(0, 0);
+        let run_kind = |k| run(k, &l, &r, &[col(0)], &[col(0)], None);
+        assert!(run_kind(JoinKind::Inner).is_empty());
+        assert!(run_kind(JoinKind::Semi).is_empty());
+        assert!(run_kind(JoinKind::Right).is_empty());
+        assert_eq!(run_kind(JoinKind::Anti).len(), 6);
+        let left = run_kind(JoinKind::Left);
+        let all_null_right: Vec<&str> = vec![
+            "1|a|NULL|NULL",
+            "2|b|NULL|NULL",
+            "2|b2|NULL|NULL",
+            "3|c|NULL|NULL",
+            "NULL|n|NULL|NULL",
+            "5|e|NULL|NULL",
+        ];
+        assert_eq!(left, sorted(&all_null_right));
+        assert_eq!(run_kind(JoinKind::Full), sorted(&all_null_right));
+
+        let table = Arc::new(JoinHashTable::build(r.schema(), vec![], &[col(0)]).unwrap());
+        let schema = output_schema(&l.schema(), &r.schema(), JoinKind::Inner);
+        let op = HashJoinOp::new(
+            JoinKind::Inner,
+            table,
+            vec![col(0)],
+            None,
+            l.schema(),
+            schema,
+        )
+        .unwrap();
+        assert!(op.is_done());
+    }
+
+    #[test]
+    fn residual_filter() {
+        // rv <> 'y2' AND lv <> 'a': key 1 matches but the filter rejects it.
+        let filter = Some(Expr::binary(BinaryOp::And, ne_str(3, "y2"), ne_str(1, "a")));
+        let (l, r) = (left_table(), right_table());
+        let go = |k| run(k, &l, &r, &[col(0)], &[col(0)], filter.clone());
+        let inner = ["2|b|2|y", "2|b2|2|y"];
+        assert_eq!(go(JoinKind::Inner), sorted(&inner));
+        let left_un = [
+            "1|a|NULL|NULL",
+            "3|c|NULL|NULL",
+            "NULL|n|NULL|NULL",
+            "5|e|NULL|NULL",
+        ];
+        let right_un = [
+            "NULL|NULL|1|x",
+            "NULL|NULL|2|y2",
+            "NULL|NULL|4|z",
+            "NULL|NULL|NULL|rn",
+        ];
+        let cat = |parts: &[&[&str]]| -> Vec<String> {
+            sorted(
+                &parts
+                    .iter()
+                    .flat_map(|p| p.iter().copied())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(go(JoinKind::Left), cat(&[&inner, &left_un]));
+        assert_eq!(go(JoinKind::Right), cat(&[&inner, &right_un]));
+        assert_eq!(go(JoinKind::Full), cat(&[&inner, &left_un, &right_un]));
+        assert_eq!(go(JoinKind::Semi), sorted(&["2|b", "2|b2"]));
+        assert_eq!(go(JoinKind::Anti), sorted(&["1|a", "3|c", "NULL|n", "5|e"]));
+        // Without the build row of NULL key, a rejected match is false.
+        let r4 = r.slice(0, 4);
+        let mark = run(
+            JoinKind::Mark,
+            &l,
+            &r4,
+            &[col(0)],
+            &[col(0)],
+            filter.clone(),
+        );
+        assert_eq!(
+            mark,
+            sorted(&[
+                "1|a|false",
+                "2|b|true",
+                "2|b2|true",
+                "3|c|false",
+                "NULL|n|NULL",
+                "5|e|false"
+            ])
+        );
+    }
+
+    #[test]
+    fn filter_null_counts_as_false() {
+        // lv <> NULL is NULL for every pair: nothing matches.
+        let filter = Some(Expr::binary(
+            BinaryOp::NotEq,
+            col(1),
+            Expr::lit(ScalarValue::Utf8(None)),
+        ));
+        let (l, r) = (left_table(), right_table());
+        assert!(run(
+            JoinKind::Inner,
+            &l,
+            &r,
+            &[col(0)],
+            &[col(0)],
+            filter.clone()
+        )
+        .is_empty());
+        assert_eq!(
+            run(JoinKind::Anti, &l, &r, &[col(0)], &[col(0)], filter).len(),
+            6
+        );
+    }
+
+    #[test]
+    fn composite_keys() {
+        let l = batch(vec![
+            ("k1", ints(&[Some(1), Some(1), Some(2), Some(1), Some(7)])),
+            (
+                "k2",
+                strs(&[Some("a"), Some("b"), Some("a"), None, Some("q")]),
+            ),
+            (
+                "v",
+                ints(&[Some(10), Some(11), Some(12), Some(13), Some(14)]),
+            ),
+        ]);
+        let r = batch(vec![
+            ("k1", ints(&[Some(1), Some(1), Some(2), None, Some(1)])),
+            (
+                "k2",
+                strs(&[Some("a"), Some("a"), Some("b"), Some("a"), Some("b")]),
+            ),
+            (
+                "w",
+                ints(&[Some(100), Some(101), Some(102), Some(103), Some(104)]),
+            ),
+        ]);
+        let keys = [col(0), col(1)];
+        assert_eq!(
+            run(JoinKind::Inner, &l, &r, &keys, &keys, None),
+            sorted(&["1|a|10|1|a|100", "1|a|10|1|a|101", "1|b|11|1|b|104"])
+        );
+        assert_eq!(
+            run(JoinKind::Full, &l, &r, &keys, &keys, None),
+            sorted(&[
+                "1|a|10|1|a|100",
+                "1|a|10|1|a|101",
+                "1|b|11|1|b|104",
+                "2|a|12|NULL|NULL|NULL",
+                "1|NULL|13|NULL|NULL|NULL",
+                "7|q|14|NULL|NULL|NULL",
+                "NULL|NULL|NULL|2|b|102",
+                "NULL|NULL|NULL|NULL|a|103",
+            ])
+        );
+        assert_eq!(
+            run(JoinKind::Anti, &l, &r, &keys, &keys, None),
+            sorted(&["2|a|12", "1|NULL|13", "7|q|14"])
+        );
+        // The build side has a NULL key (row 3): unmatched marks are NULL.
+        assert_eq!(
+            run(JoinKind::Mark, &l, &r, &keys, &keys, None),
+            sorted(&[
+                "1|a|10|true",
+                "1|b|11|true",
+                "2|a|12|NULL",
+                "1|NULL|13|NULL",
+                "7|q|14|NULL"
+            ])
+        );
+        let r3 = r.slice(0, 3);
+        assert_eq!(
+            run(JoinKind::Mark, &l, &r3, &keys, &keys, None),
+            sorted(&[
+                "1|a|10|true",
+                "1|b|11|false",
+                "2|a|12|false",
+                "1|NULL|13|NULL",
+                "7|q|14|false"
+            ])
+        );
+    }
+
+    #[test]
+    fn utf8view_keys() {
+        let view = |v: &[Option<&str>]| -> ArrayRef { Arc::new(StringViewArray::from(v.to_vec())) };
+        let long = "a string longer than twelve bytes";
+        let l = batch(vec![
+            (
+                "k",
+                view(&[Some("a"), Some(long), None, Some("zz"), Some(long)]),
+            ),
+            ("v", ints(&[Some(1), Some(2), Some(3), Some(4), Some(5)])),
+        ]);
+        let r = batch(vec![
+            ("k", view(&[Some(long), Some("a"), Some("b"), None])),
+            ("w", ints(&[Some(10), Some(20), Some(30), Some(40)])),
+        ]);
+        let got = run(JoinKind::Inner, &l, &r, &[col(0)], &[col(0)], None);
+        assert_eq!(
+            got,
+            sorted(&[
+                "a|1|a|20",
+                &format!("{long}|2|{long}|10"),
+                &format!("{long}|5|{long}|10"),
+            ])
+        );
+        let semi = run(JoinKind::Semi, &l, &r, &[col(0)], &[col(0)], None);
+        assert_eq!(
+            semi,
+            sorted(&["a|1", &format!("{long}|2"), &format!("{long}|5")])
+        );
+    }
+
+    #[test]
+    fn int32_and_date32_keys() {
+        let l = batch(vec![(
+            "k",
+            Arc::new(Int32Array::from(vec![Some(-3), Some(7), None, Some(7)])) as ArrayRef,
+        )]);
+        let r = batch(vec![(
+            "k",
+            Arc::new(Int32Array::from(vec![Some(7), Some(-3), Some(8)])) as ArrayRef,
+        )]);
+        assert_eq!(
+            run(JoinKind::Inner, &l, &r, &[col(0)], &[col(0)], None),
+            sorted(&["-3|-3", "7|7", "7|7"])
+        );
+        let dates =
+            |v: Vec<Option<i32>>| -> ArrayRef { Arc::new(arrow::array::Date32Array::from(v)) };
+        let l = batch(vec![("d", dates(vec![Some(19000), Some(19001), None]))]);
+        let r = batch(vec![("d", dates(vec![Some(19001), Some(19001), Some(5)]))]);
+        assert_eq!(
+            run(JoinKind::Left, &l, &r, &[col(0)], &[col(0)], None),
+            sorted(&[
+                "2022-01-08|NULL",
+                "2022-01-09|2022-01-09",
+                "2022-01-09|2022-01-09",
+                "NULL|NULL"
+            ])
+        );
+    }
+
+    #[test]
+    fn key_type_mismatch_is_an_error() {
+        let l = left_table();
+        let r = right_table();
+        let table = Arc::new(JoinHashTable::build(r.schema(), vec![r.clone()], &[col(0)]).unwrap());
+        let schema = output_schema(&l.schema(), &r.schema(), JoinKind::Inner);
+        assert!(HashJoinOp::new(
+            JoinKind::Inner,
+            table,
+            vec![col(1)],
+            None,
+            l.schema(),
+            schema
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn index_choice() {
+        let build = |keys: Vec<Option<i64>>| {
+            let b = batch(vec![("k", ints(&keys))]);
+            JoinHashTable::build(b.schema(), vec![b], &[col(0)]).unwrap()
+        };
+        assert!(matches!(
+            build(vec![Some(5), Some(9), None]).index,
+            KeyIndex::Direct { .. }
+        ));
+        assert!(matches!(
+            build(vec![Some(i64::MIN), Some(i64::MAX), Some(0)]).index,
+            KeyIndex::IntHash(_)
+        ));
+        assert!(matches!(build(vec![None, None]).index, KeyIndex::NoKeys));
+    }
+
+    /// A small deterministic generator (no rand dependency).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    /// Inner and left joins against a nested-loop reference, on random keys
+    /// with duplicates, NULLs and probe keys outside the build range, for
+    /// every kind of index.
+    #[test]
+    fn random_against_nested_loop() {
+        let mut rng = Lcg(42);
+        let scenarios: [(i64, i64, usize, &str); 6] = [
+            (1, 1, 0, "direct"),
+            (1 << 40, 1, 0, "int hash"),
+            (1, 1, 1, "row hash"),
+            (1, 1, 2, "packed direct"),
+            (1 << 20, 1 << 20, 2, "packed int hash"),
+            (1 << 40, 1 << 40, 2, "row hash"),
+        ];
+        for (spread_k, spread_u, mode, index) in scenarios {
+            // Left keys range wider than right keys: some probes miss the range.
+            let mut gen = |n: usize, m: u64| -> Vec<Option<i64>> {
+                (0..n)
+                    .map(|_| {
+                        let v = rng.next() % m;
+                        (v != 0).then_some((v as i64 - 30) * spread_k)
+                    })
+                    .collect()
+            };
+            let (lk, rk) = (gen(300, 60), gen(200, 50));
+            let lt: Vec<String> = (0..lk.len()).map(|i| format!("t{}", i % 2)).collect();
+            let rt: Vec<String> = (0..rk.len()).map(|i| format!("t{}", i % 2)).collect();
+            let u = |n: usize, m: usize| -> Vec<Option<i64>> {
+                (0..n)
+                    .map(|i| (i % 7 != 3).then_some(((i % m) as i64 - 1) * spread_u))
+                    .collect()
+            };
+            let (lu, ru) = (u(lk.len(), 5), u(rk.len(), 3));
+            let str_col =
+                |v: &[String]| strs(&v.iter().map(|s| Some(s.as_str())).collect::<Vec<_>>());
+            let l = batch(vec![
+                ("k", ints(&lk)),
+                ("t", str_col(&lt)),
+                ("u", ints(&lu)),
+            ]);
+            let r = batch(vec![
+                ("k", ints(&rk)),
+                ("t", str_col(&rt)),
+                ("u", ints(&ru)),
+            ]);
+            let keys: Vec<Expr> = match mode {
+                0 => vec![col(0)],
+                1 => vec![col(0), col(1)],
+                _ => vec![col(0), col(2)],
+            };
+            let table = JoinHashTable::build(r.schema(), vec![r.clone()], &keys).unwrap();
+            assert!(format!("{table:?}").contains(&format!("index: \"{index}\"")));
+            let show = |v: &Option<i64>| v.map_or("NULL".to_string(), |v| v.to_string());
+            let mut expected_inner = vec![];
+            let mut expected_left = vec![];
+            for i in 0..lk.len() {
+                let left_row = format!("{}|{}|{}", show(&lk[i]), lt[i], show(&lu[i]));
+                let mut any = false;
+                for j in 0..rk.len() {
+                    let second = match mode {
+                        0 => true,
+                        1 => lt[i] == rt[j],
+                        _ => lu[i].is_some() && lu[i] == ru[j],
+                    };
+                    if lk[i].is_some() && lk[i] == rk[j] && second {
+                        any = true;
+                        let row = format!("{left_row}|{}|{}|{}", show(&rk[j]), rt[j], show(&ru[j]));
+                        expected_inner.push(row.clone());
+                        expected_left.push(row);
+                    }
+                }
+                if !any {
+                    expected_left.push(format!("{left_row}|NULL|NULL|NULL"));
+                }
+            }
+            expected_inner.sort();
+            expected_left.sort();
+            assert!(!expected_inner.is_empty());
+            assert_eq!(
+                run(JoinKind::Inner, &l, &r, &keys, &keys, None),
+                expected_inner,
+                "{index}"
+            );
+            assert_eq!(
+                run(JoinKind::Left, &l, &r, &keys, &keys, None),
+                expected_left,
+                "{index}"
+            );
+        }
+    }
+
+    /// One probe batch exploding into many output rows is split.
+    #[test]
+    fn large_output_is_split() {
+        let n_left = 100;
+        let n_right = 1000;
+        let l = batch(vec![
+            ("k", ints(&vec![Some(1); n_left])),
+            ("i", ints(&(0..n_left as i64).map(Some).collect::<Vec<_>>())),
+        ]);
+        let r = batch(vec![
+            ("k", ints(&vec![Some(1); n_right])),
+            (
+                "j",
+                ints(&(0..n_right as i64).map(Some).collect::<Vec<_>>()),
+            ),
+        ]);
+        let rs = r.schema();
+        let count = |kind, filter: Option<Expr>, keys: &[Expr]| -> (usize, usize) {
+            let out = run_chunked(
+                kind,
+                &l,
+                std::slice::from_ref(&r),
+                &rs,
+                keys,
+                keys,
+                filter,
+                usize::MAX,
+            );
+            (out.len(), out.iter().map(|b| b.num_rows()).sum())
+        };
+        let (batches, total) = count(JoinKind::Inner, None, &[col(0)]);
+        assert_eq!(total, n_left * n_right);
+        assert!(batches >= n_left * n_right / MAX_BATCH_ROWS);
+        // With a filter that keeps every other build row.
+        let even = Expr::binary(
+            BinaryOp::Eq,
+            Expr::binary(
+                BinaryOp::Modulo,
+                col(3),
+                Expr::lit(ScalarValue::Int64(Some(2))),
+            ),
+            Expr::lit(ScalarValue::Int64(Some(0))),
+        );
+        let (_, total) = count(JoinKind::Left, Some(even.clone()), &[col(0)]);
+        assert_eq!(total, n_left * n_right / 2);
+        // A cross join (no keys) with the same filter.
+        let (_, total) = count(JoinKind::Inner, Some(even), &[]);
+        assert_eq!(total, n_left * n_right / 2);
+        let (_, total) = count(JoinKind::Full, None, &[]);
+        assert_eq!(total, n_left * n_right);
+    }
+
+    /// Probes 6 M Int64 keys against a 1.5 M-row build side (orders ⋈
+    /// lineitem shaped). `cargo test --release --lib exec::join -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_probe_6m_against_1_5m() {
+        use std::time::Instant;
+        let n_build = 1_500_000usize;
+        let n_probe = 6_000_000usize;
+        let batch_rows = 8192;
+        // TPC-H-like sparse order keys: 8 used out of every 32.
+        let order_key = |i: usize| ((i / 8) * 32 + i % 8 + 1) as i64;
+        let mut rng = Lcg(7);
+        for (name, scatter, keys) in [
+            ("dense keys", 1i64, vec![col(0)]),
+            ("sparse keys (hashed)", 0x9e37_79b9, vec![col(0)]),
+            ("composite (Int64, Int64), packed", 1, vec![col(0), col(1)]),
+            (
+                "Utf8 key (incl. cast), rows",
+                1,
+                vec![col(0).cast(DataType::Utf8)],
+            ),
+        ] {
+            for order in ["sequential", "random"] {
+                let build_keys: Vec<i64> = (0..n_build).map(|i| order_key(i) * scatter).collect();
+                let r = batch(vec![
+                    (
+                        "o_orderkey",
+                        Arc::new(Int64Array::from(build_keys)) as ArrayRef,
+                    ),
+                    (
+                        "o_custkey",
+                        Arc::new(Int64Array::from_iter_values(
+                            (0..n_build as i64).map(|i| i % 150_000),
+                        )),
+                    ),
+                ]);
+                let t0 = Instant::now();
+                let table =
+                    Arc::new(JoinHashTable::build(r.schema(), vec![r.clone()], &keys).unwrap());
+                let build_time = t0.elapsed();
+                let probe_orders: Vec<usize> = (0..n_probe)
+                    .map(|i| {
+                        if order == "sequential" {
+                            i / 4
+                        } else {
+                            rng.next() as usize % n_build
+                        }
+                    })
+                    .collect();
+                let probe_keys: Vec<i64> = probe_orders
+                    .iter()
+                    .map(|&o| order_key(o) * scatter)
+                    .collect();
+                let l = batch(vec![
+                    (
+                        "l_orderkey",
+                        Arc::new(Int64Array::from(probe_keys)) as ArrayRef,
+                    ),
+                    (
+                        "l_custkey",
+                        Arc::new(Int64Array::from_iter_values(
+                            probe_orders.iter().map(|&o| o as i64 % 150_000),
+                        )),
+                    ),
+                ]);
+                let schema = output_schema(&l.schema(), &r.schema(), JoinKind::Inner);
+                let mut op = HashJoinOp::new(
+                    JoinKind::Inner,
+                    table.clone(),
+                    keys.clone(),
+                    None,
+                    l.schema(),
+                    schema,
+                )
+                .unwrap();
+                let t1 = Instant::now();
+                let mut total = 0;
+                let mut out = vec![];
+                for start in (0..n_probe).step_by(batch_rows) {
+                    let len = batch_rows.min(n_probe - start);
+                    op.push(l.slice(start, len), &mut out).unwrap();
+                    total += out.iter().map(|b| b.num_rows()).sum::<usize>();
+                    out.clear();
+                }
+                let probe_time = t1.elapsed();
+                assert_eq!(total, n_probe);
+                eprintln!(
+                    "{name}, {order} probe: {table:?}; build {build_time:?}, probe {probe_time:?} ({:.1} M rows/s), {} MB",
+                    n_probe as f64 / probe_time.as_secs_f64() / 1e6,
+                    table.memory_size() >> 20
+                );
+            }
+        }
+    }
+}

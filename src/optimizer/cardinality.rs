@@ -1,0 +1,272 @@
+//! Cardinality estimates, from Parquet row counts and fixed selectivities.
+//! Rough on purpose: they only have to rank join orders and pick build
+//! sides and broadcast joins sensibly.
+
+use crate::plan::{BinaryOp, Expr, JoinKind, LogicalPlan};
+
+/// Rows a table reports no statistics for (CSV) are assumed to be this many.
+const UNKNOWN_ROWS: f64 = 1_000_000.0;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    /// Estimated output rows.
+    pub rows: f64,
+    /// Rows of the largest base table under this plan before filtering:
+    /// `rows / base` is how selective the plan is.
+    pub base: f64,
+}
+
+pub fn estimate(plan: &LogicalPlan) -> Estimate {
+    match plan {
+        LogicalPlan::Scan(s) => {
+            let rows = s
+                .provider
+                .statistics()
+                .num_rows
+                .map_or(UNKNOWN_ROWS, |n| n as f64);
+            Estimate { rows, base: rows }
+        }
+        LogicalPlan::Values { batches, .. } => {
+            let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>() as f64;
+            Estimate { rows, base: rows }
+        }
+        LogicalPlan::Filter { input, predicate } => {
+            let e = estimate(input);
+            Estimate {
+                rows: (e.rows * filter_selectivity(input, predicate)).max(1.0),
+                base: e.base,
+            }
+        }
+        LogicalPlan::Project { input, .. }
+        | LogicalPlan::Sort {
+            input, fetch: None, ..
+        } => estimate(input),
+        LogicalPlan::Sort {
+            input,
+            fetch: Some(k),
+            ..
+        } => {
+            let e = estimate(input);
+            Estimate {
+                rows: e.rows.min(*k as f64),
+                base: e.base,
+            }
+        }
+        LogicalPlan::Limit { input, fetch, .. } => {
+            let e = estimate(input);
+            Estimate {
+                rows: fetch.map_or(e.rows, |f| e.rows.min(f as f64)),
+                base: e.base,
+            }
+        }
+        LogicalPlan::Aggregate { input, group, .. } => {
+            let e = estimate(input);
+            let rows = if group.is_empty() {
+                1.0
+            } else {
+                (e.rows / 2.0).max(1.0)
+            };
+            Estimate { rows, base: rows }
+        }
+        LogicalPlan::Join {
+            left,
+            right,
+            kind,
+            on,
+            ..
+        } => {
+            let (l, r) = (estimate(left), estimate(right));
+            let rows = match kind {
+                JoinKind::Semi | JoinKind::Anti => l.rows * 0.5,
+                JoinKind::Mark | JoinKind::Left => l.rows,
+                JoinKind::Right => r.rows,
+                JoinKind::Full => l.rows + r.rows,
+                JoinKind::Inner if on.is_empty() => l.rows * r.rows,
+                JoinKind::Inner => join_rows(left, l, right, r, on),
+            };
+            Estimate {
+                rows: rows.max(1.0),
+                base: l.base.max(r.base),
+            }
+        }
+    }
+}
+
+/// Rows of an equi-join: |L| · |R| / the larger distinct count of a key,
+/// taking the most selective key; a side without statistics for its key
+/// counts its rows as distinct.
+pub fn join_rows(
+    left: &LogicalPlan,
+    l: Estimate,
+    right: &LogicalPlan,
+    r: Estimate,
+    on: &[(Expr, Expr)],
+) -> f64 {
+    let divisor = on
+        .iter()
+        .map(|(lk, rk)| {
+            let dl = key_distinct(left, lk).unwrap_or(l.rows).min(l.rows);
+            let dr = key_distinct(right, rk).unwrap_or(r.rows).min(r.rows);
+            dl.max(dr).max(1.0)
+        })
+        .fold(1.0, f64::max);
+    l.rows * r.rows / divisor
+}
+
+/// Distinct values of a key expression (a column, possibly cast).
+fn key_distinct(plan: &LogicalPlan, key: &Expr) -> Option<f64> {
+    match key {
+        Expr::Column(i) => column_distinct(plan, *i),
+        Expr::Cast { expr, .. } => key_distinct(plan, expr),
+        _ => None,
+    }
+}
+
+/// Distinct values of output column `i` of `plan`: for integers and dates,
+/// the width of their range in the table's statistics, capped by the
+/// plan's estimated rows.
+pub fn column_distinct(plan: &LogicalPlan, i: usize) -> Option<f64> {
+    let t = plan.schema().fields().get(i)?.data_type().clone();
+    if !(t.is_integer() || t == arrow::datatypes::DataType::Date32) {
+        return None;
+    }
+    let (lo, hi) = column_range(plan, i)?;
+    Some((hi - lo + 1.0).min(estimate(plan).rows))
+}
+
+/// The (min, max) of output column `i` of `plan`, traced to a table column.
+pub fn column_range(plan: &LogicalPlan, i: usize) -> Option<(f64, f64)> {
+    match plan {
+        LogicalPlan::Scan(s) => s.provider.column_range(*s.projection.get(i)?),
+        LogicalPlan::Filter { input, .. }
+        | LogicalPlan::Sort { input, .. }
+        | LogicalPlan::Limit { input, .. } => column_range(input, i),
+        LogicalPlan::Project { input, exprs, .. } => expr_range(input, exprs.get(i)?),
+        LogicalPlan::Aggregate { input, group, .. } => expr_range(input, group.get(i)?),
+        LogicalPlan::Join {
+            left, right, kind, ..
+        } => {
+            let nl = left.schema().fields().len();
+            if i < nl {
+                column_range(left, i)
+            } else if matches!(
+                kind,
+                JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full
+            ) {
+                column_range(right, i - nl)
+            } else {
+                None
+            }
+        }
+        LogicalPlan::Values { .. } => None,
+    }
+}
+
+fn expr_range(plan: &LogicalPlan, e: &Expr) -> Option<(f64, f64)> {
+    match e {
+        Expr::Column(i) => column_range(plan, *i),
+        _ => None,
+    }
+}
+
+/// A literal as a number on the scale `column_range` uses.
+fn literal_value(v: &datafusion_common::ScalarValue) -> Option<f64> {
+    use datafusion_common::ScalarValue as S;
+    match v {
+        S::Date32(Some(d)) => Some(*d as f64),
+        S::Decimal128(Some(x), _, s) => Some(*x as f64 / 10f64.powi(*s as i32)),
+        other => match other.cast_to(&arrow::datatypes::DataType::Float64) {
+            Ok(S::Float64(Some(f))) => Some(f),
+            _ => None,
+        },
+    }
+}
+
+/// The selectivity of a filter over `input`: range conditions on one column
+/// are combined and measured against the column's min/max; the rest use
+/// fixed guesses.
+pub fn filter_selectivity(input: &LogicalPlan, predicate: &Expr) -> f64 {
+    let mut bounds: std::collections::BTreeMap<usize, (f64, f64)> =
+        std::collections::BTreeMap::new();
+    let mut sel = 1.0;
+    for c in predicate.clone().split_conjunction() {
+        let range = match &c {
+            Expr::Binary { op, left, right }
+                if op.is_comparison() && !matches!(op, BinaryOp::NotEq | BinaryOp::Eq) =>
+            {
+                match (left.as_ref(), right.as_ref()) {
+                    (Expr::Column(col), Expr::Literal(v)) => {
+                        literal_value(v).map(|x| (*col, *op, x))
+                    }
+                    (Expr::Literal(v), Expr::Column(col)) => {
+                        literal_value(v).map(|x| (*col, op.swap(), x))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match range.and_then(|(col, op, x)| column_range(input, col).map(|r| (col, op, x, r))) {
+            Some((col, op, x, (min, max))) => {
+                let b = bounds.entry(col).or_insert((min, max));
+                match op {
+                    BinaryOp::Lt | BinaryOp::LtEq => b.1 = b.1.min(x),
+                    _ => b.0 = b.0.max(x),
+                }
+            }
+            None => sel *= selectivity(&c),
+        }
+    }
+    for (col, (lo, hi)) in bounds {
+        if let Some((min, max)) = column_range(input, col) {
+            let width = (max - min).max(1.0);
+            sel *= ((hi - lo) / width).clamp(0.001, 1.0);
+        }
+    }
+    sel
+}
+
+/// The fraction of rows a predicate keeps.
+pub fn selectivity(e: &Expr) -> f64 {
+    match e {
+        Expr::Binary {
+            op: BinaryOp::And,
+            left,
+            right,
+        } => selectivity(left) * selectivity(right),
+        Expr::Binary {
+            op: BinaryOp::Or,
+            left,
+            right,
+        } => (selectivity(left) + selectivity(right)).min(1.0),
+        Expr::Binary { op, left, right } if op.is_comparison() => {
+            let column_vs_column = !left.is_constant() && !right.is_constant();
+            match op {
+                BinaryOp::Eq if column_vs_column => 0.1,
+                BinaryOp::Eq => 0.05,
+                BinaryOp::NotEq => 0.9,
+                _ if column_vs_column => 0.5,
+                _ => 0.4,
+            }
+        }
+        Expr::Not(inner) => 1.0 - selectivity(inner),
+        Expr::InList { list, negated, .. } => {
+            let s = (0.05 * list.len() as f64).min(0.5);
+            if *negated {
+                1.0 - s
+            } else {
+                s
+            }
+        }
+        Expr::Like { negated, .. } => {
+            if *negated {
+                0.9
+            } else {
+                0.1
+            }
+        }
+        Expr::IsNull(_) => 0.05,
+        Expr::IsNotNull(_) => 0.95,
+        _ => 0.5,
+    }
+}
