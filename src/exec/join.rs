@@ -790,6 +790,7 @@ impl HashJoinOp {
             }
             JoinKind::Semi | JoinKind::Anti => left_width,
             JoinKind::Mark => left_width + 1,
+            JoinKind::RightSemi | JoinKind::RightAnti => right_width,
         };
         if output_schema.fields().len() != expected {
             return Err(QuarryError::exec(format!(
@@ -826,7 +827,9 @@ impl HashJoinOp {
             }
         };
         let build_matched = match kind {
-            JoinKind::Right | JoinKind::Full => vec![false; table.num_rows()],
+            JoinKind::Right | JoinKind::Full | JoinKind::RightSemi | JoinKind::RightAnti => {
+                vec![false; table.num_rows()]
+            }
             _ => vec![],
         };
         Ok(HashJoinOp {
@@ -975,6 +978,46 @@ impl HashJoinOp {
         Ok(())
     }
 
+    /// RightSemi/RightAnti: records which build rows some probe row matches;
+    /// the rows are emitted at `finish`.
+    fn mark_build_matches(
+        &self,
+        batch: &RecordBatch,
+        groups: &[(u32, u32)],
+        build_matched: &mut [bool],
+    ) -> Result<()> {
+        let Some(f) = &self.filter else {
+            for &(start, len) in groups {
+                for &b in &self.table.row_ids[start as usize..(start + len) as usize] {
+                    build_matched[b as usize] = true;
+                }
+            }
+            return Ok(());
+        };
+        let mut cursor = (0usize, 0u32);
+        let (mut cp, mut cb) = (Vec::new(), Vec::new());
+        loop {
+            cp.clear();
+            cb.clear();
+            expand(
+                groups,
+                &self.table.row_ids,
+                &mut cursor,
+                MAX_BATCH_ROWS,
+                false,
+                &mut cp,
+                &mut cb,
+            );
+            if cp.is_empty() {
+                return Ok(());
+            }
+            let mask = self.evaluate_filter(f, batch, &cp, &cb)?;
+            for k in mask.values().set_indices() {
+                build_matched[cb[k] as usize] = true;
+            }
+        }
+    }
+
     /// Semi/Anti/Mark: per probe row, whether some build row matches it.
     fn probe_matches(&self, batch: &RecordBatch, groups: &[(u32, u32)]) -> Result<Vec<bool>> {
         let Some(f) = &self.filter else {
@@ -1033,6 +1076,9 @@ impl HashJoinOp {
                 let mut matched = self.probe_matches(batch, groups)?;
                 matched.iter_mut().for_each(|m| *m = !*m);
                 self.emit_filtered(batch, matched, out)
+            }
+            JoinKind::RightSemi | JoinKind::RightAnti => {
+                self.mark_build_matches(batch, groups, build_matched)
             }
             JoinKind::Mark => {
                 let matched = self.probe_matches(batch, groups)?;
@@ -1118,6 +1164,17 @@ impl Operator for HashJoinOp {
             return Ok(());
         }
         self.finished = true;
+        if matches!(self.kind, JoinKind::RightSemi | JoinKind::RightAnti) {
+            let want = self.kind == JoinKind::RightSemi;
+            let rows: Vec<u32> = (0..self.build_matched.len() as u32)
+                .filter(|&i| self.build_matched[i as usize] == want)
+                .collect();
+            for chunk in rows.chunks(MAX_BATCH_ROWS) {
+                let columns = self.table.take_rows(chunk)?;
+                out.push(self.batch(columns, chunk.len())?);
+            }
+            return Ok(());
+        }
         if !matches!(self.kind, JoinKind::Right | JoinKind::Full) {
             return Ok(());
         }
@@ -1144,7 +1201,7 @@ impl Operator for HashJoinOp {
         self.table.num_rows() == 0
             && matches!(
                 self.kind,
-                JoinKind::Inner | JoinKind::Semi | JoinKind::Right
+                JoinKind::Inner | JoinKind::Semi | JoinKind::Right | JoinKind::RightSemi
             )
     }
 }
@@ -1191,6 +1248,9 @@ mod tests {
     }
 
     fn output_schema(left: &Schema, right: &Schema, kind: JoinKind) -> SchemaRef {
+        if matches!(kind, JoinKind::RightSemi | JoinKind::RightAnti) {
+            return Arc::new(right.clone());
+        }
         let mut fields: Vec<Field> = left
             .fields()
             .iter()
@@ -1404,6 +1464,28 @@ mod tests {
     fn semi_anti() {
         assert_eq!(simple(JoinKind::Semi), sorted(&["1|a", "2|b", "2|b2"]));
         assert_eq!(simple(JoinKind::Anti), sorted(&["3|c", "NULL|n", "5|e"]));
+    }
+
+    #[test]
+    fn right_semi_anti_emit_build_rows_at_finish() {
+        // The build (right) rows with / without a matching probe row, once each.
+        assert_eq!(simple(JoinKind::RightSemi), sorted(&["1|x", "2|y", "2|y2"]));
+        assert_eq!(simple(JoinKind::RightAnti), sorted(&["4|z", "NULL|rn"]));
+        // A key match the filter rejects is no match: rv <> 'y' keeps 1|x, 2|y2.
+        let filter = Expr::binary(
+            BinaryOp::NotEq,
+            col(3),
+            Expr::Literal(ScalarValue::Utf8(Some("y".into()))),
+        );
+        let got = run(
+            JoinKind::RightSemi,
+            &left_table(),
+            &right_table(),
+            &[col(0)],
+            &[col(0)],
+            Some(filter),
+        );
+        assert_eq!(got, sorted(&["1|x", "2|y2"]));
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Lowering {
         // to know which build rows never matched; mark joins need the whole
         // build side to know whether it holds a NULL.
         let broadcast = match kind {
-            JoinKind::Right | JoinKind::Full => false,
+            JoinKind::Right | JoinKind::Full | JoinKind::RightSemi | JoinKind::RightAnti => false,
             JoinKind::Mark => true,
             _ => on.is_empty() || build_rows <= BROADCAST_ROWS,
         };

@@ -78,6 +78,7 @@ pub fn estimate(plan: &LogicalPlan) -> Estimate {
             let (l, r) = (estimate(left), estimate(right));
             let rows = match kind {
                 JoinKind::Semi | JoinKind::Anti => l.rows * 0.5,
+                JoinKind::RightSemi | JoinKind::RightAnti => r.rows * 0.5,
                 JoinKind::Mark | JoinKind::Left => l.rows,
                 JoinKind::Right => r.rows,
                 JoinKind::Full => l.rows + r.rows,
@@ -147,7 +148,9 @@ pub fn column_range(plan: &LogicalPlan, i: usize) -> Option<(f64, f64)> {
             left, right, kind, ..
         } => {
             let nl = left.schema().fields().len();
-            if i < nl {
+            if matches!(kind, JoinKind::RightSemi | JoinKind::RightAnti) {
+                column_range(right, i)
+            } else if i < nl {
                 column_range(left, i)
             } else if matches!(
                 kind,

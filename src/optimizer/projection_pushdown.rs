@@ -174,11 +174,17 @@ fn prune(plan: LogicalPlan, required: &[usize]) -> Result<LogicalPlan> {
             ..
         } => {
             let nl = left.schema().fields().len();
+            let right_only = matches!(kind, JoinKind::RightSemi | JoinKind::RightAnti);
             let has_right_columns =
                 !matches!(kind, JoinKind::Semi | JoinKind::Anti | JoinKind::Mark);
-            let mut left_needed: Vec<usize> =
-                required.iter().copied().filter(|&i| i < nl).collect();
-            let mut right_needed: Vec<usize> = if has_right_columns {
+            let mut left_needed: Vec<usize> = if right_only {
+                vec![]
+            } else {
+                required.iter().copied().filter(|&i| i < nl).collect()
+            };
+            let mut right_needed: Vec<usize> = if right_only {
+                required.to_vec()
+            } else if has_right_columns {
                 required
                     .iter()
                     .filter(|&&i| i >= nl)
@@ -214,6 +220,9 @@ fn prune(plan: LogicalPlan, required: &[usize]) -> Result<LogicalPlan> {
             let filter = filter
                 .map(|f| f.remap_columns(&|c| if c < nl { pl(c) } else { new_nl + pr(c - nl) }));
             let join = LogicalPlan::join(left, right, kind, on, filter);
+            if right_only {
+                return select(join, &right_needed, required);
+            }
             let mut have = left_needed.clone();
             if has_right_columns {
                 have.extend(right_needed.iter().map(|c| c + nl));

@@ -538,6 +538,11 @@ pub enum JoinKind {
     Semi,
     /// Left rows without a match (NOT EXISTS).
     Anti,
+    /// Right rows with at least one match: a semi join that hashes the left
+    /// side when it is the smaller one, and streams the right side.
+    RightSemi,
+    /// Right rows without a match (the anti join hashing the left side).
+    RightAnti,
     /// Every left row plus a boolean `mark`: true if it has a match; for
     /// rows without one, NULL when the left key is NULL (and the right side
     /// is not empty) or the right side has a NULL key, else false. This is

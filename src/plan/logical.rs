@@ -81,8 +81,13 @@ pub fn join_schema(left: &Schema, right: &Schema, kind: JoinKind) -> SchemaRef {
         .iter()
         .map(|f| nullable(f, matches!(kind, JoinKind::Right | JoinKind::Full)))
         .collect();
+    if matches!(kind, JoinKind::RightSemi | JoinKind::RightAnti) {
+        return Arc::new(Schema::new(
+            right.fields().iter().cloned().collect::<Vec<_>>(),
+        ));
+    }
     match kind {
-        JoinKind::Semi | JoinKind::Anti => {}
+        JoinKind::Semi | JoinKind::Anti | JoinKind::RightSemi | JoinKind::RightAnti => {}
         JoinKind::Mark => fields.push(Arc::new(Field::new(
             "mark",
             arrow::datatypes::DataType::Boolean,
