@@ -412,6 +412,16 @@ fn function(
             arrow::compute::kernels::zip::zip(&is_neg, &neg, a)?
         }
         ScalarFunc::Round => round(&arrays, data_type)?,
+        ScalarFunc::AssertSingleRow => {
+            let counts = cast_checked(&arrays[0], &DataType::Int64)?;
+            let counts = counts.as_primitive::<arrow::datatypes::Int64Type>();
+            if counts.iter().any(|c| c.is_some_and(|c| c > 1)) {
+                return Err(QuarryError::exec(
+                    "more than one row returned by a subquery used as an expression",
+                ));
+            }
+            arrays[1].clone()
+        }
         ScalarFunc::Coalesce => {
             let mut result = arrays[arrays.len() - 1].clone();
             for a in arrays.iter().rev().skip(1) {

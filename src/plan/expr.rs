@@ -92,6 +92,9 @@ pub enum ScalarFunc {
     Abs,
     Round,
     Coalesce,
+    /// (row count, value): the value, or an error when the count says a
+    /// scalar subquery returned more than one row.
+    AssertSingleRow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -64,7 +64,15 @@ impl<'a> Binder<'a> {
                 return Err(QuarryError::plan("WITH RECURSIVE is not supported"));
             }
             self.ctes.borrow_mut().push(HashMap::new());
-            for cte in &with.cte_tables {
+            for (k, cte) in with.cte_tables.iter().enumerate() {
+                let name = &cte.alias.name.value;
+                if with.cte_tables[..k]
+                    .iter()
+                    .any(|c| c.alias.name.value.eq_ignore_ascii_case(name))
+                {
+                    self.ctes.borrow_mut().pop();
+                    return Err(QuarryError::plan(format!("WITH names '{name}' twice")));
+                }
                 let bound = self.bind_query(&cte.query)?;
                 let mut names = bound.scope.names();
                 if !cte.alias.columns.is_empty() {
@@ -224,7 +232,10 @@ impl<'a> Binder<'a> {
             }
             result = Some(match result {
                 None => bound,
-                Some(left) => cross_join(left, bound),
+                Some(left) => {
+                    check_distinct_names(&left.scope, &bound.scope)?;
+                    cross_join(left, bound)
+                }
             });
         }
         // SELECT without FROM: one row, no columns.
@@ -247,7 +258,9 @@ impl<'a> Binder<'a> {
             J::CrossJoin(c) => (JoinKind::Inner, c),
             other => return Err(QuarryError::plan(format!("unsupported join: {other:?}"))),
         };
+        check_distinct_names(&left.scope, &right.scope)?;
         let nl = left.scope.columns.len();
+        let mut using_pairs: Vec<(usize, usize)> = Vec::new();
         let mut scope = left.scope.clone();
         scope.columns.extend(right.scope.columns.iter().cloned());
         let condition = match constraint {
@@ -263,9 +276,16 @@ impl<'a> Binder<'a> {
             ast::JoinConstraint::Using(cols) => {
                 let mut conds = Vec::new();
                 for c in cols {
+                    using_pairs.push((
+                        left.scope.resolve(None, &c.to_string(), None)?,
+                        nl + right.scope.resolve(None, &c.to_string(), None)?,
+                    ));
                     let name = c.to_string();
                     let l = left.scope.resolve(None, &name, None)?;
                     let r = right.scope.resolve(None, &name, None)?;
+                    // USING merges the two columns into one: the right one
+                    // is reachable only by its qualified name.
+                    scope.columns[nl + r].hidden = true;
                     let (lt, rt) = (
                         left.plan.schema().field(l).data_type().clone(),
                         right.plan.schema().field(r).data_type().clone(),
@@ -292,10 +312,29 @@ impl<'a> Binder<'a> {
             Some(c) => split_join_condition(c, nl),
             None => (vec![], None),
         };
-        Ok(Bound {
-            plan: LogicalPlan::join(left.plan, right.plan, kind, on, filter),
-            scope,
-        })
+        let mut plan = LogicalPlan::join(left.plan, right.plan, kind, on, filter);
+        if matches!(kind, JoinKind::Right | JoinKind::Full) && !using_pairs.is_empty() {
+            // The merged USING column takes its value from whichever side has
+            // the row: coalesce(left, right), in the left column's place.
+            let schema = plan.schema();
+            let mut exprs: Vec<Expr> = (0..schema.fields().len()).map(Expr::Column).collect();
+            for &(l, r) in &using_pairs {
+                let t = schema.field(l).data_type().clone();
+                let right_value = if schema.field(r).data_type() == &t {
+                    Expr::Column(r)
+                } else {
+                    Expr::Column(r).cast(t.clone())
+                };
+                exprs[l] = Expr::Function {
+                    func: crate::plan::ScalarFunc::Coalesce,
+                    args: vec![Expr::Column(l), right_value],
+                    data_type: t,
+                };
+            }
+            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            plan = LogicalPlan::project(plan, exprs, &names)?;
+        }
+        Ok(Bound { plan, scope })
     }
 
     fn bind_table_factor(&self, tf: &TableFactor) -> Result<Bound> {
@@ -471,7 +510,7 @@ impl<'a> Binder<'a> {
                     if scope.columns.is_empty() {
                         return Err(QuarryError::plan("SELECT * needs a FROM clause"));
                     }
-                    for (i, c) in scope.columns.iter().enumerate() {
+                    for (i, c) in scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden) {
                         items.push(Item {
                             expr: Expr::Column(i),
                             name: c.name.clone(),
@@ -480,7 +519,19 @@ impl<'a> Binder<'a> {
                     }
                 }
                 SelectItem::QualifiedWildcard(kind, _) => {
-                    let q = kind.to_string();
+                    let q = match kind {
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(name) => name
+                            .0
+                            .last()
+                            .and_then(|p| p.as_ident())
+                            .map(|i| i.value.clone())
+                            .unwrap_or_default(),
+                        ast::SelectItemQualifiedWildcardKind::Expr(e) => {
+                            return Err(QuarryError::plan(format!(
+                                "unsupported SELECT item: {e}.*"
+                            )))
+                        }
+                    };
                     let before = items.len();
                     for (i, c) in scope.columns.iter().enumerate() {
                         if c.qualifier
@@ -599,7 +650,8 @@ impl<'a> Binder<'a> {
                 .chain(order_exprs),
         );
         let mut having = having;
-        if !group.is_empty() || !aggs.is_empty() {
+        let aggregated = !group.is_empty() || !aggs.is_empty();
+        if aggregated {
             let mut names: Vec<String> = group
                 .iter()
                 .map(|g| g.display(&in_schema).to_string())
@@ -617,20 +669,18 @@ impl<'a> Binder<'a> {
                 }
             }
         }
-        // Uncorrelated subqueries of SELECT, HAVING and ORDER BY join here,
-        // after any aggregation.
+        // Subqueries of SELECT, HAVING and ORDER BY join here, after any
+        // aggregation. Without aggregation the plan still has the FROM
+        // columns, so correlated ones can join too.
         if !agg_binder.pending.borrow().is_empty() {
-            let width = plan.schema().fields().len();
             let mut exprs: Vec<Expr> = items.iter().map(|i| i.expr.clone()).collect();
-            let n_items = exprs.len();
             exprs.extend(having.clone());
-            let n_having = exprs.len();
             for (r, _) in &order_refs {
                 if let OrderRef::Expr(e) = r {
                     exprs.push(e.clone());
                 }
             }
-            let (joined, resolved) = join_pending(plan, &agg_binder.pending, exprs)?;
+            let (joined, resolved) = join_pending(plan, &agg_binder.pending, exprs, !aggregated)?;
             plan = joined;
             let mut resolved = resolved.into_iter();
             for it in items.iter_mut() {
@@ -639,7 +689,6 @@ impl<'a> Binder<'a> {
             if having.is_some() {
                 having = resolved.next();
             }
-            debug_assert!(n_items <= n_having);
             for (r, _) in order_refs.iter_mut() {
                 if let OrderRef::Expr(e) = r {
                     if let Some(x) = resolved.next() {
@@ -647,7 +696,6 @@ impl<'a> Binder<'a> {
                     }
                 }
             }
-            let _ = width;
         }
         if let Some(h) = having {
             plan = LogicalPlan::Filter {
@@ -714,6 +762,27 @@ impl<'a> Binder<'a> {
             scope: Scope::new(None, names),
         })
     }
+}
+
+/// Two FROM items may not go by the same name (`FROM t, t` needs aliases).
+fn check_distinct_names(left: &Scope, right: &Scope) -> Result<()> {
+    let names = |s: &Scope| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .columns
+            .iter()
+            .filter_map(|c| c.qualifier.clone())
+            .map(|q| q.to_lowercase())
+            .collect();
+        v.dedup();
+        v
+    };
+    let l = names(left);
+    if let Some(dup) = names(right).into_iter().find(|q| l.contains(q)) {
+        return Err(QuarryError::plan(format!(
+            "the name '{dup}' is used for two tables in FROM: give one of them an alias"
+        )));
+    }
+    Ok(())
 }
 
 fn cross_join(left: Bound, right: Bound) -> Bound {

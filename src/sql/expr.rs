@@ -114,12 +114,16 @@ impl<'a> ExprBinder<'a> {
                 }
                 p
             }
-            _ => {
-                return Err(QuarryError::plan_at(
-                    "EXISTS is only supported as a condition of WHERE",
-                    at(e),
-                ))
+            ast::Expr::Exists { subquery, negated } => {
+                let p = binder.bind_exists_value(subquery, outer)?;
+                let r = Expr::SubqueryRef {
+                    id: p.id,
+                    data_type: DataType::Boolean,
+                };
+                self.pending.borrow_mut().push(p);
+                return Ok(if *negated { Expr::Not(Box::new(r)) } else { r });
             }
+            _ => return Err(QuarryError::plan_at("unsupported subquery", at(e))),
         };
         let r = Expr::SubqueryRef {
             id: pending.id,
@@ -628,6 +632,7 @@ impl ExprBinder<'_> {
                 t
             }
             ScalarFunc::Extract(_) => DataType::Int64,
+            ScalarFunc::AssertSingleRow => types[1].clone(),
         };
         Ok(Expr::Function {
             func,

@@ -8,6 +8,9 @@ use crate::error::{Location, QuarryError, Result};
 pub struct ScopeColumn {
     pub qualifier: Option<String>,
     pub name: String,
+    /// Reachable only by `qualifier.name` and not part of `*` (the right
+    /// column of a JOIN … USING).
+    pub hidden: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -23,6 +26,7 @@ impl Scope {
                 .map(|name| ScopeColumn {
                     qualifier: qualifier.map(|q| q.to_string()),
                     name,
+                    hidden: false,
                 })
                 .collect(),
         }
@@ -41,11 +45,13 @@ impl Scope {
             .enumerate()
             .filter(|(_, c)| {
                 c.name.eq_ignore_ascii_case(name)
-                    && qualifier.is_none_or(|q| {
-                        c.qualifier
+                    && match qualifier {
+                        None => !c.hidden,
+                        Some(q) => c
+                            .qualifier
                             .as_deref()
-                            .is_some_and(|cq| cq.eq_ignore_ascii_case(q))
-                    })
+                            .is_some_and(|cq| cq.eq_ignore_ascii_case(q)),
+                    }
             })
             .map(|(i, _)| i)
             .collect();

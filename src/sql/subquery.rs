@@ -36,6 +36,10 @@ pub struct PendingSubquery {
     /// The column of `plan` holding the value (Left joins).
     pub value: usize,
     pub data_type: DataType,
+    /// When no subquery row matches and the value is then not NULL
+    /// (`count(*)` of no rows is 0, EXISTS is false): a column of `plan`
+    /// that is never NULL on a match, and the value to use without one.
+    pub if_missing: Option<(usize, datafusion_common::ScalarValue)>,
 }
 
 /// A correlated condition split in two: equalities usable as join keys and
@@ -174,12 +178,13 @@ fn keep_first(plan: LogicalPlan, width: usize) -> Result<LogicalPlan> {
     LogicalPlan::project(plan, (0..width).map(Expr::Column).collect(), &names)
 }
 
-/// Joins `pending` onto `plan`; returns the plan and each subquery's column.
+/// Joins `pending` onto `plan`; returns the plan and, for each subquery,
+/// the expression over the joined plan that gives its value.
 pub fn apply_subqueries(
     mut plan: LogicalPlan,
     pending: Vec<PendingSubquery>,
-) -> Result<(LogicalPlan, HashMap<usize, usize>)> {
-    let mut columns = HashMap::new();
+) -> Result<(LogicalPlan, HashMap<usize, Expr>)> {
+    let mut values = HashMap::new();
     for p in pending {
         let width = plan.schema().fields().len();
         let on = typed_keys(
@@ -188,26 +193,133 @@ pub fn apply_subqueries(
             &p.plan,
             None,
         )?;
-        let column = if p.kind == JoinKind::Mark {
-            width
+        let value = if p.kind == JoinKind::Mark {
+            Expr::Column(width)
         } else {
-            width + p.value
+            let column = Expr::Column(width + p.value);
+            match p.if_missing {
+                None => column,
+                Some((matched, missing)) => Expr::Case {
+                    branches: vec![(
+                        Expr::IsNull(Box::new(Expr::Column(width + matched))),
+                        Expr::Literal(missing),
+                    )],
+                    else_expr: Some(Box::new(column)),
+                    data_type: p.data_type.clone(),
+                },
+            }
         };
         plan = LogicalPlan::join(plan, p.plan, p.kind, on, None);
-        columns.insert(p.id, column);
+        values.insert(p.id, value);
     }
-    Ok((plan, columns))
+    Ok((plan, values))
 }
 
-/// Replaces subquery placeholders by the columns their joins produced.
-pub fn resolve_subquery_refs(e: Expr, columns: &HashMap<usize, usize>) -> Result<Expr> {
+/// Replaces subquery placeholders by the values their joins produced.
+pub fn resolve_subquery_refs(e: Expr, values: &HashMap<usize, Expr>) -> Result<Expr> {
     e.transform_up(&mut |x| match x {
-        Expr::SubqueryRef { id, .. } => columns
+        Expr::SubqueryRef { id, .. } => values
             .get(&id)
-            .map(|c| Expr::Column(*c))
+            .cloned()
             .ok_or_else(|| QuarryError::plan("internal error: a subquery was not planned")),
         other => Ok(other),
     })
+}
+
+/// Counts rows next to the value so that more than one row per group is
+/// an error: `value` becomes `assert_single_row(count(*), min(value))`.
+fn single_row_check(value: Expr) -> (Expr, Vec<AggregateExpr>) {
+    let count = AggregateExpr {
+        func: crate::plan::AggFunc::CountStar,
+        arg: None,
+        distinct: false,
+    };
+    let min = AggregateExpr {
+        func: crate::plan::AggFunc::Min,
+        arg: Some(value),
+        distinct: false,
+    };
+    let checked = Expr::Function {
+        func: crate::plan::ScalarFunc::AssertSingleRow,
+        args: vec![
+            Expr::Aggregate(Box::new(count.clone())),
+            Expr::Aggregate(Box::new(min.clone())),
+        ],
+        data_type: DataType::Null,
+    };
+    (checked, vec![count, min])
+}
+
+/// An uncorrelated scalar subquery, made to fail when it yields more than
+/// one row (unless its shape already guarantees at most one).
+fn at_most_one_row(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut p = &plan;
+    loop {
+        match p {
+            LogicalPlan::Aggregate { group, .. } if group.is_empty() => return Ok(plan),
+            LogicalPlan::Limit { fetch: Some(f), .. } if *f <= 1 => return Ok(plan),
+            LogicalPlan::Project { input, .. }
+            | LogicalPlan::Filter { input, .. }
+            | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Limit { input, .. } => p = input,
+            _ => break,
+        }
+    }
+    let schema = plan.schema();
+    let name = schema.field(0).name().clone();
+    let (checked, aggs) = single_row_check(Expr::Column(0));
+    let names = vec!["__count".to_string(), "__min".to_string()];
+    let grouped = LogicalPlan::aggregate(plan, vec![], aggs.clone(), &names)?;
+    let grouped_schema = grouped.schema();
+    let value = rewrite_after_aggregate(checked, &[], &aggs, &schema)?;
+    let value = fix_function_type(value, &grouped_schema)?;
+    LogicalPlan::project(grouped, vec![value], &[name])
+}
+
+/// Sets the result type of `assert_single_row` from its value argument.
+fn fix_function_type(e: Expr, schema: &arrow::datatypes::Schema) -> Result<Expr> {
+    e.transform_up(&mut |x| match x {
+        Expr::Function {
+            func: crate::plan::ScalarFunc::AssertSingleRow,
+            args,
+            ..
+        } => {
+            let data_type = args[1].data_type(schema)?;
+            Ok(Expr::Function {
+                func: crate::plan::ScalarFunc::AssertSingleRow,
+                args,
+                data_type,
+            })
+        }
+        other => Ok(other),
+    })
+}
+
+/// The value of a subquery's SELECT expression over no rows, when that is
+/// not NULL (`count(*)` is 0; sums and the like are NULL).
+fn value_over_no_rows(
+    value: &Expr,
+    schema: &arrow::datatypes::Schema,
+) -> Result<Option<datafusion_common::ScalarValue>> {
+    let empty = value.clone().transform_down(&mut |x| match x {
+        Expr::Aggregate(a) => {
+            let t = a.data_type(schema)?;
+            let v = if matches!(
+                a.func,
+                crate::plan::AggFunc::Count | crate::plan::AggFunc::CountStar
+            ) {
+                datafusion_common::ScalarValue::Int64(Some(0))
+            } else {
+                datafusion_common::ScalarValue::try_from(&t)?
+            };
+            Ok(Some(Expr::Literal(v)))
+        }
+        _ => Ok(None),
+    })?;
+    match crate::optimizer::fold_expr(empty)? {
+        Expr::Literal(v) if !v.is_null() => Ok(Some(v)),
+        _ => Ok(None),
+    }
 }
 
 /// Replaces aggregate calls and GROUP BY expressions by the columns of the
@@ -342,15 +454,20 @@ impl Binder<'_> {
         };
         match condition {
             ast::Expr::Exists { subquery, negated } => {
-                let (sub, correlation) = self.bind_correlated_filter(subquery, outer, at)?;
-                let on = typed_keys(correlation.keys, &plan, &sub, at)?;
-                let filter = (!correlation.residual.is_empty())
-                    .then(|| as_join_filter(Expr::and_all(correlation.residual), width));
                 let kind = if *negated {
                     JoinKind::Anti
                 } else {
                     JoinKind::Semi
                 };
+                let Some((sub, _, correlation, _)) = self.bind_correlated(subquery, outer, at)?
+                else {
+                    // Uncorrelated: one row of the subquery decides for all.
+                    let sub = self.bind_query(subquery)?.plan;
+                    return Ok(LogicalPlan::join(plan, sub, kind, vec![], None));
+                };
+                let on = typed_keys(correlation.keys, &plan, &sub, at)?;
+                let filter = (!correlation.residual.is_empty())
+                    .then(|| as_join_filter(Expr::and_all(correlation.residual), width));
                 Ok(LogicalPlan::join(plan, sub, kind, on, filter))
             }
             ast::Expr::InSubquery {
@@ -359,9 +476,43 @@ impl Binder<'_> {
                 negated,
             } => {
                 let lhs = ExprBinder::new(scope, &schema).bind(expr)?;
+                let lhs_nullable = lhs.nullable(&schema);
+                if let Some((sub, sub_scope, correlation, select)) =
+                    self.bind_correlated(subquery, outer, at)?
+                {
+                    // Correlated: match on the IN value and the correlation keys.
+                    let item = match select.projection.as_slice() {
+                        [ast::SelectItem::UnnamedExpr(e)]
+                        | [ast::SelectItem::ExprWithAlias { expr: e, .. }] => e,
+                        _ => {
+                            return Err(QuarryError::plan_at(
+                                "the subquery of IN must return one column",
+                                at,
+                            ))
+                        }
+                    };
+                    let sub_schema = sub.schema();
+                    let value = ExprBinder::new(&sub_scope, &sub_schema).bind(item)?;
+                    if *negated && (lhs_nullable || value.nullable(&sub_schema)) {
+                        return Err(QuarryError::plan_at(
+                            "NOT IN over a subquery that reads the outer query is only supported when neither side can be NULL; use NOT EXISTS",
+                            at,
+                        ));
+                    }
+                    let mut pairs = vec![(lhs, value)];
+                    pairs.extend(correlation.keys);
+                    let on = typed_keys(pairs, &plan, &sub, at)?;
+                    let filter = (!correlation.residual.is_empty())
+                        .then(|| as_join_filter(Expr::and_all(correlation.residual), width));
+                    let kind = if *negated {
+                        JoinKind::Anti
+                    } else {
+                        JoinKind::Semi
+                    };
+                    return Ok(LogicalPlan::join(plan, sub, kind, on, filter));
+                }
                 let sub = self.bind_single_column(subquery, at)?;
                 let sub_schema = sub.schema();
-                let lhs_nullable = lhs.nullable(&schema);
                 let rhs_nullable = sub_schema.field(0).is_nullable();
                 let on = typed_keys(vec![(lhs, Expr::Column(0))], &plan, &sub, at)?;
                 if !negated {
@@ -402,29 +553,97 @@ impl Binder<'_> {
         Ok(bound.plan)
     }
 
-    /// The FROM and WHERE of a subquery that may read `outer`, with the
-    /// conditions that do.
-    fn bind_correlated_filter(
+    /// The FROM and WHERE of a subquery that reads `outer`, its scope, the
+    /// conditions that read the outer query, and its SELECT; None when the
+    /// subquery does not read the outer query at all (then the caller binds
+    /// it as a whole).
+    #[allow(clippy::type_complexity)]
+    fn bind_correlated<'q>(
         &self,
-        q: &ast::Query,
+        q: &'q ast::Query,
         outer: OuterRef<'_>,
         at: Option<Location>,
-    ) -> Result<(LogicalPlan, Correlation)> {
+    ) -> Result<Option<(LogicalPlan, Scope, Correlation, &'q ast::Select)>> {
         let select = match q.body.as_ref() {
             SetExpr::Select(s) if q.with.is_none() => s,
-            _ => {
-                return Err(QuarryError::plan_at(
-                    "this form of EXISTS subquery is not supported",
-                    at,
-                ))
-            }
+            _ => return Ok(None),
         };
         let from = self.bind_from(&select.from)?;
         let (plan, correlated) = match &select.selection {
             Some(w) => self.bind_where(from.plan, &from.scope, w, Some(outer))?,
             None => (from.plan, vec![]),
         };
-        Ok((plan, split_correlation(correlated)))
+        if correlated.is_empty() {
+            return Ok(None);
+        }
+        let plain_select = matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
+            && select.having.is_none()
+            && select.distinct.is_none()
+            && q.limit_clause.is_none();
+        if !plain_select {
+            return Err(QuarryError::plan_at(
+                "a subquery that reads the outer query's columns may not use GROUP BY, HAVING, DISTINCT or LIMIT",
+                at,
+            ));
+        }
+        Ok(Some((
+            plan,
+            from.scope,
+            split_correlation(correlated),
+            select,
+        )))
+    }
+
+    /// `EXISTS (q)` as a value: a left join with the subquery's distinct
+    /// correlation keys (or its first row); a missing row means false.
+    pub(super) fn bind_exists_value(
+        &self,
+        q: &ast::Query,
+        outer: OuterRef<'_>,
+    ) -> Result<PendingSubquery> {
+        let at = location_of(q.span());
+        let present = || Expr::Literal(datafusion_common::ScalarValue::Boolean(Some(true)));
+        let (plan, outer_keys, inner_keys) = match self.bind_correlated(q, outer, at)? {
+            None => {
+                let sub = self.bind_query(q)?.plan;
+                let one = LogicalPlan::Limit {
+                    input: Box::new(sub),
+                    skip: 0,
+                    fetch: Some(1),
+                };
+                let plan = LogicalPlan::project(one, vec![present()], &["__present".to_string()])?;
+                (plan, vec![], vec![])
+            }
+            Some((sub, _, correlation, _)) => {
+                if !correlation.residual.is_empty() {
+                    return Err(QuarryError::plan_at(
+                        "EXISTS used as a value may only compare its columns with the outer query's by '='",
+                        at,
+                    ));
+                }
+                let (outer_keys, inner_keys): (Vec<Expr>, Vec<Expr>) =
+                    correlation.keys.into_iter().unzip();
+                let nk = inner_keys.len();
+                let names: Vec<String> = (0..nk).map(|i| format!("__key{i}")).collect();
+                let keys = LogicalPlan::aggregate(sub, inner_keys, vec![], &names)?;
+                let mut exprs = vec![present()];
+                exprs.extend((0..nk).map(Expr::Column));
+                let mut out_names = vec!["__present".to_string()];
+                out_names.extend(names);
+                let plan = LogicalPlan::project(keys, exprs, &out_names)?;
+                (plan, outer_keys, (1..=nk).map(Expr::Column).collect())
+            }
+        };
+        Ok(PendingSubquery {
+            id: self.next_id(),
+            kind: JoinKind::Left,
+            plan,
+            outer_keys,
+            inner_keys,
+            value: 0,
+            data_type: DataType::Boolean,
+            if_missing: Some((0, datafusion_common::ScalarValue::Boolean(Some(false)))),
+        })
     }
 
     /// `x IN (q)` where it is a value, not a WHERE condition: a mark join.
@@ -444,6 +663,7 @@ impl Binder<'_> {
             inner_keys: vec![Expr::Column(0)],
             value: 0,
             data_type: DataType::Boolean,
+            if_missing: None,
         })
     }
 
@@ -477,13 +697,14 @@ impl Binder<'_> {
         };
         let Some((select, scope, plan, correlated)) = correlated else {
             let plan = self.bind_query(q)?.plan;
-            let schema = plan.schema();
-            if schema.fields().len() != 1 {
+            if plan.schema().fields().len() != 1 {
                 return Err(QuarryError::plan_at(
                     "a scalar subquery must return one column",
                     at,
                 ));
             }
+            let plan = at_most_one_row(plan)?;
+            let schema = plan.schema();
             return Ok(PendingSubquery {
                 id: self.next_id(),
                 kind: JoinKind::Left,
@@ -492,6 +713,7 @@ impl Binder<'_> {
                 outer_keys: vec![],
                 inner_keys: vec![],
                 value: 0,
+                if_missing: None,
             });
         };
         let correlation = split_correlation(correlated);
@@ -524,24 +746,35 @@ impl Binder<'_> {
             allow_aggregates: true,
             ..ExprBinder::new(&scope, &in_schema)
         };
-        let value = eb.bind(item)?;
-        let aggs = collect_aggregates(std::iter::once(&value));
+        let mut value = eb.bind(item)?;
+        let mut aggs = collect_aggregates(std::iter::once(&value));
         if aggs.is_empty() {
-            return Err(QuarryError::plan_at(
-                "a correlated scalar subquery must compute an aggregate (one value per outer row)",
-                at,
-            ));
+            // A plain column: at most one row per outer row, checked when it runs.
+            let (counted, count_and_value) = single_row_check(value);
+            value = counted;
+            aggs = count_and_value;
         }
         let (outer_keys, inner_keys): (Vec<Expr>, Vec<Expr>) = correlation.keys.into_iter().unzip();
         let nk = inner_keys.len();
         let mut names: Vec<String> = (0..nk).map(|i| format!("__key{i}")).collect();
         names.extend((0..aggs.len()).map(|i| format!("__agg{i}")));
+        let on_no_rows = value_over_no_rows(&value, &in_schema)?;
         let value = rewrite_after_aggregate(value, &inner_keys, &aggs, &in_schema)?;
         let grouped = LogicalPlan::aggregate(plan, inner_keys, aggs, &names)?;
+        let value = fix_function_type(value, &grouped.schema())?;
         let mut exprs = vec![value];
         exprs.extend((0..nk).map(Expr::Column));
         let mut out_names = vec!["__value".to_string()];
         out_names.extend((0..nk).map(|i| format!("__key{i}")));
+        // A group that exists marks the match (an outer row without one
+        // gets the value over no rows).
+        let if_missing = on_no_rows.map(|v| {
+            exprs.push(Expr::Literal(datafusion_common::ScalarValue::Boolean(
+                Some(true),
+            )));
+            out_names.push("__matched".to_string());
+            (nk + 1, v)
+        });
         let plan = LogicalPlan::project(grouped, exprs, &out_names)?;
         let data_type = plan.schema().field(0).data_type().clone();
         Ok(PendingSubquery {
@@ -552,27 +785,28 @@ impl Binder<'_> {
             inner_keys: (1..=nk).map(Expr::Column).collect(),
             value: 0,
             data_type,
+            if_missing,
         })
     }
 }
 
 /// For ExprBinder users that collected subqueries: join them onto `plan`
-/// and resolve the placeholders in `exprs`.
+/// and resolve the placeholders in `exprs`. `correlated_ok`: whether `plan`
+/// still has the columns the expressions were bound over (no aggregation in
+/// between), so that correlated subqueries can join on them.
 pub fn join_pending(
     plan: LogicalPlan,
     pending: &RefCell<Vec<PendingSubquery>>,
     exprs: Vec<Expr>,
+    correlated_ok: bool,
 ) -> Result<(LogicalPlan, Vec<Expr>)> {
     let pending = pending.take();
     if pending.is_empty() {
         return Ok((plan, exprs));
     }
-    if pending
-        .iter()
-        .any(|p| !p.outer_keys.is_empty() && p.kind == JoinKind::Left)
-    {
+    if !correlated_ok && pending.iter().any(|p| !p.outer_keys.is_empty()) {
         return Err(QuarryError::plan(
-            "correlated subqueries are supported in WHERE only",
+            "a subquery that reads the outer query's columns is not supported next to GROUP BY or aggregates",
         ));
     }
     let (plan, columns) = apply_subqueries(plan, pending)?;
