@@ -1,8 +1,8 @@
 //! The one entry point of the engine: the CLI, the tests and the benchmark all
 //! call `Session::sql`. A session owns the catalog and the settings.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -14,7 +14,7 @@ use crate::error::{QuarryError, Result};
 use crate::graph::{lower, TaskGraph};
 use crate::plan::types::sql_type_name;
 use crate::plan::LogicalPlan;
-use crate::runtime::{run_graph, RunStats};
+use crate::runtime::{run_graph, ProgressFn, RunStats};
 use crate::sql::{parse, Binder, QuarryStatement};
 
 /// Settings of a session, changed with `SET name = value` or CLI flags.
@@ -129,6 +129,10 @@ impl QueryResult {
 pub struct Session {
     config: RwLock<SessionConfig>,
     catalog: RwLock<Catalog>,
+    /// Set to cancel the running query (Ctrl-C); cleared when one starts.
+    cancel: Arc<AtomicBool>,
+    progress: RwLock<Option<Arc<ProgressFn>>>,
+    last_run: Mutex<Option<RunStats>>,
 }
 
 fn poisoned<T>(_: T) -> QuarryError {
@@ -140,6 +144,9 @@ impl Session {
         Ok(Session {
             config: RwLock::new(config),
             catalog: RwLock::new(Catalog::default()),
+            cancel: Arc::new(AtomicBool::new(false)),
+            progress: RwLock::new(None),
+            last_run: Mutex::new(None),
         })
     }
 
@@ -185,6 +192,24 @@ impl Session {
             on_result(result)?;
         }
         Ok(())
+    }
+
+    /// A flag that cancels the running query when set (from a Ctrl-C
+    /// handler, say); the query then fails with `QuarryError::Cancelled`.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Calls `f` after each finished task of every query (progress bars).
+    pub fn set_progress(&self, f: Option<Arc<ProgressFn>>) {
+        if let Ok(mut p) = self.progress.write() {
+            *p = f;
+        }
+    }
+
+    /// The figures of the last query run: tasks, workers, operator metrics.
+    pub fn last_run_stats(&self) -> Option<RunStats> {
+        self.last_run.lock().ok().and_then(|r| r.clone())
     }
 
     /// Registers a Parquet file, directory or glob as table `name`.
@@ -250,8 +275,17 @@ impl Session {
     pub fn run_query(&self, q: &ast::Query) -> Result<(QueryResult, RunStats)> {
         let plan = self.plan(q)?;
         let graph = self.graph(&plan)?;
-        let cancel = AtomicBool::new(false);
-        let (batches, stats) = run_graph(&graph, self.config().threads, &cancel)?;
+        self.cancel.store(false, Ordering::Relaxed);
+        let progress = self.progress.read().ok().and_then(|p| p.clone());
+        let (batches, stats) = run_graph(
+            &graph,
+            self.config().threads,
+            &self.cancel,
+            progress.as_deref(),
+        )?;
+        if let Ok(mut last) = self.last_run.lock() {
+            *last = Some(stats.clone());
+        }
         // Keep the planned names (a batch may carry a compatible schema).
         let schema = plan.schema();
         let batches = batches
@@ -332,12 +366,14 @@ impl Session {
         };
         let plan = self.plan(q)?;
         let graph = self.graph(&plan)?;
-        let mut text = format!("Logical plan:\n{plan}\nTask graph:\n{graph}");
+        let mut text = format!("Logical plan:\n{plan}\nTask graph:\n");
         if analyze {
             let (result, stats) = self.run_query(q)?;
+            text.push_str(&graph.display_with_metrics(&stats));
             let busy: Vec<String> = stats.busy.iter().map(|d| format!("{:.1?}", d)).collect();
             text.push_str(&format!(
-                "\nRun: {} rows in {:.1?}; {} tasks read {} rows, on {} workers (busy: {})\n",
+                "\nRun: {} rows in {:.1?}; {} tasks read {} rows, on {} workers (busy: {})\n\
+                 Memory and spilling are not tracked yet.\n",
                 result.num_rows(),
                 stats.elapsed,
                 stats.tasks,
@@ -345,6 +381,8 @@ impl Session {
                 stats.busy.len(),
                 busy.join(", ")
             ));
+        } else {
+            text.push_str(&graph.to_string());
         }
         let lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
         QueryResult::strings(&["plan"], vec![lines])

@@ -245,17 +245,56 @@ impl OpSpec {
     }
 }
 
+impl TaskGraph {
+    /// The graph with what each stage and operator did in a run.
+    pub fn display_with_metrics(&self, stats: &crate::runtime::RunStats) -> String {
+        let mut out = String::new();
+        for s in &self.stages {
+            let rows_in = stats.stage_rows_in.get(s.id).copied().unwrap_or(0);
+            let mut pipeline = vec![format!("{:?} ({rows_in} rows)", s.source)];
+            for (k, op) in s.ops.iter().enumerate() {
+                let m = stats
+                    .op_metrics
+                    .get(s.id)
+                    .and_then(|v| v.get(k))
+                    .copied()
+                    .unwrap_or_default();
+                pipeline.push(format!(
+                    "{} ({} rows, {:.1?})",
+                    op.name(),
+                    m.rows_out,
+                    m.time
+                ));
+            }
+            out.push_str(&format!(
+                "Stage {} [{} tasks]: {} ⇒ {}\n",
+                s.id,
+                s.partitions,
+                pipeline.join(" → "),
+                s.sink.describe()
+            ));
+        }
+        out
+    }
+}
+
+impl Sink {
+    fn describe(&self) -> String {
+        match self {
+            Sink::Hash {
+                keys, partitions, ..
+            } => format!("hash({} keys) → {partitions} partitions", keys.len()),
+            Sink::Gather => "gather → 1 partition".into(),
+            Sink::Output => "output".into(),
+        }
+    }
+}
+
 impl fmt::Display for TaskGraph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for s in &self.stages {
             let ops: Vec<String> = s.ops.iter().map(|o| o.name()).collect();
-            let sink = match &s.sink {
-                Sink::Hash {
-                    keys, partitions, ..
-                } => format!("hash({} keys) → {partitions} partitions", keys.len()),
-                Sink::Gather => "gather → 1 partition".into(),
-                Sink::Output => "output".into(),
-            };
+            let sink = s.sink.describe();
             let mut pipeline = vec![format!("{:?}", s.source)];
             pipeline.extend(ops);
             writeln!(

@@ -5,4 +5,5 @@ pub mod io;
 mod scheduler;
 mod task;
 
-pub use scheduler::{run_graph, RunStats};
+pub use scheduler::{run_graph, Progress, ProgressFn, RunStats, TaskRecord};
+pub use task::OpMetrics;

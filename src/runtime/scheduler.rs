@@ -10,11 +10,34 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
-use super::task::{run_task, PartitionStore};
+use super::task::{run_task, OpMetrics, PartitionStore};
 use crate::error::{QuarryError, Result};
 use crate::graph::TaskGraph;
 
-/// Figures of one run, for EXPLAIN ANALYZE and tests.
+/// One task as it ran, for profiles: times are since the query started.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub stage: usize,
+    pub partition: usize,
+    pub worker: usize,
+    pub start: Duration,
+    pub end: Duration,
+    pub rows_in: usize,
+}
+
+/// How far a running query is, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub tasks_done: usize,
+    pub tasks_total: usize,
+    pub rows_read: usize,
+    pub elapsed: Duration,
+}
+
+/// Called after each finished task.
+pub type ProgressFn = dyn Fn(&Progress) + Send + Sync;
+
+/// Figures of one run, for EXPLAIN ANALYZE, profiles and tests.
 #[derive(Debug, Clone, Default)]
 pub struct RunStats {
     pub tasks: usize,
@@ -23,6 +46,12 @@ pub struct RunStats {
     /// Busy time of each worker thread.
     pub busy: Vec<Duration>,
     pub elapsed: Duration,
+    /// Every task, in the order they finished.
+    pub task_records: Vec<TaskRecord>,
+    /// Per stage, per operator: the sum over the stage's tasks.
+    pub op_metrics: Vec<Vec<OpMetrics>>,
+    /// Per stage: rows its tasks read from their source.
+    pub stage_rows_in: Vec<usize>,
 }
 
 struct State {
@@ -33,6 +62,10 @@ struct State {
     waiting_on: Vec<usize>,
     stages_done: usize,
     rows_read: usize,
+    tasks_done: usize,
+    records: Vec<TaskRecord>,
+    op_metrics: Vec<Vec<OpMetrics>>,
+    stage_rows_in: Vec<usize>,
     error: Option<QuarryError>,
 }
 
@@ -41,6 +74,7 @@ pub fn run_graph(
     graph: &TaskGraph,
     threads: usize,
     cancel: &AtomicBool,
+    progress: Option<&ProgressFn>,
 ) -> Result<(Vec<RecordBatch>, RunStats)> {
     let n = graph.stages.len();
     let mut consumers: Vec<Vec<usize>> = vec![vec![]; n];
@@ -58,6 +92,14 @@ pub fn run_graph(
         waiting_on,
         stages_done: 0,
         rows_read: 0,
+        tasks_done: 0,
+        records: Vec::new(),
+        op_metrics: graph
+            .stages
+            .iter()
+            .map(|s| vec![OpMetrics::default(); s.ops.len()])
+            .collect(),
+        stage_rows_in: vec![0; n],
         error: None,
     });
     let wake = Condvar::new();
@@ -74,7 +116,20 @@ pub fn run_graph(
     let workers = threads.max(1);
     let busy: Vec<Duration> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| scope.spawn(|| worker(graph, &store, &state, &wake, &consumers, cancel)))
+            .map(|id| {
+                let ctx = WorkerContext {
+                    id,
+                    graph,
+                    store: &store,
+                    state: &state,
+                    wake: &wake,
+                    consumers: &consumers,
+                    cancel,
+                    progress,
+                    started,
+                };
+                scope.spawn(move || worker(ctx))
+            })
             .collect();
         handles
             .into_iter()
@@ -93,6 +148,9 @@ pub fn run_graph(
     let stats = RunStats {
         tasks: graph.stages.iter().map(|s| s.partitions).sum(),
         rows_read: st.rows_read,
+        task_records: std::mem::take(&mut st.records),
+        op_metrics: std::mem::take(&mut st.op_metrics),
+        stage_rows_in: std::mem::take(&mut st.stage_rows_in),
         busy,
         elapsed: started.elapsed(),
     };
@@ -128,14 +186,31 @@ fn stage_finished(st: &mut State, s: usize, graph: &TaskGraph, consumers: &[Vec<
     }
 }
 
-fn worker(
-    graph: &TaskGraph,
-    store: &PartitionStore,
-    state: &Mutex<State>,
-    wake: &Condvar,
-    consumers: &[Vec<usize>],
-    cancel: &AtomicBool,
-) -> Duration {
+/// What a worker thread needs.
+struct WorkerContext<'a> {
+    id: usize,
+    graph: &'a TaskGraph,
+    store: &'a PartitionStore,
+    state: &'a Mutex<State>,
+    wake: &'a Condvar,
+    consumers: &'a [Vec<usize>],
+    cancel: &'a AtomicBool,
+    progress: Option<&'a ProgressFn>,
+    started: Instant,
+}
+
+fn worker(ctx: WorkerContext<'_>) -> Duration {
+    let WorkerContext {
+        id,
+        graph,
+        store,
+        state,
+        wake,
+        consumers,
+        cancel,
+        progress,
+        started,
+    } = ctx;
     let mut busy = Duration::ZERO;
     loop {
         let (s, p) = {
@@ -163,9 +238,30 @@ fn worker(
         let Ok(mut st) = state.lock() else {
             return busy;
         };
+        let mut report = None;
         match result {
             Ok(Ok(output)) => {
                 st.rows_read += output.rows_in;
+                st.tasks_done += 1;
+                st.stage_rows_in[s] += output.rows_in;
+                for (total, m) in st.op_metrics[s].iter_mut().zip(&output.metrics) {
+                    total.rows_out += m.rows_out;
+                    total.time += m.time;
+                }
+                st.records.push(TaskRecord {
+                    stage: s,
+                    partition: p,
+                    worker: id,
+                    start: t0.duration_since(started),
+                    end: started.elapsed(),
+                    rows_in: output.rows_in,
+                });
+                report = Some(Progress {
+                    tasks_done: st.tasks_done,
+                    tasks_total: graph.stages.iter().map(|s| s.partitions).sum(),
+                    rows_read: st.rows_read,
+                    elapsed: started.elapsed(),
+                });
                 st.remaining[s] -= 1;
                 if st.remaining[s] == 0 {
                     stage_finished(&mut st, s, graph, consumers);
@@ -188,5 +284,9 @@ fn worker(
             }
         }
         wake.notify_all();
+        drop(st);
+        if let (Some(f), Some(r)) = (progress, report) {
+            f(&r);
+        }
     }
 }

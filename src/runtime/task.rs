@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 
@@ -98,23 +99,38 @@ impl BuildTables for PartitionStore {
 /// Pushes `batches` through `ops[from..]`, returning what comes out.
 fn push_through(
     ops: &mut [Box<dyn Operator>],
+    metrics: &mut [OpMetrics],
     from: usize,
     batches: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>> {
     let mut current = batches;
-    for op in ops[from..].iter_mut() {
+    for (op, m) in ops[from..].iter_mut().zip(metrics[from..].iter_mut()) {
+        let started = Instant::now();
         let mut next = Vec::new();
         for b in current {
             op.push(b, &mut next)?;
         }
+        m.time += started.elapsed();
+        m.rows_out += next.iter().map(|b| b.num_rows()).sum::<usize>();
         current = next;
     }
     Ok(current)
 }
 
+/// What one operator of one task did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpMetrics {
+    pub rows_out: usize,
+    /// Time inside the operator (push and finish), not counting the
+    /// operators it feeds.
+    pub time: Duration,
+}
+
 pub struct TaskOutput {
     /// Rows the task read from its source.
     pub rows_in: usize,
+    /// Per operator of the stage, in order.
+    pub metrics: Vec<OpMetrics>,
 }
 
 pub fn run_task(
@@ -130,12 +146,13 @@ pub fn run_task(
         .collect::<Result<Vec<_>>>()?;
     let mut sink = SinkWriter::new(stage, partition)?;
     let mut rows_in = 0;
+    let mut metrics = vec![OpMetrics::default(); ops.len()];
     let mut on_batch = |batch: RecordBatch| -> Result<()> {
         if cancel.load(Ordering::Relaxed) {
             return Err(QuarryError::Cancelled);
         }
         rows_in += batch.num_rows();
-        let out = push_through(&mut ops, 0, vec![batch])?;
+        let out = push_through(&mut ops, &mut metrics, 0, vec![batch])?;
         sink.write(out)?;
         if ops.iter().any(|o| o.is_done()) {
             return Err(StopReading.into());
@@ -156,13 +173,16 @@ pub fn run_task(
         Err(e) => return Err(e),
     }
     for k in 0..ops.len() {
+        let started = Instant::now();
         let mut out = Vec::new();
         ops[k].finish(&mut out)?;
-        let out = push_through(&mut ops, k + 1, out)?;
+        metrics[k].time += started.elapsed();
+        metrics[k].rows_out += out.iter().map(|b| b.num_rows()).sum::<usize>();
+        let out = push_through(&mut ops, &mut metrics, k + 1, out)?;
         sink.write(out)?;
     }
     sink.finish(store);
-    Ok(TaskOutput { rows_in })
+    Ok(TaskOutput { rows_in, metrics })
 }
 
 /// Sentinel error that ends a source early once a LIMIT is satisfied.
