@@ -133,10 +133,9 @@ impl AggregateOp {
             .collect::<Result<Vec<_>>>()?;
         let rows = converter.convert_columns(&keys)?;
         let mut indices = Vec::with_capacity(batch.num_rows());
-        let group_rows = self
-            .group_rows
-            .as_mut()
-            .expect("rows exist with a converter");
+        let Some(group_rows) = self.group_rows.as_mut() else {
+            return Err(QuarryError::exec("internal error: group rows missing"));
+        };
         for row in rows.iter() {
             let bytes = row.as_ref();
             let idx = match self.map.get(bytes) {
@@ -657,17 +656,14 @@ impl GroupAccumulator for ScalarMinMax {
 
     fn evaluate(&mut self) -> Result<ArrayRef> {
         let null = ScalarValue::try_from(&self.data_type)?;
-        let values = std::mem::take(&mut self.values)
+        let values: Vec<ScalarValue> = std::mem::take(&mut self.values)
             .into_iter()
-            .map(|v| v.unwrap_or_else(|| null.clone()));
-        if self.values.capacity() == 0 && self.data_type == DataType::Null {
-            return Ok(arrow::array::new_null_array(&DataType::Null, 0));
-        }
-        let collected: Vec<ScalarValue> = values.collect();
-        if collected.is_empty() {
+            .map(|v| v.unwrap_or_else(|| null.clone()))
+            .collect();
+        if values.is_empty() {
             return Ok(arrow::array::new_empty_array(&self.data_type));
         }
-        Ok(ScalarValue::iter_to_array(collected)?)
+        Ok(ScalarValue::iter_to_array(values)?)
     }
 }
 

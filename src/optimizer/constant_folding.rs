@@ -33,6 +33,7 @@ fn evaluate_constant(e: &Expr) -> Option<ScalarValue> {
 
 pub fn fold_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
     let plan = map_inputs(plan, &mut fold_plan)?;
+    let fold_all = |v: Vec<Expr>| v.into_iter().map(fold_expr).collect::<Result<Vec<_>>>();
     Ok(match plan {
         LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
             input,
@@ -44,7 +45,42 @@ pub fn fold_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
             schema,
         } => LogicalPlan::Project {
             input,
-            exprs: exprs.into_iter().map(fold_expr).collect::<Result<_>>()?,
+            exprs: fold_all(exprs)?,
+            schema,
+        },
+        LogicalPlan::Aggregate {
+            input,
+            group,
+            aggs,
+            schema,
+        } => LogicalPlan::Aggregate {
+            input,
+            group: fold_all(group)?,
+            aggs: aggs
+                .into_iter()
+                .map(|mut a| {
+                    a.arg = a.arg.map(fold_expr).transpose()?;
+                    Ok(a)
+                })
+                .collect::<Result<_>>()?,
+            schema,
+        },
+        LogicalPlan::Join {
+            left,
+            right,
+            kind,
+            on,
+            filter,
+            schema,
+        } => LogicalPlan::Join {
+            left,
+            right,
+            kind,
+            on: on
+                .into_iter()
+                .map(|(l, r)| Ok((fold_expr(l)?, fold_expr(r)?)))
+                .collect::<Result<_>>()?,
+            filter: filter.map(fold_expr).transpose()?,
             schema,
         },
         other => other,

@@ -4,6 +4,7 @@ mod build_side;
 pub mod cardinality;
 mod constant_folding;
 mod join_order;
+mod merge_projections;
 mod projection_pushdown;
 mod scan_filters;
 mod top_k;
@@ -17,6 +18,7 @@ pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     let plan = constant_folding::fold_plan(plan)?;
     let plan = join_order::reorder_joins(plan)?;
     let plan = projection_pushdown::push_down_projections(plan)?;
+    let plan = merge_projections::merge_projections(plan)?;
     let plan = build_side::choose_build_sides(plan)?;
     let plan = scan_filters::push_filters_into_scans(plan);
     let plan = top_k::sort_limit_to_top_k(plan);

@@ -213,7 +213,7 @@ impl LogicalPlan {
                 kind,
                 on,
                 filter,
-                schema,
+                ..
             } => {
                 let (ls, rs) = (left.schema(), right.schema());
                 let keys: Vec<String> = on
@@ -232,7 +232,6 @@ impl LogicalPlan {
                     let both = arrow::datatypes::Schema::new(fields);
                     write!(f, " filter={}", flt.display(&both))?;
                 }
-                let _ = schema;
             }
             LogicalPlan::Limit { skip, fetch, .. } => {
                 write!(f, "Limit: skip={skip}")?;
