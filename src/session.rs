@@ -14,7 +14,8 @@ use crate::error::{QuarryError, Result};
 use crate::graph::{lower, TaskGraph};
 use crate::plan::types::sql_type_name;
 use crate::plan::LogicalPlan;
-use crate::runtime::{run_graph, ProgressFn, RunStats};
+use crate::runtime::memory::{format_bytes, MemoryPool};
+use crate::runtime::{run_graph, ProgressFn, RunOptions, RunStats};
 use crate::sql::{parse, Binder, QuarryStatement};
 
 /// Settings of a session, changed with `SET name = value` or CLI flags.
@@ -24,6 +25,10 @@ pub struct SessionConfig {
     pub threads: usize,
     /// Partitions of hash exchanges (default: the thread count).
     pub target_partitions: usize,
+    /// The memory budget of a query, in bytes (default: 75% of the RAM).
+    pub memory_limit: usize,
+    /// Where spill files go (default: the system's temp directory).
+    pub temp_directory: std::path::PathBuf,
 }
 
 impl Default for SessionConfig {
@@ -31,9 +36,15 @@ impl Default for SessionConfig {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
+        // 75% of the machine's memory, as DuckDB does by default.
+        let memory_limit = crate::runtime::memory::system_memory()
+            .map(|m| m / 4 * 3)
+            .unwrap_or(8 << 30);
         SessionConfig {
             threads,
             target_partitions: threads,
+            memory_limit,
+            temp_directory: std::env::temp_dir(),
         }
     }
 }
@@ -45,7 +56,35 @@ impl SessionConfig {
         self
     }
 
-    const NAMES: &'static [&'static str] = &["threads", "target_partitions"];
+    const NAMES: &'static [&'static str] = &[
+        "threads",
+        "target_partitions",
+        "memory_limit",
+        "temp_directory",
+    ];
+
+    /// Sets the memory budget from text like `2GB` or `512MiB`.
+    pub fn set_memory_limit(&mut self, value: &str) -> Result<()> {
+        self.memory_limit = crate::runtime::memory::parse_bytes(value).ok_or_else(|| {
+            QuarryError::Config(format!(
+                "invalid value '{value}' for setting 'memory_limit': expected a size such as 2GB or 512MiB"
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// Sets the spill directory; it must exist.
+    pub fn set_temp_directory(&mut self, value: &str) -> Result<()> {
+        let path = std::path::PathBuf::from(value.trim().trim_matches('\''));
+        if !path.is_dir() {
+            return Err(QuarryError::Config(format!(
+                "temp_directory '{}' is not an existing directory",
+                path.display()
+            )));
+        }
+        self.temp_directory = path;
+        Ok(())
+    }
 
     /// Applies `SET name = value`.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
@@ -60,6 +99,8 @@ impl SessionConfig {
         match name.to_lowercase().as_str() {
             "threads" => *self = self.clone().with_threads(positive(value)?),
             "target_partitions" => self.target_partitions = positive(value)?,
+            "memory_limit" => self.set_memory_limit(value)?,
+            "temp_directory" => self.set_temp_directory(value)?,
             other => {
                 let hint = closest(other, Self::NAMES.iter().copied())
                     .map(|c| format!(", did you mean '{c}'?"))
@@ -76,6 +117,8 @@ impl SessionConfig {
         match name.to_lowercase().as_str() {
             "threads" => Ok(self.threads.to_string()),
             "target_partitions" => Ok(self.target_partitions.to_string()),
+            "memory_limit" => Ok(crate::runtime::memory::format_bytes(self.memory_limit)),
+            "temp_directory" => Ok(self.temp_directory.display().to_string()),
             other => Err(QuarryError::Config(format!("unknown setting '{other}'"))),
         }
     }
@@ -249,6 +292,11 @@ impl Session {
         )
     }
 
+    /// The task graph of one query, without running it (`EXPLAIN (FORMAT dot)`).
+    pub fn task_graph(&self, sql: &str) -> Result<TaskGraph> {
+        self.graph(&self.plan_query(sql)?)
+    }
+
     /// Binds and optimizes one query.
     fn plan_query(&self, sql: &str) -> Result<LogicalPlan> {
         let statements = parse(sql)?;
@@ -277,12 +325,15 @@ impl Session {
         let graph = self.graph(&plan)?;
         self.cancel.store(false, Ordering::Relaxed);
         let progress = self.progress.read().ok().and_then(|p| p.clone());
-        let (batches, stats) = run_graph(
-            &graph,
-            self.config().threads,
-            &self.cancel,
-            progress.as_deref(),
-        )?;
+        let config = self.config();
+        let options = RunOptions {
+            threads: config.threads,
+            cancel: &self.cancel,
+            progress: progress.as_deref(),
+            memory: MemoryPool::new(config.memory_limit),
+            temp_dir: config.temp_directory.clone(),
+        };
+        let (batches, stats) = run_graph(&graph, options)?;
         if let Ok(mut last) = self.last_run.lock() {
             *last = Some(stats.clone());
         }
@@ -373,13 +424,17 @@ impl Session {
             let busy: Vec<String> = stats.busy.iter().map(|d| format!("{:.1?}", d)).collect();
             text.push_str(&format!(
                 "\nRun: {} rows in {:.1?}; {} tasks read {} rows, on {} workers (busy: {})\n\
-                 Memory and spilling are not tracked yet.\n",
+                 Memory: peak {} reserved of a {} limit; spilled {} in {} files\n",
                 result.num_rows(),
                 stats.elapsed,
                 stats.tasks,
                 stats.rows_read,
                 stats.busy.len(),
-                busy.join(", ")
+                busy.join(", "),
+                format_bytes(stats.peak_memory),
+                format_bytes(self.config().memory_limit),
+                format_bytes(stats.spilled_bytes as usize),
+                stats.spill_files
             ));
         } else {
             text.push_str(&graph.to_string());

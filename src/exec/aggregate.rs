@@ -21,6 +21,7 @@ use super::operator::Operator;
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::aggregate_result_type;
 use crate::plan::{AggFunc, AggregateExpr, Expr};
+use crate::runtime::memory::{MemoryPool, Reservation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggMode {
@@ -70,6 +71,10 @@ pub struct AggregateOp {
     group_rows: Option<Rows>,
     num_groups: usize,
     accs: Vec<Box<dyn GroupAccumulator>>,
+    /// The groups' keys and states, counted against the memory budget (a
+    /// spilling aggregation is not implemented yet: past the budget it is
+    /// an error).
+    reservation: Reservation,
 }
 
 impl AggregateOp {
@@ -82,6 +87,7 @@ impl AggregateOp {
         input_schema: &Schema,
         output_schema: SchemaRef,
         arg_types: &[DataType],
+        memory: &Arc<MemoryPool>,
     ) -> Result<Self> {
         let key_types: Vec<DataType> = group
             .iter()
@@ -117,6 +123,10 @@ impl AggregateOp {
             group_rows,
             num_groups: 0,
             accs,
+            reservation: Reservation::new(
+                memory,
+                "a hash aggregate (spilling aggregation is not implemented yet)",
+            ),
         })
     }
 
@@ -163,7 +173,18 @@ impl AggregateOp {
 
 impl Operator for AggregateOp {
     fn push(&mut self, batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> Result<()> {
+        let before = self.num_groups;
         let groups = self.group_indices(&batch)?;
+        if self.num_groups > before {
+            // Key bytes in the map and the row store, plus each state.
+            let key_bytes = self
+                .group_rows
+                .as_ref()
+                .map_or(0, |r| r.size() / r.num_rows().max(1));
+            let per_group = 2 * key_bytes + 32 + 24 * self.accs.len();
+            self.reservation
+                .grow((self.num_groups - before) * per_group)?;
+        }
         let n = self.num_groups;
         for (i, agg) in self.aggs.iter().enumerate() {
             match self.mode {

@@ -7,10 +7,13 @@ use arrow::compute::{
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use std::sync::Arc;
+
 use super::expr::evaluate_array;
 use super::operator::Operator;
 use crate::error::Result;
 use crate::plan::SortKey;
+use crate::runtime::memory::{MemoryPool, Reservation};
 
 pub struct SortOp {
     keys: Vec<SortKey>,
@@ -18,16 +21,29 @@ pub struct SortOp {
     schema: SchemaRef,
     buffered: Vec<RecordBatch>,
     buffered_rows: usize,
+    /// The buffered rows, counted against the memory budget. (An external
+    /// sort that spills sorted runs is not implemented yet: a sort over
+    /// the budget is an error.)
+    reservation: Reservation,
 }
 
 impl SortOp {
-    pub fn new(keys: Vec<SortKey>, fetch: Option<usize>, schema: SchemaRef) -> Self {
+    pub fn new(
+        keys: Vec<SortKey>,
+        fetch: Option<usize>,
+        schema: SchemaRef,
+        memory: &Arc<MemoryPool>,
+    ) -> Self {
         SortOp {
             keys,
             fetch,
             schema,
             buffered: vec![],
             buffered_rows: 0,
+            reservation: Reservation::new(
+                memory,
+                "a sort (external sorting is not implemented yet)",
+            ),
         }
     }
 
@@ -67,11 +83,14 @@ pub fn sort_batch(
 
 impl Operator for SortOp {
     fn push(&mut self, batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> Result<()> {
+        self.reservation.grow(batch.get_array_memory_size())?;
         self.buffered_rows += batch.num_rows();
         self.buffered.push(batch);
         if let Some(k) = self.fetch {
             if self.buffered_rows > (8 * k).max(65_536) {
                 let top = self.sort_buffered()?;
+                self.reservation.free();
+                self.reservation.grow(top.get_array_memory_size())?;
                 self.buffered.push(top);
             }
         }

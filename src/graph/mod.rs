@@ -20,6 +20,7 @@ use crate::exec::join::{HashJoinOp, JoinHashTable};
 use crate::exec::operator::{FilterOp, LimitOp, Operator, ProjectOp};
 use crate::exec::sort::SortOp;
 use crate::plan::{AggregateExpr, Expr, JoinKind, SortKey};
+use crate::runtime::memory::MemoryPool;
 
 #[derive(Debug)]
 pub struct TaskGraph {
@@ -126,8 +127,11 @@ pub enum OpSpec {
     },
 }
 
-/// Where a task finds the build sides of its joins (the partition store).
-pub trait BuildTables {
+/// What a task gets from the run it is part of: the build sides of its
+/// joins and the memory budget (the partition store provides both).
+pub trait TaskContext {
+    fn memory(&self) -> &Arc<MemoryPool>;
+
     /// The hash table of `stage`'s output: shared by all tasks when
     /// `partition` is None (broadcast), else that partition's own.
     fn hash_table(
@@ -159,7 +163,7 @@ impl OpSpec {
     pub fn instantiate(
         &self,
         partition: usize,
-        tables: &dyn BuildTables,
+        tables: &dyn TaskContext,
     ) -> Result<Box<dyn Operator>> {
         Ok(match self {
             OpSpec::Filter(p) => Box::new(FilterOp {
@@ -183,12 +187,18 @@ impl OpSpec {
                 input_schema,
                 output_schema.clone(),
                 arg_types,
+                tables.memory(),
             )?),
             OpSpec::Sort {
                 keys,
                 fetch,
                 schema,
-            } => Box::new(SortOp::new(keys.clone(), *fetch, schema.clone())),
+            } => Box::new(SortOp::new(
+                keys.clone(),
+                *fetch,
+                schema.clone(),
+                tables.memory(),
+            )),
             OpSpec::Limit { skip, fetch } => Box::new(LimitOp::new(*skip, *fetch)),
             OpSpec::HashJoin {
                 build_stage,

@@ -2,8 +2,10 @@
 //! is ready when every stage it reads has finished.
 
 pub mod io;
+pub mod memory;
 mod scheduler;
+mod spill;
 mod task;
 
-pub use scheduler::{run_graph, Progress, ProgressFn, RunStats, TaskRecord};
+pub use scheduler::{run_graph, Progress, ProgressFn, RunOptions, RunStats, TaskRecord};
 pub use task::OpMetrics;

@@ -4,12 +4,14 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
+use super::memory::MemoryPool;
 use super::task::{run_task, OpMetrics, PartitionStore};
 use crate::error::{QuarryError, Result};
 use crate::graph::TaskGraph;
@@ -52,6 +54,11 @@ pub struct RunStats {
     pub op_metrics: Vec<Vec<OpMetrics>>,
     /// Per stage: rows its tasks read from their source.
     pub stage_rows_in: Vec<usize>,
+    /// Bytes and files the partition store spilled.
+    pub spilled_bytes: u64,
+    pub spill_files: usize,
+    /// The most memory reserved at once.
+    pub peak_memory: usize,
 }
 
 struct State {
@@ -70,12 +77,27 @@ struct State {
 }
 
 /// Runs every task of `graph` on `threads` workers and returns the output.
+/// How to run a graph.
+pub struct RunOptions<'a> {
+    pub threads: usize,
+    pub cancel: &'a AtomicBool,
+    pub progress: Option<&'a ProgressFn>,
+    pub memory: Arc<MemoryPool>,
+    pub temp_dir: PathBuf,
+}
+
+/// Runs every task of `graph` and returns the output and the run's figures.
 pub fn run_graph(
     graph: &TaskGraph,
-    threads: usize,
-    cancel: &AtomicBool,
-    progress: Option<&ProgressFn>,
+    options: RunOptions<'_>,
 ) -> Result<(Vec<RecordBatch>, RunStats)> {
+    let RunOptions {
+        threads,
+        cancel,
+        progress,
+        memory,
+        temp_dir,
+    } = options;
     let n = graph.stages.len();
     let mut consumers: Vec<Vec<usize>> = vec![vec![]; n];
     let mut waiting_on = vec![0; n];
@@ -85,7 +107,7 @@ pub fn run_graph(
             waiting_on[s.id] += 1;
         }
     }
-    let store = PartitionStore::new(&graph.stages);
+    let store = PartitionStore::new(&graph.stages, memory, temp_dir);
     let state = Mutex::new(State {
         ready: VecDeque::new(),
         remaining: graph.stages.iter().map(|s| s.partitions).collect(),
@@ -153,8 +175,17 @@ pub fn run_graph(
         stage_rows_in: std::mem::take(&mut st.stage_rows_in),
         busy,
         elapsed: started.elapsed(),
+        ..RunStats::default()
     };
-    Ok((store.take_all(n - 1), stats))
+    let output = store.take_all(n - 1)?;
+    let (spilled_bytes, spill_files) = store.spilled();
+    let stats = RunStats {
+        spilled_bytes,
+        spill_files,
+        peak_memory: store.memory_pool().peak(),
+        ..stats
+    };
+    Ok((output, stats))
 }
 
 fn lock(state: &Mutex<State>) -> Result<std::sync::MutexGuard<'_, State>> {

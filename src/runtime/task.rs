@@ -1,7 +1,8 @@
 //! One task: one partition of one stage, from source through the fused
 //! operators into the sink.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,23 +10,40 @@ use arrow::datatypes::SchemaRef;
 
 use arrow::record_batch::RecordBatch;
 
+use super::memory::{MemoryPool, Reservation};
+use super::spill::SpillFile;
 use crate::error::{QuarryError, Result};
 use crate::exec::join::JoinHashTable;
 use crate::exec::operator::Operator;
 use crate::exec::repartition::HashPartitioner;
-use crate::graph::{BuildTables, Sink, Source, Stage};
+use crate::graph::{Sink, Source, Stage, TaskContext};
 use crate::plan::Expr;
 
 /// Where task outputs wait for the stage that reads them: for each stage, one
-/// list of batches per consumer partition.
+/// bucket of batches per consumer partition. Buffered batches are reserved
+/// against the memory budget; when the budget refuses, they go to a spill
+/// file and come back when the consumer reads them.
 pub struct PartitionStore {
-    buckets: Vec<Vec<Mutex<Vec<RecordBatch>>>>,
+    buckets: Vec<Vec<Mutex<Bucket>>>,
     /// Hash tables of broadcast build sides, built once per stage.
     broadcast: Vec<Mutex<Option<Arc<JoinHashTable>>>>,
+    pool: Arc<MemoryPool>,
+    temp_dir: PathBuf,
+    spilled_bytes: AtomicU64,
+    spill_files: AtomicUsize,
+    /// Reservations of the hash tables built so far.
+    tables_reserved: Mutex<Vec<Reservation>>,
+}
+
+#[derive(Default)]
+struct Bucket {
+    batches: Vec<RecordBatch>,
+    reserved: Option<Reservation>,
+    spilled: Vec<SpillFile>,
 }
 
 impl PartitionStore {
-    pub fn new(stages: &[Stage]) -> Self {
+    pub fn new(stages: &[Stage], pool: Arc<MemoryPool>, temp_dir: PathBuf) -> Self {
         PartitionStore {
             buckets: stages
                 .iter()
@@ -34,35 +52,113 @@ impl PartitionStore {
                         Sink::Output => s.partitions,
                         _ => s.sink.consumer_partitions(),
                     };
-                    (0..n).map(|_| Mutex::new(Vec::new())).collect()
+                    (0..n).map(|_| Mutex::new(Bucket::default())).collect()
                 })
                 .collect(),
             broadcast: stages.iter().map(|_| Mutex::new(None)).collect(),
+            pool,
+            temp_dir,
+            spilled_bytes: AtomicU64::new(0),
+            spill_files: AtomicUsize::new(0),
+            tables_reserved: Mutex::new(Vec::new()),
         }
     }
 
-    fn put(&self, stage: usize, partition: usize, batches: Vec<RecordBatch>) {
-        if let Ok(mut b) = self.buckets[stage][partition].lock() {
-            b.extend(batches);
-        }
-    }
-
-    fn take(&self, stage: usize, partition: usize) -> Vec<RecordBatch> {
+    fn bucket(&self, stage: usize, partition: usize) -> Result<std::sync::MutexGuard<'_, Bucket>> {
         self.buckets[stage][partition]
             .lock()
-            .map(|mut b| std::mem::take(&mut *b))
-            .unwrap_or_default()
+            .map_err(|_| QuarryError::exec("internal error: partition store poisoned"))
+    }
+
+    fn put(&self, stage: usize, partition: usize, batches: Vec<RecordBatch>) -> Result<()> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let mut bucket = self.bucket(stage, partition)?;
+        let reservation = bucket
+            .reserved
+            .get_or_insert_with(|| Reservation::new(&self.pool, "the partition store"));
+        if reservation.try_grow(size) {
+            bucket.batches.extend(batches);
+            return Ok(());
+        }
+        let file = SpillFile::write(&self.temp_dir, &batches[0].schema(), &batches)?;
+        self.spilled_bytes.fetch_add(file.bytes, Ordering::Relaxed);
+        self.spill_files.fetch_add(1, Ordering::Relaxed);
+        bucket.spilled.push(file);
+        Ok(())
+    }
+
+    /// The batches of a bucket, buffered ones first, then the spilled ones
+    /// read back one at a time.
+    fn take(
+        &self,
+        stage: usize,
+        partition: usize,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
+        let bucket = std::mem::take(&mut *self.bucket(stage, partition)?);
+        // The reader now owns the buffered batches: its own reservation ends.
+        drop(bucket.reserved);
+        let spilled = bucket
+            .spilled
+            .into_iter()
+            .map(|f| {
+                let batches = f.reader()?.collect::<Result<Vec<_>>>();
+                drop(f);
+                batches
+            })
+            .flat_map(|r| match r {
+                Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            });
+        Ok(bucket.batches.into_iter().map(Ok).chain(spilled))
+    }
+
+    fn take_vec(&self, stage: usize, partition: usize) -> Result<Vec<RecordBatch>> {
+        self.take(stage, partition)?.collect()
     }
 
     /// Everything the output stage produced, in partition order.
-    pub fn take_all(&self, stage: usize) -> Vec<RecordBatch> {
-        (0..self.buckets[stage].len())
-            .flat_map(|p| self.take(stage, p))
-            .collect()
+    pub fn take_all(&self, stage: usize) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for p in 0..self.buckets[stage].len() {
+            out.extend(self.take_vec(stage, p)?);
+        }
+        Ok(out)
+    }
+
+    /// Bytes and files spilled so far.
+    pub fn spilled(&self) -> (u64, usize) {
+        (
+            self.spilled_bytes.load(Ordering::Relaxed),
+            self.spill_files.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn memory_pool(&self) -> &Arc<MemoryPool> {
+        &self.pool
+    }
+
+    /// Counts a hash table against the budget until the query ends.
+    fn reserve_table(&self, table: &JoinHashTable) -> Result<()> {
+        let mut r = Reservation::new(
+            &self.pool,
+            "a hash join's build side (grace hash join is not implemented yet)",
+        );
+        r.grow(table.memory_size())?;
+        if let Ok(mut held) = self.tables_reserved.lock() {
+            held.push(r);
+        }
+        Ok(())
     }
 }
 
-impl BuildTables for PartitionStore {
+impl TaskContext for PartitionStore {
+    fn memory(&self) -> &Arc<MemoryPool> {
+        &self.pool
+    }
+
     fn hash_table(
         &self,
         stage: usize,
@@ -71,11 +167,11 @@ impl BuildTables for PartitionStore {
         keys: &[Expr],
     ) -> Result<Arc<JoinHashTable>> {
         match partition {
-            Some(p) => Ok(Arc::new(JoinHashTable::build(
-                schema.clone(),
-                self.take(stage, p),
-                keys,
-            )?)),
+            Some(p) => {
+                let t = JoinHashTable::build(schema.clone(), self.take_vec(stage, p)?, keys)?;
+                self.reserve_table(&t)?;
+                Ok(Arc::new(t))
+            }
             None => {
                 // The first task builds the table; the others wait for it.
                 let mut slot = self.broadcast[stage]
@@ -84,11 +180,9 @@ impl BuildTables for PartitionStore {
                 if let Some(t) = slot.as_ref() {
                     return Ok(t.clone());
                 }
-                let t = Arc::new(JoinHashTable::build(
-                    schema.clone(),
-                    self.take(stage, 0),
-                    keys,
-                )?);
+                let t = JoinHashTable::build(schema.clone(), self.take_vec(stage, 0)?, keys)?;
+                self.reserve_table(&t)?;
+                let t = Arc::new(t);
                 *slot = Some(t.clone());
                 Ok(t)
             }
@@ -164,8 +258,7 @@ pub fn run_task(
         Source::Values(batches) => batches.iter().try_for_each(|b| on_batch(b.clone())),
         Source::Exchange { stage: from } => store
             .take(*from, partition)
-            .into_iter()
-            .try_for_each(&mut on_batch),
+            .and_then(|batches| batches.into_iter().try_for_each(|b| on_batch(b?))),
     };
     match read {
         Ok(()) => {}
@@ -181,7 +274,7 @@ pub fn run_task(
         let out = push_through(&mut ops, &mut metrics, k + 1, out)?;
         sink.write(out)?;
     }
-    sink.finish(store);
+    sink.finish(store)?;
     Ok(TaskOutput { rows_in, metrics })
 }
 
@@ -252,7 +345,7 @@ impl<'a> SinkWriter<'a> {
         Ok(())
     }
 
-    fn finish(self, store: &PartitionStore) {
+    fn finish(self, store: &PartitionStore) -> Result<()> {
         let id = self.stage.id;
         match self.stage.sink {
             Sink::Output => store.put(
@@ -262,11 +355,96 @@ impl<'a> SinkWriter<'a> {
             ),
             _ => {
                 for (p, batches) in self.buckets.into_iter().enumerate() {
-                    if !batches.is_empty() {
-                        store.put(id, p, batches);
-                    }
+                    store.put(id, p, batches)?;
                 }
+                Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(start: i64, n: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from_iter_values(start..start + n))],
+        )
+        .unwrap()
+    }
+
+    fn one_stage() -> Vec<Stage> {
+        vec![Stage {
+            id: 0,
+            source: Source::Values(vec![]),
+            ops: vec![],
+            sink: Sink::Gather,
+            partitions: 1,
+            schema: batch(0, 1).schema(),
+        }]
+    }
+
+    fn files_in(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+
+    #[test]
+    fn partitions_over_the_budget_spill_and_come_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // room for about one batch of 10k longs
+        let store = PartitionStore::new(
+            &one_stage(),
+            MemoryPool::new(100_000),
+            dir.path().to_path_buf(),
+        );
+        for i in 0..5 {
+            store.put(0, 0, vec![batch(i * 10_000, 10_000)]).unwrap();
+        }
+        let (bytes, files) = store.spilled();
+        assert!(
+            files >= 3 && bytes > 0,
+            "spilled {files} files, {bytes} bytes"
+        );
+        assert_eq!(files_in(dir.path()), files);
+        let values: Vec<i64> = store
+            .take(0, 0)
+            .unwrap()
+            .map(|b| b.unwrap())
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50_000).collect::<Vec<_>>());
+        // read back: the files are gone
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn spill_files_are_removed_when_the_query_is_dropped_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PartitionStore::new(&one_stage(), MemoryPool::new(1), dir.path().to_path_buf());
+        store.put(0, 0, vec![batch(0, 1000)]).unwrap();
+        assert_eq!(files_in(dir.path()), 1);
+        drop(store);
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_missing_temp_directory_is_a_clear_error() {
+        let store = PartitionStore::new(&one_stage(), MemoryPool::new(1), "/no/such/dir".into());
+        let err = store.put(0, 0, vec![batch(0, 10)]).unwrap_err().to_string();
+        assert!(err.contains("/no/such/dir"), "{err}");
     }
 }
