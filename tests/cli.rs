@@ -263,3 +263,324 @@ fn tpch_subcommand_is_wired() {
     assert_eq!(out, "");
     assert!(err.contains("--sf"), "{err}");
 }
+
+// --- more formats, output files, decorations --------------------------------
+
+#[test]
+fn tsv_ndjson_and_line_output() {
+    let out = ok(quarry(&["--format", "tsv", "-c", SELECT], None));
+    assert_eq!(out, "x\ty\n1\ta\n");
+    let (_dir, path) = script("");
+    let csv = path.with_file_name("xy.csv");
+    std::fs::write(&csv, "x,y\n1,a\n2,\n").expect("csv");
+    let sql = format!("SELECT x, y FROM '{}' ORDER BY x", csv.display());
+    let out = ok(quarry(&["--format", "ndjson", "-c", &sql], None));
+    assert_eq!(out, "{\"x\":1,\"y\":\"a\"}\n{\"x\":2,\"y\":null}\n");
+    let out = ok(quarry(&["--format", "line", "-c", &sql], None));
+    assert_eq!(out, "x = 1\ny = a\n\nx = 2\ny = NULL\n");
+}
+
+#[test]
+fn output_flag_writes_results_to_a_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("out.csv");
+    let path_text = path.to_str().expect("utf-8 temp path");
+    let out = ok(quarry(
+        &["--format", "csv", "--output", path_text, "-c", SELECT],
+        None,
+    ));
+    assert_eq!(out, "");
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("output file"),
+        "x,y\n1,a\n"
+    );
+}
+
+#[test]
+fn a_pipe_gets_every_row_and_no_decoration() {
+    // Long results are cut (head and tail) only on a terminal.
+    let (_dir, csv) = groups_csv();
+    let sql = format!("SELECT v FROM '{csv}' WHERE v < 8");
+    let output = quarry(&["--maxrows", "2", "-c", &sql], None);
+    assert_eq!(stderr(&output), "", "no progress bar or notes on stderr");
+    let out = ok(output);
+    assert_eq!(out.lines().count(), 8 + 4, "{out}");
+    assert!(!out.contains('…') && !out.contains("rows"), "{out}");
+}
+
+#[test]
+fn dot_commands_work_in_scripts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("t.csv"), "a,b\n1,x\n2,y\n").expect("csv");
+    let script = format!(
+        ".open {}\n.mode csv\nSELECT a, b FROM t ORDER BY a;\n.mode json\nSELECT count(*) AS n FROM t;\n.quit\nSELECT 'not reached';\n",
+        dir.path().join("t.csv").display()
+    );
+    let out = ok(quarry(&[], Some(&script)));
+    assert_eq!(out, "1 table: t\na,b\n1,x\n2,y\n[{\"n\":2}]\n");
+}
+
+// --- stopping at errors ----------------------------------------------------
+
+#[test]
+fn no_bail_goes_on_after_errors_and_still_exits_1() {
+    let (_dir, path) = script("SELECT 1 AS a;\nSELEC 2;\nSELECT * FROM nope_q9;\nSELECT 3 AS c;\n");
+    let path = path.to_str().expect("utf-8 temp path");
+    let (out, err) = fails(quarry(&["--format", "csv", "--no-bail", path], None), 1);
+    assert_eq!(out, "a\n1\nc\n3\n");
+    assert_eq!(err.matches("Error: ").count(), 2, "{err}");
+    assert!(err.contains("script.sql:2: SELEC 2;"), "{err}");
+    assert!(
+        err.contains("script.sql:3: SELECT * FROM nope_q9;"),
+        "{err}"
+    );
+    // The default (and --bail): the first error stops the run.
+    let (out, err) = fails(quarry(&["--format", "csv", "--bail", path], None), 1);
+    assert_eq!(out, "a\n1\n");
+    assert_eq!(err.matches("Error: ").count(), 1, "{err}");
+}
+
+#[test]
+fn errors_point_at_the_place_in_the_script() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("people.csv");
+    std::fs::write(&csv, "name,age\nann,31\n").expect("csv");
+    let sql = format!(
+        "SELECT 1 AS ok;\n\nSELECT name,\n       agee\nFROM '{}';\n",
+        csv.display()
+    );
+    let (_dir2, path) = script(&sql);
+    let path_text = path.to_str().expect("utf-8 temp path");
+    let (_, err) = fails(quarry(&["-f", path_text], None), 1);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0], "Error: column 'agee' not found, did you mean 'age'?",
+        "{err}"
+    );
+    let prefix = format!("{path_text}:4: ");
+    assert_eq!(lines[1], format!("{prefix}       agee"), "{err}");
+    assert_eq!(lines[2].find('^'), Some(prefix.len() + 7), "{err}");
+}
+
+#[test]
+fn unknown_settings_and_commands_suggest_names() {
+    let (_, err) = fails(quarry(&["-c", "SET thread = 2"], None), 1);
+    assert!(err.contains("did you mean 'threads'?"), "{err}");
+    let (_, err) = fails(quarry(&["-c", ".tabels"], None), 1);
+    assert!(err.contains("did you mean '.tables'?"), "{err}");
+}
+
+#[test]
+fn set_and_show_settings() {
+    let out = ok(quarry(
+        &[
+            "--format",
+            "csv",
+            "-c",
+            "SET threads = 3; SHOW threads; SHOW profile",
+        ],
+        None,
+    ));
+    assert_eq!(out, "threads\n3\nprofile\noff\n");
+}
+
+// --- EXPLAIN ---------------------------------------------------------------
+
+/// A CSV with a few groups, in a fresh directory.
+fn groups_csv() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("g.csv");
+    let rows: String = (0..1000).map(|i| format!("{},{i}\n", i % 7)).collect();
+    std::fs::write(&path, format!("k,v\n{rows}")).expect("csv");
+    std::fs::write(
+        dir.path().join("names.csv"),
+        "k,name\n0,zero\n1,one\n2,two\n3,three\n4,four\n5,five\n6,six\n",
+    )
+    .expect("csv");
+    let path = path.to_str().expect("utf-8 temp path").to_string();
+    (dir, path)
+}
+
+/// A query of more than one stage: a join and a grouping.
+fn join_query(dir: &tempfile::TempDir, csv: &str) -> String {
+    format!(
+        "SELECT n.name, sum(g.v) FROM '{}' n JOIN '{csv}' g ON n.k = g.k GROUP BY n.name",
+        dir.path().join("names.csv").display()
+    )
+}
+
+#[test]
+fn explain_analyze_shows_rows_and_time_per_operator() {
+    let (dir, csv) = groups_csv();
+    let sql = format!("EXPLAIN ANALYZE {}", join_query(&dir, &csv));
+    let out = ok(quarry(
+        &["--threads", "2", "--format", "csv", "-c", &sql],
+        None,
+    ));
+    assert!(out.contains("(1000 rows)"), "scan rows: {out}");
+    assert!(
+        out.contains("Join(broadcast build of stage 0) (1000 rows, "),
+        "{out}"
+    );
+    assert!(out.contains("Aggregate(1 keys) (7 rows, "), "{out}");
+    assert!(out.contains("Run: 7 rows in"), "{out}");
+    assert!(out.contains("on 2 workers (busy: "), "{out}");
+}
+
+#[test]
+fn explain_format_dot_draws_the_task_graph() {
+    let (dir, csv) = groups_csv();
+    let query = join_query(&dir, &csv);
+    let text = ok(quarry(
+        &[
+            "--threads",
+            "2",
+            "--format",
+            "csv",
+            "-c",
+            &format!("EXPLAIN {query}"),
+        ],
+        None,
+    ));
+    let stages = text.lines().filter(|l| l.starts_with("Stage ")).count();
+    assert!(stages >= 2, "{text}");
+    let dot = ok(quarry(
+        &[
+            "--threads",
+            "2",
+            "-c",
+            &format!("EXPLAIN (FORMAT dot) {query}"),
+        ],
+        None,
+    ));
+    assert!(dot.starts_with("digraph task_graph {\n"), "{dot}");
+    assert!(dot.ends_with("}\n"), "{dot}");
+    let nodes = dot
+        .lines()
+        .filter(|l| l.trim_start().starts_with('s') && l.contains("[label=\"Stage "))
+        .count();
+    assert_eq!(nodes, stages, "{dot}");
+    let edges: Vec<&str> = dot.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(edges.len(), stages - 1, "{dot}");
+    assert!(
+        edges.iter().any(|e| e.contains("build\", style=dashed]")),
+        "the join's build side: {dot}"
+    );
+    // An error inside points into the statement as written.
+    let (_, err) = fails(
+        quarry(
+            &[
+                "-c",
+                &format!("EXPLAIN (FORMAT dot) SELECT kk FROM '{csv}'"),
+            ],
+            None,
+        ),
+        1,
+    );
+    assert!(err.contains("did you mean 'k'?"), "{err}");
+    let caret = err.lines().nth(2).and_then(|l| l.find('^'));
+    assert_eq!(
+        caret,
+        Some("line 1: EXPLAIN (FORMAT dot) SELECT ".len()),
+        "{err}"
+    );
+}
+
+// --- profiles --------------------------------------------------------------
+
+fn trace_events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("trace file");
+    let trace: serde_json::Value = serde_json::from_str(&text).expect("trace is JSON");
+    trace["traceEvents"]
+        .as_array()
+        .expect("traceEvents")
+        .clone()
+}
+
+#[test]
+fn profile_is_a_chrome_trace_with_a_lane_per_worker() {
+    let (dir, csv) = groups_csv();
+    let trace = dir.path().join("trace.json");
+    let sql = format!(
+        "{}; CREATE VIEW x AS SELECT 1; SELECT count(*) FROM '{csv}'",
+        join_query(&dir, &csv)
+    );
+    ok(quarry(
+        &[
+            "--threads",
+            "2",
+            "--profile",
+            trace.to_str().expect("utf-8"),
+            "-c",
+            &sql,
+        ],
+        None,
+    ));
+    let events = trace_events(&trace);
+    let lanes: Vec<(u64, String)> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .map(|e| {
+            (
+                e["tid"].as_u64().expect("tid"),
+                e["args"]["name"].as_str().expect("name").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lanes,
+        [
+            (0, "queries".to_string()),
+            (1, "worker 0".to_string()),
+            (2, "worker 1".to_string())
+        ]
+    );
+    let queries: Vec<&serde_json::Value> = events.iter().filter(|e| e["cat"] == "query").collect();
+    assert_eq!(queries.len(), 2, "two queries ran (the view did not)");
+    let tasks: Vec<&serde_json::Value> = events.iter().filter(|e| e["cat"] == "task").collect();
+    let task_count: u64 = queries
+        .iter()
+        .map(|q| q["args"]["tasks"].as_u64().expect("tasks"))
+        .sum();
+    assert_eq!(tasks.len() as u64, task_count);
+    for t in &tasks {
+        assert_eq!(t["ph"], "X");
+        let (ts, dur) = (
+            t["ts"].as_f64().expect("ts"),
+            t["dur"].as_f64().expect("dur"),
+        );
+        assert!(ts >= 0.0 && dur >= 0.0, "{t}");
+        assert!([1, 2].contains(&t["tid"].as_u64().expect("tid")), "{t}");
+        // Each task lies within its query's slice.
+        let q = queries[t["args"]["query"].as_u64().expect("query") as usize - 1];
+        let (qts, qdur) = (
+            q["ts"].as_f64().expect("ts"),
+            q["dur"].as_f64().expect("dur"),
+        );
+        assert!(ts >= qts && ts + dur <= qts + qdur + 1.0, "{t} outside {q}");
+    }
+    // The second query starts after the first ends.
+    let end =
+        |q: &serde_json::Value| q["ts"].as_f64().unwrap_or(0.0) + q["dur"].as_f64().unwrap_or(0.0);
+    assert!(queries[1]["ts"].as_f64().expect("ts") >= end(queries[0]));
+    assert!(queries[0]["args"]["sql"]
+        .as_str()
+        .expect("sql")
+        .starts_with("SELECT n.name, sum(g.v)"));
+}
+
+#[test]
+fn set_profile_starts_and_stops_a_trace() {
+    let (dir, csv) = groups_csv();
+    let trace = dir.path().join("set.json");
+    let sql = format!(
+        "SELECT 1; SET profile = '{}'; SELECT count(*) FROM '{csv}'; SET profile = off; SELECT 2",
+        trace.display()
+    );
+    let out = ok(quarry(&["--format", "csv", "-c", &sql], None));
+    assert_eq!(out, "1\n1\ncount(*)\n1000\n2\n2\n");
+    let events = trace_events(&trace);
+    assert_eq!(events.iter().filter(|e| e["cat"] == "query").count(), 1);
+    let (_, err) = fails(quarry(&["-c", "SET profile = 42"], None), 1);
+    assert!(err.contains("SET profile = 'FILE.json'"), "{err}");
+}

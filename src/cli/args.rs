@@ -10,8 +10,9 @@ use super::format::OutputFormat;
 /// quarry: a SQL query engine for Parquet and CSV files.
 ///
 /// With no SQL given and a terminal on stdin, starts an interactive shell.
-/// Otherwise runs the SQL of -c, -f and SCRIPT in the order given (or all of
-/// stdin), prints each result and stops at the first error (exit code 1).
+/// Otherwise runs the SQL (and dot commands) of -c, -f and SCRIPT in the order
+/// given (or all of stdin), prints each result and stops at the first error
+/// (exit code 1; --no-bail goes on and still exits with 1).
 #[derive(Debug, Parser)]
 #[command(name = "quarry", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -34,6 +35,26 @@ pub struct Cli {
     /// Output format
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+
+    /// Write results to FILE instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Write a Chrome trace of every query to FILE (open it in Perfetto)
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// Tables on a terminal show at most N rows: head and tail (0: all)
+    #[arg(long, value_name = "N")]
+    pub maxrows: Option<usize>,
+
+    /// Stop at the first error (the default)
+    #[arg(long, overrides_with = "no_bail")]
+    pub bail: bool,
+
+    /// Go on after an error (the exit code is still 1)
+    #[arg(long, overrides_with = "bail")]
+    pub no_bail: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -134,6 +155,9 @@ mod tests {
         assert_eq!(cli.format, OutputFormat::Table);
         assert_eq!(cli.threads, None);
         assert!(cli.command.is_none());
+        assert!(!cli.no_bail);
+        assert_eq!(cli.output, None);
+        assert_eq!(cli.profile, None);
     }
 
     #[test]
@@ -159,6 +183,23 @@ mod tests {
         assert_eq!(
             parse_from(&["--format", "json"]).expect("json").0.format,
             OutputFormat::Json
+        );
+    }
+
+    #[test]
+    fn the_last_of_bail_and_no_bail_wins() {
+        assert!(parse_from(&["--no-bail"]).expect("valid").0.no_bail);
+        assert!(
+            !parse_from(&["--no-bail", "--bail"])
+                .expect("valid")
+                .0
+                .no_bail
+        );
+        assert!(
+            parse_from(&["--bail", "--no-bail"])
+                .expect("valid")
+                .0
+                .no_bail
         );
     }
 

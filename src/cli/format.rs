@@ -1,5 +1,5 @@
-//! Turning a query result into text: a table for people, CSV, JSON and
-//! Markdown for programs and documents.
+//! Turning a query result into text: a table (or `column = value` lines) for
+//! people; CSV, TSV, JSON, NDJSON and Markdown for programs and documents.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -19,10 +19,36 @@ pub enum OutputFormat {
     Table,
     /// CSV with a header row; NULL is an empty field.
     Csv,
+    /// Tab-separated values with a header row; NULL is an empty field.
+    Tsv,
     /// A JSON array of objects, one per row.
     Json,
+    /// Newline-delimited JSON: one object per line.
+    Ndjson,
     /// A Markdown table.
     Markdown,
+    /// One `column = value` line per value, a blank line between rows.
+    Line,
+}
+
+impl OutputFormat {
+    /// The names, for messages: `table|csv|…`.
+    pub fn names() -> String {
+        use clap::ValueEnum;
+        OutputFormat::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|v| v.get_name().to_string())
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
+    pub fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Writing a result failed: the output went away, or a value has no text form.
@@ -57,6 +83,9 @@ pub struct Printer {
     pub ok_for_statements: bool,
     /// `Run Time: …` after each statement (`.timer on`).
     pub timer: bool,
+    /// Tables longer than this show their first and last rows and the total
+    /// count (`.maxrows`; None shows every row).
+    pub maxrows: Option<usize>,
 }
 
 impl Printer {
@@ -66,6 +95,7 @@ impl Printer {
             footer: false,
             ok_for_statements: false,
             timer: false,
+            maxrows: None,
         }
     }
 
@@ -84,15 +114,24 @@ impl Printer {
         } else {
             match self.format {
                 OutputFormat::Table => {
-                    write_table(out, result, presets::UTF8_FULL_CONDENSED)?;
-                    if self.footer {
-                        let n = result.num_rows();
-                        writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" })?;
+                    let shown =
+                        write_table(out, result, presets::UTF8_FULL_CONDENSED, self.maxrows)?;
+                    let n = result.num_rows();
+                    let rows = format!("{n} row{}", if n == 1 { "" } else { "s" });
+                    if shown < n {
+                        writeln!(out, "({rows}, {shown} shown; .maxrows to see more)")?;
+                    } else if self.footer {
+                        writeln!(out, "({rows})")?;
                     }
                 }
-                OutputFormat::Markdown => write_table(out, result, presets::ASCII_MARKDOWN)?,
-                OutputFormat::Csv => write_csv(out, result)?,
+                OutputFormat::Markdown => {
+                    write_table(out, result, presets::ASCII_MARKDOWN, None)?;
+                }
+                OutputFormat::Csv => write_delimited(out, result, b',')?,
+                OutputFormat::Tsv => write_delimited(out, result, b'\t')?,
                 OutputFormat::Json => write_json(out, result)?,
+                OutputFormat::Ndjson => write_ndjson(out, result)?,
+                OutputFormat::Line => write_lines(out, result)?,
             }
         }
         if self.timer {
@@ -101,27 +140,82 @@ impl Printer {
         out.flush()?;
         Ok(())
     }
+
+    /// Writes text as it is (EXPLAIN (FORMAT dot)): no table around it.
+    pub fn print_raw(&self, out: &mut dyn Write, text: &str) -> Result<(), OutputError> {
+        out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            writeln!(out)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
 }
 
-fn write_table(out: &mut dyn Write, result: &QueryResult, preset: &str) -> Result<(), OutputError> {
+/// Formats rows `range` of the result (indexes over all batches) as strings.
+fn rows_as_text(
+    result: &QueryResult,
+    range: std::ops::Range<usize>,
+    null: &str,
+) -> Result<Vec<Vec<String>>, OutputError> {
+    let options = FormatOptions::default().with_null(null);
+    let mut rows = Vec::with_capacity(range.len());
+    let mut first = 0;
+    for batch in &result.batches {
+        let end = first + batch.num_rows();
+        let (from, to) = (range.start.max(first), range.end.min(end));
+        if from < to {
+            let formatters = batch
+                .columns()
+                .iter()
+                .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+                .collect::<Result<Vec<_>, _>>()?;
+            for row in from - first..to - first {
+                rows.push(
+                    formatters
+                        .iter()
+                        .map(|f| f.value(row).try_to_string())
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+        }
+        first = end;
+    }
+    Ok(rows)
+}
+
+/// A boxed table; with `maxrows`, a long result shows its first and last
+/// rows around a row of `…`. Returns how many rows were shown.
+fn write_table(
+    out: &mut dyn Write,
+    result: &QueryResult,
+    preset: &str,
+    maxrows: Option<usize>,
+) -> Result<usize, OutputError> {
     let mut table = Table::new();
     table.load_preset(preset);
     table.set_header(result.schema.fields().iter().map(|f| f.name().as_str()));
-    let options = FormatOptions::default().with_null("NULL");
-    for batch in &result.batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            let cells = formatters
-                .iter()
-                .map(|f| f.value(row).try_to_string())
-                .collect::<Result<Vec<_>, _>>()?;
-            table.add_row(cells);
+    let total = result.num_rows();
+    let shown = match maxrows {
+        Some(max) if total > max => {
+            let head = max.div_ceil(2);
+            let tail = max - head;
+            for row in rows_as_text(result, 0..head, "NULL")? {
+                table.add_row(row);
+            }
+            table.add_row(vec!["…"; result.schema.fields().len()]);
+            for row in rows_as_text(result, total - tail..total, "NULL")? {
+                table.add_row(row);
+            }
+            max
         }
-    }
+        _ => {
+            for row in rows_as_text(result, 0..total, "NULL")? {
+                table.add_row(row);
+            }
+            total
+        }
+    };
     for (i, field) in result.schema.fields().iter().enumerate() {
         if field.data_type().is_numeric() {
             if let Some(column) = table.column_mut(i) {
@@ -130,12 +224,40 @@ fn write_table(out: &mut dyn Write, result: &QueryResult, preset: &str) -> Resul
         }
     }
     writeln!(out, "{table}")?;
+    Ok(shown)
+}
+
+/// `name = value` lines, names right-aligned, a blank line between rows.
+fn write_lines(out: &mut dyn Write, result: &QueryResult) -> Result<(), OutputError> {
+    let names: Vec<&str> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    for (i, row) in rows_as_text(result, 0..result.num_rows(), "NULL")?
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        for (name, value) in names.iter().zip(row) {
+            writeln!(out, "{name:>width$} = {value}")?;
+        }
+    }
     Ok(())
 }
 
-fn write_csv(out: &mut dyn Write, result: &QueryResult) -> Result<(), OutputError> {
+fn write_delimited(
+    out: &mut dyn Write,
+    result: &QueryResult,
+    delimiter: u8,
+) -> Result<(), OutputError> {
     let mut writer = arrow::csv::WriterBuilder::new()
         .with_header(true)
+        .with_delimiter(delimiter)
         .build(&mut *out);
     // The header comes with the first batch: an empty answer still gets one.
     let empty = RecordBatch::new_empty(result.schema.clone());
@@ -159,6 +281,17 @@ fn write_json(out: &mut dyn Write, result: &QueryResult) -> Result<(), OutputErr
     }
     writer.finish()?;
     writeln!(out)?;
+    Ok(())
+}
+
+fn write_ndjson(out: &mut dyn Write, result: &QueryResult) -> Result<(), OutputError> {
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::LineDelimited>(&mut *out);
+    for batch in &result.batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
     Ok(())
 }
 
@@ -266,6 +399,75 @@ mod tests {
     fn markdown_table() {
         let text = render(&Printer::new(OutputFormat::Markdown), &sample());
         assert!(text.starts_with("| id | name | price |\n|----|"), "{text}");
+    }
+
+    #[test]
+    fn tsv_ndjson_and_line() {
+        let text = render(&Printer::new(OutputFormat::Tsv), &sample());
+        assert_eq!(text, "id\tname\tprice\n1\ta,b\t1.5\n20\t\t\n20\t\t\n");
+        let text = render(&Printer::new(OutputFormat::Ndjson), &sample());
+        assert_eq!(
+            text,
+            "{\"id\":1,\"name\":\"a,b\",\"price\":1.5}\n\
+             {\"id\":20,\"name\":null,\"price\":null}\n\
+             {\"id\":20,\"name\":null,\"price\":null}\n"
+        );
+        let text = render(&Printer::new(OutputFormat::Line), &sample());
+        assert!(
+            text.starts_with("   id = 1\n name = a,b\nprice = 1.5\n\n   id = 20\n name = NULL\n"),
+            "{text}"
+        );
+    }
+
+    fn numbers(n: i64) -> QueryResult {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        // Several batches, so that head and tail cross batch borders.
+        let batches = (0..n)
+            .collect::<Vec<_>>()
+            .chunks(7)
+            .map(|c| {
+                let column: ArrayRef = Arc::new(Int64Array::from(c.to_vec()));
+                RecordBatch::try_new(schema.clone(), vec![column]).expect("valid batch")
+            })
+            .collect();
+        QueryResult { schema, batches }
+    }
+
+    #[test]
+    fn maxrows_shows_head_and_tail_and_the_count() {
+        let mut printer = Printer::new(OutputFormat::Table);
+        printer.maxrows = Some(5);
+        let text = render(&printer, &numbers(100));
+        let cells: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with('│'))
+            .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
+            .collect();
+        assert_eq!(cells, ["n", "0", "1", "2", "…", "98", "99"], "{text}");
+        assert!(
+            text.ends_with("(100 rows, 5 shown; .maxrows to see more)\n"),
+            "{text}"
+        );
+        // Short results are whole, with no count unless the footer is on.
+        let text = render(&printer, &numbers(5));
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with('│')).count(),
+            6,
+            "{text}"
+        );
+        assert!(!text.contains("rows"), "{text}");
+        // Other formats are never cut.
+        printer.format = OutputFormat::Csv;
+        assert_eq!(render(&printer, &numbers(100)).lines().count(), 101);
+    }
+
+    #[test]
+    fn format_names() {
+        assert_eq!(
+            OutputFormat::names(),
+            "table|csv|tsv|json|ndjson|markdown|line"
+        );
+        assert_eq!(OutputFormat::Ndjson.name(), "ndjson");
     }
 
     #[test]

@@ -1,20 +1,29 @@
 //! The `quarry` command: an interactive shell, batch scripts, one-shot
-//! commands and the `tpch` subcommand. Every query goes through
-//! `Session::sql_each`, like any other user of the engine.
+//! commands and the `tpch` subcommand. Every query goes through the
+//! `Session`, like any other user of the engine.
 //!
 //! - `args`: the command line
-//! - `input`: where a typed statement ends
-//! - `format`: result output (table, CSV, JSON, Markdown)
+//! - `input`: where a statement ends; cutting scripts into statements
+//! - `shell`: the shell's state, dot commands, running a text
+//! - `format`: result output (table, CSV, TSV, JSON, NDJSON, Markdown, line)
 //! - `report`: error messages with a caret under the offending SQL
-//! - `runner`: running SQL text and batch mode
-//! - `repl`: the interactive shell
+//! - `runner`: batch mode
+//! - `repl`, `helper`: the interactive shell and its line editor
+//! - `progress`: the progress bar of long queries
+//! - `trace`: Chrome-trace profiles (`--profile`, `SET profile`)
+//! - `graphviz`: `EXPLAIN (FORMAT dot)`
 
 mod args;
 pub mod format;
+mod graphviz;
+mod helper;
 mod input;
+mod progress;
 mod repl;
 mod report;
 mod runner;
+mod shell;
+mod trace;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -23,7 +32,7 @@ pub use format::OutputFormat;
 
 use crate::{Session, SessionConfig};
 use args::{Command, Source};
-use format::Printer;
+use shell::{Options, Shell, DEFAULT_MAXROWS};
 
 /// Entry point of the `quarry` binary.
 pub fn main() -> ExitCode {
@@ -51,16 +60,30 @@ pub fn main() -> ExitCode {
         }
     };
 
-    if sources.is_empty() {
-        if io::stdin().is_terminal() {
-            return repl::run(&session, cli.format);
-        }
+    let interactive = sources.is_empty() && io::stdin().is_terminal();
+    if sources.is_empty() && !interactive {
         sources.push(Source::Stdin);
     }
-    let printer = Printer {
-        // Decoration is for people; a pipe gets the bare table.
-        footer: io::stdout().is_terminal(),
-        ..Printer::new(cli.format)
+    let options = Options {
+        format: cli.format,
+        bail: !cli.no_bail,
+        interactive,
+        output: cli.output,
+        profile: cli.profile,
+        maxrows: cli
+            .maxrows
+            .map_or(Some(DEFAULT_MAXROWS), |n| (n > 0).then_some(n)),
     };
-    runner::run_sources(&session, &sources, &printer)
+    let mut shell = match Shell::new(&session, options) {
+        Ok(shell) => shell,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if interactive {
+        repl::run(&mut shell)
+    } else {
+        runner::run_sources(&mut shell, &sources)
+    }
 }

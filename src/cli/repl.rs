@@ -1,54 +1,88 @@
-//! The interactive shell: statements run when a line ends them with `;`,
-//! dot commands (`.help`) control the shell, errors are printed and the
-//! session goes on.
+//! The interactive shell: a statement runs when Enter ends it with `;`
+//! (Enter inside an open statement continues it on a new line, under the
+//! `   ...>` prompt), dot commands (`.help`) control the shell, errors are
+//! printed and the session goes on.
 //!
-//! Lines are read one at a time and collected until the statement is
-//! complete, so that continuation lines get their own prompt. (rustyline's
-//! multi-line Validator would keep the statement in one editable buffer, but
-//! rustyline 17 cannot draw a prompt on its continuation lines.) The whole
-//! statement becomes one history entry.
+//! Ctrl-C while a query runs cancels it; Ctrl-C while typing drops the
+//! statement; at an empty prompt, Ctrl-C twice in a row leaves (so does
+//! Ctrl-D or `.quit`). History is kept in `~/.quarry_history` (or the file
+//! named by `QUARRY_HISTORY`).
 
-use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use clap::ValueEnum;
 use rustyline::error::ReadlineError;
-use rustyline::{Config, DefaultEditor};
+use rustyline::history::FileHistory;
+use rustyline::{CompletionType, Config, Editor, EventHandler, KeyCode, KeyEvent, Modifiers};
 
-use super::format::{OutputFormat, Printer};
-use super::input::{scan, Input};
-use super::report::render_error;
-use super::runner::{run_text, RunError};
-use crate::Session;
+use super::helper::{
+    strip_continuations, ContinueOnEnter, Key, NoteInterrupt, SkipIndent, SqlHelper, PROMPT,
+};
+use super::shell::{Shell, Status};
 
-const PROMPT: &str = "quarry> ";
-const CONTINUE: &str = "   ...> ";
-
-const HELP: &str = "\
-Statements end with ; and may span lines. Ctrl-C drops the statement being typed.
-.help                            this text
-.tables                          list tables and views
-.mode table|csv|json|markdown    output format
-.timer on|off                    show the run time of each statement
-.quit, .exit, Ctrl-D             leave";
-
-/// Runs the shell until `.quit` or Ctrl-D.
-pub fn run(session: &Session, format: OutputFormat) -> ExitCode {
-    let mut printer = Printer {
-        footer: true,
-        ok_for_statements: true,
-        ..Printer::new(format)
-    };
-    let config = Config::builder().auto_add_history(false).build();
-    let mut editor = match DefaultEditor::with_config(config) {
+/// Runs the shell until `.quit`, Ctrl-D or a second Ctrl-C.
+pub fn run(shell: &mut Shell) -> ExitCode {
+    let session = shell.session();
+    let config = Config::builder()
+        .auto_add_history(false)
+        .history_ignore_dups(true)
+        .and_then(|c| c.max_history_size(10_000))
+        .map(|c| c.completion_type(CompletionType::List).build());
+    let editor = config.and_then(Editor::<SqlHelper, FileHistory>::with_config);
+    let mut editor = match editor {
         Ok(editor) => editor,
         Err(e) => {
             eprintln!("Error: cannot start the line editor: {e}");
             return ExitCode::FAILURE;
         }
     };
+    editor.set_helper(Some(SqlHelper::new(session)));
+    editor.bind_sequence(
+        KeyEvent(KeyCode::Enter, Modifiers::NONE),
+        EventHandler::Conditional(Box::new(ContinueOnEnter)),
+    );
+    for (key, keys) in [
+        (
+            Key::Left,
+            [
+                KeyEvent(KeyCode::Left, Modifiers::NONE),
+                KeyEvent::ctrl('B'),
+            ],
+        ),
+        (
+            Key::Right,
+            [
+                KeyEvent(KeyCode::Right, Modifiers::NONE),
+                KeyEvent::ctrl('F'),
+            ],
+        ),
+        (
+            Key::Backspace,
+            [
+                KeyEvent(KeyCode::Backspace, Modifiers::NONE),
+                KeyEvent::ctrl('H'),
+            ],
+        ),
+    ] {
+        for event in keys {
+            editor.bind_sequence(event, EventHandler::Conditional(Box::new(SkipIndent(key))));
+        }
+    }
+    let empty_interrupt = Arc::new(AtomicBool::new(false));
+    editor.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(NoteInterrupt(empty_interrupt.clone()))),
+    );
+    // While a query runs the terminal sends SIGINT: cancel the query. (While
+    // a line is read, the editor takes Ctrl-C as a key instead.)
+    let cancel = session.cancel_flag();
+    if let Err(e) = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed)) {
+        eprintln!("Warning: Ctrl-C will not cancel queries: {e}");
+    }
+
     let history = history_path();
     if let Some(path) = &history {
         // The first run has no history file yet: nothing to report.
@@ -59,17 +93,20 @@ pub fn run(session: &Session, format: OutputFormat) -> ExitCode {
         env!("CARGO_PKG_VERSION")
     );
 
-    let mut statement = String::new();
+    // Ctrl-C at an empty prompt once: the next one leaves.
+    let mut leaving = false;
     loop {
-        let prompt = if statement.is_empty() {
-            PROMPT
-        } else {
-            CONTINUE
-        };
-        let line = match editor.readline(prompt) {
-            Ok(line) => line,
+        let buffer = match editor.readline(PROMPT) {
+            Ok(buffer) => buffer,
             Err(ReadlineError::Interrupted) => {
-                statement.clear();
+                if !empty_interrupt.load(Ordering::Relaxed) {
+                    leaving = false;
+                } else if leaving {
+                    break;
+                } else {
+                    leaving = true;
+                    println!("(Ctrl-C again to leave, or .quit)");
+                }
                 continue;
             }
             Err(ReadlineError::Eof) => break,
@@ -78,25 +115,21 @@ pub fn run(session: &Session, format: OutputFormat) -> ExitCode {
                 break;
             }
         };
-        if statement.is_empty() && line.trim_start().starts_with('.') {
-            let _ = editor.add_history_entry(line.trim());
-            match dot_command(line.trim(), session, &mut printer) {
-                Flow::Continue => continue,
-                Flow::Quit => break,
-            }
+        leaving = false;
+        if buffer.trim().is_empty() {
+            continue;
         }
-        if !statement.is_empty() {
-            statement.push('\n');
-        }
-        statement.push_str(&line);
-        match scan(&statement) {
-            Input::Blank => statement.clear(),
-            Input::Open => {}
-            Input::Complete => {
-                let _ = editor.add_history_entry(statement.as_str());
-                execute(session, &statement, &printer);
-                statement.clear();
-            }
+        let _ = editor.add_history_entry(buffer.trim_end());
+        let text = strip_continuations(&buffer);
+        // A bug in the engine must not end the session: a panic becomes an
+        // error (the panic hook has already printed its message).
+        let echo_off = EchoOff::new();
+        let outcome = catch_unwind(AssertUnwindSafe(|| shell.run_text(&text, None)));
+        drop(echo_off);
+        match outcome {
+            Ok(Status::Quit) => break,
+            Ok(Status::Done | Status::Failed) => {}
+            Err(_) => eprintln!("Error: internal error (panic) while running the statement"),
         }
     }
     if let Some(path) = &history {
@@ -107,55 +140,48 @@ pub fn run(session: &Session, format: OutputFormat) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Runs one complete input; any failure is printed and the shell goes on.
-fn execute(session: &Session, text: &str, printer: &Printer) {
-    let mut out = io::stdout().lock();
-    // A bug in the engine must not end the session: a panic becomes an error
-    // (the panic hook has already printed its message).
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        run_text(session, text, printer, &mut out)
-    }));
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(RunError::Query(e))) => eprint!("{}", render_error(&e, text)),
-        Ok(Err(RunError::Output(e))) => eprintln!("Error: cannot write the output: {e}"),
-        Err(_) => eprintln!("Error: internal error (panic) while running the statement"),
+/// While a statement runs, the terminal does not echo keys: an echoed `^C`
+/// or typed-ahead text would push the progress bar's line (which fills the
+/// terminal's width) over the edge, and the bar could not erase itself.
+struct EchoOff {
+    saved: Option<libc::termios>,
+}
+
+impl EchoOff {
+    fn new() -> Self {
+        // SAFETY: tcgetattr and tcsetattr on stdin with a termios value of
+        // our own; on any failure the terminal is left as it was.
+        unsafe {
+            let mut termios: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(libc::STDIN_FILENO, &mut termios) != 0 {
+                return EchoOff { saved: None };
+            }
+            let saved = termios;
+            termios.c_lflag &= !libc::ECHO;
+            if libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &termios) != 0 {
+                return EchoOff { saved: None };
+            }
+            EchoOff { saved: Some(saved) }
+        }
     }
-    let _ = out.flush();
 }
 
-enum Flow {
-    Continue,
-    Quit,
-}
-
-fn dot_command(line: &str, session: &Session, printer: &mut Printer) -> Flow {
-    let mut words = line.split_whitespace();
-    let command = words.next().unwrap_or_default();
-    let argument = words.next();
-    match (command, argument) {
-        (".quit" | ".exit", _) => return Flow::Quit,
-        (".help", _) => println!("{HELP}"),
-        (".tables", _) => {
-            for name in session.table_names() {
-                println!("{name}");
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            // SAFETY: restores the settings read in `new`.
+            unsafe {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
             }
         }
-        (".timer", Some("on")) => printer.timer = true,
-        (".timer", Some("off")) => printer.timer = false,
-        (".timer", _) => eprintln!("Error: usage: .timer on|off"),
-        (".mode", Some(name)) => match OutputFormat::from_str(name, true) {
-            Ok(format) => printer.format = format,
-            Err(_) => eprintln!("Error: unknown mode '{name}' (table, csv, json, markdown)"),
-        },
-        (".mode", None) => eprintln!("Error: usage: .mode table|csv|json|markdown"),
-        _ => eprintln!("Error: unknown command '{command}' (try .help)"),
     }
-    Flow::Continue
 }
 
-/// `~/.quarry_history`, when there is a home directory.
+/// `$QUARRY_HISTORY`, else `~/.quarry_history` when there is a home directory.
 fn history_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("QUARRY_HISTORY").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
     std::env::home_dir()
         .filter(|home| !home.as_os_str().is_empty())
         .map(|home| home.join(".quarry_history"))

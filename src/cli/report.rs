@@ -7,17 +7,38 @@ use crate::QuarryError;
 /// Lines longer than this are cut to a window around the caret.
 const MAX_SHOWN: usize = 100;
 
-/// The text printed on stderr for an error in `sql` (ends with a newline).
-pub fn render_error(err: &QuarryError, sql: &str) -> String {
-    let mut text = format!("Error: {err}\n");
-    if let Some(snippet) = err.location().and_then(|at| snippet(sql, at)) {
-        text.push_str(&snippet);
+/// The text printed on stderr for an error in `sql` (ends with a newline):
+/// `location` is the error's place, already moved into `sql` (the engine saw
+/// one statement of a longer script); `source` names the script, if any.
+pub fn render_error_at(
+    err: &QuarryError,
+    sql: &str,
+    location: Option<Location>,
+    source: Option<&str>,
+) -> String {
+    // The engine's message names the place within the statement it saw;
+    // the place shown here is in the whole text.
+    let message = match err {
+        QuarryError::Plan { message, .. } => message.clone(),
+        QuarryError::Syntax { message, location } => {
+            let suffix = location.map(|l| format!(" at {l}")).unwrap_or_default();
+            let message = message.strip_suffix(suffix.as_str()).unwrap_or(message);
+            format!("syntax error: {message}")
+        }
+        other => other.to_string(),
+    };
+    match location {
+        Some(at) => match snippet(sql, at, source) {
+            Some(snippet) => format!("Error: {message}\n{snippet}"),
+            None => format!("Error: {message} (at {at})\n"),
+        },
+        None => format!("Error: {message}\n"),
     }
-    text
 }
 
-/// `line 3: SELECT x FROM t` and a caret line under column `at.column`.
-fn snippet(sql: &str, at: Location) -> Option<String> {
+/// `line 3: SELECT x FROM t` (or `script.sql:3: …`) and a caret line under
+/// column `at.column`.
+fn snippet(sql: &str, at: Location, source: Option<&str>) -> Option<String> {
     let index = usize::try_from(at.line).ok()?.checked_sub(1)?;
     let line: Vec<char> = sql.lines().nth(index)?.chars().collect();
     let column = usize::try_from(at.column)
@@ -29,7 +50,10 @@ fn snippet(sql: &str, at: Location) -> Option<String> {
     let start = column.saturating_sub(MAX_SHOWN / 2);
     let end = (start + MAX_SHOWN).min(line.len());
     let mut shown: String = line[start..end].iter().collect();
-    let mut prefix = format!("line {}: ", at.line);
+    let mut prefix = match source {
+        Some(name) => format!("{name}:{}: ", at.line),
+        None => format!("line {}: ", at.line),
+    };
     if start > 0 {
         prefix.push_str("...");
     }
@@ -50,6 +74,10 @@ fn snippet(sql: &str, at: Location) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn render_error(err: &QuarryError, sql: &str) -> String {
+        render_error_at(err, sql, err.location(), None)
+    }
 
     fn at(line: u64, column: u64) -> Option<Location> {
         Some(Location { line, column })
@@ -76,6 +104,41 @@ mod tests {
             "Error: syntax error: Expected: end of statement, found: 2\n\
              line 2: SELECT 1 2;\n\
              \x20                ^\n"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_do_not_repeat_their_place() {
+        let err = QuarryError::Syntax {
+            message: "Expected: ), found: end of input at line 1, column 10".into(),
+            location: at(1, 10),
+        };
+        assert_eq!(
+            render_error_at(&err, "SELECT 1;\nSELECT (1", at(2, 10), None),
+            "Error: syntax error: Expected: ), found: end of input\n\
+             line 2: SELECT (1\n\
+             \x20                ^\n"
+        );
+    }
+
+    #[test]
+    fn plan_errors_do_not_repeat_their_place() {
+        let err = QuarryError::plan_at("column 'nme' not found, did you mean 'name'?", at(1, 8));
+        assert_eq!(
+            render_error(&err, "SELECT nme FROM t"),
+            "Error: column 'nme' not found, did you mean 'name'?\n\
+             line 1: SELECT nme FROM t\n\
+             \x20              ^\n"
+        );
+    }
+
+    #[test]
+    fn script_name_and_moved_place() {
+        let err = QuarryError::plan_at("bad", at(1, 1));
+        let text = render_error_at(&err, "SELECT 1;\n  SELECT x;", at(2, 10), Some("a.sql"));
+        assert_eq!(
+            text,
+            "Error: bad\na.sql:2:   SELECT x;\n                  ^\n"
         );
     }
 
