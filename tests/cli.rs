@@ -584,3 +584,33 @@ fn set_profile_starts_and_stops_a_trace() {
     let (_, err) = fails(quarry(&["-c", "SET profile = 42"], None), 1);
     assert!(err.contains("SET profile = 'FILE.json'"), "{err}");
 }
+
+#[test]
+fn memory_flags_set_the_budget_and_are_checked() {
+    let out = quarry(
+        &[
+            "--memory-limit",
+            "512MiB",
+            "--format",
+            "csv",
+            "-c",
+            "SHOW memory_limit",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("512.0 MiB"));
+    let out = quarry(&["--memory-limit", "lots", "-c", "SELECT 1"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("memory_limit"));
+    let out = quarry(
+        &["--temp-dir", "/no/such/quarry/dir", "-c", "SELECT 1"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/quarry/dir"));
+}

@@ -32,6 +32,14 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
 
+    /// Memory budget of a query, e.g. 2GB or 512MiB (default: 75% of RAM)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+
+    /// Directory for spill files (default: the system's temp directory)
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<String>,
+
     /// Output format
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,

@@ -52,6 +52,18 @@ pub fn main() -> ExitCode {
     if let Some(threads) = cli.threads {
         config = config.with_threads(threads);
     }
+    let settings = [
+        cli.memory_limit
+            .as_deref()
+            .map(|v| config.set_memory_limit(v)),
+        cli.temp_dir
+            .as_deref()
+            .map(|v| config.set_temp_directory(v)),
+    ];
+    if let Some(Err(e)) = settings.into_iter().flatten().find(|r| r.is_err()) {
+        eprintln!("Error: {e}");
+        return ExitCode::from(2);
+    }
     let session = match Session::new(config) {
         Ok(session) => session,
         Err(e) => {
