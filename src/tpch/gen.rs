@@ -7,6 +7,7 @@
 //! queue (big tables first), encode and compress each part into Parquet column
 //! chunks, and append the finished row groups to the table's file in part
 //! order. The bytes written do not depend on the number of threads.
+//! [`GenerateOptions::parts`] fixes the number of parts (row groups) instead.
 //!
 //! Each file is written as `<table>.parquet.tmp` and renamed to
 //! `<table>.parquet` only once complete.
@@ -55,6 +56,11 @@ pub const TABLES: [&str; 8] = [
 pub struct GenerateOptions {
     /// Target rows per row group (at least 1).
     pub row_group_rows: usize,
+    /// Cut each of the six scaled tables into this many parts (row groups;
+    /// fewer for a table with fewer units, e.g. orders for lineitem) instead
+    /// of one part per `row_group_rows` rows. nation and region are always
+    /// one part. `Some(0)` is refused.
+    pub parts: Option<usize>,
     /// Worker threads (0 = all cores).
     pub threads: usize,
     /// Tables to generate (names from [`TABLES`]); empty = all eight.
@@ -65,6 +71,7 @@ impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
             row_group_rows: DEFAULT_ROW_GROUP_ROWS,
+            parts: None,
             threads: 0,
             tables: vec![],
         }
@@ -139,10 +146,40 @@ fn table_spec(table: &'static str, sf: f64) -> TableSpec {
     }
 }
 
-fn part_count(spec: &TableSpec, row_group_rows: usize) -> i32 {
-    let rg = row_group_rows.max(1) as i64;
-    let n = (spec.est_rows + rg - 1) / rg;
+fn part_count(spec: &TableSpec, options: &GenerateOptions) -> i32 {
+    let n = match options.parts {
+        Some(_) if matches!(spec.table, "nation" | "region") => 1,
+        Some(k) => i64::try_from(k).unwrap_or(i64::MAX),
+        None => {
+            let rg = options.row_group_rows.max(1) as i64;
+            (spec.est_rows + rg - 1) / rg
+        }
+    };
     n.clamp(1, spec.units.max(1)).min(i32::MAX as i64) as i32
+}
+
+/// The rows `table` has at scale factor `sf`: exact for all tables but
+/// lineitem, whose orders have 1 to 7 lines each. `None` for an unknown table.
+pub fn expected_rows(table: &str, sf: f64) -> Option<std::ops::RangeInclusive<u64>> {
+    let table = *TABLES.iter().find(|t| **t == table)?;
+    let spec = table_spec(table, sf);
+    let rows = spec.est_rows.max(0) as u64;
+    Some(if table == "lineitem" {
+        let orders = spec.units.max(0) as u64;
+        orders..=orders * 7
+    } else {
+        rows..=rows
+    })
+}
+
+/// The rows [`generate_with`] is expected to write with these options (an
+/// estimate for lineitem): the length of a progress bar.
+pub fn estimated_rows(sf: f64, options: &GenerateOptions) -> u64 {
+    TABLES
+        .iter()
+        .filter(|t| options.tables.is_empty() || options.tables.iter().any(|s| s == *t))
+        .map(|t| table_spec(t, sf).est_rows.max(0) as u64)
+        .sum()
 }
 
 /// The Arrow batches of part `part` (1-based) of `part_count` of `table`.
@@ -347,7 +384,24 @@ pub fn generate_with(
     options: &GenerateOptions,
     on_table: &(dyn Fn(&TableReport) + Sync),
 ) -> Result<Vec<TableReport>> {
+    generate_with_progress(sf, out, options, on_table, &|_| {})
+}
+
+/// [`generate_with`], calling `on_part` (from a worker thread) with the rows
+/// of each part as it is encoded: progress against [`estimated_rows`].
+pub fn generate_with_progress(
+    sf: f64,
+    out: &Path,
+    options: &GenerateOptions,
+    on_table: &(dyn Fn(&TableReport) + Sync),
+    on_part: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<TableReport>> {
     validate_sf(sf)?;
+    if options.parts == Some(0) {
+        return Err(QuarryError::Config(
+            "invalid number of parts 0: it must be at least 1".into(),
+        ));
+    }
     for t in &options.tables {
         if !TABLES.contains(&t.as_str()) {
             return Err(QuarryError::Config(format!(
@@ -366,7 +420,7 @@ pub fn generate_with(
     let mut sinks = Vec::with_capacity(selected.len());
     for table in selected {
         let spec = table_spec(table, sf);
-        let parts = part_count(&spec, options.row_group_rows);
+        let parts = part_count(&spec, options);
         match TableSink::create(spec, parts, out) {
             Ok(sink) => sinks.push(sink),
             Err(e) => {
@@ -411,6 +465,7 @@ pub fn generate_with(
                         let sink = &sinks[s];
                         sink.mark_started()?;
                         let part = sink.encode_part(sf, p)?;
+                        on_part(part.rows);
                         if let Some(report) = sink.submit(p, part)? {
                             on_table(&report);
                             reports
@@ -570,6 +625,7 @@ mod tests {
         // one part per table, one thread
         let single = GenerateOptions {
             row_group_rows: usize::MAX,
+            parts: None,
             threads: 1,
             tables: tables.clone(),
         };
@@ -577,6 +633,7 @@ mod tests {
         // many small parts, three threads
         let split = GenerateOptions {
             row_group_rows: 1000,
+            parts: None,
             threads: 3,
             tables: tables.clone(),
         };
@@ -617,6 +674,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = GenerateOptions {
             row_group_rows: 20_000,
+            parts: None,
             threads: 2,
             tables: vec!["lineitem".into()],
         };
@@ -628,5 +686,57 @@ mod tests {
         assert_eq!(groups.len(), 3);
         assert_eq!(groups.iter().sum::<i64>(), 60175);
         assert!(!dir.path().join("lineitem.parquet.tmp").exists());
+    }
+
+    #[test]
+    fn parts_fix_the_row_groups_and_progress_adds_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = GenerateOptions {
+            parts: Some(3),
+            tables: vec!["lineitem".into(), "customer".into(), "region".into()],
+            ..Default::default()
+        };
+        let done = AtomicUsize::new(0);
+        let parts_seen = AtomicUsize::new(0);
+        let reports = generate_with_progress(0.01, dir.path(), &options, &|_| {}, &|rows| {
+            done.fetch_add(rows as usize, Ordering::Relaxed);
+            parts_seen.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        let rows: u64 = reports.iter().map(|r| r.rows).sum();
+        assert_eq!(done.into_inner() as u64, rows);
+        // 3 + 3 + 1: region is always one part
+        assert_eq!(parts_seen.into_inner(), 7);
+        assert_eq!(row_groups(&dir.path().join("lineitem.parquet")).len(), 3);
+        assert_eq!(
+            row_groups(&dir.path().join("customer.parquet")),
+            vec![500; 3]
+        );
+        assert_eq!(row_groups(&dir.path().join("region.parquet")), vec![5]);
+        // the estimate is close for lineitem, exact for the others
+        let estimate = estimated_rows(0.01, &options);
+        assert!(estimate.abs_diff(rows) < 1000, "{estimate} vs {rows}");
+
+        let err = generate_with(
+            0.01,
+            dir.path(),
+            &GenerateOptions {
+                parts: Some(0),
+                ..Default::default()
+            },
+            &|_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("parts"), "{err}");
+    }
+
+    #[test]
+    fn expected_row_counts() {
+        assert_eq!(expected_rows("orders", 1.0), Some(1_500_000..=1_500_000));
+        assert_eq!(expected_rows("partsupp", 0.01), Some(8000..=8000));
+        assert_eq!(expected_rows("nation", 10.0), Some(25..=25));
+        assert_eq!(expected_rows("lineitem", 0.01), Some(15000..=105_000));
+        assert!(expected_rows("lineitem", 0.01).unwrap().contains(&60175));
+        assert_eq!(expected_rows("lineitems", 1.0), None);
     }
 }

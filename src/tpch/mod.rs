@@ -2,9 +2,26 @@
 //! checking, and the `quarry tpch` commands.
 
 pub mod answers;
+pub mod bench;
 pub mod gen;
 
 pub use gen::{default_out_dir, generate, generate_with, GenerateOptions, TableReport, TABLES};
+
+/// Parses a scale factor on the command line: a positive finite number.
+fn parse_sf(text: &str) -> std::result::Result<f64, String> {
+    let sf: f64 = text.trim().parse().map_err(|_| {
+        format!("'{text}' is not a number: the scale factor must be a positive number (e.g. 0.01, 1, 10)")
+    })?;
+    gen::validate_sf(sf).map_err(|e| e.to_string())?;
+    Ok(sf)
+}
+
+fn parse_timeout(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(t) if t > 0.0 && t.is_finite() && t < 1e9 => Ok(t),
+        _ => Err(format!("'{text}' is not a positive number of seconds")),
+    }
+}
 
 /// `quarry tpch …` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -12,16 +29,20 @@ pub enum TpchCommand {
     /// Generate TPC-H data as Parquet.
     Gen {
         /// Scale factor (e.g. 0.01, 1, 10).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_sf, allow_hyphen_values = true)]
         sf: f64,
         /// Output directory (default: data/tpch-sf<N>).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// Cut each table into K parts, one Parquet row group each (default:
+        /// one per 122,880 rows; nation and region are always one part).
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        parts: Option<u64>,
     },
     /// Answer TPC-H queries, generating the data first when it is missing.
     Run {
         /// Scale factor (e.g. 0.01, 1, 10).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_sf, allow_hyphen_values = true)]
         sf: f64,
         /// Data directory (default: data/tpch-sf<N>).
         #[arg(long)]
@@ -33,6 +54,112 @@ pub enum TpchCommand {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         threads: Option<u64>,
     },
+    /// Benchmark quarry, DuckDB and Polars on the same Parquet files: times,
+    /// answers checked against each other, peak memory; writes
+    /// tpch/results/<date>-sf<N>.json and .svg.
+    Bench {
+        /// Scale factor (e.g. 0.01, 1, 10).
+        #[arg(long, value_parser = parse_sf, allow_hyphen_values = true)]
+        sf: f64,
+        /// Data directory (default: data/tpch-sf<N>), generated when missing or empty.
+        #[arg(long, value_name = "DIR")]
+        data: Option<std::path::PathBuf>,
+        /// Engines, comma-separated, in the order to run (default: all three).
+        #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
+        engines: Vec<bench::Engine>,
+        /// Query numbers, comma-separated (default: all 22).
+        #[arg(long, value_delimiter = ',', value_parser = bench::parse_query)]
+        queries: Vec<usize>,
+        /// Runs of each query per engine; the median is reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        runs: u64,
+        /// Threads for every engine (default: each engine's default, all cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        threads: Option<u64>,
+        /// Memory limit, e.g. 4GB: quarry's and DuckDB's memory_limit (Polars has
+        /// none; the report says so). Default: each engine's own.
+        #[arg(long, value_name = "SIZE", value_parser = bench::parse_memory_limit)]
+        memory_limit: Option<String>,
+        /// Directory of the JSON and SVG reports (default: tpch/results).
+        #[arg(long, value_name = "DIR")]
+        results: Option<std::path::PathBuf>,
+        /// Seconds an engine may stay silent during a query before it is stopped
+        /// (the query then counts as failed).
+        #[arg(long, value_name = "SECONDS", default_value_t = 900.0, value_parser = parse_timeout, allow_hyphen_values = true)]
+        timeout: f64,
+        /// The peers' Python virtual environment (default: tpch/.venv).
+        #[arg(long, value_name = "DIR", hide = true)]
+        venv: Option<std::path::PathBuf>,
+    },
+    /// Print the table of a saved benchmark report (tpch/results/*.json) and
+    /// draw its chart again (the .svg beside it).
+    Report {
+        /// The JSON report.
+        json: std::path::PathBuf,
+    },
+    /// Internal: quarry's side of `tpch bench` (JSON events on stdout).
+    #[command(hide = true)]
+    BenchWorker {
+        #[arg(long)]
+        data: std::path::PathBuf,
+        #[arg(long, value_delimiter = ',', value_parser = bench::parse_query, required = true)]
+        queries: Vec<usize>,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        runs: u64,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        threads: Option<u64>,
+        #[arg(long, value_parser = bench::parse_memory_limit)]
+        memory_limit: Option<String>,
+    },
+}
+
+/// Generates TPC-H data with a progress bar on stderr (when it is a
+/// terminal); `say` gets a line per table and a summary.
+pub(crate) fn generate_with_bar(
+    sf: f64,
+    out: &std::path::Path,
+    options: &GenerateOptions,
+    say: &(dyn Fn(&str) + Sync),
+) -> crate::Result<Vec<TableReport>> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bar = ProgressBar::with_draw_target(
+        Some(gen::estimated_rows(sf, options)),
+        ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = ProgressStyle::with_template(
+        "generating [{bar:30}] {percent:>3}%  {human_pos}/{human_len} rows  {elapsed} (ETA {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let start = std::time::Instant::now();
+    let result = gen::generate_with_progress(
+        sf,
+        out,
+        options,
+        &|r| {
+            let line = format!(
+                "  {:<9} {:>12} rows {:>4} row groups {:>10} {:>8.2} s",
+                r.table,
+                r.rows,
+                r.row_groups,
+                format_bytes(r.bytes),
+                r.elapsed.as_secs_f64()
+            );
+            bar.suspend(|| say(&line));
+        },
+        &|rows| bar.inc(rows),
+    );
+    bar.finish_and_clear();
+    let reports = result?;
+    let rows: u64 = reports.iter().map(|r| r.rows).sum();
+    let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+    say(&format!(
+        "done: {} tables, {rows} rows, {} in {:.2} s",
+        reports.len(),
+        format_bytes(bytes),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(reports)
 }
 
 /// Registers the 8 tables of `dir` (`<table>.parquet`) in `session`.
@@ -77,6 +204,7 @@ fn run_queries(
         run(TpchCommand::Gen {
             sf,
             out: Some(dir.clone()),
+            parts: None,
         })?;
     }
     let mut config = crate::SessionConfig::default();
@@ -124,31 +252,54 @@ fn run_queries(
 /// Runs a `quarry tpch …` subcommand.
 pub fn run(cmd: TpchCommand) -> crate::Result<()> {
     match cmd {
-        TpchCommand::Gen { sf, out } => {
+        TpchCommand::Gen { sf, out, parts } => {
             gen::validate_sf(sf)?;
             let out = out.unwrap_or_else(|| default_out_dir(sf));
             println!("generating TPC-H SF {sf} into {}", out.display());
-            let start = std::time::Instant::now();
-            let reports = generate_with(sf, &out, &GenerateOptions::default(), &|r| {
-                println!(
-                    "  {:<9} {:>12} rows {:>4} row groups {:>10} {:>8.2} s",
-                    r.table,
-                    r.rows,
-                    r.row_groups,
-                    format_bytes(r.bytes),
-                    r.elapsed.as_secs_f64()
-                );
-            })?;
-            let rows: u64 = reports.iter().map(|r| r.rows).sum();
-            let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
-            println!(
-                "done: {} tables, {rows} rows, {} in {:.2} s",
-                reports.len(),
-                format_bytes(bytes),
-                start.elapsed().as_secs_f64()
-            );
+            let options = GenerateOptions {
+                parts: parts.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
+                ..GenerateOptions::default()
+            };
+            generate_with_bar(sf, &out, &options, &|l| println!("{l}"))?;
             Ok(())
         }
+        TpchCommand::Bench {
+            sf,
+            data,
+            engines,
+            queries,
+            runs,
+            threads,
+            memory_limit,
+            results,
+            timeout,
+            venv,
+        } => bench::run(bench::BenchOptions {
+            sf,
+            data,
+            engines,
+            queries,
+            runs: usize::try_from(runs).unwrap_or(usize::MAX),
+            threads: threads.map(|t| usize::try_from(t).unwrap_or(usize::MAX)),
+            memory_limit,
+            results,
+            timeout: std::time::Duration::from_secs_f64(timeout),
+            venv,
+        }),
+        TpchCommand::Report { json } => bench::show_report(&json),
+        TpchCommand::BenchWorker {
+            data,
+            queries,
+            runs,
+            threads,
+            memory_limit,
+        } => bench::worker::quarry_worker(
+            &data,
+            &queries,
+            usize::try_from(runs).unwrap_or(usize::MAX),
+            threads.map(|t| usize::try_from(t).unwrap_or(usize::MAX)),
+            memory_limit.as_deref(),
+        ),
         TpchCommand::Run {
             sf,
             data,
