@@ -95,3 +95,41 @@ macro_rules! plan_err {
 macro_rules! exec_err {
     ($($arg:tt)*) => { Err($crate::error::QuarryError::exec(format!($($arg)*))) };
 }
+
+thread_local! {
+    /// Set while `catch_panic` runs: its panics become errors, so the panic
+    /// hook need not print them.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it into the error `describe` makes of the
+/// panic's message. For third-party code that panics on corrupt input where
+/// it should fail (the Parquet and Arrow IPC decoders): the caller knows what
+/// was being read and can say so.
+pub fn catch_panic<T>(
+    f: impl FnOnce() -> Result<T>,
+    describe: impl FnOnce(&str) -> QuarryError,
+) -> Result<T> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = CATCHING.with(|c| c.replace(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    outcome.unwrap_or_else(|panic| Err(describe(&panic_message(panic.as_ref()))))
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}

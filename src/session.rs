@@ -11,12 +11,15 @@ use sqlparser::ast::{self, ObjectType, Statement};
 
 use crate::catalog::{closest, open_table, Catalog, CatalogEntry, MemTable};
 use crate::error::{QuarryError, Result};
-use crate::graph::{lower, TaskGraph};
+use crate::graph::{lower_within, TaskGraph};
 use crate::plan::types::sql_type_name;
 use crate::plan::LogicalPlan;
 use crate::runtime::memory::{format_bytes, MemoryPool};
 use crate::runtime::{run_graph, ProgressFn, RunOptions, RunStats};
 use crate::sql::{parse, Binder, QuarryStatement};
+
+/// The stack a statement is planned on (reserved, touched only as used).
+const PLANNING_STACK_BYTES: usize = 256 << 20;
 
 /// Settings of a session, changed with `SET name = value` or CLI flags.
 #[derive(Debug, Clone)]
@@ -29,6 +32,9 @@ pub struct SessionConfig {
     pub memory_limit: usize,
     /// Where spill files go (default: the system's temp directory).
     pub temp_directory: std::path::PathBuf,
+    /// The share of `memory_limit` in use above which the scheduler starts
+    /// no new task while others run (Dask's "pause"; default 0.8).
+    pub memory_pause: f64,
 }
 
 impl Default for SessionConfig {
@@ -45,6 +51,7 @@ impl Default for SessionConfig {
             target_partitions: threads,
             memory_limit,
             temp_directory: std::env::temp_dir(),
+            memory_pause: 0.8,
         }
     }
 }
@@ -61,6 +68,7 @@ impl SessionConfig {
         "target_partitions",
         "memory_limit",
         "temp_directory",
+        "memory_pause",
     ];
 
     /// Sets the memory budget from text like `2GB` or `512MiB`.
@@ -101,6 +109,16 @@ impl SessionConfig {
             "target_partitions" => self.target_partitions = positive(value)?,
             "memory_limit" => self.set_memory_limit(value)?,
             "temp_directory" => self.set_temp_directory(value)?,
+            "memory_pause" => {
+                self.memory_pause = match value.trim().trim_matches('\'').parse::<f64>() {
+                    Ok(f) if f > 0.0 && f <= 1.0 => f,
+                    _ => {
+                        return Err(QuarryError::Config(format!(
+                            "invalid value '{value}' for setting 'memory_pause': expected a fraction of memory_limit in (0, 1], such as 0.8"
+                        )))
+                    }
+                }
+            }
             other => {
                 let hint = closest(other, Self::NAMES.iter().copied())
                     .map(|c| format!(", did you mean '{c}'?"))
@@ -119,6 +137,7 @@ impl SessionConfig {
             "target_partitions" => Ok(self.target_partitions.to_string()),
             "memory_limit" => Ok(crate::runtime::memory::format_bytes(self.memory_limit)),
             "temp_directory" => Ok(self.temp_directory.display().to_string()),
+            "memory_pause" => Ok(self.memory_pause.to_string()),
             other => Err(QuarryError::Config(format!("unknown setting '{other}'"))),
         }
     }
@@ -217,7 +236,11 @@ impl Session {
     ) -> Result<()> {
         for statement in parse(text)? {
             let result = match statement {
-                QuarryStatement::Sql(s) => self.execute(&s)?,
+                // Planning recurses over expressions as deep as the binder
+                // allows: give it a stack of its own, not the caller's.
+                QuarryStatement::Sql(s) => {
+                    stacker::grow(PLANNING_STACK_BYTES, || self.execute(&s))?
+                }
                 QuarryStatement::CreateExternalTable {
                     name,
                     format,
@@ -316,7 +339,8 @@ impl Session {
     }
 
     fn graph(&self, plan: &LogicalPlan) -> Result<TaskGraph> {
-        lower(plan, self.config().target_partitions)
+        let config = self.config();
+        lower_within(plan, config.target_partitions, Some(config.memory_limit))
     }
 
     /// Runs a query and returns its result and the run's figures.
@@ -332,6 +356,7 @@ impl Session {
             progress: progress.as_deref(),
             memory: MemoryPool::new(config.memory_limit),
             temp_dir: config.temp_directory.clone(),
+            memory_pause: config.memory_pause,
         };
         let (batches, stats) = run_graph(&graph, options)?;
         if let Ok(mut last) = self.last_run.lock() {
@@ -424,7 +449,7 @@ impl Session {
             let busy: Vec<String> = stats.busy.iter().map(|d| format!("{:.1?}", d)).collect();
             text.push_str(&format!(
                 "\nRun: {} rows in {:.1?}; {} tasks read {} rows, on {} workers (busy: {})\n\
-                 Memory: peak {} reserved of a {} limit; spilled {} in {} files\n",
+                 Memory: peak {} reserved of a {} limit; spilled {} in {} files; {} pauses\n",
                 result.num_rows(),
                 stats.elapsed,
                 stats.tasks,
@@ -434,7 +459,8 @@ impl Session {
                 format_bytes(stats.peak_memory),
                 format_bytes(self.config().memory_limit),
                 format_bytes(stats.spilled_bytes as usize),
-                stats.spill_files
+                stats.spill_files,
+                stats.pauses
             ));
         } else {
             text.push_str(&graph.to_string());

@@ -10,7 +10,7 @@ use arrow::csv::reader::Format;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::store::{list_files, read_range, FileRef};
+use super::store::{current_size, list_files, read_range, FileRef};
 use super::{ScanPartition, TableProvider, TableStats};
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
@@ -38,6 +38,12 @@ impl CsvTable {
             )));
         }
         let head = read_range(first, 0..first.size.min(INFER_BYTES))?;
+        if has_header && matches!(head.first(), Some(b'\n' | b'\r')) {
+            return Err(QuarryError::Io(format!(
+                "CSV file '{}' has no header: its first line is empty",
+                first.display
+            )));
+        }
         // Infer from whole lines only.
         let head = if first.size > INFER_BYTES {
             match head.iter().rposition(|b| *b == b'\n') {
@@ -53,6 +59,12 @@ impl CsvTable {
             .map_err(|e| {
                 QuarryError::Io(format!("cannot read CSV file '{}': {e}", first.display))
             })?;
+        if schema.fields().is_empty() {
+            return Err(QuarryError::Io(format!(
+                "CSV file '{}' has no columns: its first line is empty",
+                first.display
+            )));
+        }
         Ok(CsvTable {
             files,
             schema: Arc::new(schema),
@@ -81,9 +93,15 @@ impl TableProvider for CsvTable {
     ) -> Result<Vec<Arc<dyn ScanPartition>>> {
         let mut out: Vec<Arc<dyn ScanPartition>> = Vec::new();
         for file in &self.files {
+            // A file rewritten since the table was opened is read whole.
+            let size = current_size(file)?;
+            let file = &FileRef {
+                size,
+                ..file.clone()
+            };
             let mut start = 0;
-            while start < file.size {
-                let end = (start + RANGE_BYTES).min(file.size);
+            while start < size {
+                let end = (start + RANGE_BYTES).min(size);
                 out.push(Arc::new(CsvRange {
                     file: file.clone(),
                     start,
@@ -110,8 +128,9 @@ struct CsvRange {
 }
 
 impl CsvRange {
-    /// The bytes of the lines that start inside [start, end).
-    fn line_bytes(&self) -> Result<Vec<u8>> {
+    /// The bytes of the lines that start inside [start, end), and the
+    /// offset in the file of the first of them.
+    fn line_bytes(&self) -> Result<(Vec<u8>, u64)> {
         let size = self.file.size;
         // A line belongs to the range its first byte is in; a line starts at 0
         // or right after a newline, so look one byte back.
@@ -121,7 +140,7 @@ impl CsvRange {
         if self.start > 0 {
             match buf.iter().position(|b| *b == b'\n') {
                 Some(p) => first = p + 1,
-                None => return Ok(vec![]),
+                None => return Ok((vec![], self.start)),
             }
         }
         // Extend to the end of the last line.
@@ -139,45 +158,141 @@ impl CsvRange {
             pos = next;
         }
         if first >= buf.len() {
-            return Ok(vec![]);
+            return Ok((vec![], self.start));
         }
-        Ok(buf.split_off(first))
+        Ok((buf.split_off(first), from + first as u64))
     }
+
+    /// An error of arrow's CSV reader over `bytes` (which start at `offset`
+    /// in the file), with its "line N" made the line of the file: arrow
+    /// counts records from the start of the range, the header included in
+    /// some messages and not in others.
+    fn error(&self, e: arrow::error::ArrowError, bytes: &[u8], offset: u64) -> QuarryError {
+        let message = e.to_string();
+        let located = locate_line(&message).and_then(|(at, len, n)| {
+            // "Error while parsing value …" counts data records only.
+            let header = usize::from(self.skip_header && message.contains("parsing value"));
+            let line = line_of_record(bytes, n + header)?;
+            let before = self.lines_before(offset).ok()?;
+            Some(format!(
+                "{}{}{}",
+                &message[..at],
+                before + line,
+                &message[at + len..]
+            ))
+        });
+        QuarryError::Io(format!(
+            "in CSV file '{}': {}",
+            self.file.display,
+            located.unwrap_or(message)
+        ))
+    }
+
+    /// Lines that end before `offset` (read in chunks: only on an error).
+    fn lines_before(&self, offset: u64) -> Result<usize> {
+        let mut lines = 0;
+        let mut pos = 0;
+        while pos < offset {
+            let next = (pos + RANGE_BYTES).min(offset);
+            let chunk = read_range(&self.file, pos..next)?;
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+            pos = next;
+        }
+        Ok(lines)
+    }
+}
+
+/// Where the number of the last "line N" in `message` is: its byte offset,
+/// length and value.
+fn locate_line(message: &str) -> Option<(usize, usize, usize)> {
+    let at = message.rfind("line ")? + "line ".len();
+    let len = message[at..]
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(message.len() - at);
+    let n = message[at..at + len].parse().ok()?;
+    Some((at, len, n))
+}
+
+/// The line (1-based) of `bytes` on which record `n` (1-based) starts, as a
+/// CSV reader counts records: blank lines are skipped and a quoted field
+/// may hold line breaks.
+fn line_of_record(bytes: &[u8], n: usize) -> Option<usize> {
+    let (mut line, mut record) = (1, 0);
+    let (mut at_line_start, mut in_quotes) = (true, false);
+    for &b in bytes {
+        if at_line_start && !in_quotes && b != b'\n' && b != b'\r' {
+            record += 1;
+            if record == n {
+                return Some(line);
+            }
+        }
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' => line += 1,
+            _ => {}
+        }
+        at_line_start = b == b'\n' && !in_quotes || (at_line_start && b == b'\r');
+    }
+    None
 }
 
 impl ScanPartition for CsvRange {
     fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
-        let bytes = self.line_bytes()?;
+        let (bytes, offset) = self.line_bytes()?;
         let projected = Arc::new(self.schema.project(&self.projection)?);
-        if self.projection.is_empty() {
-            // Only the row count is needed.
-            let mut rows = bytes.iter().filter(|b| **b == b'\n').count();
-            if bytes.last().is_some_and(|b| *b != b'\n') {
-                rows += 1;
-            }
-            if self.skip_header {
-                rows = rows.saturating_sub(1);
-            }
-            let opts = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
-            return sink(RecordBatch::try_new_with_options(projected, vec![], &opts)?);
-        }
+        // Only the row count is needed: parse the first column anyway, as
+        // blank lines and quoted line breaks make newlines no count of rows.
+        let count_only = self.projection.is_empty();
+        let projection = if count_only {
+            vec![0]
+        } else {
+            self.projection.clone()
+        };
         let reader = arrow::csv::ReaderBuilder::new(self.schema.clone())
             .with_header(self.skip_header)
             .with_batch_size(8192)
-            .with_projection(self.projection.clone())
-            .build(Cursor::new(bytes))
+            .with_projection(projection)
+            .build(Cursor::new(bytes.as_slice()))
             .map_err(|e| {
                 QuarryError::Io(format!("cannot read CSV file '{}': {e}", self.file.display))
             })?;
         for batch in reader {
-            let batch = batch.map_err(|e| {
-                QuarryError::Io(format!("in CSV file '{}': {e}", self.file.display))
-            })?;
+            let batch = batch.map_err(|e| self.error(e, &bytes, offset))?;
+            if count_only {
+                let opts = arrow::record_batch::RecordBatchOptions::new()
+                    .with_row_count(Some(batch.num_rows()));
+                sink(RecordBatch::try_new_with_options(
+                    projected.clone(),
+                    vec![],
+                    &opts,
+                )?)?;
+                continue;
+            }
             sink(RecordBatch::try_new(
                 projected.clone(),
                 batch.columns().to_vec(),
             )?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_found_on_their_lines() {
+        let text = b"a,b\n1,2\n\n3,\"x\ny\"\n4,5\n";
+        assert_eq!(line_of_record(text, 1), Some(1));
+        assert_eq!(line_of_record(text, 2), Some(2));
+        // the blank line 3 is no record; record 3 spans lines 4 and 5
+        assert_eq!(line_of_record(text, 3), Some(4));
+        assert_eq!(line_of_record(text, 4), Some(6));
+        assert_eq!(line_of_record(text, 5), None);
+        assert_eq!(
+            locate_line("bad value at line 42. Row data"),
+            Some((18, 2, 42))
+        );
     }
 }

@@ -19,7 +19,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use super::store::{list_files, FileRef};
 use super::{ScanPartition, TableProvider, TableStats};
-use crate::error::{QuarryError, Result};
+use crate::error::{catch_panic, QuarryError, Result};
 use crate::plan::{BinaryOp, Expr};
 use crate::runtime::io::block_on;
 
@@ -94,14 +94,26 @@ impl ParquetTable {
     pub fn open(location: &str) -> Result<Self> {
         let mut files = Vec::new();
         for file in list_files(location, "parquet")? {
-            let mut r = reader(&file);
-            let meta = block_on(ArrowReaderMetadata::load_async(
-                &mut r,
-                ArrowReaderOptions::new(),
-            ))?
-            .map_err(|e| {
-                QuarryError::Io(format!("cannot read Parquet file '{}': {e}", file.display))
-            })?;
+            let corrupt = |what: &str| {
+                QuarryError::Io(format!(
+                    "cannot read Parquet file '{}': {what}",
+                    file.display
+                ))
+            };
+            // The decoder of the footer's embedded Arrow schema panics on
+            // some corrupt input.
+            let meta = catch_panic(
+                || {
+                    let mut r = reader(&file);
+                    block_on(ArrowReaderMetadata::load_async(
+                        &mut r,
+                        ArrowReaderOptions::new(),
+                    ))?
+                    .map_err(|e| corrupt(&e.to_string()))
+                },
+                |panic| corrupt(&format!("corrupt metadata ({panic})")),
+            )?;
+            check_row_counts(&meta).map_err(|e| corrupt(&e))?;
             files.push(ParquetFile { file, meta });
         }
         let schema = files[0].meta.schema().clone();
@@ -128,6 +140,29 @@ impl ParquetTable {
         ));
         Ok(ParquetTable { files, schema })
     }
+}
+
+/// The footer's row counts, which `count(*)` and the planner trust: none
+/// negative, and the row groups adding up to the file's count.
+fn check_row_counts(meta: &ArrowReaderMetadata) -> std::result::Result<(), String> {
+    let md = meta.metadata();
+    let mut sum: i64 = 0;
+    for (i, rg) in md.row_groups().iter().enumerate() {
+        if rg.num_rows() < 0 {
+            return Err(format!(
+                "corrupt metadata (row group {i} has {} rows)",
+                rg.num_rows()
+            ));
+        }
+        sum = sum.saturating_add(rg.num_rows());
+    }
+    let declared = md.file_metadata().num_rows();
+    if declared != sum {
+        return Err(format!(
+            "corrupt metadata (the file declares {declared} rows, its row groups {sum})"
+        ));
+    }
+    Ok(())
 }
 
 impl TableProvider for ParquetTable {
@@ -343,25 +378,49 @@ impl ScanPartition for RowGroupPartition {
                 self.row_group, self.file_index
             ))
         };
-        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
-            reader(&self.file),
-            self.meta.clone(),
-        )
-        .with_projection(mask)
-        .with_row_groups(vec![self.row_group])
-        .with_batch_size(8192)
-        .build()
-        .map_err(wrap)?;
+        // The parquet decoder panics on some corrupt pages: such a panic is
+        // an error naming the file (the sink stays outside, so that a panic
+        // downstream is not blamed on the file).
+        let panicked = |panic: &str| {
+            QuarryError::Io(format!(
+                "cannot read row group {} of '{display}' (file {}): corrupt data ({panic})",
+                self.row_group, self.file_index
+            ))
+        };
+        let mut stream = catch_panic(
+            || {
+                ParquetRecordBatchStreamBuilder::new_with_metadata(
+                    reader(&self.file),
+                    self.meta.clone(),
+                )
+                .with_projection(mask)
+                .with_row_groups(vec![self.row_group])
+                .with_batch_size(8192)
+                .build()
+                .map_err(wrap)
+            },
+            panicked,
+        )?;
+        let mut rows_read = 0;
         loop {
-            let next = block_on(stream.next())?;
+            let next = catch_panic(|| block_on(stream.next()), panicked)?;
             let Some(batch) = next else { break };
             let batch = batch.map_err(wrap)?;
+            rows_read += batch.num_rows();
             let columns: Vec<ArrayRef> = self
                 .reorder
                 .iter()
                 .map(|&i| batch.column(i).clone())
                 .collect();
             sink(RecordBatch::try_new(self.schema.clone(), columns)?)?;
+        }
+        // Corrupt pages can end a column early without an error: a short
+        // read must not pass for the whole row group.
+        if rows_read != num_rows {
+            return Err(QuarryError::Io(format!(
+                "cannot read row group {} of '{display}' (file {}): it holds {rows_read} rows but its footer declares {num_rows}: the file is corrupt",
+                self.row_group, self.file_index
+            )));
         }
         Ok(())
     }

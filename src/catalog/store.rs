@@ -97,3 +97,10 @@ pub fn read_range(file: &FileRef, range: std::ops::Range<u64>) -> Result<bytes::
     crate::runtime::io::block_on(file.store.get_range(&file.path, range))?
         .map_err(|e| QuarryError::Io(format!("cannot read '{}': {e}", file.display)))
 }
+
+/// The size of the file now (it may have changed since it was listed).
+pub fn current_size(file: &FileRef) -> Result<u64> {
+    let meta = crate::runtime::io::block_on(file.store.head(&file.path))?
+        .map_err(|e| QuarryError::Io(format!("cannot open '{}': {e}", file.display)))?;
+    Ok(meta.size)
+}

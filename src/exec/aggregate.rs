@@ -3,11 +3,12 @@
 //! group key, `Single` does both at once (used for DISTINCT aggregates).
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, Float64Array, Int64Array, PrimitiveArray,
-    StringArray,
+    StringArray, UInt32Array,
 };
 use arrow::datatypes::{
     DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, SchemaRef,
@@ -17,11 +18,12 @@ use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_common::ScalarValue;
 
 use super::expr::{cast_checked, evaluate_array};
-use super::operator::Operator;
+use super::operator::{Operator, SpillCount};
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::aggregate_result_type;
 use crate::plan::{AggFunc, AggregateExpr, Expr};
-use crate::runtime::memory::{MemoryPool, Reservation};
+use crate::runtime::memory::{format_bytes, MemoryPool, Reservation};
+use crate::runtime::spill::SpillFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggMode {
@@ -59,27 +61,43 @@ fn avg_sum_type(arg: &DataType) -> DataType {
     }
 }
 
+/// Sub-partitions a spilled table is split into, by hash of the group key.
+const SPILL_PARTITIONS: usize = 16;
+/// How many times a sub-partition that still does not fit is split again
+/// (16^3 = 4096 ways in all) before the aggregate gives up with an error.
+const MAX_SPILL_DEPTH: usize = 3;
+/// Rows per output batch and per spilled batch, so that neither a large
+/// result nor a large spilled partition is handled in one piece.
+const BATCH_ROWS: usize = 64 * 1024;
+
 pub struct AggregateOp {
     mode: AggMode,
     group: Vec<Expr>,
     aggs: Vec<AggregateExpr>,
-    /// Where each aggregate's input columns start in a Final input batch.
+    /// Where each aggregate's input columns start in a Final input batch
+    /// (and in a spilled state batch, whose layout is the same).
     state_offsets: Vec<usize>,
     output_schema: SchemaRef,
-    converter: Option<RowConverter>,
-    map: HashMap<Box<[u8]>, usize, ahash::RandomState>,
-    group_rows: Option<Rows>,
-    num_groups: usize,
-    accs: Vec<Box<dyn GroupAccumulator>>,
-    /// The groups' keys and states, counted against the memory budget (a
-    /// spilling aggregation is not implemented yet: past the budget it is
-    /// an error).
-    reservation: Reservation,
+    key_types: Vec<DataType>,
+    arg_types: Vec<DataType>,
+    memory: Arc<MemoryPool>,
+    owner: &'static str,
+    table: GroupTable,
+    /// Spill files of the groups written out so far (Final and Single mode),
+    /// by sub-partition; empty when nothing was spilled.
+    spilled_parts: Vec<Vec<SpillFile>>,
+    temp_dir: PathBuf,
+    spill_count: SpillCount,
+    /// How many hash splits deep the spilling went (0: none); for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    split_levels: usize,
 }
 
 impl AggregateOp {
     /// `input_schema` is the schema of the batches pushed in; in Final mode it
-    /// holds the group columns followed by the state columns.
+    /// holds the group columns followed by the state columns. Spill files go
+    /// to `temp_dir`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         mode: AggMode,
         group: Vec<Expr>,
@@ -88,11 +106,312 @@ impl AggregateOp {
         output_schema: SchemaRef,
         arg_types: &[DataType],
         memory: &Arc<MemoryPool>,
+        temp_dir: PathBuf,
     ) -> Result<Self> {
         let key_types: Vec<DataType> = group
             .iter()
             .map(|e| e.data_type(input_schema))
             .collect::<Result<_>>()?;
+        let mut state_offsets = Vec::with_capacity(aggs.len());
+        let mut offset = group.len();
+        for (agg, arg_type) in aggs.iter().zip(arg_types) {
+            state_offsets.push(offset);
+            offset += state_fields(agg, arg_type, "").len();
+        }
+        let owner = match mode {
+            AggMode::Partial => "a hash aggregate (PartialAggregate)",
+            AggMode::Final => "a hash aggregate (FinalAggregate)",
+            AggMode::Single => "a hash aggregate (SingleAggregate)",
+        };
+        let table = GroupTable::new(&key_types, &aggs, arg_types, memory, owner)?;
+        Ok(AggregateOp {
+            mode,
+            group,
+            aggs,
+            state_offsets,
+            output_schema,
+            key_types,
+            arg_types: arg_types.to_vec(),
+            memory: memory.clone(),
+            owner,
+            table,
+            spilled_parts: Vec::new(),
+            temp_dir,
+            spill_count: SpillCount::default(),
+            split_levels: 0,
+        })
+    }
+
+    /// Groups can go to disk only when there are keys to split them by and
+    /// every state can be written (DISTINCT sets cannot).
+    fn can_spill(&self) -> bool {
+        !self.group.is_empty() && !self.aggs.iter().any(|a| a.distinct)
+    }
+
+    /// The budget refused the table's growth by the groups added since
+    /// there were `before`: make room.
+    fn relieve(&mut self, before: usize, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.mode == AggMode::Partial {
+            // The Final aggregate downstream merges repeated groups, so the
+            // partial states can simply be sent on early.
+            let batch = self.table.take_batch(false, &self.output_schema)?;
+            self.table.reset()?;
+            out.extend(slices(&batch));
+            return Ok(());
+        }
+        if !self.can_spill() {
+            let bytes = self.table.bytes_for(self.table.num_groups - before);
+            return self.table.reservation.grow(bytes);
+        }
+        self.split_levels = self.split_levels.max(1);
+        spill_table(
+            &mut self.table,
+            &mut self.spilled_parts,
+            0,
+            &self.temp_dir,
+            &mut self.spill_count,
+        )
+    }
+
+    /// Merges the spilled state batches of one sub-partition (split at
+    /// `depth - 1`) and emits the result; splits it again if it does not fit.
+    fn merge_spilled(
+        &mut self,
+        files: Vec<SpillFile>,
+        depth: usize,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let mut table = GroupTable::new(
+            &self.key_types,
+            &self.aggs,
+            &self.arg_types,
+            &self.memory,
+            self.owner,
+        )?;
+        let mut parts = Vec::new();
+        let keys = self.group.len();
+        // Groups past the deepest split that the budget refused (see below).
+        let mut unreserved = 0;
+        for file in &files {
+            for batch in file.reader()? {
+                let batch = batch?;
+                let before = table.num_groups;
+                let key_columns = batch
+                    .columns()
+                    .get(..keys)
+                    .ok_or_else(|| QuarryError::exec("internal error: spilled keys missing"))?;
+                let groups = table.group_indices(key_columns, batch.num_rows())?;
+                table.merge(&self.state_offsets, &groups, &batch)?;
+                if table.try_reserve(before) {
+                    continue;
+                }
+                if depth >= MAX_SPILL_DEPTH {
+                    // Split 4096 ways and still refused: if the table is
+                    // small, the budget is held by others (a sibling task's
+                    // table) and waiting for it could take long, so go on
+                    // unreserved, up to a sixteenth of the limit; past that
+                    // the groups really do not fit.
+                    unreserved += table.bytes_for(table.num_groups - before);
+                    let held = table.reservation.size() + unreserved;
+                    if held > self.memory.limit() / SPILL_PARTITIONS {
+                        return Err(self.too_small(held));
+                    }
+                    continue;
+                }
+                self.split_levels = self.split_levels.max(depth + 1);
+                spill_table(
+                    &mut table,
+                    &mut parts,
+                    depth,
+                    &self.temp_dir,
+                    &mut self.spill_count,
+                )?;
+            }
+        }
+        // Read: remove the files now rather than at the end of the query.
+        drop(files);
+        if parts.is_empty() {
+            let batch = table.take_batch(true, &self.output_schema)?;
+            drop(table);
+            return slices(&batch).into_iter().try_for_each(emit);
+        }
+        spill_table(
+            &mut table,
+            &mut parts,
+            depth,
+            &self.temp_dir,
+            &mut self.spill_count,
+        )?;
+        drop(table);
+        for files in parts {
+            self.merge_spilled(files, depth + 1, emit)?;
+        }
+        Ok(())
+    }
+
+    /// `held`: what the aggregate's table had reserved when refused.
+    fn too_small(&self, held: usize) -> QuarryError {
+        QuarryError::Execution(format!(
+            "{} cannot fit its groups in the memory limit of {} ({} in use, {} of it by \
+             the aggregate), even spilled to disk and split {} ways; raise it with SET memory_limit",
+            self.owner,
+            format_bytes(self.memory.limit()),
+            format_bytes(self.memory.used()),
+            format_bytes(held),
+            SPILL_PARTITIONS.pow(MAX_SPILL_DEPTH as u32),
+        ))
+    }
+}
+
+impl Operator for AggregateOp {
+    fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let before = self.table.num_groups;
+        let keys = self
+            .group
+            .iter()
+            .map(|e| evaluate_array(e, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        let groups = self.table.group_indices(&keys, batch.num_rows())?;
+        match self.mode {
+            AggMode::Partial | AggMode::Single => self.table.update(&groups, &batch)?,
+            AggMode::Final => self.table.merge(&self.state_offsets, &groups, &batch)?,
+        }
+        // The batch is folded in before the reservation, so the table may
+        // overshoot the budget by one batch's new groups until it is relieved.
+        if !self.table.try_reserve(before) {
+            self.relieve(before, out)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        self.finish_into(&mut |b| {
+            out.push(b);
+            Ok(())
+        })
+    }
+
+    fn finish_into(&mut self, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        if self.spilled_parts.is_empty() {
+            // Without GROUP BY there is exactly one group, even on empty input.
+            if self.group.is_empty() && self.table.num_groups == 0 {
+                self.table.num_groups = 1;
+            }
+            let batch = self
+                .table
+                .take_batch(self.mode != AggMode::Partial, &self.output_schema)?;
+            slices(&batch).into_iter().try_for_each(&mut *emit)?;
+            self.table.reservation.free();
+            return Ok(());
+        }
+        // Spilled: the rest goes to disk too, then each sub-partition is
+        // merged on its own, with the whole budget free for it.
+        spill_table(
+            &mut self.table,
+            &mut self.spilled_parts,
+            0,
+            &self.temp_dir,
+            &mut self.spill_count,
+        )?;
+        for files in std::mem::take(&mut self.spilled_parts) {
+            self.merge_spilled(files, 1, emit)?;
+        }
+        Ok(())
+    }
+
+    fn spilled(&self) -> SpillCount {
+        self.spill_count
+    }
+}
+
+/// Cuts `batch` into pieces of at most `BATCH_ROWS` rows (no copy); none if
+/// it is empty.
+fn slices(batch: &RecordBatch) -> Vec<RecordBatch> {
+    (0..batch.num_rows())
+        .step_by(BATCH_ROWS)
+        .map(|start| batch.slice(start, BATCH_ROWS.min(batch.num_rows() - start)))
+        .collect()
+}
+
+/// Writes the table's groups as state batches (key columns, then state
+/// columns: the layout a Final aggregate reads) to one file per non-empty
+/// sub-partition, chosen by a hash of the key seeded by `depth`; then
+/// empties the table and frees its reservation.
+fn spill_table(
+    table: &mut GroupTable,
+    parts: &mut Vec<Vec<SpillFile>>,
+    depth: usize,
+    dir: &Path,
+    count: &mut SpillCount,
+) -> Result<()> {
+    if table.num_groups == 0 {
+        return Ok(());
+    }
+    // A seed of its own per depth, so that a sub-partition does split again
+    // (and unlike the table's hash, so its keys do not cluster in a table).
+    let hasher = ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3 ^ depth as u64,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    );
+    let mut indices: Vec<Vec<u32>> = vec![Vec::new(); SPILL_PARTITIONS];
+    if let Some(rows) = &table.group_rows {
+        for (g, row) in rows.iter().enumerate() {
+            let p = (hasher.hash_one(row.as_ref()) % SPILL_PARTITIONS as u64) as usize;
+            indices[p].push(g as u32);
+        }
+    }
+    let (n, columns) = table.take_columns(false)?;
+    table.reset()?;
+    let fields: Vec<Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let opts = RecordBatchOptions::new().with_row_count(Some(n));
+    let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &opts)?;
+    if parts.is_empty() {
+        parts.resize_with(SPILL_PARTITIONS, Vec::new);
+    }
+    for (p, idx) in indices.into_iter().enumerate() {
+        if idx.is_empty() {
+            continue;
+        }
+        let part = arrow::compute::take_record_batch(&batch, &UInt32Array::from(idx))?;
+        let file = SpillFile::write(dir, &schema, &slices(&part))?;
+        count.add(&file);
+        parts[p].push(file);
+    }
+    Ok(())
+}
+
+/// The groups seen so far and their states: the hash table of one pass.
+struct GroupTable {
+    aggs: Vec<AggregateExpr>,
+    arg_types: Vec<DataType>,
+    converter: Option<RowConverter>,
+    map: HashMap<Box<[u8]>, usize, ahash::RandomState>,
+    group_rows: Option<Rows>,
+    num_groups: usize,
+    accs: Vec<Box<dyn GroupAccumulator>>,
+    /// The groups' keys and states, counted against the memory budget.
+    reservation: Reservation,
+}
+
+fn new_map() -> HashMap<Box<[u8]>, usize, ahash::RandomState> {
+    HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+}
+
+impl GroupTable {
+    fn new(
+        key_types: &[DataType],
+        aggs: &[AggregateExpr],
+        arg_types: &[DataType],
+        memory: &Arc<MemoryPool>,
+        owner: &'static str,
+    ) -> Result<Self> {
         let converter = if key_types.is_empty() {
             None
         } else {
@@ -104,45 +423,32 @@ impl AggregateOp {
             )?)
         };
         let group_rows = converter.as_ref().map(|c| c.empty_rows(0, 0));
-        let mut state_offsets = Vec::with_capacity(aggs.len());
-        let mut offset = group.len();
-        let mut accs = Vec::with_capacity(aggs.len());
-        for (agg, arg_type) in aggs.iter().zip(arg_types) {
-            state_offsets.push(offset);
-            offset += state_fields(agg, arg_type, "").len();
-            accs.push(new_accumulator(agg, arg_type)?);
-        }
-        Ok(AggregateOp {
-            mode,
-            group,
-            aggs,
-            state_offsets,
-            output_schema,
+        let accs = aggs
+            .iter()
+            .zip(arg_types)
+            .map(|(a, t)| new_accumulator(a, t))
+            .collect::<Result<_>>()?;
+        Ok(GroupTable {
+            aggs: aggs.to_vec(),
+            arg_types: arg_types.to_vec(),
             converter,
-            map: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            map: new_map(),
             group_rows,
             num_groups: 0,
             accs,
-            reservation: Reservation::new(
-                memory,
-                "a hash aggregate (spilling aggregation is not implemented yet)",
-            ),
+            reservation: Reservation::new(memory, owner),
         })
     }
 
-    /// Maps each row of `batch` to its group index, creating new groups.
-    fn group_indices(&mut self, batch: &RecordBatch) -> Result<Vec<usize>> {
+    /// Maps each row of the key columns to its group index, creating new
+    /// groups.
+    fn group_indices(&mut self, keys: &[ArrayRef], num_rows: usize) -> Result<Vec<usize>> {
         let Some(converter) = &self.converter else {
             self.num_groups = 1;
-            return Ok(vec![0; batch.num_rows()]);
+            return Ok(vec![0; num_rows]);
         };
-        let keys = self
-            .group
-            .iter()
-            .map(|e| evaluate_array(e, batch))
-            .collect::<Result<Vec<_>>>()?;
-        let rows = converter.convert_columns(&keys)?;
-        let mut indices = Vec::with_capacity(batch.num_rows());
+        let rows = converter.convert_columns(keys)?;
+        let mut indices = Vec::with_capacity(num_rows);
         let Some(group_rows) = self.group_rows.as_mut() else {
             return Err(QuarryError::exec("internal error: group rows missing"));
         };
@@ -163,75 +469,100 @@ impl AggregateOp {
         Ok(indices)
     }
 
-    fn group_columns(&mut self) -> Result<Vec<ArrayRef>> {
-        match (&self.converter, &self.group_rows) {
-            (Some(c), Some(rows)) => Ok(c.convert_rows(rows.iter())?),
-            _ => Ok(vec![]),
-        }
+    /// What `new_groups` more groups cost: key bytes in the map and the row
+    /// store, plus each state.
+    fn bytes_for(&self, new_groups: usize) -> usize {
+        let key_bytes = self
+            .group_rows
+            .as_ref()
+            .map_or(0, |r| r.size() / r.num_rows().max(1));
+        new_groups * (2 * key_bytes + 32 + 24 * self.accs.len())
     }
-}
 
-impl Operator for AggregateOp {
-    fn push(&mut self, batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> Result<()> {
-        let before = self.num_groups;
-        let groups = self.group_indices(&batch)?;
-        if self.num_groups > before {
-            // Key bytes in the map and the row store, plus each state.
-            let key_bytes = self
-                .group_rows
-                .as_ref()
-                .map_or(0, |r| r.size() / r.num_rows().max(1));
-            let per_group = 2 * key_bytes + 32 + 24 * self.accs.len();
-            self.reservation
-                .grow((self.num_groups - before) * per_group)?;
-        }
+    /// Reserves for the groups added since there were `before`; false when
+    /// the budget refuses.
+    fn try_reserve(&mut self, before: usize) -> bool {
+        self.num_groups == before
+            || self
+                .reservation
+                .try_grow(self.bytes_for(self.num_groups - before))
+    }
+
+    /// Folds raw input rows into their groups.
+    fn update(&mut self, groups: &[usize], batch: &RecordBatch) -> Result<()> {
         let n = self.num_groups;
-        for (i, agg) in self.aggs.iter().enumerate() {
-            match self.mode {
-                AggMode::Partial | AggMode::Single => {
-                    let values = match &agg.arg {
-                        Some(a) => Some(evaluate_array(a, &batch)?),
-                        None => None,
-                    };
-                    self.accs[i].update(&groups, n, values.as_ref())?;
-                }
-                AggMode::Final => {
-                    let start = self.state_offsets[i];
-                    let width = self.accs[i].state_width();
-                    let states: Vec<ArrayRef> = (start..start + width)
-                        .map(|c| batch.column(c).clone())
-                        .collect();
-                    self.accs[i].merge(&groups, n, &states)?;
-                }
-            }
+        for (acc, agg) in self.accs.iter_mut().zip(&self.aggs) {
+            let values = match &agg.arg {
+                Some(a) => Some(evaluate_array(a, batch)?),
+                None => None,
+            };
+            acc.update(groups, n, values.as_ref())?;
         }
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
-        // Without GROUP BY there is exactly one group, even on empty input.
-        if self.converter.is_none() && self.num_groups == 0 {
-            self.num_groups = 1;
-        }
+    /// Folds state rows (whose states start at `offsets`) into their groups.
+    fn merge(&mut self, offsets: &[usize], groups: &[usize], batch: &RecordBatch) -> Result<()> {
         let n = self.num_groups;
-        let mut columns = self.group_columns()?;
+        for (acc, &start) in self.accs.iter_mut().zip(offsets) {
+            let states = batch
+                .columns()
+                .get(start..start + acc.state_width())
+                .ok_or_else(|| QuarryError::exec("internal error: state columns missing"))?;
+            acc.merge(groups, n, states)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the key columns and the states (or final values) out. The
+    /// table must be `reset` before it is used again.
+    fn take_columns(&mut self, final_values: bool) -> Result<(usize, Vec<ArrayRef>)> {
+        // The map is not needed to build the columns: free it first.
+        self.map = new_map();
+        let n = self.num_groups;
+        let mut columns = match (&self.converter, self.group_rows.take()) {
+            (Some(c), Some(rows)) => c.convert_rows(rows.iter())?,
+            _ => vec![],
+        };
         for acc in self.accs.iter_mut() {
             acc.resize(n);
-            match self.mode {
-                AggMode::Partial => columns.extend(acc.state()?),
-                AggMode::Final | AggMode::Single => columns.push(acc.evaluate()?),
+            if final_values {
+                columns.push(acc.evaluate()?);
+            } else {
+                columns.extend(acc.state()?);
             }
         }
+        Ok((n, columns))
+    }
+
+    /// The table's output as one batch of `schema`.
+    fn take_batch(&mut self, final_values: bool, schema: &SchemaRef) -> Result<RecordBatch> {
+        let (n, columns) = self.take_columns(final_values)?;
         let columns = columns
             .iter()
-            .zip(self.output_schema.fields())
+            .zip(schema.fields())
             .map(|(c, f)| cast_checked(c, f.data_type()))
             .collect::<Result<Vec<_>>>()?;
         let opts = RecordBatchOptions::new().with_row_count(Some(n));
-        let batch = RecordBatch::try_new_with_options(self.output_schema.clone(), columns, &opts)?;
-        if batch.num_rows() > 0 {
-            out.push(batch);
-        }
+        Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &opts,
+        )?)
+    }
+
+    /// Empties the table (after `take_columns`) and frees its reservation.
+    fn reset(&mut self) -> Result<()> {
+        self.map = new_map();
+        self.group_rows = self.converter.as_ref().map(|c| c.empty_rows(0, 0));
+        self.num_groups = 0;
+        self.accs = self
+            .aggs
+            .iter()
+            .zip(&self.arg_types)
+            .map(|(a, t)| new_accumulator(a, t))
+            .collect::<Result<_>>()?;
+        self.reservation.free();
         Ok(())
     }
 }
@@ -503,7 +834,17 @@ impl GroupAccumulator for AvgAcc {
                 } else if self.is_float() {
                     Some(self.float_sums[g] / c as f64)
                 } else {
-                    Some(self.int_sums[g] as f64 / divisor / c as f64)
+                    // One division of exact integers (while they fit a
+                    // double's 53 bits) is rounded once, as the true
+                    // quotient would be: an average of exactly 0.05 is 0.05.
+                    let sum = self.int_sums[g];
+                    match 10i128
+                        .checked_pow(self.scale.max(0) as u32)
+                        .and_then(|p| p.checked_mul(c as i128))
+                    {
+                        Some(d) => Some(sum as f64 / d as f64),
+                        None => Some(sum as f64 / divisor / c as f64),
+                    }
                 }
             })
             .collect();
@@ -743,5 +1084,201 @@ impl GroupAccumulator for DistinctAcc {
         }
         inner.resize(n);
         inner.evaluate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+    fn agg(func: AggFunc, arg: Option<usize>) -> AggregateExpr {
+        AggregateExpr {
+            func,
+            arg: arg.map(Expr::Column),
+            distinct: false,
+        }
+    }
+
+    /// k Int64, v Int64, s Utf8: `groups` keys, each seen `per_group`
+    /// times, in batches of 8192 rows.
+    fn input(groups: i64, per_group: i64) -> (SchemaRef, Vec<RecordBatch>) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let n: Vec<i64> = (0..groups * per_group).collect();
+        let batches = n
+            .chunks(8192)
+            .map(|c| {
+                let k: Int64Array = c.iter().map(|x| x % groups).collect();
+                let v: Int64Array = c.iter().map(|x| (x % 7 != 0).then_some(*x)).collect();
+                let s: StringArray = c.iter().map(|x| Some(format!("s{}", x % 1000))).collect();
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(v), Arc::new(s)])
+                    .unwrap()
+            })
+            .collect();
+        (schema, batches)
+    }
+
+    /// Group by k: count(*), sum(v), avg(v), min(s), max(v), in Single mode,
+    /// under a budget of `limit` bytes; the output as sorted text rows.
+    fn run(limit: usize, dir: &Path, groups: i64) -> (Result<Vec<String>>, usize, SpillCount) {
+        let (schema, batches) = input(groups, 3);
+        let aggs = vec![
+            agg(AggFunc::CountStar, None),
+            agg(AggFunc::Sum, Some(1)),
+            agg(AggFunc::Avg, Some(1)),
+            agg(AggFunc::Min, Some(2)),
+            agg(AggFunc::Max, Some(1)),
+        ];
+        let arg_types = [
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Utf8,
+            DataType::Int64,
+        ];
+        let mut fields = vec![Field::new("k", DataType::Int64, true)];
+        for (i, (a, t)) in aggs.iter().zip(&arg_types).enumerate() {
+            fields.push(Field::new(
+                format!("a{i}"),
+                aggregate_result_type(a.func, t),
+                true,
+            ));
+        }
+        let pool = MemoryPool::new(limit);
+        let mut op = AggregateOp::new(
+            AggMode::Single,
+            vec![Expr::Column(0)],
+            aggs,
+            &schema,
+            Arc::new(Schema::new(fields)),
+            &arg_types,
+            &pool,
+            dir.to_path_buf(),
+        )
+        .unwrap();
+        let result = (|| {
+            let mut out = Vec::new();
+            for b in batches {
+                op.push(b, &mut out)?;
+            }
+            assert!(out.is_empty(), "Single mode emits only at the end");
+            let mut rows = Vec::new();
+            op.finish_into(&mut |b| {
+                assert!(b.num_rows() <= BATCH_ROWS);
+                rows.extend(text_rows(&b));
+                Ok(())
+            })?;
+            rows.sort();
+            Ok(rows)
+        })();
+        let spilled = op.spilled();
+        let levels = op.split_levels;
+        drop(op);
+        assert_eq!(pool.used(), 0, "everything reserved is given back");
+        (result, levels, spilled)
+    }
+
+    fn text_rows(b: &RecordBatch) -> Vec<String> {
+        let opts = FormatOptions::default().with_null("NULL");
+        let formatters: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        (0..b.num_rows())
+            .map(|r| {
+                formatters
+                    .iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+
+    fn files_in(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn spills_by_hash_and_merges_to_the_in_memory_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (expected, levels, spilled) = run(usize::MAX, dir.path(), 50_000);
+        let expected = expected.unwrap();
+        assert_eq!(expected.len(), 50_000);
+        assert_eq!((levels, spilled), (0, SpillCount::default()));
+        // 50K groups take about 8 MB: each sixteenth fits in 2 MB.
+        let (got, levels, spilled) = run(2 << 20, dir.path(), 50_000);
+        assert_eq!(got.unwrap(), expected);
+        assert_eq!(levels, 1);
+        assert!(spilled.bytes > 0 && spilled.files >= SPILL_PARTITIONS);
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_sub_partition_that_does_not_fit_is_split_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (expected, _, _) = run(usize::MAX, dir.path(), 50_000);
+        // A sixteenth (500 KB) does not fit in 200 KB, a 256th does.
+        let (got, levels, _) = run(200_000, dir.path(), 50_000);
+        assert_eq!(got.unwrap(), expected.unwrap());
+        assert_eq!(levels, 2);
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_budget_too_small_for_any_progress_names_the_aggregate_and_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (got, _, _) = run(100, dir.path(), 5_000);
+        let err = got.unwrap_err().to_string();
+        assert!(
+            err.contains("hash aggregate (SingleAggregate)")
+                && err.contains("memory limit of 100 B"),
+            "{err}"
+        );
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_partial_aggregate_over_the_budget_sends_its_states_on_early() {
+        let (schema, batches) = input(20_000, 2);
+        let aggs = vec![agg(AggFunc::CountStar, None), agg(AggFunc::Sum, Some(1))];
+        let arg_types = [DataType::Int64, DataType::Int64];
+        let mut fields = vec![Field::new("k", DataType::Int64, true)];
+        for (a, t) in aggs.iter().zip(&arg_types) {
+            fields.extend(state_fields(a, t, "x"));
+        }
+        let pool = MemoryPool::new(100_000);
+        let dir = tempfile::tempdir().unwrap();
+        let mut op = AggregateOp::new(
+            AggMode::Partial,
+            vec![Expr::Column(0)],
+            aggs,
+            &schema,
+            Arc::new(Schema::new(fields)),
+            &arg_types,
+            &pool,
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for b in batches {
+            op.push(b, &mut out).unwrap();
+        }
+        assert!(!out.is_empty(), "states went on before the end");
+        op.finish(&mut out).unwrap();
+        // Every row is counted once, though a group may appear more than once.
+        let count: i64 = out
+            .iter()
+            .map(|b| arrow::compute::sum(b.column(1).as_primitive::<Int64Type>()).unwrap_or(0))
+            .sum();
+        assert_eq!(count, 40_000);
+        assert_eq!(op.spilled(), SpillCount::default());
+        assert_eq!(files_in(dir.path()), 0);
     }
 }

@@ -499,8 +499,13 @@ fn round(arrays: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef> {
         DataType::Decimal128(_, s) => {
             let s = *s as i64;
             let a = arrays[0].as_primitive::<arrow::datatypes::Decimal128Type>();
-            let drop = (s - digits).max(0) as u32;
-            let factor = 10i128.pow(drop);
+            let drop = s.saturating_sub(digits).clamp(0, 64) as u32;
+            // Past 10^38 (a decimal's widest) every value rounds to 0.
+            let Some(factor) = 10i128.checked_pow(drop) else {
+                let zeros = a.unary::<_, arrow::datatypes::Decimal128Type>(|_| 0);
+                let a = zeros.with_data_type(arrays[0].data_type().clone());
+                return cast_checked(&(Arc::new(a) as ArrayRef), data_type);
+            };
             let out: arrow::array::Decimal128Array = a.unary(|v| {
                 if drop == 0 {
                     return v;
@@ -518,10 +523,16 @@ fn round(arrays: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef> {
         }
         _ => {
             let f = cast_checked(&arrays[0], &DataType::Float64)?;
-            let p = 10f64.powi(digits as i32);
+            // Beyond ±308 digits 10^digits is no longer a finite double.
+            let digits = digits.clamp(-400, 400) as i32;
+            let p = 10f64.powi(digits);
             let out: arrow::array::Float64Array = f
                 .as_primitive::<arrow::datatypes::Float64Type>()
-                .unary(|v| (v * p).round() / p);
+                .unary(|v| match digits {
+                    d if d > 308 => v,
+                    d if d < -308 => 0.0,
+                    _ => (v * p).round() / p,
+                });
             Ok(Arc::new(out))
         }
     }

@@ -9,15 +9,48 @@ use crate::error::Result;
 use crate::plan::Expr;
 
 /// One step of a pipeline. A task pushes every input batch through the chain
-/// and then calls `finish` on each operator in order; blocking operators
-/// (aggregate, sort) emit their output at `finish`.
+/// and then calls `finish_into` on each operator in order; blocking operators
+/// (aggregate, sort) emit their output at the finish.
 pub trait Operator: Send {
     fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()>;
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()>;
+    /// Emits the operator's remaining output batch by batch, so that an
+    /// operator whose output does not fit in memory (a merge of spilled runs)
+    /// can hand each batch on before making the next. By default: `finish`.
+    fn finish_into(&mut self, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        let mut out = Vec::new();
+        self.finish(&mut out)?;
+        out.into_iter().try_for_each(emit)
+    }
+    /// What the operator wrote to spill files so far.
+    fn spilled(&self) -> SpillCount {
+        SpillCount::default()
+    }
     /// True when no further input can change the output (a satisfied LIMIT),
     /// so the task may stop reading.
     fn is_done(&self) -> bool {
         false
+    }
+}
+
+/// Bytes and files an operator spilled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpillCount {
+    pub bytes: u64,
+    pub files: usize,
+}
+
+impl SpillCount {
+    pub fn add(&mut self, file: &crate::runtime::spill::SpillFile) {
+        self.bytes += file.bytes;
+        self.files += 1;
+    }
+}
+
+impl std::ops::AddAssign for SpillCount {
+    fn add_assign(&mut self, o: SpillCount) {
+        self.bytes += o.bytes;
+        self.files += o.files;
     }
 }
 

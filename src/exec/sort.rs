@@ -1,30 +1,70 @@
-//! Sorting a partition, optionally keeping only the first `fetch` rows
-//! (top-k: the buffer is cut back to k rows whenever it grows large).
+//! Sorting a partition.
+//!
+//! ORDER BY without LIMIT is an external sort: input is buffered under the
+//! memory budget; when the budget refuses more, the buffer is sorted and
+//! written to spill files as a sorted run, and at the end the runs are
+//! merged k ways (in several passes when the budget cannot hold a batch of
+//! every run at once). With `fetch` (top-k) the buffer is cut back to k rows
+//! whenever it grows large, all in memory.
+//!
+//! Ties: a buffer is sorted with `lexsort_to_indices`, which is not stable,
+//! as before; the merge breaks ties by run order (earlier input first), so
+//! it adds no reordering of its own.
 
+use arrow::array::{Array, ArrayRef};
 use arrow::compute::{
-    concat_batches, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
+    concat, concat_batches, interleave, lexsort_to_indices, take_record_batch, SortColumn,
+    SortOptions,
 };
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, Rows, SortField};
 
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::expr::evaluate_array;
-use super::operator::Operator;
+use super::operator::{Operator, SpillCount};
 use crate::error::Result;
-use crate::plan::SortKey;
+use crate::plan::{Expr, SortKey};
 use crate::runtime::memory::{MemoryPool, Reservation};
+use crate::runtime::spill::SpillFile;
+
+/// Rows per batch of a run and of the output, at most. Fewer when rows are
+/// wide and the budget small (see `chunk_rows_for`).
+const MAX_CHUNK_ROWS: usize = 8192;
+const MIN_CHUNK_ROWS: usize = 64;
+/// A sort buffers at most 1/SHARE of the budget (and a merge reserves at
+/// most that much) before it spills, so that the tasks running beside it
+/// (other sorts, the partition store) still get memory to make progress.
+const SHARE: usize = 4;
+/// Output batches a sort of the buffer holds at once: the one being built
+/// and a run's file segment (`SEGMENT_BATCHES`) being filled.
+const OUTPUT_CHUNKS: usize = 1 + SEGMENT_BATCHES;
 
 pub struct SortOp {
     keys: Vec<SortKey>,
     fetch: Option<usize>,
     schema: SchemaRef,
     buffered: Vec<RecordBatch>,
+    /// The sort keys of each buffered batch (without fetch).
+    buffered_keys: Vec<Vec<ArrayRef>>,
     buffered_rows: usize,
-    /// The buffered rows, counted against the memory budget. (An external
-    /// sort that spills sorted runs is not implemented yet: a sort over
-    /// the budget is an error.)
+    /// Memory size of the buffered batches.
+    buffered_bytes: usize,
+    /// The buffered rows and the working memory to sort them, counted
+    /// against the budget.
     reservation: Reservation,
+    memory: Arc<MemoryPool>,
+    temp_dir: PathBuf,
+    /// Sorted runs spilled so far, in input order.
+    runs: Vec<Run>,
+    /// Rows per batch written to runs and emitted.
+    chunk_rows: usize,
+    spilled: SpillCount,
+    /// Merge passes that wrote longer runs (not counting the final one).
+    merge_passes: usize,
 }
 
 impl SortOp {
@@ -33,17 +73,28 @@ impl SortOp {
         fetch: Option<usize>,
         schema: SchemaRef,
         memory: &Arc<MemoryPool>,
+        temp_dir: &Path,
     ) -> Self {
+        let owner = if fetch.is_some() {
+            "a top-k sort"
+        } else {
+            "a sort"
+        };
         SortOp {
             keys,
             fetch,
             schema,
             buffered: vec![],
+            buffered_keys: vec![],
             buffered_rows: 0,
-            reservation: Reservation::new(
-                memory,
-                "a sort (external sorting is not implemented yet)",
-            ),
+            buffered_bytes: 0,
+            reservation: Reservation::new(memory, owner),
+            memory: memory.clone(),
+            temp_dir: temp_dir.to_path_buf(),
+            runs: vec![],
+            chunk_rows: MAX_CHUNK_ROWS,
+            spilled: SpillCount::default(),
+            merge_passes: 0,
         }
     }
 
@@ -55,6 +106,208 @@ impl SortOp {
         self.buffered_rows = sorted.num_rows();
         Ok(sorted)
     }
+
+    fn push_top_k(&mut self, batch: RecordBatch, k: usize) -> Result<()> {
+        self.reservation.grow(batch.get_array_memory_size())?;
+        self.buffered_rows += batch.num_rows();
+        self.buffered.push(batch);
+        if self.buffered_rows > (8 * k).max(65_536) {
+            let top = self.sort_buffered()?;
+            self.reservation.free();
+            self.reservation.grow(top.get_array_memory_size())?;
+            self.buffered.push(top);
+        }
+        Ok(())
+    }
+
+    /// Rows per output batch for rows of `row_bytes`: at most 1/64 of the
+    /// sort's share of the budget, so that a merge can hold batches of
+    /// about twenty runs at once.
+    fn chunk_rows_for(&self, row_bytes: usize) -> usize {
+        (self.memory.limit() / SHARE / 64 / row_bytes.max(1)).clamp(MIN_CHUNK_ROWS, MAX_CHUNK_ROWS)
+    }
+
+    /// Memory for one batch of rows of `row_bytes`.
+    fn chunk_bytes(&self, row_bytes: usize) -> usize {
+        self.chunk_rows_for(row_bytes) * row_bytes
+    }
+
+    /// What sorting a batch needs beyond the batch itself: a copy of its
+    /// keys (concatenated for lexsort), keys that are computed rather than
+    /// columns of the batch, and the sorted indices.
+    fn key_bytes(&self, keys: &[ArrayRef], rows: usize) -> usize {
+        let copies: usize = keys
+            .iter()
+            .zip(&self.keys)
+            .map(|(a, k)| {
+                let size = a.get_array_memory_size();
+                match k.expr {
+                    Expr::Column(_) => size,
+                    _ => 2 * size,
+                }
+            })
+            .sum();
+        copies + 4 * rows
+    }
+
+    /// Sorts the buffer and hands it on in batches of `chunk_rows`, then
+    /// empties the buffer and gives back its memory.
+    fn sort_buffer_into(&mut self, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        let batches = std::mem::take(&mut self.buffered);
+        let per_batch = std::mem::take(&mut self.buffered_keys);
+        let rows = std::mem::take(&mut self.buffered_rows);
+        let bytes = std::mem::take(&mut self.buffered_bytes);
+        if rows == 0 {
+            self.reservation.free();
+            return Ok(());
+        }
+        self.chunk_rows = self.chunk_rows_for(bytes / rows);
+        // Reserved batch by batch in `push`, with the output batches sized
+        // from the first batch; row sizes vary, so check.
+        let need = bytes
+            + per_batch
+                .iter()
+                .zip(&batches)
+                .map(|(k, b)| self.key_bytes(k, b.num_rows()))
+                .sum::<usize>()
+            + OUTPUT_CHUNKS * self.chunk_bytes(bytes / rows);
+        if need > self.reservation.size() {
+            self.reservation.grow(need - self.reservation.size())?;
+        }
+
+        let columns = (0..self.keys.len())
+            .map(|i| {
+                let arrays: Vec<&dyn Array> = per_batch.iter().map(|k| k[i].as_ref()).collect();
+                Ok(SortColumn {
+                    values: concat(&arrays)?,
+                    options: Some(sort_options(&self.keys[i])),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        drop(per_batch);
+        let indices = lexsort_to_indices(&columns, None)?;
+        drop(columns);
+
+        // Where each batch starts in the concatenation.
+        let starts: Vec<usize> = batches
+            .iter()
+            .scan(0, |acc, b| {
+                let s = *acc;
+                *acc += b.num_rows();
+                Some(s)
+            })
+            .collect();
+        let sources: Vec<&RecordBatch> = batches.iter().collect();
+        let mut pairs = Vec::with_capacity(self.chunk_rows);
+        for chunk in indices.values().chunks(self.chunk_rows) {
+            pairs.clear();
+            pairs.extend(chunk.iter().map(|&g| {
+                let g = g as usize;
+                let b = starts.partition_point(|&s| s <= g) - 1;
+                (b, g - starts[b])
+            }));
+            emit(interleave_batch(&self.schema, &sources, &pairs)?)?;
+        }
+        drop(sources);
+        drop(batches);
+        self.reservation.free();
+        Ok(())
+    }
+
+    /// Sorts the buffer and writes it as a sorted run.
+    fn spill_buffer(&mut self) -> Result<()> {
+        let mut writer = RunWriter::new(&self.temp_dir, &self.schema);
+        self.sort_buffer_into(&mut |b| writer.push(b))?;
+        let run = writer.finish()?;
+        run.count_into(&mut self.spilled);
+        self.runs.push(run);
+        Ok(())
+    }
+
+    /// Merges the runs into `emit`, first into fewer, longer runs while the
+    /// budget cannot hold a batch of each.
+    fn merge_runs(&mut self, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        loop {
+            let mut mem = Reservation::new(&self.memory, "a sort merging spilled runs");
+            let per_run = self.runs.iter().map(Run::merge_bytes).max().unwrap_or(0);
+            let out_bytes = self
+                .runs
+                .iter()
+                .map(|r| r.max_chunk_bytes)
+                .max()
+                .unwrap_or(0);
+            // The output batch, and the segment of a longer run being written.
+            mem.grow(OUTPUT_CHUNKS * out_bytes)?;
+            let mut fan_in = 0;
+            while fan_in < self.runs.len()
+                && mem.size() + per_run <= self.memory.limit() / SHARE
+                && mem.try_grow(per_run)
+            {
+                fan_in += 1;
+            }
+            if fan_in < 2 {
+                // Too little memory for a merge: fails, naming the limit.
+                mem.grow((2 - fan_in) * per_run)?;
+                fan_in = 2;
+            }
+            if fan_in >= self.runs.len() {
+                let runs = std::mem::take(&mut self.runs);
+                return merge(&runs, &self.keys, &self.schema, self.chunk_rows, emit);
+            }
+            // One pass: consecutive groups of runs into one run each, so
+            // that runs stay in input order.
+            let mut longer = Vec::with_capacity(self.runs.len().div_ceil(fan_in));
+            let mut rest = std::mem::take(&mut self.runs).into_iter().peekable();
+            while rest.peek().is_some() {
+                let group: Vec<Run> = rest.by_ref().take(fan_in).collect();
+                if group.len() == 1 {
+                    longer.extend(group);
+                    continue;
+                }
+                let mut writer = RunWriter::new(&self.temp_dir, &self.schema);
+                merge(
+                    &group,
+                    &self.keys,
+                    &self.schema,
+                    self.chunk_rows,
+                    &mut |b| writer.push(b),
+                )?;
+                let run = writer.finish()?;
+                run.count_into(&mut self.spilled);
+                longer.push(run);
+                // `group` dropped here: its files are removed.
+            }
+            self.runs = longer;
+            self.merge_passes += 1;
+        }
+    }
+}
+
+fn sort_options(k: &SortKey) -> SortOptions {
+    SortOptions {
+        descending: !k.asc,
+        nulls_first: k.nulls_first,
+    }
+}
+
+/// Rows picked from `sources` by (batch, row) into one batch of `schema`.
+fn interleave_batch(
+    schema: &SchemaRef,
+    sources: &[&RecordBatch],
+    pairs: &[(usize, usize)],
+) -> Result<RecordBatch> {
+    let columns = (0..schema.fields().len())
+        .map(|i| {
+            let arrays: Vec<&dyn Array> = sources.iter().map(|b| b.column(i).as_ref()).collect();
+            Ok(interleave(&arrays, pairs)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let opts = RecordBatchOptions::new().with_row_count(Some(pairs.len()));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &opts,
+    )?)
 }
 
 pub fn sort_batch(
@@ -70,10 +323,7 @@ pub fn sort_batch(
         .map(|k| {
             Ok(SortColumn {
                 values: evaluate_array(&k.expr, batch)?,
-                options: Some(SortOptions {
-                    descending: !k.asc,
-                    nulls_first: k.nulls_first,
-                }),
+                options: Some(sort_options(k)),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -81,23 +331,332 @@ pub fn sort_batch(
     Ok(take_record_batch(batch, &indices)?)
 }
 
-impl Operator for SortOp {
-    fn push(&mut self, batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> Result<()> {
-        self.reservation.grow(batch.get_array_memory_size())?;
-        self.buffered_rows += batch.num_rows();
-        self.buffered.push(batch);
-        if let Some(k) = self.fetch {
-            if self.buffered_rows > (8 * k).max(65_536) {
-                let top = self.sort_buffered()?;
-                self.reservation.free();
-                self.reservation.grow(top.get_array_memory_size())?;
-                self.buffered.push(top);
-            }
+/// A sorted run: its batches in order, over one or more spill files (a file
+/// is written whenever a segment of batches is full, so that writing a run
+/// never holds the whole run in memory).
+struct Run {
+    files: Vec<SpillFile>,
+    /// The largest batch in the run, to size a merge's memory.
+    max_chunk_bytes: usize,
+}
+
+impl Run {
+    /// What merging this run holds at most: its current batch, one batch
+    /// it has moved past but the output still points into, and the sort
+    /// keys of the current batch in row format.
+    fn merge_bytes(&self) -> usize {
+        3 * self.max_chunk_bytes
+    }
+
+    fn count_into(&self, count: &mut SpillCount) {
+        for f in &self.files {
+            count.add(f);
+        }
+    }
+}
+
+struct RunWriter {
+    dir: PathBuf,
+    schema: SchemaRef,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    files: Vec<SpillFile>,
+    max_chunk_bytes: usize,
+}
+
+/// Batches per spill file of a run (`SpillFile::write` takes them all at
+/// once, so a run is written as a sequence of files of this many batches).
+const SEGMENT_BATCHES: usize = 8;
+
+impl RunWriter {
+    fn new(dir: &Path, schema: &SchemaRef) -> Self {
+        RunWriter {
+            dir: dir.to_path_buf(),
+            schema: schema.clone(),
+            pending: vec![],
+            pending_rows: 0,
+            files: vec![],
+            max_chunk_bytes: 0,
+        }
+    }
+
+    fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        self.max_chunk_bytes = self.max_chunk_bytes.max(batch.get_array_memory_size());
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        if self.pending.len() >= SEGMENT_BATCHES {
+            self.flush()?;
         }
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<()> {
+        if self.pending_rows > 0 {
+            let file = SpillFile::write(&self.dir, &self.schema, &self.pending)?;
+            self.files.push(file);
+        }
+        self.pending.clear();
+        self.pending_rows = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Run> {
+        self.flush()?;
+        Ok(Run {
+            files: std::mem::take(&mut self.files),
+            max_chunk_bytes: self.max_chunk_bytes,
+        })
+    }
+}
+
+/// Reads one run batch by batch, with the sort keys of the current batch in
+/// row format.
+struct Cursor<'a> {
+    run: &'a Run,
+    next_file: usize,
+    reader: Option<Box<dyn Iterator<Item = Result<RecordBatch>>>>,
+    rows: Option<Rows>,
+    pos: usize,
+    /// Index of the current batch in the merge's `sources`.
+    source: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(run: &'a Run) -> Self {
+        Cursor {
+            run,
+            next_file: 0,
+            reader: None,
+            rows: None,
+            pos: 0,
+            source: 0,
+        }
+    }
+
+    /// The next non-empty batch of the run, None at its end.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(reader) = &mut self.reader {
+                match reader.next() {
+                    Some(b) => {
+                        let b = b?;
+                        if b.num_rows() > 0 {
+                            return Ok(Some(b));
+                        }
+                        continue;
+                    }
+                    None => self.reader = None,
+                }
+            }
+            let Some(file) = self.run.files.get(self.next_file) else {
+                return Ok(None);
+            };
+            self.reader = Some(Box::new(file.reader()?));
+            self.next_file += 1;
+        }
+    }
+
+    fn row(&self) -> arrow::row::Row<'_> {
+        // `rows` is set whenever the cursor is in the heap.
+        self.rows
+            .as_ref()
+            .expect("cursor has a batch")
+            .row(self.pos)
+    }
+}
+
+/// The k-way merge of sorted `runs` into batches of `chunk_rows` rows.
+struct Merge<'a> {
+    keys: &'a [SortKey],
+    converter: Option<RowConverter>,
+    cursors: Vec<Cursor<'a>>,
+    /// Batches the pending output rows point into.
+    sources: Vec<RecordBatch>,
+    /// Batches in `sources` no cursor reads any more.
+    retired: usize,
+    pending: Vec<(usize, usize)>,
+    /// Cursor indices, a binary min-heap by (current row, cursor index).
+    heap: Vec<usize>,
+}
+
+fn merge(
+    runs: &[Run],
+    keys: &[SortKey],
+    schema: &SchemaRef,
+    chunk_rows: usize,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let mut m = Merge {
+        keys,
+        converter: None,
+        cursors: runs.iter().map(Cursor::new).collect(),
+        sources: vec![],
+        retired: 0,
+        pending: Vec::with_capacity(chunk_rows),
+        heap: Vec::with_capacity(runs.len()),
+    };
+    for c in 0..m.cursors.len() {
+        if m.load(c)? {
+            m.heap.push(c);
+            let last = m.heap.len() - 1;
+            m.sift_up(last);
+        }
+    }
+    while let Some(&top) = m.heap.first() {
+        let cur = &mut m.cursors[top];
+        m.pending.push((cur.source, cur.pos));
+        cur.pos += 1;
+        if cur.pos == cur.rows.as_ref().map_or(0, |r| r.num_rows()) {
+            m.retired += 1;
+            if !m.load(top)? {
+                let last = m.heap.pop().unwrap_or(top);
+                if !m.heap.is_empty() {
+                    m.heap[0] = last;
+                }
+            }
+        }
+        if !m.heap.is_empty() {
+            m.sift_down(0);
+        }
+        // Flush when the batch is full, and also when many batches are
+        // held only for it, which bounds the merge's memory.
+        if m.pending.len() >= chunk_rows || m.retired >= m.cursors.len() {
+            m.flush(schema, emit)?;
+        }
+    }
+    m.flush(schema, emit)
+}
+
+impl Merge<'_> {
+    /// Moves cursor `c` to its run's next batch; false at the run's end.
+    fn load(&mut self, c: usize) -> Result<bool> {
+        let Some(batch) = self.cursors[c].next_batch()? else {
+            self.cursors[c].rows = None;
+            return Ok(false);
+        };
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| evaluate_array(&k.expr, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        if self.converter.is_none() {
+            let fields = keys
+                .iter()
+                .zip(self.keys)
+                .map(|(a, k)| SortField::new_with_options(a.data_type().clone(), sort_options(k)))
+                .collect();
+            self.converter = Some(RowConverter::new(fields)?);
+        }
+        let converter = self.converter.as_ref().expect("just set");
+        let cursor = &mut self.cursors[c];
+        cursor.rows = Some(converter.convert_columns(&keys)?);
+        cursor.pos = 0;
+        cursor.source = self.sources.len();
+        self.sources.push(batch);
+        Ok(true)
+    }
+
+    fn less(&self, a: usize, b: usize) -> bool {
+        let (ca, cb) = (&self.cursors[a], &self.cursors[b]);
+        // Equal keys: the earlier run first (its rows came first).
+        ca.row().cmp(&cb.row()).then(a.cmp(&b)) == Ordering::Less
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !self.less(self.heap[i], self.heap[parent]) {
+                break;
+            }
+            self.heap.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut least = i;
+            if l < self.heap.len() && self.less(self.heap[l], self.heap[least]) {
+                least = l;
+            }
+            if r < self.heap.len() && self.less(self.heap[r], self.heap[least]) {
+                least = r;
+            }
+            if least == i {
+                return;
+            }
+            self.heap.swap(i, least);
+            i = least;
+        }
+    }
+
+    /// Emits the pending rows and lets go of the batches only they used.
+    fn flush(
+        &mut self,
+        schema: &SchemaRef,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        if !self.pending.is_empty() {
+            let sources: Vec<&RecordBatch> = self.sources.iter().collect();
+            let batch = interleave_batch(schema, &sources, &self.pending)?;
+            self.pending.clear();
+            emit(batch)?;
+        }
+        let old = std::mem::take(&mut self.sources);
+        for &c in &self.heap {
+            let cursor = &mut self.cursors[c];
+            self.sources.push(old[cursor.source].clone());
+            cursor.source = self.sources.len() - 1;
+        }
+        self.retired = 0;
+        Ok(())
+    }
+}
+
+impl Operator for SortOp {
+    fn push(&mut self, batch: RecordBatch, _out: &mut Vec<RecordBatch>) -> Result<()> {
+        if let Some(k) = self.fetch {
+            return self.push_top_k(batch, k);
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| evaluate_array(&k.expr, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        let bytes = batch.get_array_memory_size();
+        let rows = batch.num_rows();
+        let mut want = bytes + self.key_bytes(&keys, rows);
+        // The output batches of sorting the buffer, once per buffer.
+        let first_output = OUTPUT_CHUNKS * self.chunk_bytes(bytes / rows);
+        if self.buffered.is_empty() {
+            want += first_output;
+        }
+        let over_share = self.reservation.size() + want > self.memory.limit() / SHARE;
+        if over_share || !self.reservation.try_grow(want) {
+            if !self.buffered.is_empty() {
+                self.spill_buffer()?;
+                want += first_output;
+            }
+            self.reservation.grow(want)?;
+        }
+        self.buffered_rows += rows;
+        self.buffered_bytes += bytes;
+        self.buffered.push(batch);
+        self.buffered_keys.push(keys);
+        Ok(())
+    }
+
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.fetch.is_none() {
+            return self.finish_into(&mut |b| {
+                out.push(b);
+                Ok(())
+            });
+        }
         if self.buffered.is_empty() {
             return Ok(());
         }
@@ -106,5 +665,224 @@ impl Operator for SortOp {
             out.push(sorted);
         }
         Ok(())
+    }
+
+    fn finish_into(&mut self, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        if self.fetch.is_some() {
+            let mut out = Vec::new();
+            self.finish(&mut out)?;
+            return out.into_iter().try_for_each(emit);
+        }
+        if self.runs.is_empty() {
+            return self.sort_buffer_into(emit);
+        }
+        if !self.buffered.is_empty() {
+            self.spill_buffer()?;
+        }
+        self.merge_runs(emit)
+    }
+
+    fn spilled(&self) -> SpillCount {
+        self.spilled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Expr;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("id", DataType::Int64, false),
+        ]))
+    }
+
+    /// `n` rows in batches of 1000: a key with few values and nulls, a
+    /// string key, and the row's position.
+    fn input(n: usize) -> Vec<RecordBatch> {
+        (0..n)
+            .step_by(1000)
+            .map(|start| {
+                let ids: Vec<i64> = (start..(start + 1000).min(n)).map(|i| i as i64).collect();
+                let k: Int64Array = ids
+                    .iter()
+                    .map(|i| (i % 7 != 3).then_some((i * 7919) % 13))
+                    .collect();
+                let s: StringArray = ids
+                    .iter()
+                    .map(|i| Some(format!("s{}", (i * 31) % 101)))
+                    .collect();
+                RecordBatch::try_new(
+                    schema(),
+                    vec![Arc::new(k), Arc::new(s), Arc::new(Int64Array::from(ids))],
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    fn keys(with_id: bool) -> Vec<SortKey> {
+        let mut keys = vec![
+            SortKey {
+                expr: Expr::Column(0),
+                asc: false,
+                nulls_first: true,
+            },
+            SortKey {
+                expr: Expr::Column(1),
+                asc: true,
+                nulls_first: false,
+            },
+        ];
+        if with_id {
+            keys.push(SortKey {
+                expr: Expr::Column(2),
+                asc: true,
+                nulls_first: false,
+            });
+        }
+        keys
+    }
+
+    fn run(op: &mut SortOp, batches: Vec<RecordBatch>) -> RecordBatch {
+        let mut out = vec![];
+        for b in batches {
+            op.push(b, &mut out).unwrap();
+        }
+        op.finish_into(&mut |b| {
+            assert!(b.num_rows() <= MAX_CHUNK_ROWS);
+            out.push(b);
+            Ok(())
+        })
+        .unwrap();
+        concat_batches(&schema(), &out).unwrap()
+    }
+
+    fn expected(batches: &[RecordBatch], keys: &[SortKey]) -> RecordBatch {
+        let all = concat_batches(&schema(), batches).unwrap();
+        sort_batch(&all, keys, None).unwrap()
+    }
+
+    fn files_in(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn in_memory_sort_streams_sorted_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = MemoryPool::new(1 << 30);
+        let mut op = SortOp::new(keys(true), None, schema(), &pool, dir.path());
+        let got = run(&mut op, input(20_000));
+        assert_eq!(got, expected(&input(20_000), &keys(true)));
+        assert_eq!(op.spilled(), SpillCount::default());
+        drop(op);
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn spills_runs_and_merges_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = MemoryPool::new(4 << 20);
+        let mut op = SortOp::new(keys(true), None, schema(), &pool, dir.path());
+        let got = run(&mut op, input(100_000));
+        assert_eq!(got, expected(&input(100_000), &keys(true)));
+        assert!(op.runs.is_empty());
+        assert!(op.spilled().files > 2 && op.spilled().bytes > 0);
+        assert_eq!(op.merge_passes, 0);
+        assert_eq!(files_in(dir.path()), 0);
+        assert!(pool.peak() <= 4 << 20);
+    }
+
+    #[test]
+    fn merges_in_several_passes_when_runs_do_not_fit_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = MemoryPool::new(256 << 10);
+        let mut op = SortOp::new(keys(true), None, schema(), &pool, dir.path());
+        let got = run(&mut op, input(200_000));
+        assert_eq!(got, expected(&input(200_000), &keys(true)));
+        assert!(op.merge_passes >= 1, "{} passes", op.merge_passes);
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn merge_keeps_equal_keys_in_input_order() {
+        // Sorted only by the first two keys: among equal keys, ids must
+        // come out ascending, as runs hold consecutive input.
+        let dir = tempfile::tempdir().unwrap();
+        let batches = input(30_000);
+        let mut runs = vec![];
+        for group in batches.chunks(7) {
+            let sorted = sort_batch(
+                &concat_batches(&schema(), group).unwrap(),
+                &keys(true),
+                None,
+            )
+            .unwrap();
+            let mut w = RunWriter::new(dir.path(), &schema());
+            for start in (0..sorted.num_rows()).step_by(500) {
+                w.push(sorted.slice(start, 500.min(sorted.num_rows() - start)))
+                    .unwrap();
+            }
+            runs.push(w.finish().unwrap());
+        }
+        let mut out = vec![];
+        merge(&runs, &keys(false), &schema(), 777, &mut |b| {
+            out.push(b);
+            Ok(())
+        })
+        .unwrap();
+        let got = concat_batches(&schema(), &out).unwrap();
+        assert_eq!(got, expected(&batches, &keys(true)));
+        drop(runs);
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_failing_consumer_leaves_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = MemoryPool::new(1 << 20);
+        let mut op = SortOp::new(keys(true), None, schema(), &pool, dir.path());
+        let mut out = vec![];
+        for b in input(100_000) {
+            op.push(b, &mut out).unwrap();
+        }
+        assert!(files_in(dir.path()) > 0);
+        let err = op
+            .finish_into(&mut |_| Err(crate::error::QuarryError::Cancelled))
+            .unwrap_err();
+        assert!(matches!(err, crate::error::QuarryError::Cancelled));
+        drop(op);
+        assert_eq!(files_in(dir.path()), 0);
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn a_budget_too_small_to_merge_is_an_error_naming_the_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = MemoryPool::new(30 << 10);
+        let mut op = SortOp::new(keys(true), None, schema(), &pool, dir.path());
+        let mut out = vec![];
+        let mut result = Ok(());
+        for b in input(50_000) {
+            result = op.push(b, &mut out);
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = op.finish(&mut out);
+        }
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("sort") && err.contains("memory limit"),
+            "{err}"
+        );
+        drop(op);
+        assert_eq!(files_in(dir.path()), 0);
     }
 }

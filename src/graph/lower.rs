@@ -14,6 +14,10 @@ use crate::plan::{AggregateExpr, Expr, JoinKind, LogicalPlan};
 /// hash table, and the probe side streams through without a repartition.
 const BROADCAST_ROWS: f64 = 2_000_000.0;
 
+/// The most partitions `join_partitions` asks for: past that, a partition
+/// over its share spills (grace hash join) rather than multiply tasks.
+const MAX_JOIN_PARTITIONS: f64 = 256.0;
+
 /// A stage under construction: its source, operators so far and schema.
 struct Pipeline {
     source: Source,
@@ -25,13 +29,32 @@ struct Pipeline {
 struct Lowering {
     stages: Vec<Stage>,
     target_partitions: usize,
+    /// Bytes of build side one partition of a partitioned hash join should
+    /// hold at most (None: no limit).
+    partition_bytes: Option<f64>,
 }
 
 /// Cuts `plan` into stages; hash exchanges use `target_partitions` partitions.
 pub fn lower(plan: &LogicalPlan, target_partitions: usize) -> Result<TaskGraph> {
+    lower_within(plan, target_partitions, None)
+}
+
+/// As `lower`, and a partitioned hash join whose build side is estimated
+/// larger than its share of `memory_limit` gets more partitions (a multiple
+/// of `target_partitions`), so that each partition's hash table fits, as a
+/// rule, without spilling.
+pub fn lower_within(
+    plan: &LogicalPlan,
+    target_partitions: usize,
+    memory_limit: Option<usize>,
+) -> Result<TaskGraph> {
+    let target_partitions = target_partitions.max(1);
     let mut l = Lowering {
         stages: vec![],
-        target_partitions: target_partitions.max(1),
+        target_partitions,
+        // `target_partitions` tables may be built at once, beside buffered
+        // exchanges: give each a quarter of its share.
+        partition_bytes: memory_limit.map(|m| m as f64 / (4 * target_partitions) as f64),
     };
     let root = l.lower(plan)?;
     l.close(root, Sink::Output);
@@ -196,8 +219,9 @@ impl Lowering {
         let build_stage = if broadcast {
             self.close(build, Sink::Gather)
         } else {
-            let build_sink = self.partitioned_sink(build_keys.clone(), &build_schema)?;
-            let probe_sink = self.partitioned_sink(probe_keys.clone(), &left_schema)?;
+            let partitions = self.join_partitions(build_rows, &build_schema);
+            let build_sink = self.sink_into(build_keys.clone(), &build_schema, partitions)?;
+            let probe_sink = self.sink_into(probe_keys.clone(), &left_schema, partitions)?;
             probe = self.exchange(probe, probe_sink);
             self.close(build, build_sink)
         };
@@ -218,6 +242,10 @@ impl Lowering {
 
     /// A hash sink on `keys` into `target_partitions` partitions.
     fn partitioned_sink(&self, keys: Vec<Expr>, schema: &Schema) -> Result<Sink> {
+        self.sink_into(keys, schema, self.target_partitions)
+    }
+
+    fn sink_into(&self, keys: Vec<Expr>, schema: &Schema, partitions: usize) -> Result<Sink> {
         let key_types = keys
             .iter()
             .map(|k| k.data_type(schema))
@@ -225,8 +253,21 @@ impl Lowering {
         Ok(Sink::Hash {
             keys,
             key_types,
-            partitions: self.target_partitions,
+            partitions,
         })
+    }
+
+    /// Partitions of a partitioned join whose build side is `build_rows`
+    /// rows of `schema`: enough for each to fit `partition_bytes`.
+    fn join_partitions(&self, build_rows: f64, schema: &Schema) -> usize {
+        let target = self.target_partitions;
+        let Some(budget) = self.partition_bytes else {
+            return target;
+        };
+        // the rows, and about as much again for the hash table over them
+        let bytes = build_rows * row_bytes(schema) * 2.0;
+        let needed = (bytes / budget.max(1.0)).ceil().min(MAX_JOIN_PARTITIONS) as usize;
+        needed.div_ceil(target).max(1) * target
     }
 
     fn lower_aggregate(
@@ -300,4 +341,19 @@ impl Lowering {
         p.schema = schema;
         Ok(p)
     }
+}
+
+/// A guess at the bytes of one row of `schema` in Arrow arrays.
+fn row_bytes(schema: &Schema) -> f64 {
+    schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Boolean => 1.0,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => 28.0,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => 28.0,
+            t => t.primitive_width().unwrap_or(8) as f64,
+        })
+        .sum::<f64>()
+        .max(1.0)
 }

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-pub use lower::lower;
+pub use lower::{lower, lower_within};
 
 use crate::catalog::ScanPartition;
 use crate::error::Result;
 use crate::exec::aggregate::{AggMode, AggregateOp};
-use crate::exec::join::{HashJoinOp, JoinHashTable};
+use crate::exec::join::{HashJoinOp, JoinBuild};
 use crate::exec::operator::{FilterOp, LimitOp, Operator, ProjectOp};
 use crate::exec::sort::SortOp;
 use crate::plan::{AggregateExpr, Expr, JoinKind, SortKey};
@@ -132,15 +132,19 @@ pub enum OpSpec {
 pub trait TaskContext {
     fn memory(&self) -> &Arc<MemoryPool>;
 
-    /// The hash table of `stage`'s output: shared by all tasks when
-    /// `partition` is None (broadcast), else that partition's own.
+    /// Where operators write their spill files.
+    fn temp_dir(&self) -> &std::path::Path;
+
+    /// The build side of a hash join over `stage`'s output: shared by all
+    /// tasks when `partition` is None (broadcast), else that partition's
+    /// own. A hash table, or spill files when it does not fit the budget.
     fn hash_table(
         &self,
         stage: usize,
         partition: Option<usize>,
         schema: &SchemaRef,
         keys: &[Expr],
-    ) -> Result<Arc<JoinHashTable>>;
+    ) -> Result<JoinBuild>;
 }
 
 impl Stage {
@@ -188,6 +192,7 @@ impl OpSpec {
                 output_schema.clone(),
                 arg_types,
                 tables.memory(),
+                tables.temp_dir().to_path_buf(),
             )?),
             OpSpec::Sort {
                 keys,
@@ -198,6 +203,7 @@ impl OpSpec {
                 *fetch,
                 schema.clone(),
                 tables.memory(),
+                tables.temp_dir(),
             )),
             OpSpec::Limit { skip, fetch } => Box::new(LimitOp::new(*skip, *fetch)),
             OpSpec::HashJoin {
@@ -212,14 +218,16 @@ impl OpSpec {
                 output_schema,
             } => {
                 let part = (!broadcast).then_some(partition);
-                let table = tables.hash_table(*build_stage, part, build_schema, build_keys)?;
-                Box::new(HashJoinOp::new(
+                let build = tables.hash_table(*build_stage, part, build_schema, build_keys)?;
+                Box::new(HashJoinOp::with_build(
                     *kind,
-                    table,
+                    build,
                     probe_keys.clone(),
                     filter.clone(),
                     left_schema.clone(),
                     output_schema.clone(),
+                    tables.memory(),
+                    tables.temp_dir(),
                 )?)
             }
         })
@@ -269,8 +277,17 @@ impl TaskGraph {
                     .and_then(|v| v.get(k))
                     .copied()
                     .unwrap_or_default();
+                let spilled = if m.spilled.files > 0 {
+                    format!(
+                        ", spilled {} in {} files",
+                        crate::runtime::memory::format_bytes(m.spilled.bytes as usize),
+                        m.spilled.files
+                    )
+                } else {
+                    String::new()
+                };
                 pipeline.push(format!(
-                    "{} ({} rows, {:.1?})",
+                    "{} ({} rows, {:.1?}{spilled})",
                     op.name(),
                     m.rows_out,
                     m.time

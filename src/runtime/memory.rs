@@ -4,6 +4,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+
 use crate::error::{QuarryError, Result};
 
 #[derive(Debug)]
@@ -120,6 +124,34 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         self.free();
     }
+}
+
+/// The bytes a batch holds, counting each column's own part of its buffers:
+/// `get_array_memory_size` counts a whole shared buffer for every slice of
+/// it, and the columns of a batch read from a spill file are all slices of
+/// one buffer (it would count the batch once per column).
+pub fn batch_bytes(b: &RecordBatch) -> usize {
+    b.columns()
+        .iter()
+        .map(|c| {
+            let full = c.get_array_memory_size();
+            let own = match c.data_type() {
+                DataType::Utf8View => {
+                    let a = c.as_string_view();
+                    Ok(a.views().inner().len()
+                        + a.data_buffers().iter().map(|d| d.len()).sum::<usize>())
+                }
+                DataType::BinaryView => {
+                    let a = c.as_binary_view();
+                    Ok(a.views().inner().len()
+                        + a.data_buffers().iter().map(|d| d.len()).sum::<usize>())
+                }
+                _ => c.to_data().get_slice_memory_size(),
+            };
+            // A little for the array structs themselves.
+            own.map_or(full, |own| own.min(full) + 128)
+        })
+        .sum()
 }
 
 /// `1.5 GiB` and the like.

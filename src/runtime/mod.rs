@@ -4,7 +4,7 @@
 pub mod io;
 pub mod memory;
 mod scheduler;
-mod spill;
+pub mod spill;
 mod task;
 
 pub use scheduler::{run_graph, Progress, ProgressFn, RunOptions, RunStats, TaskRecord};

@@ -39,6 +39,8 @@ pub struct Progress {
 /// Called after each finished task.
 pub type ProgressFn = dyn Fn(&Progress) + Send + Sync;
 
+const WORKER_STACK_BYTES: usize = 32 << 20;
+
 /// Figures of one run, for EXPLAIN ANALYZE, profiles and tests.
 #[derive(Debug, Clone, Default)]
 pub struct RunStats {
@@ -54,11 +56,14 @@ pub struct RunStats {
     pub op_metrics: Vec<Vec<OpMetrics>>,
     /// Per stage: rows its tasks read from their source.
     pub stage_rows_in: Vec<usize>,
-    /// Bytes and files the partition store spilled.
+    /// Bytes and files spilled: by the partition store and by operators.
     pub spilled_bytes: u64,
     pub spill_files: usize,
     /// The most memory reserved at once.
     pub peak_memory: usize,
+    /// Times a worker held back a ready task because memory use was past
+    /// the pause threshold.
+    pub pauses: usize,
 }
 
 struct State {
@@ -74,6 +79,10 @@ struct State {
     op_metrics: Vec<Vec<OpMetrics>>,
     stage_rows_in: Vec<usize>,
     error: Option<QuarryError>,
+    /// Tasks being run now.
+    running: usize,
+    /// Times a worker waited for memory before starting a task.
+    pauses: usize,
 }
 
 /// Runs every task of `graph` on `threads` workers and returns the output.
@@ -84,6 +93,9 @@ pub struct RunOptions<'a> {
     pub progress: Option<&'a ProgressFn>,
     pub memory: Arc<MemoryPool>,
     pub temp_dir: PathBuf,
+    /// The share of the memory limit in use above which no new task starts
+    /// while another one runs.
+    pub memory_pause: f64,
 }
 
 /// Runs every task of `graph` and returns the output and the run's figures.
@@ -97,7 +109,9 @@ pub fn run_graph(
         progress,
         memory,
         temp_dir,
+        memory_pause,
     } = options;
+    let pause_bytes = (memory.limit() as f64 * memory_pause) as usize;
     let n = graph.stages.len();
     let mut consumers: Vec<Vec<usize>> = vec![vec![]; n];
     let mut waiting_on = vec![0; n];
@@ -123,6 +137,8 @@ pub fn run_graph(
             .collect(),
         stage_rows_in: vec![0; n],
         error: None,
+        running: 0,
+        pauses: 0,
     });
     let wake = Condvar::new();
     let started = Instant::now();
@@ -149,8 +165,17 @@ pub fn run_graph(
                     cancel,
                     progress,
                     started,
+                    pause_bytes,
                 };
-                scope.spawn(move || worker(ctx))
+                // Expressions up to the binder's depth limit recurse deeper
+                // than a default 2 MiB thread stack allows in debug builds.
+                let builder = std::thread::Builder::new()
+                    .name(format!("quarry-worker-{id}"))
+                    .stack_size(WORKER_STACK_BYTES);
+                match builder.spawn_scoped(scope, move || worker(ctx)) {
+                    Ok(handle) => handle,
+                    Err(_) => scope.spawn(move || worker(ctx)),
+                }
             })
             .collect();
         handles
@@ -173,12 +198,17 @@ pub fn run_graph(
         task_records: std::mem::take(&mut st.records),
         op_metrics: std::mem::take(&mut st.op_metrics),
         stage_rows_in: std::mem::take(&mut st.stage_rows_in),
+        pauses: st.pauses,
         busy,
         elapsed: started.elapsed(),
         ..RunStats::default()
     };
     let output = store.take_all(n - 1)?;
-    let (spilled_bytes, spill_files) = store.spilled();
+    let (mut spilled_bytes, mut spill_files) = store.spilled();
+    for m in stats.op_metrics.iter().flatten() {
+        spilled_bytes += m.spilled.bytes;
+        spill_files += m.spilled.files;
+    }
     let stats = RunStats {
         spilled_bytes,
         spill_files,
@@ -218,6 +248,7 @@ fn stage_finished(st: &mut State, s: usize, graph: &TaskGraph, consumers: &[Vec<
 }
 
 /// What a worker thread needs.
+#[derive(Clone, Copy)]
 struct WorkerContext<'a> {
     id: usize,
     graph: &'a TaskGraph,
@@ -228,6 +259,7 @@ struct WorkerContext<'a> {
     cancel: &'a AtomicBool,
     progress: Option<&'a ProgressFn>,
     started: Instant,
+    pause_bytes: usize,
 }
 
 fn worker(ctx: WorkerContext<'_>) -> Duration {
@@ -241,6 +273,7 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
         cancel,
         progress,
         started,
+        pause_bytes,
     } = ctx;
     let mut busy = Duration::ZERO;
     loop {
@@ -252,11 +285,20 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
                 if st.error.is_some() || st.stages_done == graph.stages.len() {
                     return busy;
                 }
-                if let Some(t) = st.ready.pop_front() {
-                    break t;
+                // Under memory pressure, let running tasks finish (and free)
+                // before starting more; one task always runs.
+                let paused = st.running > 0 && store.memory_pool().used() > pause_bytes;
+                if !paused {
+                    if let Some(t) = st.ready.pop_front() {
+                        st.running += 1;
+                        break t;
+                    }
+                } else if !st.ready.is_empty() {
+                    st.pauses += 1;
                 }
-                st = match wake.wait(st) {
-                    Ok(g) => g,
+                // (memory is also freed outside the scheduler's sight: look again soon)
+                st = match wake.wait_timeout(st, Duration::from_millis(20)) {
+                    Ok((g, _)) => g,
                     Err(_) => return busy,
                 };
             }
@@ -269,6 +311,7 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
         let Ok(mut st) = state.lock() else {
             return busy;
         };
+        st.running -= 1;
         let mut report = None;
         match result {
             Ok(Ok(output)) => {
@@ -278,6 +321,7 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
                 for (total, m) in st.op_metrics[s].iter_mut().zip(&output.metrics) {
                     total.rows_out += m.rows_out;
                     total.time += m.time;
+                    total.spilled += m.spilled;
                 }
                 st.records.push(TaskRecord {
                     stage: s,
@@ -303,11 +347,7 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
                 cancel.store(true, Ordering::Relaxed);
             }
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
+                let msg = crate::error::panic_message(panic.as_ref());
                 st.error.get_or_insert(QuarryError::exec(format!(
                     "internal error: a task panicked: {msg}"
                 )));

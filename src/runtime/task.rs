@@ -10,11 +10,11 @@ use arrow::datatypes::SchemaRef;
 
 use arrow::record_batch::RecordBatch;
 
-use super::memory::{MemoryPool, Reservation};
+use super::memory::{batch_bytes, MemoryPool, Reservation};
 use super::spill::SpillFile;
 use crate::error::{QuarryError, Result};
-use crate::exec::join::JoinHashTable;
-use crate::exec::operator::Operator;
+use crate::exec::join::{build_side, BuildSide, JoinBuild};
+use crate::exec::operator::{Operator, SpillCount};
 use crate::exec::repartition::HashPartitioner;
 use crate::graph::{Sink, Source, Stage, TaskContext};
 use crate::plan::Expr;
@@ -25,15 +25,20 @@ use crate::plan::Expr;
 /// file and come back when the consumer reads them.
 pub struct PartitionStore {
     buckets: Vec<Vec<Mutex<Bucket>>>,
-    /// Hash tables of broadcast build sides, built once per stage.
-    broadcast: Vec<Mutex<Option<Arc<JoinHashTable>>>>,
+    /// Build sides of broadcast joins (hash tables or spilled builds),
+    /// built once per stage and held until the query ends.
+    broadcast: Vec<Mutex<Option<BuildSide>>>,
     pool: Arc<MemoryPool>,
     temp_dir: PathBuf,
     spilled_bytes: AtomicU64,
     spill_files: AtomicUsize,
-    /// Reservations of the hash tables built so far.
+    /// Reservations of the broadcast hash tables built so far.
     tables_reserved: Mutex<Vec<Reservation>>,
 }
+
+/// The partition store buffers task outputs in memory while the budget in
+/// use stays below 1/STORE_SHARE_DIVISOR of the limit; past that it spills.
+const STORE_SHARE_DIVISOR: usize = 2;
 
 #[derive(Default)]
 struct Bucket {
@@ -74,12 +79,19 @@ impl PartitionStore {
         if batches.is_empty() {
             return Ok(());
         }
-        let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let size: usize = batches.iter().map(batch_bytes).sum();
         let mut bucket = self.bucket(stage, partition)?;
+        // Once a bucket has spilled, later batches follow it to disk: the
+        // reader returns buffered batches first, and order must hold (the
+        // output of an ORDER BY).
+        let in_order = bucket.spilled.is_empty();
         let reservation = bucket
             .reserved
             .get_or_insert_with(|| Reservation::new(&self.pool, "the partition store"));
-        if reservation.try_grow(size) {
+        // The store keeps to its share of the budget, so that operators
+        // can still reserve for their hash tables and sort buffers.
+        let within_share = self.pool.used() + size <= self.pool.limit() / STORE_SHARE_DIVISOR;
+        if in_order && within_share && reservation.try_grow(size) {
             bucket.batches.extend(batches);
             return Ok(());
         }
@@ -139,24 +151,15 @@ impl PartitionStore {
     pub fn memory_pool(&self) -> &Arc<MemoryPool> {
         &self.pool
     }
-
-    /// Counts a hash table against the budget until the query ends.
-    fn reserve_table(&self, table: &JoinHashTable) -> Result<()> {
-        let mut r = Reservation::new(
-            &self.pool,
-            "a hash join's build side (grace hash join is not implemented yet)",
-        );
-        r.grow(table.memory_size())?;
-        if let Ok(mut held) = self.tables_reserved.lock() {
-            held.push(r);
-        }
-        Ok(())
-    }
 }
 
 impl TaskContext for PartitionStore {
     fn memory(&self) -> &Arc<MemoryPool> {
         &self.pool
+    }
+
+    fn temp_dir(&self) -> &std::path::Path {
+        &self.temp_dir
     }
 
     fn hash_table(
@@ -165,26 +168,42 @@ impl TaskContext for PartitionStore {
         partition: Option<usize>,
         schema: &SchemaRef,
         keys: &[Expr],
-    ) -> Result<Arc<JoinHashTable>> {
+    ) -> Result<JoinBuild> {
         match partition {
-            Some(p) => {
-                let t = JoinHashTable::build(schema.clone(), self.take_vec(stage, p)?, keys)?;
-                self.reserve_table(&t)?;
-                Ok(Arc::new(t))
-            }
+            // The task's own partition: the operator owns the table's memory.
+            Some(p) => build_side(
+                schema,
+                keys,
+                self.take(stage, p)?,
+                &self.pool,
+                &self.temp_dir,
+            ),
             None => {
-                // The first task builds the table; the others wait for it.
+                // The first task builds the build side; the others wait for it.
                 let mut slot = self.broadcast[stage]
                     .lock()
                     .map_err(|_| QuarryError::exec("internal error: broadcast table poisoned"))?;
-                if let Some(t) = slot.as_ref() {
-                    return Ok(t.clone());
+                if let Some(side) = slot.as_ref() {
+                    return Ok(JoinBuild {
+                        side: side.clone(),
+                        reservation: None,
+                    });
                 }
-                let t = JoinHashTable::build(schema.clone(), self.take_vec(stage, 0)?, keys)?;
-                self.reserve_table(&t)?;
-                let t = Arc::new(t);
-                *slot = Some(t.clone());
-                Ok(t)
+                let mut build = build_side(
+                    schema,
+                    keys,
+                    self.take(stage, 0)?,
+                    &self.pool,
+                    &self.temp_dir,
+                )?;
+                // Shared by all tasks: its memory is held until the query ends.
+                if let Some(r) = build.reservation.take() {
+                    if let Ok(mut held) = self.tables_reserved.lock() {
+                        held.push(r);
+                    }
+                }
+                *slot = Some(build.side.clone());
+                Ok(build)
             }
         }
     }
@@ -218,6 +237,7 @@ pub struct OpMetrics {
     /// Time inside the operator (push and finish), not counting the
     /// operators it feeds.
     pub time: Duration,
+    pub spilled: SpillCount,
 }
 
 pub struct TaskOutput {
@@ -248,6 +268,7 @@ pub fn run_task(
         rows_in += batch.num_rows();
         let out = push_through(&mut ops, &mut metrics, 0, vec![batch])?;
         sink.write(out)?;
+        sink.flush_if_large(store)?;
         if ops.iter().any(|o| o.is_done()) {
             return Err(StopReading.into());
         }
@@ -266,13 +287,26 @@ pub fn run_task(
         Err(e) => return Err(e),
     }
     for k in 0..ops.len() {
+        let (head, rest) = ops.split_at_mut(k + 1);
+        let (m, rest_metrics) = metrics[k..].split_at_mut(1);
         let started = Instant::now();
-        let mut out = Vec::new();
-        ops[k].finish(&mut out)?;
-        metrics[k].time += started.elapsed();
-        metrics[k].rows_out += out.iter().map(|b| b.num_rows()).sum::<usize>();
-        let out = push_through(&mut ops, &mut metrics, k + 1, out)?;
-        sink.write(out)?;
+        let mut downstream = Duration::ZERO;
+        let mut rows_out = 0;
+        head[k].finish_into(&mut |batch| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(QuarryError::Cancelled);
+            }
+            rows_out += batch.num_rows();
+            let t = Instant::now();
+            let out = push_through(rest, rest_metrics, 0, vec![batch])?;
+            sink.write(out)?;
+            sink.flush_if_large(store)?;
+            downstream += t.elapsed();
+            Ok(())
+        })?;
+        m[0].time += started.elapsed().saturating_sub(downstream);
+        m[0].rows_out += rows_out;
+        m[0].spilled = head[k].spilled();
     }
     sink.finish(store)?;
     Ok(TaskOutput { rows_in, metrics })
@@ -293,13 +327,19 @@ fn is_stop_reading(e: &QuarryError) -> bool {
     matches!(e, QuarryError::Execution(m) if m == STOP_READING)
 }
 
-/// Collects a task's output and hands it to the partition store at the end.
+/// Collects a task's output and hands it to the partition store, whenever
+/// it has buffered more than `SINK_FLUSH_BYTES` and at the end.
 struct SinkWriter<'a> {
     stage: &'a Stage,
     partition: usize,
     partitioner: Option<HashPartitioner>,
     buckets: Vec<Vec<RecordBatch>>,
+    buffered: usize,
 }
+
+/// What a task's sink buffers before handing it to the partition store
+/// (where it is counted against the budget and may spill).
+const SINK_FLUSH_BYTES: usize = 16 << 20;
 
 impl<'a> SinkWriter<'a> {
     fn new(stage: &'a Stage, partition: usize) -> Result<Self> {
@@ -323,6 +363,7 @@ impl<'a> SinkWriter<'a> {
             partition,
             partitioner,
             buckets: vec![Vec::new(); n],
+            buffered: 0,
         })
     }
 
@@ -331,6 +372,7 @@ impl<'a> SinkWriter<'a> {
             if b.num_rows() == 0 {
                 continue;
             }
+            self.buffered += batch_bytes(&b);
             match &self.partitioner {
                 Some(p) => {
                     for (i, part) in p.split(&b)?.into_iter().enumerate() {
@@ -345,21 +387,33 @@ impl<'a> SinkWriter<'a> {
         Ok(())
     }
 
-    fn finish(self, store: &PartitionStore) -> Result<()> {
+    fn flush_if_large(&mut self, store: &PartitionStore) -> Result<()> {
+        if self.buffered > SINK_FLUSH_BYTES {
+            self.flush(store)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, store: &PartitionStore) -> Result<()> {
         let id = self.stage.id;
+        self.buffered = 0;
         match self.stage.sink {
             Sink::Output => store.put(
                 id,
                 self.partition,
-                self.buckets.into_iter().flatten().collect(),
+                self.buckets.iter_mut().flat_map(std::mem::take).collect(),
             ),
             _ => {
-                for (p, batches) in self.buckets.into_iter().enumerate() {
-                    store.put(id, p, batches)?;
+                for (p, batches) in self.buckets.iter_mut().enumerate() {
+                    store.put(id, p, std::mem::take(batches))?;
                 }
                 Ok(())
             }
         }
+    }
+
+    fn finish(mut self, store: &PartitionStore) -> Result<()> {
+        self.flush(store)
     }
 }
 

@@ -340,9 +340,35 @@ impl<'a> Binder<'a> {
     fn bind_table_factor(&self, tf: &TableFactor) -> Result<Bound> {
         match tf {
             TableFactor::Table {
-                name, alias, args, ..
+                name,
+                alias,
+                args,
+                with_hints,
+                version,
+                with_ordinality,
+                partitions,
+                json_path,
+                sample,
+                index_hints,
             } => {
                 let loc = location_of(name.span());
+                let unsupported = [
+                    (sample.is_some(), "TABLESAMPLE"),
+                    (version.is_some(), "a table version (AS OF)"),
+                    (*with_ordinality, "WITH ORDINALITY"),
+                    (!partitions.is_empty(), "PARTITION"),
+                    (json_path.is_some(), "a JSON path"),
+                    (
+                        !with_hints.is_empty() || !index_hints.is_empty(),
+                        "table hints",
+                    ),
+                ];
+                if let Some((_, what)) = unsupported.iter().find(|(present, _)| *present) {
+                    return Err(QuarryError::plan_at(
+                        format!("{what} is not supported (on table {name})"),
+                        loc,
+                    ));
+                }
                 let bound = match args {
                     Some(args) => self.bind_table_function(name, &args.args, loc)?,
                     None => self.bind_named_table(name, loc)?,
@@ -350,8 +376,14 @@ impl<'a> Binder<'a> {
                 Ok(apply_alias(bound, alias.as_ref())?)
             }
             TableFactor::Derived {
-                subquery, alias, ..
+                subquery,
+                alias,
+                sample,
+                ..
             } => {
+                if sample.is_some() {
+                    return Err(QuarryError::plan("TABLESAMPLE is not supported"));
+                }
                 let bound = self.bind_query(subquery)?;
                 apply_alias(bound, alias.as_ref())
             }
@@ -479,14 +511,27 @@ impl<'a> Binder<'a> {
         if select.having.is_some() && matches!(select.group_by, GroupByExpr::All(_)) {
             return Err(QuarryError::plan("GROUP BY ALL is not supported"));
         }
-        if select.top.is_some()
-            || select.into.is_some()
-            || !select.lateral_views.is_empty()
-            || select.qualify.is_some()
-        {
-            return Err(QuarryError::plan(format!(
-                "unsupported SELECT clause in: {select}"
-            )));
+        // A clause the binder would skip changes the answer: refuse it.
+        let unsupported = [
+            (select.top.is_some(), "TOP"),
+            (select.into.is_some(), "INTO"),
+            (!select.lateral_views.is_empty(), "LATERAL VIEW"),
+            (select.qualify.is_some(), "QUALIFY"),
+            (select.prewhere.is_some(), "PREWHERE"),
+            (!select.connect_by.is_empty(), "CONNECT BY"),
+            (!select.cluster_by.is_empty(), "CLUSTER BY"),
+            (!select.distribute_by.is_empty(), "DISTRIBUTE BY"),
+            (!select.sort_by.is_empty(), "SORT BY"),
+            (!select.named_window.is_empty(), "WINDOW"),
+            (select.exclude.is_some(), "EXCLUDE"),
+            (select.value_table_mode.is_some(), "SELECT AS VALUE/STRUCT"),
+            (select.select_modifiers.is_some(), "SELECT modifiers"),
+        ];
+        if let Some((_, clause)) = unsupported.iter().find(|(present, _)| *present) {
+            return Err(QuarryError::plan_at(
+                format!("{clause} is not supported"),
+                location_of(select.select_token.0.span),
+            ));
         }
         let from = self.bind_from(&select.from)?;
         let mut plan = from.plan;
@@ -506,7 +551,8 @@ impl<'a> Binder<'a> {
         let mut items: Vec<Item> = Vec::new();
         for item in &select.projection {
             match item {
-                SelectItem::Wildcard(_) => {
+                SelectItem::Wildcard(options) => {
+                    reject_wildcard_options(options)?;
                     if scope.columns.is_empty() {
                         return Err(QuarryError::plan("SELECT * needs a FROM clause"));
                     }
@@ -518,7 +564,8 @@ impl<'a> Binder<'a> {
                         });
                     }
                 }
-                SelectItem::QualifiedWildcard(kind, _) => {
+                SelectItem::QualifiedWildcard(kind, options) => {
+                    reject_wildcard_options(options)?;
                     let q = match kind {
                         ast::SelectItemQualifiedWildcardKind::ObjectName(name) => name
                             .0
@@ -971,5 +1018,25 @@ fn apply_limit(bound: Bound, skip: usize, fetch: Option<usize>) -> Bound {
             fetch,
         },
         scope: bound.scope,
+    }
+}
+
+/// `* EXCLUDE (…)`, `* REPLACE (…)` and the like change the columns: refuse
+/// them rather than expand a plain `*`.
+fn reject_wildcard_options(options: &ast::WildcardAdditionalOptions) -> Result<()> {
+    let unsupported = [
+        (options.opt_ilike.is_some(), "ILIKE"),
+        (options.opt_exclude.is_some(), "EXCLUDE"),
+        (options.opt_except.is_some(), "EXCEPT"),
+        (options.opt_replace.is_some(), "REPLACE"),
+        (options.opt_rename.is_some(), "RENAME"),
+        (options.opt_alias.is_some(), "an alias"),
+    ];
+    match unsupported.iter().find(|(present, _)| *present) {
+        Some((_, what)) => Err(QuarryError::plan_at(
+            format!("* {what} is not supported"),
+            location_of(options.wildcard_token.0.span),
+        )),
+        None => Ok(()),
     }
 }

@@ -43,7 +43,13 @@ pub struct ExprBinder<'a> {
     pub outer: Option<OuterRef<'a>>,
     /// Subqueries met so far, to be joined in by the caller.
     pub pending: RefCell<Vec<PendingSubquery>>,
+    /// How deep in an expression `bind` is now.
+    pub depth: std::cell::Cell<usize>,
 }
+
+/// The deepest expression bound (as DuckDB's `max_expression_depth`): the
+/// passes after the binder recurse too, on worker threads' stacks.
+pub const MAX_EXPRESSION_DEPTH: usize = 1000;
 
 /// The scope of the query enclosing a subquery.
 #[derive(Clone, Copy)]
@@ -62,6 +68,7 @@ impl<'a> ExprBinder<'a> {
             subqueries: None,
             outer: None,
             pending: RefCell::new(vec![]),
+            depth: std::cell::Cell::new(0),
         }
     }
 
@@ -140,6 +147,21 @@ fn at(e: &ast::Expr) -> Option<Location> {
 
 impl ExprBinder<'_> {
     pub fn bind(&self, e: &ast::Expr) -> Result<Expr> {
+        let depth = self.depth.get() + 1;
+        if depth > MAX_EXPRESSION_DEPTH {
+            // (no place: finding it would walk the deep subtree again)
+            return Err(QuarryError::plan(format!(
+                "expression nested too deeply (more than {MAX_EXPRESSION_DEPTH} levels)"
+            )));
+        }
+        self.depth.set(depth);
+        // Debug builds spend kilobytes of stack per level.
+        let bound = stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || self.bind_expr(e));
+        self.depth.set(depth - 1);
+        bound
+    }
+
+    fn bind_expr(&self, e: &ast::Expr) -> Result<Expr> {
         match e {
             ast::Expr::Identifier(id) => self.column(None, id),
             ast::Expr::CompoundIdentifier(ids) => {
@@ -151,11 +173,13 @@ impl ExprBinder<'_> {
             ast::Expr::Value(v) => literal(&v.value, at(e)),
             ast::Expr::Nested(inner) => self.bind(inner),
             ast::Expr::BinaryOp { left, op, right } => {
-                let op = binary_op(op, at(e))?;
+                // The place is found only on failure: a span walks the whole
+                // subtree, which in a long chain of operators costs O(n²).
+                let op = binary_op(op, None).map_err(|err| locate(err, e))?;
                 let l = self.bind(left)?;
                 let r = self.bind(right)?;
                 let (lt, rt) = (self.type_of(&l)?, self.type_of(&r)?);
-                binary(op, l, lt, r, rt, location_of(e.span()))
+                binary(op, l, lt, r, rt, None).map_err(|err| locate(err, e))
             }
             ast::Expr::UnaryOp { op, expr } => {
                 let inner = self.bind(expr)?;
@@ -378,6 +402,12 @@ impl ExprBinder<'_> {
                 substring_for,
                 ..
             } => {
+                if substring_from.is_none() && substring_for.is_none() {
+                    return Err(QuarryError::plan_at(
+                        "substring takes 2 or 3 arguments: substring(string, start [, length])",
+                        at(e),
+                    ));
+                }
                 let mut args = vec![self.bind(expr)?];
                 args.push(match substring_from {
                     Some(f) => self.bind(f)?,
@@ -476,6 +506,27 @@ impl ExprBinder<'_> {
         if f.over.is_some() {
             return Err(QuarryError::plan_at(
                 "window functions are not supported yet",
+                loc,
+            ));
+        }
+        // Clauses that change what a function computes: refuse, not ignore.
+        let clauses = match &f.args {
+            FunctionArguments::List(list) => !list.clauses.is_empty(),
+            _ => false,
+        };
+        let unsupported = [
+            (f.filter.is_some(), "FILTER (WHERE …)"),
+            (f.null_treatment.is_some(), "IGNORE/RESPECT NULLS"),
+            (!f.within_group.is_empty(), "WITHIN GROUP"),
+            (
+                !matches!(f.parameters, FunctionArguments::None),
+                "parameters",
+            ),
+            (clauses, "ORDER BY, LIMIT or other clauses in the arguments"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(present, _)| *present) {
+            return Err(QuarryError::plan_at(
+                format!("{what} in a call of {name} is not supported"),
                 loc,
             ));
         }
@@ -697,6 +748,20 @@ impl ExprBinder<'_> {
             arg,
             distinct: distinct && func != AggFunc::CountStar,
         })))
+    }
+}
+
+/// Gives an error without a place the place of `e`.
+fn locate(err: QuarryError, e: &ast::Expr) -> QuarryError {
+    match err {
+        QuarryError::Plan {
+            message,
+            location: None,
+        } => QuarryError::Plan {
+            message,
+            location: at(e),
+        },
+        other => other,
     }
 }
 

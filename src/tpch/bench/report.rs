@@ -94,6 +94,9 @@ pub struct EngineResult {
     /// Whether the answer agrees with every other engine that answered;
     /// `None` when there is none to compare with.
     pub agrees: Option<bool>,
+    /// quarry's peak reserved memory and spilling in the first run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<super::worker::MemoryFigures>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +262,7 @@ pub fn build(
                 column_types: vec![],
                 error: None,
                 agrees: None,
+                memory: None,
             };
             match outcome {
                 _ if unavailable => {}
@@ -268,6 +272,7 @@ pub fn build(
                 }
                 Some(o) => {
                     r.seconds = o.seconds.clone();
+                    r.memory = o.memory;
                     match (&o.error, &o.answer) {
                         (None, Some(a)) => {
                             r.status = "ok".into();
@@ -1089,11 +1094,13 @@ mod tests {
                         seconds: secs.to_vec(),
                         answer: Some(answer(v)),
                         error: None,
+                        memory: None,
                     },
                     None => QueryOutcome {
                         seconds: vec![],
                         answer: None,
                         error: Some("Binder Error: <nope> & \"more\"".into()),
+                        memory: None,
                     },
                 },
             );

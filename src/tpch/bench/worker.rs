@@ -54,6 +54,9 @@ pub enum Event {
         error: Option<String>,
         #[serde(default)]
         peak_rss_bytes: Option<u64>,
+        /// quarry's memory figures of the query's first run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory: Option<MemoryFigures>,
     },
     Done {
         #[serde(default)]
@@ -62,6 +65,16 @@ pub enum Event {
     Fatal {
         error: String,
     },
+}
+
+/// What a query did with the memory budget (quarry only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MemoryFigures {
+    /// The most memory reserved at once.
+    pub peak_reserved_bytes: u64,
+    /// Written to spill files, by operators and the partition store.
+    pub spilled_bytes: u64,
+    pub spill_files: usize,
 }
 
 fn emit(event: &Event) -> Result<()> {
@@ -127,6 +140,7 @@ pub fn quarry_worker(
         let mut seconds = Vec::with_capacity(runs);
         let mut answer = None;
         let mut error = None;
+        let mut memory = None;
         for run in 1..=runs.max(1) {
             emit(&Event::Start { query: n, run })?;
             let start = Instant::now();
@@ -140,6 +154,11 @@ pub fn quarry_worker(
             seconds.push(start.elapsed().as_secs_f64());
             // The first run's answer, made after its timing.
             if answer.is_none() {
+                memory = session.last_run_stats().map(|s| MemoryFigures {
+                    peak_reserved_bytes: s.peak_memory as u64,
+                    spilled_bytes: s.spilled_bytes,
+                    spill_files: s.spill_files,
+                });
                 match WireAnswer::from_batches(&result.schema, &result.batches) {
                     Ok(a) => answer = Some(a),
                     Err(e) => {
@@ -158,6 +177,7 @@ pub fn quarry_worker(
             answer,
             error,
             peak_rss_bytes: peak_rss_bytes(),
+            memory,
         })?;
     }
     emit(&Event::Done {
@@ -182,6 +202,7 @@ pub struct QueryOutcome {
     pub seconds: Vec<f64>,
     pub answer: Option<WireAnswer>,
     pub error: Option<String>,
+    pub memory: Option<MemoryFigures>,
 }
 
 /// What an engine's child processes gave.
@@ -391,6 +412,7 @@ fn run_child(
                 answer,
                 error,
                 peak_rss_bytes,
+                memory,
             } => {
                 in_flight = None;
                 outcome.peak_rss_bytes = max_opt(outcome.peak_rss_bytes, peak_rss_bytes);
@@ -402,6 +424,7 @@ fn run_child(
                     seconds,
                     answer,
                     error,
+                    memory,
                 };
                 if result.error.is_none() {
                     let shape = match &result.answer {
@@ -543,6 +566,11 @@ mod tests {
             }),
             error: None,
             peak_rss_bytes: Some(5),
+            memory: Some(MemoryFigures {
+                peak_reserved_bytes: 10,
+                spilled_bytes: 20,
+                spill_files: 1,
+            }),
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.starts_with(r#"{"event":"query","query":3"#), "{text}");

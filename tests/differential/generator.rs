@@ -1,0 +1,1387 @@
+//! A seeded random query generator over the TPC-H schema, for the
+//! differential test against DuckDB (`tests/differential.rs`).
+//!
+//! Every query is valid SQL that both engines should answer alike:
+//!
+//! - joins follow the schema's key relationships (no accidental cross joins),
+//!   inner, comma-with-WHERE or LEFT;
+//! - filters compare columns with literals of their own type drawn from the
+//!   column's domain at SF 0.01 (so that they select something);
+//! - GROUP BY over low-cardinality columns and expressions, with count,
+//!   count(DISTINCT), sum, avg, min and max, and HAVING;
+//! - EXISTS / NOT EXISTS / IN / NOT IN subqueries, correlated or not, and
+//!   scalar subqueries (aggregates, correlated on a key);
+//! - derived tables and CTEs;
+//! - every query ends with ORDER BY over all output columns, and a LIMIT when
+//!   it could return many rows, so that the answer is one well-defined list.
+//!
+//! Known, documented differences are avoided: no division by an expression
+//! that can be zero (quarry errors, DuckDB returns NULL), no integer
+//! arithmetic that could overflow 32 bits (DuckDB types integer literals
+//! INTEGER, quarry BIGINT), no date + interval in the output (DuckDB gives
+//! a TIMESTAMP), output columns always aliased (engines name expressions
+//! differently).
+
+/// A value of a reproducible xorshift generator.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        // splitmix64 of the seed, so that nearby seeds differ in every bit
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// 0 ..= n-1
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    /// lo ..= hi
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
+    }
+
+    /// true with probability `percent` %
+    pub fn chance(&mut self, percent: u32) -> bool {
+        self.below(100) < percent as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ty {
+    Int,
+    Dec,
+    Str,
+    Date,
+}
+
+/// The values of a column at SF 0.01, for literals that select something.
+#[derive(Clone, Copy, Debug)]
+pub enum Dom {
+    /// integers lo ..= hi
+    Ints(i64, i64),
+    /// decimals with 2 digits, in cents: lo ..= hi
+    Decs(i64, i64),
+    /// dates, as days since 1970-01-01
+    Dates(i64, i64),
+    /// one of these strings
+    Set(&'static [&'static str]),
+    /// free text: LIKE patterns with one of these words
+    Text(&'static [&'static str]),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ColDef {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub dom: Dom,
+    /// few distinct values: fine to GROUP BY
+    pub group: bool,
+    /// never zero: fine to divide by
+    pub nonzero: bool,
+}
+
+pub struct TableDef {
+    pub name: &'static str,
+    pub cols: &'static [ColDef],
+}
+
+const fn c(name: &'static str, ty: Ty, dom: Dom, group: bool, nonzero: bool) -> ColDef {
+    ColDef {
+        name,
+        ty,
+        dom,
+        group,
+        nonzero,
+    }
+}
+
+/// 1992-01-01 and 1998-12-31 as days since the epoch.
+const D1992: i64 = 8035;
+const D1998: i64 = 10591;
+
+const FLAGS: &[&str] = &["A", "N", "R"];
+const LINESTATUS: &[&str] = &["O", "F"];
+const SHIPMODES: &[&str] = &["REG AIR", "AIR", "RAIL", "SHIP", "TRUCK", "MAIL", "FOB"];
+const INSTRUCT: &[&str] = &[
+    "DELIVER IN PERSON",
+    "COLLECT COD",
+    "NONE",
+    "TAKE BACK RETURN",
+];
+const ORDERSTATUS: &[&str] = &["F", "O", "P"];
+const PRIORITIES: &[&str] = &["1-URGENT", "2-HIGH", "3-MEDIUM", "4-NOT SPECIFIED", "5-LOW"];
+const SEGMENTS: &[&str] = &[
+    "AUTOMOBILE",
+    "BUILDING",
+    "FURNITURE",
+    "HOUSEHOLD",
+    "MACHINERY",
+];
+const MFGRS: &[&str] = &[
+    "Manufacturer#1",
+    "Manufacturer#2",
+    "Manufacturer#3",
+    "Manufacturer#4",
+    "Manufacturer#5",
+];
+const BRANDS: &[&str] = &[
+    "Brand#11", "Brand#12", "Brand#13", "Brand#21", "Brand#23", "Brand#32", "Brand#34", "Brand#41",
+    "Brand#44", "Brand#45", "Brand#51", "Brand#55",
+];
+const CONTAINERS: &[&str] = &[
+    "SM CASE",
+    "SM BOX",
+    "MED BAG",
+    "MED BOX",
+    "LG CASE",
+    "LG PKG",
+    "JUMBO JAR",
+    "WRAP DRUM",
+];
+const TYPE_WORDS: &[&str] = &[
+    "BRASS", "COPPER", "NICKEL", "STEEL", "TIN", "ECONOMY", "STANDARD", "PROMO", "POLISHED",
+    "ANODIZED", "SMALL", "LARGE",
+];
+const NATIONS: &[&str] = &[
+    "ALGERIA",
+    "ARGENTINA",
+    "BRAZIL",
+    "CANADA",
+    "EGYPT",
+    "ETHIOPIA",
+    "FRANCE",
+    "GERMANY",
+    "INDIA",
+    "INDONESIA",
+    "IRAN",
+    "IRAQ",
+    "JAPAN",
+    "JORDAN",
+    "KENYA",
+    "MOROCCO",
+    "MOZAMBIQUE",
+    "PERU",
+    "CHINA",
+    "ROMANIA",
+    "SAUDI ARABIA",
+    "VIETNAM",
+    "RUSSIA",
+    "UNITED KINGDOM",
+    "UNITED STATES",
+];
+const REGIONS: &[&str] = &["AFRICA", "AMERICA", "ASIA", "EUROPE", "MIDDLE EAST"];
+const COMMENT_WORDS: &[&str] = &[
+    "special",
+    "requests",
+    "final",
+    "carefully",
+    "express",
+    "pending",
+    "ironic",
+    "deposits",
+    "blithely",
+    "quickly",
+    "furiously",
+    "accounts",
+    "packages",
+    "even",
+    "regular",
+    "bold",
+];
+const NAME_WORDS: &[&str] = &[
+    "green", "blue", "red", "almond", "forest", "lace", "metallic", "navy", "rose", "snow",
+];
+const CLERKS: &[&str] = &[
+    "Clerk#0000001",
+    "Clerk#0000005",
+    "Clerk#00000099",
+    "Clerk#000000951",
+];
+const PHONE_PREFIXES: &[&str] = &["10-", "13-", "25-", "27-", "33-"];
+
+use Dom::*;
+use Ty::*;
+
+pub const TABLES: &[TableDef] = &[
+    TableDef {
+        name: "lineitem",
+        cols: &[
+            c("l_orderkey", Int, Ints(1, 60000), false, true),
+            c("l_partkey", Int, Ints(1, 2000), false, true),
+            c("l_suppkey", Int, Ints(1, 100), false, true),
+            c("l_linenumber", Int, Ints(1, 7), true, true),
+            c("l_quantity", Dec, Decs(100, 5000), false, true),
+            c("l_extendedprice", Dec, Decs(90400, 9494950), false, true),
+            c("l_discount", Dec, Decs(0, 10), true, false),
+            c("l_tax", Dec, Decs(0, 8), true, false),
+            c("l_returnflag", Str, Set(FLAGS), true, false),
+            c("l_linestatus", Str, Set(LINESTATUS), true, false),
+            c("l_shipdate", Date, Dates(D1992, D1998), false, false),
+            c("l_commitdate", Date, Dates(D1992, D1998), false, false),
+            c("l_receiptdate", Date, Dates(D1992, D1998), false, false),
+            c("l_shipinstruct", Str, Set(INSTRUCT), true, false),
+            c("l_shipmode", Str, Set(SHIPMODES), true, false),
+            c("l_comment", Str, Text(COMMENT_WORDS), false, false),
+        ],
+    },
+    TableDef {
+        name: "orders",
+        cols: &[
+            c("o_orderkey", Int, Ints(1, 60000), false, true),
+            c("o_custkey", Int, Ints(1, 1500), false, true),
+            c("o_orderstatus", Str, Set(ORDERSTATUS), true, false),
+            c("o_totalprice", Dec, Decs(87489, 46600128), false, true),
+            c("o_orderdate", Date, Dates(D1992, D1998 - 150), false, false),
+            c("o_orderpriority", Str, Set(PRIORITIES), true, false),
+            c("o_clerk", Str, Set(CLERKS), false, false),
+            c("o_shippriority", Int, Ints(0, 0), true, false),
+            c("o_comment", Str, Text(COMMENT_WORDS), false, false),
+        ],
+    },
+    TableDef {
+        name: "customer",
+        cols: &[
+            c("c_custkey", Int, Ints(1, 1500), false, true),
+            c(
+                "c_name",
+                Str,
+                Text(&["Customer#00000", "1", "9"]),
+                false,
+                false,
+            ),
+            c("c_nationkey", Int, Ints(0, 24), true, false),
+            c("c_phone", Str, Text(PHONE_PREFIXES), false, false),
+            c("c_acctbal", Dec, Decs(-99479, 998771), false, false),
+            c("c_mktsegment", Str, Set(SEGMENTS), true, false),
+            c("c_comment", Str, Text(COMMENT_WORDS), false, false),
+        ],
+    },
+    TableDef {
+        name: "part",
+        cols: &[
+            c("p_partkey", Int, Ints(1, 2000), false, true),
+            c("p_name", Str, Text(NAME_WORDS), false, false),
+            c("p_mfgr", Str, Set(MFGRS), true, false),
+            c("p_brand", Str, Set(BRANDS), true, false),
+            c("p_type", Str, Text(TYPE_WORDS), false, false),
+            c("p_size", Int, Ints(1, 50), false, true),
+            c("p_container", Str, Set(CONTAINERS), false, false),
+            c("p_retailprice", Dec, Decs(90100, 190099), false, true),
+            c("p_comment", Str, Text(COMMENT_WORDS), false, false),
+        ],
+    },
+    TableDef {
+        name: "partsupp",
+        cols: &[
+            c("ps_partkey", Int, Ints(1, 2000), false, true),
+            c("ps_suppkey", Int, Ints(1, 100), false, true),
+            c("ps_availqty", Int, Ints(3, 9998), false, true),
+            c("ps_supplycost", Dec, Decs(105, 99999), false, true),
+            c("ps_comment", Str, Text(COMMENT_WORDS), false, false),
+        ],
+    },
+    TableDef {
+        name: "supplier",
+        cols: &[
+            c("s_suppkey", Int, Ints(1, 100), false, true),
+            c(
+                "s_name",
+                Str,
+                Text(&["Supplier#0000000", "1", "5"]),
+                false,
+                false,
+            ),
+            c("s_nationkey", Int, Ints(0, 24), true, false),
+            c("s_phone", Str, Text(PHONE_PREFIXES), false, false),
+            c("s_acctbal", Dec, Decs(-96620, 991524), false, false),
+            c("s_comment", Str, Text(COMMENT_WORDS), false, false),
+        ],
+    },
+    TableDef {
+        name: "nation",
+        cols: &[
+            c("n_nationkey", Int, Ints(0, 24), true, false),
+            c("n_name", Str, Set(NATIONS), true, false),
+            c("n_regionkey", Int, Ints(0, 4), true, false),
+            c("n_comment", Str, Text(COMMENT_WORDS), false, false),
+        ],
+    },
+    TableDef {
+        name: "region",
+        cols: &[
+            c("r_regionkey", Int, Ints(0, 4), true, false),
+            c("r_name", Str, Set(REGIONS), true, false),
+            c("r_comment", Str, Text(COMMENT_WORDS), false, false),
+        ],
+    },
+];
+
+/// Key relationships: (child, foreign key, parent, key). lineitem's key into
+/// partsupp is (l_partkey, l_suppkey): see `join_condition`.
+pub const EDGES: &[(&str, &str, &str, &str)] = &[
+    ("lineitem", "l_orderkey", "orders", "o_orderkey"),
+    ("lineitem", "l_partkey", "part", "p_partkey"),
+    ("lineitem", "l_suppkey", "supplier", "s_suppkey"),
+    ("lineitem", "l_partkey", "partsupp", "ps_partkey"),
+    ("orders", "o_custkey", "customer", "c_custkey"),
+    ("customer", "c_nationkey", "nation", "n_nationkey"),
+    ("supplier", "s_nationkey", "nation", "n_nationkey"),
+    ("nation", "n_regionkey", "region", "r_regionkey"),
+    ("partsupp", "ps_partkey", "part", "p_partkey"),
+    ("partsupp", "ps_suppkey", "supplier", "s_suppkey"),
+];
+
+fn table(name: &str) -> &'static TableDef {
+    TABLES
+        .iter()
+        .find(|t| t.name == name)
+        .expect("a TPC-H table")
+}
+
+/// A column in scope: how to refer to it, and what it holds.
+#[derive(Clone, Debug)]
+pub struct Col {
+    pub sql: String,
+    pub def: ColDef,
+    /// may be NULL (the outer side of a LEFT JOIN)
+    pub nullable: bool,
+}
+
+/// A table in the FROM clause: its alias and definition.
+#[derive(Clone)]
+struct Rel {
+    alias: String,
+    table: &'static TableDef,
+    nullable: bool,
+}
+
+/// An output column.
+struct Out {
+    sql: String,
+}
+
+/// Days since 1970-01-01 → YYYY-MM-DD (proleptic Gregorian).
+pub fn date_string(days: i64) -> String {
+    // Howard Hinnant's civil_from_days
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+pub struct Gen {
+    rng: Rng,
+    next_alias: usize,
+}
+
+/// The query of number `index` in the run of seed `seed`: each query has its
+/// own generator, so one can be reproduced alone.
+pub fn query(seed: u64, index: u64) -> String {
+    let mut g = Gen {
+        rng: Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(index)),
+        next_alias: 0,
+    };
+    g.top_query()
+}
+
+impl Gen {
+    fn alias(&mut self, prefix: &str) -> String {
+        self.next_alias += 1;
+        format!("{prefix}{}", self.next_alias)
+    }
+
+    // ------------------------------------------------------------ literals
+
+    fn literal(&mut self, def: &ColDef) -> String {
+        match def.dom {
+            Ints(lo, hi) => self.rng.range(lo, hi).to_string(),
+            Decs(lo, hi) => {
+                let v = self.rng.range(lo, hi);
+                dec_string(v)
+            }
+            Dates(lo, hi) => format!("DATE '{}'", date_string(self.rng.range(lo, hi))),
+            Set(values) => format!("'{}'", self.rng.pick(values)),
+            Text(words) => format!("'{}'", self.rng.pick(words)),
+        }
+    }
+
+    /// A literal of a string domain, for `=` and IN (free text: a word).
+    fn string_value(&mut self, dom: Dom) -> String {
+        match dom {
+            Set(values) | Text(values) => format!("'{}'", self.rng.pick(values)),
+            _ => unreachable!("a string domain"),
+        }
+    }
+
+    // ---------------------------------------------------------- predicates
+
+    /// A predicate over one column of `scope`.
+    fn column_predicate(&mut self, scope: &[Col]) -> String {
+        let c = self.rng.pick(scope).clone();
+        let d = c.def;
+        let x = &c.sql;
+        let p = match d.ty {
+            Int | Dec => match self.rng.below(9) {
+                0 => {
+                    let (a, b) = (self.literal(&d), self.literal(&d));
+                    let (lo, hi) = order_numbers(&a, &b);
+                    match self.rng.below(6) {
+                        0 => format!("{x} NOT BETWEEN {lo} AND {hi}"),
+                        // reversed bounds: nothing matches
+                        1 => format!("{x} BETWEEN {hi} AND {lo}"),
+                        _ => format!("{x} BETWEEN {lo} AND {hi}"),
+                    }
+                }
+                6 => {
+                    // a literal of the other numeric kind: an integer for a
+                    // decimal column, a decimal (1 to 4 digits) for an integer
+                    let lit = match (d.ty, d.dom) {
+                        (Dec, Decs(lo, hi)) => (self.rng.range(lo, hi) / 100).to_string(),
+                        (_, Ints(lo, hi)) => {
+                            let v = self.rng.range(lo, hi);
+                            let digits = self.rng.range(1, 4) as u32;
+                            let frac = self.rng.range(0, 10i64.pow(digits) - 1);
+                            format!("{v}.{frac:0w$}", w = digits as usize)
+                        }
+                        _ => self.literal(&d),
+                    };
+                    let op = *self.rng.pick(&["=", "<", ">=", "<>"]);
+                    format!("{x} {op} {lit}")
+                }
+                7 => {
+                    // arithmetic on the column
+                    let k = self.rng.range(2, 7);
+                    let lit = self.literal(&d);
+                    match self.rng.below(4) {
+                        0 => format!("{x} * {k} > {lit}"),
+                        1 => format!("-{x} < -({lit})"),
+                        2 if d.ty == Int => format!("{x} % {k} = {}", self.rng.range(0, k - 1)),
+                        _ => format!("{x} + {k} <= {lit}"),
+                    }
+                }
+                1 => {
+                    let n = 1 + self.rng.below(4);
+                    let mut items: Vec<String> = (0..n).map(|_| self.literal(&d)).collect();
+                    if self.rng.chance(10) {
+                        items.push("NULL".into());
+                    }
+                    let not = if self.rng.chance(25) { "NOT " } else { "" };
+                    format!("{x} {not}IN ({})", items.join(", "))
+                }
+                _ => {
+                    let op = *self.rng.pick(&["=", "<>", "<", "<=", ">", ">="]);
+                    format!("{x} {op} {}", self.literal(&d))
+                }
+            },
+            Date => match self.rng.below(5) {
+                0 => {
+                    let (a, b) = (self.rng.range(D1992, D1998), self.rng.range(D1992, D1998));
+                    format!(
+                        "{x} BETWEEN DATE '{}' AND DATE '{}'",
+                        date_string(a.min(b)),
+                        date_string(a.max(b))
+                    )
+                }
+                1 => {
+                    let unit = *self.rng.pick(&["DAY", "MONTH", "YEAR"]);
+                    let n = match unit {
+                        "DAY" => self.rng.range(1, 120),
+                        "MONTH" => self.rng.range(1, 24),
+                        _ => self.rng.range(1, 3),
+                    };
+                    let op = *self.rng.pick(&["<", ">=", "+", "-"]);
+                    let base = self.literal(&d);
+                    match op {
+                        "+" => format!("{x} < {base} + INTERVAL '{n}' {unit}"),
+                        "-" => format!("{x} >= {base} - INTERVAL '{n}' {unit}"),
+                        op => format!("{x} {op} {base}"),
+                    }
+                }
+                2 => format!(
+                    "extract(year FROM {x}) {} {}",
+                    self.rng.pick(&["=", "<", ">=", "<>"]),
+                    self.rng.range(1992, 1998)
+                ),
+                _ => {
+                    let op = *self.rng.pick(&["=", "<", "<=", ">", ">="]);
+                    format!("{x} {op} {}", self.literal(&d))
+                }
+            },
+            Str => match (d.dom, self.rng.below(5)) {
+                (Text(words), _) | (Set(words), 0) => {
+                    let w = self.rng.pick(words);
+                    let pattern = match self.rng.below(3) {
+                        0 => format!("%{w}%"),
+                        1 => format!("{w}%"),
+                        _ => format!("%{w}"),
+                    };
+                    let not = if self.rng.chance(20) { "NOT " } else { "" };
+                    match self.rng.below(8) {
+                        0 => format!("{x} {not}ILIKE '{}'", pattern.to_lowercase()),
+                        1 => {
+                            // '_' for one character
+                            let p: String = pattern
+                                .chars()
+                                .enumerate()
+                                .map(|(i, ch)| if i % 3 == 1 && ch != '%' { '_' } else { ch })
+                                .collect();
+                            format!("{x} {not}LIKE '{p}'")
+                        }
+                        2 => format!("upper({x}) {not}LIKE '{}'", pattern.to_uppercase()),
+                        _ => format!("{x} {not}LIKE '{pattern}'"),
+                    }
+                }
+                (_, 1) => {
+                    let n = 1 + self.rng.below(3);
+                    let items: Vec<String> = (0..n).map(|_| self.string_value(d.dom)).collect();
+                    let not = if self.rng.chance(25) { "NOT " } else { "" };
+                    format!("{x} {not}IN ({})", items.join(", "))
+                }
+                (_, 2) => format!("{x} <> {}", self.string_value(d.dom)),
+                (_, 3) => format!(
+                    "{x} {} {}",
+                    self.rng.pick(&["<", ">="]),
+                    self.string_value(d.dom)
+                ),
+                _ => format!("{x} = {}", self.string_value(d.dom)),
+            },
+        };
+        if c.nullable && self.rng.chance(30) {
+            let is = if self.rng.chance(50) {
+                "IS NULL"
+            } else {
+                "IS NOT NULL"
+            };
+            return format!("{x} {is}");
+        }
+        p
+    }
+
+    /// A predicate: column predicates combined with AND / OR / NOT, and at
+    /// depth 0 sometimes a subquery predicate.
+    fn predicate(&mut self, scope: &[Col], rels: &[Rel], depth: u32) -> String {
+        let r = self.rng.below(100);
+        if depth < 2 && r < 12 && !rels.is_empty() {
+            if let Some(p) = self.subquery_predicate(rels, depth) {
+                return p;
+            }
+        }
+        match r {
+            12..=19 if depth < 3 => format!(
+                "({} OR {})",
+                self.predicate(scope, rels, depth + 1),
+                self.predicate(scope, rels, depth + 1)
+            ),
+            20..=23 if depth < 3 => format!("NOT ({})", self.predicate(scope, rels, depth + 1)),
+            24..=27 => {
+                // column vs column of the same type
+                let a = self.rng.pick(scope).clone();
+                let numeric = |t: Ty| matches!(t, Int | Dec);
+                let same: Vec<&Col> = scope
+                    .iter()
+                    .filter(|c| {
+                        c.sql != a.sql
+                            && c.def.ty != Str
+                            && (c.def.ty == a.def.ty || (numeric(c.def.ty) && numeric(a.def.ty)))
+                    })
+                    .collect();
+                if same.is_empty() {
+                    return self.column_predicate(scope);
+                }
+                let b = (*self.rng.pick(&same)).clone();
+                format!("{} {} {}", a.sql, self.rng.pick(&["<", ">=", "<>"]), b.sql)
+            }
+            _ => self.column_predicate(scope),
+        }
+    }
+
+    /// EXISTS / NOT EXISTS / IN / NOT IN / a comparison with a scalar
+    /// subquery, over a table related to one of `rels`.
+    fn subquery_predicate(&mut self, rels: &[Rel], depth: u32) -> Option<String> {
+        let outer = self.rng.pick(rels).clone();
+        let edges: Vec<(&str, &str, &str)> = EDGES
+            .iter()
+            .filter_map(|&(a, ac, b, bc)| {
+                if a == outer.table.name {
+                    Some((ac, b, bc))
+                } else if b == outer.table.name {
+                    Some((bc, a, ac))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let kind = self.rng.below(5);
+        if kind == 4 {
+            return Some(self.scalar_subquery_predicate(&outer, depth));
+        }
+        if edges.is_empty() {
+            return None;
+        }
+        let &(outer_col, inner_table, inner_col) = self.rng.pick(&edges);
+        let t = table(inner_table);
+        let alias = self.alias("s");
+        let inner_scope: Vec<Col> = t
+            .cols
+            .iter()
+            .map(|c| Col {
+                sql: format!("{alias}.{}", c.name),
+                def: *c,
+                nullable: false,
+            })
+            .collect();
+        let inner_rel = Rel {
+            alias: alias.clone(),
+            table: t,
+            nullable: false,
+        };
+        let mut conds = Vec::new();
+        let n = self.rng.below(3);
+        for _ in 0..n {
+            conds.push(self.predicate(&inner_scope, std::slice::from_ref(&inner_rel), depth + 1));
+        }
+        let outer_ref = format!("{}.{outer_col}", outer.alias);
+        let inner_ref = format!("{alias}.{inner_col}");
+        Some(match kind {
+            0 | 1 => {
+                conds.insert(0, format!("{inner_ref} = {outer_ref}"));
+                // a second, non-equi correlation between columns of one type;
+                // only in a top-level conjunct (quarry plans EXISTS under
+                // OR / NOT as a mark join, which takes '=' correlations only:
+                // a documented limitation, a clear error)
+                if depth == 0 && self.rng.chance(30) {
+                    let outer_cols = columns_of(std::slice::from_ref(&outer));
+                    let pairs: Vec<(Col, Col)> = inner_scope
+                        .iter()
+                        .flat_map(|i| {
+                            outer_cols
+                                .iter()
+                                .filter(move |o| o.def.ty == i.def.ty && i.def.ty != Str)
+                                .map(move |o| (i.clone(), o.clone()))
+                        })
+                        .collect();
+                    if !pairs.is_empty() {
+                        let (i, o) = self.rng.pick(&pairs).clone();
+                        let op = *self.rng.pick(&["<", ">", "<=", ">="]);
+                        conds.push(format!("{} {op} {}", i.sql, o.sql));
+                    }
+                }
+                let not = if kind == 1 { "NOT " } else { "" };
+                format!(
+                    "{not}EXISTS (SELECT * FROM {} AS {alias} WHERE {})",
+                    t.name,
+                    conds.join(" AND ")
+                )
+            }
+            _ => {
+                let not = if kind == 3 { "NOT " } else { "" };
+                let filter = if conds.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHERE {}", conds.join(" AND "))
+                };
+                // sometimes the subquery yields NULLs too (NOT IN is then
+                // never true)
+                let item = if self.rng.chance(20) {
+                    let p = self.column_predicate(&inner_scope);
+                    format!("CASE WHEN {p} THEN {inner_ref} END")
+                } else {
+                    inner_ref.clone()
+                };
+                format!(
+                    "{outer_ref} {not}IN (SELECT {item} FROM {} AS {alias}{filter})",
+                    t.name
+                )
+            }
+        })
+    }
+
+    /// `x op (SELECT agg(y) FROM t WHERE …)`, correlated on a key of the same
+    /// table or not.
+    fn scalar_subquery_predicate(&mut self, outer: &Rel, depth: u32) -> String {
+        let t = outer.table;
+        let numeric: Vec<&ColDef> = t.cols.iter().filter(|c| c.ty == Dec).collect();
+        let (target, agg) = if numeric.is_empty() || self.rng.chance(20) {
+            let ints: Vec<&ColDef> = t.cols.iter().filter(|c| c.ty == Int).collect();
+            (*self.rng.pick(&ints), *self.rng.pick(&["min", "max"]))
+        } else {
+            (
+                *self.rng.pick(&numeric),
+                *self.rng.pick(&["avg", "min", "max", "avg"]),
+            )
+        };
+        let alias = self.alias("q");
+        let inner_scope: Vec<Col> = t
+            .cols
+            .iter()
+            .map(|c| Col {
+                sql: format!("{alias}.{}", c.name),
+                def: *c,
+                nullable: false,
+            })
+            .collect();
+        let mut conds = Vec::new();
+        // correlate on a column with repeated values (a foreign key or a
+        // low-cardinality column)
+        let keys: Vec<&ColDef> = t
+            .cols
+            .iter()
+            .filter(|c| {
+                c.ty == Int && (c.group || EDGES.iter().any(|e| e.0 == t.name && e.1 == c.name))
+            })
+            .collect();
+        if !keys.is_empty() && self.rng.chance(60) {
+            let k = self.rng.pick(&keys);
+            conds.push(format!("{alias}.{} = {}.{}", k.name, outer.alias, k.name));
+        }
+        if self.rng.chance(50) {
+            let inner_rel = Rel {
+                alias: alias.clone(),
+                table: t,
+                nullable: false,
+            };
+            conds.push(self.predicate(&inner_scope, std::slice::from_ref(&inner_rel), depth + 2));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        let factor = if agg == "avg" && self.rng.chance(50) {
+            *self.rng.pick(&["0.2 * ", "1.5 * ", "0.5 * "])
+        } else {
+            ""
+        };
+        format!(
+            "{}.{} {} (SELECT {factor}{agg}({alias}.{}) FROM {} AS {alias}{filter})",
+            outer.alias,
+            target.name,
+            self.rng.pick(&["<", ">", "<=", ">="]),
+            target.name,
+            t.name
+        )
+    }
+
+    // ---------------------------------------------------------------- FROM
+
+    /// A FROM clause of 1 to 4 related tables; returns its SQL, the tables
+    /// and the join conditions that go to WHERE (comma joins).
+    fn gen_from(&mut self) -> (String, Vec<Rel>, Vec<String>) {
+        let start = self.rng.pick(TABLES);
+        let alias = self.alias("t");
+        let mut rels = vec![Rel {
+            alias: alias.clone(),
+            table: start,
+            nullable: false,
+        }];
+        let mut sql = format!("{} AS {alias}", start.name);
+        let mut where_conds = Vec::new();
+        let joins = match self.rng.below(10) {
+            0..=2 => 0,
+            3..=6 => 1,
+            7..=8 => 2,
+            _ => 3,
+        };
+        // The grain: the table whose rows the join result has (at most). A
+        // parent can join any table; a child only the grain, and becomes
+        // the grain. So the result never exceeds the largest table.
+        let mut grain = start.name;
+        for _ in 0..joins {
+            // an edge from a table already in to a table not yet in
+            let mut options = Vec::new();
+            for r in &rels {
+                for &(child, ck, parent, pk) in EDGES {
+                    if child == r.table.name && !rels.iter().any(|x| x.table.name == parent) {
+                        options.push((r.clone(), ck, parent, pk));
+                    } else if parent == r.table.name
+                        && r.table.name == grain
+                        && !rels.iter().any(|x| x.table.name == child)
+                    {
+                        options.push((r.clone(), pk, child, ck));
+                    }
+                }
+            }
+            if options.is_empty() {
+                break;
+            }
+            let (from, from_col, to, to_col) = self.rng.pick(&options).clone();
+            if EDGES.iter().any(|e| e.0 == to && e.2 == from.table.name) {
+                grain = to;
+            }
+            let t = table(to);
+            let alias = self.alias("t");
+            let cond = join_condition(&from.alias, from.table.name, from_col, &alias, to, to_col);
+            let nullable;
+            // After a comma join, only comma joins: in `a, b JOIN c ON …`
+            // the ON clause sees b and c only (DuckDB is lenient there,
+            // quarry follows the standard).
+            let choice = if where_conds.is_empty() {
+                self.rng.below(10)
+            } else {
+                0
+            };
+            match choice {
+                0..=3 => {
+                    sql.push_str(&format!(", {} AS {alias}", t.name));
+                    where_conds.push(cond);
+                    nullable = from.nullable;
+                }
+                4..=6 => {
+                    let extra = if self.rng.chance(20) {
+                        let scope = columns_of(&[Rel {
+                            alias: alias.clone(),
+                            table: t,
+                            nullable: false,
+                        }]);
+                        format!(" AND {}", self.column_predicate(&scope))
+                    } else {
+                        String::new()
+                    };
+                    sql.push_str(&format!(" JOIN {} AS {alias} ON {cond}{extra}", t.name));
+                    nullable = from.nullable;
+                }
+                7 => {
+                    // RIGHT or FULL: the tables before may now be NULL
+                    let kind = *self.rng.pick(&["RIGHT", "FULL"]);
+                    let extra = if self.rng.chance(30) {
+                        let scope = columns_of(&[Rel {
+                            alias: alias.clone(),
+                            table: t,
+                            nullable: false,
+                        }]);
+                        format!(" AND {}", self.column_predicate(&scope))
+                    } else {
+                        String::new()
+                    };
+                    sql.push_str(&format!(
+                        " {kind} JOIN {} AS {alias} ON {cond}{extra}",
+                        t.name
+                    ));
+                    for r in rels.iter_mut() {
+                        r.nullable = true;
+                    }
+                    nullable = kind == "FULL";
+                }
+                _ => {
+                    let extra = if self.rng.chance(40) {
+                        let scope = columns_of(&[Rel {
+                            alias: alias.clone(),
+                            table: t,
+                            nullable: false,
+                        }]);
+                        format!(" AND {}", self.column_predicate(&scope))
+                    } else {
+                        String::new()
+                    };
+                    sql.push_str(&format!(
+                        " LEFT JOIN {} AS {alias} ON {cond}{extra}",
+                        t.name
+                    ));
+                    nullable = true;
+                }
+            }
+            rels.push(Rel {
+                alias,
+                table: t,
+                nullable,
+            });
+        }
+        (sql, rels, where_conds)
+    }
+
+    // ------------------------------------------------------------- queries
+
+    fn top_query(&mut self) -> String {
+        match self.rng.below(100) {
+            0..=7 => self.derived_query(false),
+            8..=12 => self.derived_query(true),
+            _ => self.simple_query(),
+        }
+    }
+
+    /// SELECT … FROM (SELECT …) AS d, or WITH w AS (…) SELECT … FROM w.
+    fn derived_query(&mut self, cte: bool) -> String {
+        let (from, rels, mut conds) = self.gen_from();
+        let scope = columns_of(&rels);
+        for _ in 0..self.rng.below(3) {
+            conds.push(self.predicate(&scope, &rels, 0));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        let mut inner_cols = Vec::new();
+        let mut items = Vec::new();
+        let inner = if self.rng.chance(35) {
+            // aggregated: group keys, then sums / counts / extremes
+            let groupable: Vec<Col> = scope.iter().filter(|c| c.def.group).cloned().collect();
+            let keys = if groupable.is_empty() {
+                0
+            } else {
+                1 + self.rng.below(2)
+            };
+            let mut group_sql = Vec::new();
+            for _ in 0..keys {
+                let c = self.rng.pick(&groupable).clone();
+                if group_sql.contains(&c.sql) {
+                    continue;
+                }
+                group_sql.push(c.sql.clone());
+                items.push(format!("{} AS d{}", c.sql, items.len()));
+                inner_cols.push(c);
+            }
+            let numeric: Vec<Col> = scope.iter().filter(|c| c.def.ty == Dec).cloned().collect();
+            for _ in 0..1 + self.rng.below(3) {
+                let (sql, c) = match self.rng.below(3) {
+                    0 if !numeric.is_empty() => {
+                        let c = self.rng.pick(&numeric).clone();
+                        (format!("sum({})", c.sql), c)
+                    }
+                    1 => {
+                        let c = self.rng.pick(&scope).clone();
+                        let f = *self.rng.pick(&["min", "max"]);
+                        (format!("{f}({})", c.sql), c)
+                    }
+                    _ => {
+                        let any = self.rng.pick(&scope).clone();
+                        let c = Col {
+                            sql: String::new(),
+                            def: ColDef {
+                                name: "count",
+                                ty: Int,
+                                dom: Ints(0, 100),
+                                group: false,
+                                nonzero: false,
+                            },
+                            nullable: false,
+                        };
+                        (format!("count({})", any.sql), c)
+                    }
+                };
+                items.push(format!("{sql} AS d{}", items.len()));
+                inner_cols.push(c);
+            }
+            let group_by = if group_sql.is_empty() {
+                String::new()
+            } else {
+                format!(" GROUP BY {}", group_sql.join(", "))
+            };
+            format!("SELECT {} FROM {from}{filter}{group_by}", items.join(", "))
+        } else {
+            // the inner select list: 2 to 5 columns, renamed
+            let n = 2 + self.rng.below(4);
+            for i in 0..n {
+                let c = self.rng.pick(&scope).clone();
+                items.push(format!("{} AS d{i}", c.sql));
+                inner_cols.push(c);
+            }
+            format!("SELECT {} FROM {from}{filter}", items.join(", "))
+        };
+        let name = self.alias("d");
+        let outer_scope: Vec<Col> = inner_cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Col {
+                sql: format!("{name}.d{i}"),
+                def: c.def,
+                nullable: c.nullable,
+            })
+            .collect();
+        let body = self.select_over(&outer_scope, &[], &[], &|_| {
+            if cte {
+                format!("{name} AS {name}")
+            } else {
+                format!("({inner}) AS {name}")
+            }
+        });
+        if cte {
+            format!("WITH {name} AS ({inner}) {body}")
+        } else {
+            body
+        }
+    }
+
+    fn simple_query(&mut self) -> String {
+        let (from, rels, conds) = self.gen_from();
+        let scope = columns_of(&rels);
+        self.select_over(&scope, &rels, &conds, &|_| from.clone())
+    }
+
+    /// SELECT list, WHERE, GROUP BY, HAVING, ORDER BY and LIMIT over a scope.
+    fn select_over(
+        &mut self,
+        scope: &[Col],
+        rels: &[Rel],
+        join_conds: &[String],
+        from: &dyn Fn(&mut Self) -> String,
+    ) -> String {
+        let from_sql = from(self);
+        let mut conds: Vec<String> = join_conds.to_vec();
+        let n = match self.rng.below(10) {
+            0..=2 => 0,
+            3..=6 => 1,
+            7..=8 => 2,
+            _ => 3,
+        };
+        for _ in 0..n {
+            conds.push(self.predicate(scope, rels, 0));
+        }
+        let aggregate = self.rng.chance(55);
+        let mut outs: Vec<Out> = Vec::new();
+        let mut group_by = Vec::new();
+        let mut having = None;
+        let mut distinct = false;
+        if aggregate {
+            let groups = match self.rng.below(10) {
+                0..=2 => 0,
+                3..=7 => 1,
+                _ => 2,
+            };
+            for _ in 0..groups {
+                let g = self.group_expr(scope);
+                if !outs.iter().any(|o| o.sql == g) {
+                    group_by.push(g.clone());
+                    outs.push(Out { sql: g });
+                }
+            }
+            let aggs = 1 + self.rng.below(3);
+            for _ in 0..aggs {
+                let a = self.aggregate_expr(scope);
+                outs.push(Out { sql: a });
+            }
+            if !group_by.is_empty() && self.rng.chance(25) {
+                having = Some(match self.rng.below(2) {
+                    0 => format!("count(*) > {}", self.rng.range(1, 20)),
+                    _ => {
+                        let a = self.aggregate_expr(scope);
+                        format!("{a} IS NOT NULL")
+                    }
+                });
+            }
+        } else {
+            distinct = self.rng.chance(15);
+            let k = 1 + self.rng.below(4);
+            for _ in 0..k {
+                let e = if !rels.is_empty() && self.rng.chance(10) {
+                    self.select_list_subquery(rels)
+                } else {
+                    self.scalar_expr(scope)
+                };
+                outs.push(Out { sql: e });
+            }
+        }
+        let items: Vec<String> = outs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| format!("{} AS c{i}", o.sql))
+            .collect();
+        let mut sql = format!(
+            "SELECT {}{} FROM {from_sql}",
+            if distinct { "DISTINCT " } else { "" },
+            items.join(", ")
+        );
+        if !conds.is_empty() {
+            sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
+        }
+        if !group_by.is_empty() {
+            sql.push_str(&format!(" GROUP BY {}", group_by.join(", ")));
+        }
+        if let Some(h) = having {
+            sql.push_str(&format!(" HAVING {h}"));
+        }
+        let order: Vec<String> = (1..=outs.len())
+            .map(|i| {
+                let dir = if self.rng.chance(30) { " DESC" } else { "" };
+                let nulls = match self.rng.below(10) {
+                    0 => " NULLS FIRST",
+                    1 => " NULLS LAST",
+                    _ => "",
+                };
+                format!("{i}{dir}{nulls}")
+            })
+            .collect();
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+        // Without GROUP BY keys the answer may be large: always a LIMIT.
+        let many = !aggregate || group_by.len() > 1 || group_by.iter().any(|g| g.contains("year"));
+        if many || self.rng.chance(30) {
+            sql.push_str(&format!(" LIMIT {}", self.rng.range(1, 40)));
+            if self.rng.chance(15) {
+                sql.push_str(&format!(" OFFSET {}", self.rng.range(0, 10)));
+            }
+        }
+        sql
+    }
+
+    /// A low-cardinality grouping expression.
+    fn group_expr(&mut self, scope: &[Col]) -> String {
+        let groupable: Vec<&Col> = scope.iter().filter(|c| c.def.group).collect();
+        let dates: Vec<&Col> = scope.iter().filter(|c| c.def.ty == Date).collect();
+        match self.rng.below(10) {
+            0..=1 if !dates.is_empty() => {
+                let d = self.rng.pick(&dates);
+                format!("extract(year FROM {})", d.sql)
+            }
+            2 => {
+                let strs: Vec<&Col> = scope
+                    .iter()
+                    .filter(|c| c.def.ty == Str && matches!(c.def.dom, Set(_)))
+                    .collect();
+                if strs.is_empty() {
+                    return self.group_expr_fallback(scope, &groupable);
+                }
+                let s = self.rng.pick(&strs);
+                format!("substring({} FROM 1 FOR 1)", s.sql)
+            }
+            _ => self.group_expr_fallback(scope, &groupable),
+        }
+    }
+
+    fn group_expr_fallback(&mut self, scope: &[Col], groupable: &[&Col]) -> String {
+        if groupable.is_empty() {
+            // a key column, bucketed
+            let ints: Vec<&Col> = scope.iter().filter(|c| c.def.ty == Int).collect();
+            if let Some(c) = ints.first() {
+                return format!("{} % 5", c.sql);
+            }
+            let strs: Vec<&Col> = scope.iter().filter(|c| c.def.ty == Str).collect();
+            if let Some(c) = strs.first() {
+                return format!("length({})", c.sql);
+            }
+            return self.rng.pick(scope).sql.clone();
+        }
+        self.rng.pick(groupable).sql.clone()
+    }
+
+    /// An aggregate over the scope.
+    fn aggregate_expr(&mut self, scope: &[Col]) -> String {
+        let numeric: Vec<&Col> = scope
+            .iter()
+            .filter(|c| matches!(c.def.ty, Int | Dec))
+            .collect();
+        match self.rng.below(10) {
+            0 => "count(*)".to_string(),
+            1 => {
+                let c = self.rng.pick(scope);
+                format!("count({})", c.sql)
+            }
+            2 => {
+                let c = self.rng.pick(scope);
+                format!("count(DISTINCT {})", c.sql)
+            }
+            3 => {
+                let c = self.rng.pick(scope);
+                let f = *self.rng.pick(&["min", "max"]);
+                format!("{f}({})", c.sql)
+            }
+            _ if !numeric.is_empty() => {
+                let e = self.numeric_expr(&numeric);
+                let f = *self.rng.pick(&["sum", "avg", "sum", "min", "max"]);
+                // (no round() of a DOUBLE: a value near .5 rounds either way
+                // depending on the order of summation)
+                format!("{f}({e})")
+            }
+            _ => "count(*)".to_string(),
+        }
+    }
+
+    /// A numeric expression over numeric columns: a column, a product with
+    /// a small constant, `price * (1 - discount)`, a sum of two columns, a
+    /// CASE.
+    fn numeric_expr(&mut self, numeric: &[&Col]) -> String {
+        let a = self.rng.pick(numeric);
+        match self.rng.below(8) {
+            0 => format!("{} * {}", a.sql, self.rng.range(2, 9)),
+            1 => {
+                let b = self.rng.pick(numeric);
+                if a.def.ty == Dec || b.def.ty == Dec {
+                    format!("{} + {}", a.sql, b.sql)
+                } else {
+                    format!("{} - {}", a.sql, b.sql)
+                }
+            }
+            2 if a.def.ty == Dec => {
+                let discount = numeric.iter().find(|c| c.def.name.ends_with("_discount"));
+                match discount {
+                    Some(d) => format!("{} * (1 - {})", a.sql, d.sql),
+                    None => format!("{} * (1 + 0.25)", a.sql),
+                }
+            }
+            3 => format!("{} * 0.5", a.sql),
+            4 => {
+                let b = self.rng.pick(numeric);
+                if b.def.nonzero && !b.nullable {
+                    format!("{} / {}", a.sql, b.sql)
+                } else {
+                    format!("{} / 4", a.sql)
+                }
+            }
+            5 => {
+                let c = self.rng.pick(numeric);
+                let lit = self.literal(&c.def);
+                format!("CASE WHEN {} > {lit} THEN {} ELSE 0 END", c.sql, a.sql)
+            }
+            _ => a.sql.clone(),
+        }
+    }
+
+    /// A scalar subquery for the SELECT list: an aggregate over a related
+    /// table, correlated on the key (count(*) must be 0, not NULL, where no
+    /// row matches), or uncorrelated.
+    fn select_list_subquery(&mut self, rels: &[Rel]) -> String {
+        let outer = self.rng.pick(rels).clone();
+        let edges: Vec<(&str, &str, &str)> = EDGES
+            .iter()
+            .filter_map(|&(a, ac, b, bc)| {
+                if a == outer.table.name {
+                    Some((ac, b, bc))
+                } else if b == outer.table.name {
+                    Some((bc, a, ac))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let alias = self.alias("x");
+        if edges.is_empty() || self.rng.chance(20) {
+            let t = outer.table;
+            let c = self.rng.pick(t.cols);
+            let f = *self.rng.pick(&["min", "max", "count"]);
+            return format!(
+                "(SELECT {f}({alias}.{}) FROM {} AS {alias})",
+                c.name, t.name
+            );
+        }
+        let &(outer_col, inner_table, inner_col) = self.rng.pick(&edges);
+        let t = table(inner_table);
+        let scope: Vec<Col> = columns_of(&[Rel {
+            alias: alias.clone(),
+            table: t,
+            nullable: false,
+        }]);
+        let numeric: Vec<&Col> = scope.iter().filter(|c| c.def.ty == Dec).collect();
+        let agg = match self.rng.below(4) {
+            0 | 1 => "count(*)".to_string(),
+            2 if !numeric.is_empty() => format!("sum({})", self.rng.pick(&numeric).sql),
+            _ => format!("max({})", self.rng.pick(&scope).sql),
+        };
+        let extra = if self.rng.chance(50) {
+            format!(" AND {}", self.column_predicate(&scope))
+        } else {
+            String::new()
+        };
+        format!(
+            "(SELECT {agg} FROM {} AS {alias} WHERE {alias}.{inner_col} = {}.{outer_col}{extra})",
+            t.name, outer.alias
+        )
+    }
+
+    /// An expression for a non-aggregated SELECT list.
+    fn scalar_expr(&mut self, scope: &[Col]) -> String {
+        let c = self.rng.pick(scope).clone();
+        let x = &c.sql;
+        match (c.def.ty, self.rng.below(9)) {
+            (Int | Dec, 6) => format!("-{x}"),
+            (Dec, 7) => {
+                let k = *self.rng.pick(&["1.5", "0.125", "2", "-3", "100.0001"]);
+                format!("{x} * {k}")
+            }
+            (Int, 7) => format!("{x} % {}", self.rng.range(2, 9)),
+            (_, 7) => {
+                // CASE without ELSE: NULL when no branch matches
+                let cond = self.column_predicate(scope);
+                format!("CASE WHEN {cond} THEN {x} END")
+            }
+            (Str, 8) => format!(
+                "coalesce(CASE WHEN {} THEN {x} END, 'none')",
+                self.column_predicate(scope)
+            ),
+            (Date, 8) => format!("extract(day FROM {x})"),
+            (Int | Dec, 0) => {
+                let numeric: Vec<&Col> = scope
+                    .iter()
+                    .filter(|c| matches!(c.def.ty, Int | Dec))
+                    .collect();
+                self.numeric_expr(&numeric)
+            }
+            (Int | Dec, 1) => format!("abs({x} - {})", self.literal(&c.def)),
+            (Dec, 2) => format!("round({x} * 0.37, 1)"),
+            (Str, 0) => format!("upper({x})"),
+            (Str, 1) => format!("lower({x})"),
+            (Str, 2) => format!("length({x})"),
+            (Str, 3) => format!("substring({x} FROM 2 FOR 3)"),
+            (Date, 0) => format!("extract(month FROM {x})"),
+            (Date, 1) => format!("extract(year FROM {x})"),
+            (_, 4) if c.nullable => format!("coalesce({x}, {})", self.literal(&c.def)),
+            (_, 5) => {
+                let cond = self.column_predicate(scope);
+                let other = self.literal(&c.def);
+                format!("CASE WHEN {cond} THEN {x} ELSE {other} END")
+            }
+            _ => x.clone(),
+        }
+    }
+}
+
+/// `a.x = b.y`, with the second key column of lineitem ⋈ partsupp.
+fn join_condition(a: &str, at: &str, ac: &str, b: &str, bt: &str, bc: &str) -> String {
+    let mut cond = format!("{a}.{ac} = {b}.{bc}");
+    match (at, bt) {
+        ("lineitem", "partsupp") => cond.push_str(&format!(" AND {a}.l_suppkey = {b}.ps_suppkey")),
+        ("partsupp", "lineitem") => cond.push_str(&format!(" AND {a}.ps_suppkey = {b}.l_suppkey")),
+        _ => {}
+    }
+    cond
+}
+
+fn columns_of(rels: &[Rel]) -> Vec<Col> {
+    rels.iter()
+        .flat_map(|r| {
+            r.table.cols.iter().map(move |c| Col {
+                sql: format!("{}.{}", r.alias, c.name),
+                def: *c,
+                nullable: r.nullable,
+            })
+        })
+        .collect()
+}
+
+fn dec_string(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let a = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
+/// (smaller, larger) of two numeric literals as text.
+fn order_numbers(a: &str, b: &str) -> (String, String) {
+    let (x, y): (f64, f64) = (a.parse().unwrap_or(0.0), b.parse().unwrap_or(0.0));
+    if x <= y {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
