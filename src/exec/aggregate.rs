@@ -476,7 +476,12 @@ impl GroupTable {
             .group_rows
             .as_ref()
             .map_or(0, |r| r.size() / r.num_rows().max(1));
-        new_groups * (2 * key_bytes + 32 + 24 * self.accs.len())
+        // Per group: the key in `group_rows` and again boxed in the map (a
+        // heap block of at least 32 bytes), the map's entry (24 bytes, with
+        // room to grow into), the row offset, and each accumulator's state;
+        // vectors and maps double as they grow, so count the slack too
+        // (counting short let the process outgrow the budget by a third).
+        new_groups * (2 * key_bytes + 32 + 56 + 16 + 40 * self.accs.len())
     }
 
     /// Reserves for the groups added since there were `before`; false when

@@ -47,7 +47,7 @@ use crate::error::{QuarryError, Result};
 use crate::plan::{Expr, JoinKind};
 use crate::runtime::memory::batch_bytes;
 use crate::runtime::memory::{format_bytes, MemoryPool, Reservation};
-use crate::runtime::spill::SpillFile;
+use crate::runtime::spill::{compact_views, SpillFile};
 
 /// The most rows a join emits in one batch (and the most candidate pairs it
 /// materializes at once while probing).
@@ -1495,36 +1495,6 @@ impl Splitter {
         }
         Ok((out, has_null))
     }
-}
-
-/// `take` of a string or binary view column keeps all the data buffers of
-/// the original: a piece would hold (and write to disk) the strings of the
-/// whole batch. Copies just its own.
-fn compact_views(batch: RecordBatch) -> Result<RecordBatch> {
-    if !batch
-        .columns()
-        .iter()
-        .any(|c| matches!(c.data_type(), DataType::Utf8View | DataType::BinaryView))
-    {
-        return Ok(batch);
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|c| -> ArrayRef {
-            match c.data_type() {
-                DataType::Utf8View => Arc::new(c.as_string_view().gc()),
-                DataType::BinaryView => Arc::new(c.as_binary_view().gc()),
-                _ => c.clone(),
-            }
-        })
-        .collect();
-    let opts = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(
-        batch.schema(),
-        columns,
-        &opts,
-    )?)
 }
 
 /// One sub-partition: rows buffered under a reservation, and spill files.

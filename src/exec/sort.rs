@@ -28,8 +28,8 @@ use super::expr::evaluate_array;
 use super::operator::{Operator, SpillCount};
 use crate::error::Result;
 use crate::plan::{Expr, SortKey};
-use crate::runtime::memory::{MemoryPool, Reservation};
-use crate::runtime::spill::SpillFile;
+use crate::runtime::memory::{array_bytes, batch_bytes, MemoryPool, Reservation};
+use crate::runtime::spill::{compact_views, SpillFile};
 
 /// Rows per batch of a run and of the output, at most. Fewer when rows are
 /// wide and the budget small (see `chunk_rows_for`).
@@ -108,13 +108,13 @@ impl SortOp {
     }
 
     fn push_top_k(&mut self, batch: RecordBatch, k: usize) -> Result<()> {
-        self.reservation.grow(batch.get_array_memory_size())?;
+        self.reservation.grow(batch_bytes(&batch))?;
         self.buffered_rows += batch.num_rows();
         self.buffered.push(batch);
         if self.buffered_rows > (8 * k).max(65_536) {
             let top = self.sort_buffered()?;
             self.reservation.free();
-            self.reservation.grow(top.get_array_memory_size())?;
+            self.reservation.grow(batch_bytes(&top))?;
             self.buffered.push(top);
         }
         Ok(())
@@ -140,7 +140,7 @@ impl SortOp {
             .iter()
             .zip(&self.keys)
             .map(|(a, k)| {
-                let size = a.get_array_memory_size();
+                let size = array_bytes(a.as_ref());
                 match k.expr {
                     Expr::Column(_) => size,
                     _ => 2 * size,
@@ -381,7 +381,7 @@ impl RunWriter {
     }
 
     fn push(&mut self, batch: RecordBatch) -> Result<()> {
-        self.max_chunk_bytes = self.max_chunk_bytes.max(batch.get_array_memory_size());
+        self.max_chunk_bytes = self.max_chunk_bytes.max(batch_bytes(&batch));
         self.pending_rows += batch.num_rows();
         self.pending.push(batch);
         if self.pending.len() >= SEGMENT_BATCHES {
@@ -622,12 +622,14 @@ impl Operator for SortOp {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        // (the buffer must not keep alive the strings of whole input batches)
+        let batch = compact_views(batch)?;
         let keys = self
             .keys
             .iter()
             .map(|k| evaluate_array(&k.expr, &batch))
             .collect::<Result<Vec<_>>>()?;
-        let bytes = batch.get_array_memory_size();
+        let bytes = batch_bytes(&batch);
         let rows = batch.num_rows();
         let mut want = bytes + self.key_bytes(&keys, rows);
         // The output batches of sorting the buffer, once per buffer.

@@ -131,27 +131,32 @@ impl Drop for Reservation {
 /// it, and the columns of a batch read from a spill file are all slices of
 /// one buffer (it would count the batch once per column).
 pub fn batch_bytes(b: &RecordBatch) -> usize {
-    b.columns()
+    b.columns().iter().map(|c| array_bytes(c.as_ref())).sum()
+}
+
+/// The bytes of one array, as `batch_bytes` counts them.
+pub fn array_bytes(c: &dyn Array) -> usize {
+    let full = c.get_array_memory_size();
+    let own = match c.data_type() {
+        // A few rows taken from a big batch share all of its data buffers:
+        // count the bytes the views point at (what a compacted copy holds).
+        DataType::Utf8View => Ok(view_bytes(c.as_string_view().views())),
+        DataType::BinaryView => Ok(view_bytes(c.as_binary_view().views())),
+        _ => c.to_data().get_slice_memory_size(),
+    };
+    // A little for the array structs themselves.
+    own.map_or(full, |own| own.min(full) + 128)
+}
+
+/// The views themselves, and the strings longer than 12 bytes (shorter
+/// ones live inside their view).
+fn view_bytes(views: &arrow::buffer::ScalarBuffer<u128>) -> usize {
+    let outside: usize = views
         .iter()
-        .map(|c| {
-            let full = c.get_array_memory_size();
-            let own = match c.data_type() {
-                DataType::Utf8View => {
-                    let a = c.as_string_view();
-                    Ok(a.views().inner().len()
-                        + a.data_buffers().iter().map(|d| d.len()).sum::<usize>())
-                }
-                DataType::BinaryView => {
-                    let a = c.as_binary_view();
-                    Ok(a.views().inner().len()
-                        + a.data_buffers().iter().map(|d| d.len()).sum::<usize>())
-                }
-                _ => c.to_data().get_slice_memory_size(),
-            };
-            // A little for the array structs themselves.
-            own.map_or(full, |own| own.min(full) + 128)
-        })
-        .sum()
+        .map(|v| (*v as u32) as usize)
+        .filter(|len| *len > 12)
+        .sum();
+    views.inner().len() + outside
 }
 
 /// `1.5 GiB` and the like.

@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::memory::{batch_bytes, MemoryPool, Reservation};
-use super::spill::SpillFile;
+use super::spill::{compact_views, SpillFile};
 use crate::error::{QuarryError, Result};
 use crate::exec::join::{build_side, BuildSide, JoinBuild};
 use crate::exec::operator::{Operator, SpillCount};
@@ -79,6 +79,12 @@ impl PartitionStore {
         if batches.is_empty() {
             return Ok(());
         }
+        // Batches kept in memory must not keep alive the strings of the
+        // whole batches they were cut from.
+        let batches = batches
+            .into_iter()
+            .map(compact_views)
+            .collect::<Result<Vec<_>>>()?;
         let size: usize = batches.iter().map(batch_bytes).sum();
         let mut bucket = self.bucket(stage, partition)?;
         // Once a bucket has spilled, later batches follow it to disk: the
