@@ -117,8 +117,10 @@ pub fn compact_views(batch: RecordBatch) -> Result<RecordBatch> {
 }
 
 /// Whether the data buffers of view array `c` hold much more than the bytes
-/// its views point at.
+/// its views point at, or are many.
 fn holds_more(buffers: &[arrow::buffer::Buffer], c: &ArrayRef) -> bool {
     let held: usize = buffers.iter().map(|b| b.len()).sum();
-    held > 64 * 1024 && held > 2 * crate::runtime::memory::array_bytes(c.as_ref())
+    // (many buffers: each slice or take copies the list of them)
+    buffers.len() > 16
+        || (held > 64 * 1024 && held > 2 * crate::runtime::memory::array_bytes(c.as_ref()))
 }
