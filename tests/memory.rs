@@ -74,3 +74,55 @@ fn an_aggregate_over_the_budget_names_itself_and_the_limit() {
     session.sql("SET memory_limit = '1GB'").unwrap();
     assert_eq!(session.sql(big).unwrap().num_rows(), 243);
 }
+
+#[test]
+fn past_the_pause_threshold_the_scheduler_holds_back_new_tasks() {
+    let session = Session::new(SessionConfig::default().with_threads(2)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    session
+        .sql(&format!("SET temp_directory = '{}'", dir.path().display()))
+        .unwrap();
+    // A GROUP BY into 8 partitions of a hash exchange: the partition store
+    // holds them against the budget, so memory stays in use while the
+    // final aggregates run, and the second worker waits.
+    let digits = "(VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9))";
+    session
+        .sql(&format!(
+            "CREATE TABLE t AS SELECT a.x * 100000 + b.x * 10000 + c.x * 1000 + d.x * 100 + e.x * 10 + f.x AS k \
+             FROM {digits} a(x), {digits} b(x), {digits} c(x), {digits} d(x), {digits} e(x), {digits} f(x)"
+        ))
+        .unwrap();
+    session.sql("SET memory_limit = '1GB'").unwrap();
+    // a million groups, so that each final aggregate takes a while
+    let query = "SELECT count(*), sum(n) FROM (SELECT k, count(*) AS n FROM t GROUP BY k)";
+    session.sql("SET target_partitions = 8").unwrap();
+    let expected = session.sql(query).unwrap();
+    assert_eq!(session.last_run_stats().unwrap().pauses, 0);
+
+    session.sql("SET memory_pause = 0.0001").unwrap();
+    let paused = session.sql(query).unwrap();
+    assert_eq!(paused.batches, expected.batches, "the same answer");
+    let stats = session.last_run_stats().unwrap();
+    assert!(
+        stats.pauses > 0,
+        "no pause at 0.01% of the limit: {stats:?}"
+    );
+
+    // bad values name the setting and what it takes
+    for bad in ["0", "1.5", "'lots'"] {
+        let err = session
+            .sql(&format!("SET memory_pause = {bad}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("memory_pause") && err.contains("(0, 1]"),
+            "{err}"
+        );
+    }
+    let shown = session.sql("SHOW memory_pause").unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&shown.batches)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("0.0001"), "{text}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
