@@ -5,20 +5,16 @@
 
 use std::path::Path;
 
-use arrow::record_batch::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
-use quarry::{Session, SessionConfig};
+#[path = "spill/common.rs"]
+mod common;
+
+use common::{assert_empty, rows, run, session_spilling_into};
+use quarry::Session;
 
 /// `t`: 400K rows, n = 0..400K, with k = n % 200000 (200K keys, two rows
 /// each), a string key, a decimal key and a decimal amount.
 fn session(temp: &Path) -> Session {
-    let session = Session::new(SessionConfig::default().with_threads(2)).unwrap();
-    session
-        .sql(&format!("SET temp_directory = '{}'", temp.display()))
-        .unwrap();
-    session
-        .sql("CREATE TABLE d AS SELECT * FROM (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS v(i)")
-        .unwrap();
+    let session = session_spilling_into(temp);
     session
         .sql(
             "CREATE TABLE t AS SELECT n, n % 200000 AS k, 'key-' || (n % 200000) AS s, \
@@ -32,47 +28,6 @@ fn session(temp: &Path) -> Session {
         ["400000"]
     );
     session
-}
-
-/// The rows as sorted text, to compare answers whatever their order.
-fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let opts = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for b in batches {
-        let formatters: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| f.value(r).to_string()).collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Runs `sql` under `limit` and returns its rows and the bytes spilled by
-/// operators (the partition store's spills not counted).
-fn run(session: &Session, limit: &str, sql: &str) -> (Vec<String>, u64) {
-    session
-        .sql(&format!("SET memory_limit = '{limit}'"))
-        .unwrap();
-    let result = session.sql(sql).unwrap_or_else(|e| panic!("{limit}: {e}"));
-    let stats = session.last_run_stats().expect("run stats");
-    let spilled = stats
-        .op_metrics
-        .iter()
-        .flatten()
-        .map(|m| m.spilled.bytes)
-        .sum();
-    (rows(&result.batches), spilled)
-}
-
-fn assert_empty(dir: &Path) {
-    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
-    assert!(left.is_empty(), "files left behind: {left:?}");
 }
 
 const BY_KEY: &str = "SELECT k, count(*), sum(n), avg(n), min(n), max(amount), sum(amount), \

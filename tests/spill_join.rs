@@ -6,21 +6,17 @@
 
 use std::path::Path;
 
-use arrow::record_batch::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+#[path = "spill/common.rs"]
+mod common;
+
+use common::{assert_empty, rows, run, session_spilling_into};
 use quarry::{Session, SessionConfig};
 
 /// `big`: 200K rows, n = 0..200K, k = n % 60000, a string `s`.
 /// `dim`: 50K rows, m = 0..50K, k = m + 20000 (so 20000..59999 match),
 /// `nk` = k but NULL every 1000th row, w = 3m, a string `label`.
 fn session(temp: &Path) -> Session {
-    let session = Session::new(SessionConfig::default().with_threads(2)).unwrap();
-    session
-        .sql(&format!("SET temp_directory = '{}'", temp.display()))
-        .unwrap();
-    session
-        .sql("CREATE TABLE d AS SELECT * FROM (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS v(i)")
-        .unwrap();
+    let session = session_spilling_into(temp);
     session
         .sql(
             "CREATE TABLE big AS SELECT n, n % 60000 AS k, 'row-' || n AS s \
@@ -53,43 +49,6 @@ fn session(temp: &Path) -> Session {
     session
 }
 
-/// The rows as sorted text, to compare answers whatever their order.
-fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let opts = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for b in batches {
-        let formatters: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| f.value(r).to_string()).collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Runs `sql` under `limit`: its rows and the bytes spilled by operators.
-fn run(session: &Session, limit: &str, sql: &str) -> (Vec<String>, u64) {
-    session
-        .sql(&format!("SET memory_limit = '{limit}'"))
-        .unwrap();
-    let result = session
-        .sql(sql)
-        .unwrap_or_else(|e| panic!("{limit}: {e}\n{sql}"));
-    let stats = session.last_run_stats().expect("run stats");
-    let spilled = stats
-        .op_metrics
-        .iter()
-        .flatten()
-        .map(|m| m.spilled.bytes)
-        .sum();
-    (rows(&result.batches), spilled)
-}
-
 /// The EXPLAIN ANALYZE lines of `sql` under `limit`, one per operator.
 fn analyze(session: &Session, limit: &str, sql: &str) -> Vec<String> {
     session
@@ -107,11 +66,6 @@ fn analyze(session: &Session, limit: &str, sql: &str) -> Vec<String> {
 /// more partitions for it and its build side meets the limit as a surprise,
 /// which is when a grace hash join matters.
 const DIM_MISESTIMATED: &str = "(SELECT * FROM dim WHERE m % 1 = 0 AND w % 1 = 0 AND k % 1 = 0)";
-
-fn assert_empty(dir: &Path) {
-    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
-    assert!(left.is_empty(), "files left behind: {left:?}");
-}
 
 /// Each query under a large limit and under `limit`: the same answer, the
 /// join (of the `kind` named, `broadcast` or partitioned) spilled, no file

@@ -13,6 +13,11 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use quarry::{Session, SessionConfig};
 
+#[path = "spill/common.rs"]
+mod common;
+
+use common::operator_spilled_bytes;
+
 /// 300,000 rows in a Parquet file of row groups of `group_rows`: `id` unique, `k` with
 /// repeats and NULLs, a string key with NULLs, a decimal key, a payload.
 fn write_table(path: &Path, group_rows: usize) {
@@ -103,17 +108,6 @@ fn run(session: &Session, limit: &str, sql: &str) -> quarry::Result<RecordBatch>
 
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
-}
-
-/// Bytes that operators (not the partition store) spilled in the last run.
-fn operator_spilled_bytes(session: &Session) -> u64 {
-    let stats = session.last_run_stats().unwrap();
-    stats
-        .op_metrics
-        .iter()
-        .flatten()
-        .map(|m| m.spilled.bytes)
-        .sum()
 }
 
 /// Runs `sql` under 4GB and under `limit`: the same rows in the same
