@@ -409,3 +409,48 @@ fn duckdb_and_polars_agree_with_quarry() {
         .count();
     assert_eq!(bars, 22 * 3);
 }
+
+#[test]
+fn what_quarry_spilled_is_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    // Q18 groups lineitem by order: 15,000 groups do not fit in 2 MB
+    let out = quarry(&[
+        "tpch",
+        "bench",
+        "--sf",
+        "0.01",
+        "--engines",
+        "quarry",
+        "--queries",
+        "18",
+        "--runs",
+        "1",
+        "--memory-limit",
+        "2MB",
+        "--data",
+        path(data_dir()),
+        "--results",
+        path(&results),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (json, _) = read_json(&results);
+    let r = &json["queries"][0]["results"][0];
+    assert_eq!(r["status"], "ok");
+    let memory = &r["memory"];
+    assert!(memory["spilled_bytes"].as_u64().unwrap() > 0, "{memory}");
+    assert!(memory["spill_files"].as_u64().unwrap() > 0, "{memory}");
+    let peak = memory["peak_reserved_bytes"].as_u64().unwrap();
+    assert!(peak > 0 && peak <= 2_000_000, "{memory}");
+    let operators = memory["operators"].as_array().unwrap();
+    assert!(!operators.is_empty(), "{memory}");
+    for op in operators {
+        assert!(op["bytes"].as_u64().unwrap() > 0, "{op}");
+        assert!(op["files"].as_u64().unwrap() > 0, "{op}");
+        let name = op["operator"].as_str().unwrap();
+        assert!(
+            name.contains("Aggregate") || name.contains("Join") || name.contains("Sort"),
+            "{op}"
+        );
+    }
+}

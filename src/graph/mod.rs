@@ -233,7 +233,8 @@ impl OpSpec {
         })
     }
 
-    fn name(&self) -> String {
+    /// How EXPLAIN names the operator: `FinalAggregate(1 keys)`, `Sort`, …
+    pub fn name(&self) -> String {
         match self {
             OpSpec::Filter(_) => "Filter".into(),
             OpSpec::Project { .. } => "Project".into(),

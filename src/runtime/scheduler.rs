@@ -54,6 +54,8 @@ pub struct RunStats {
     pub task_records: Vec<TaskRecord>,
     /// Per stage, per operator: the sum over the stage's tasks.
     pub op_metrics: Vec<Vec<OpMetrics>>,
+    /// Per stage, per operator: its name, as EXPLAIN shows it.
+    pub op_names: Vec<Vec<String>>,
     /// Per stage: rows its tasks read from their source.
     pub stage_rows_in: Vec<usize>,
     /// Bytes and files spilled: by the partition store and by operators.
@@ -197,6 +199,11 @@ pub fn run_graph(
         rows_read: st.rows_read,
         task_records: std::mem::take(&mut st.records),
         op_metrics: std::mem::take(&mut st.op_metrics),
+        op_names: graph
+            .stages
+            .iter()
+            .map(|s| s.ops.iter().map(|o| o.name()).collect())
+            .collect(),
         stage_rows_in: std::mem::take(&mut st.stage_rows_in),
         pauses: st.pauses,
         busy,

@@ -272,7 +272,7 @@ pub fn build(
                 }
                 Some(o) => {
                     r.seconds = o.seconds.clone();
-                    r.memory = o.memory;
+                    r.memory = o.memory.clone();
                     match (&o.error, &o.answer) {
                         (None, Some(a)) => {
                             r.status = "ok".into();

@@ -68,13 +68,55 @@ pub enum Event {
 }
 
 /// What a query did with the memory budget (quarry only).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryFigures {
     /// The most memory reserved at once.
     pub peak_reserved_bytes: u64,
     /// Written to spill files, by operators and the partition store.
     pub spilled_bytes: u64,
     pub spill_files: usize,
+    /// The operators that spilled, with what they wrote.
+    #[serde(default)]
+    pub operators: Vec<OperatorSpill>,
+}
+
+/// What one operator of the task graph spilled (over all its tasks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorSpill {
+    pub stage: usize,
+    /// As EXPLAIN names it: `FinalAggregate(1 keys)`, `InnerJoin(…)`, `Sort`.
+    pub operator: String,
+    pub bytes: u64,
+    pub files: usize,
+}
+
+impl MemoryFigures {
+    fn of(stats: &crate::runtime::RunStats) -> Self {
+        let mut operators = Vec::new();
+        for (stage, ops) in stats.op_metrics.iter().enumerate() {
+            for (k, m) in ops.iter().enumerate() {
+                if m.spilled.files > 0 {
+                    operators.push(OperatorSpill {
+                        stage,
+                        operator: stats
+                            .op_names
+                            .get(stage)
+                            .and_then(|n| n.get(k))
+                            .cloned()
+                            .unwrap_or_default(),
+                        bytes: m.spilled.bytes,
+                        files: m.spilled.files,
+                    });
+                }
+            }
+        }
+        MemoryFigures {
+            peak_reserved_bytes: stats.peak_memory as u64,
+            spilled_bytes: stats.spilled_bytes,
+            spill_files: stats.spill_files,
+            operators,
+        }
+    }
 }
 
 fn emit(event: &Event) -> Result<()> {
@@ -154,11 +196,7 @@ pub fn quarry_worker(
             seconds.push(start.elapsed().as_secs_f64());
             // The first run's answer, made after its timing.
             if answer.is_none() {
-                memory = session.last_run_stats().map(|s| MemoryFigures {
-                    peak_reserved_bytes: s.peak_memory as u64,
-                    spilled_bytes: s.spilled_bytes,
-                    spill_files: s.spill_files,
-                });
+                memory = session.last_run_stats().map(|s| MemoryFigures::of(&s));
                 match WireAnswer::from_batches(&result.schema, &result.batches) {
                     Ok(a) => answer = Some(a),
                     Err(e) => {
@@ -570,6 +608,12 @@ mod tests {
                 peak_reserved_bytes: 10,
                 spilled_bytes: 20,
                 spill_files: 1,
+                operators: vec![OperatorSpill {
+                    stage: 2,
+                    operator: "Sort".into(),
+                    bytes: 20,
+                    files: 1,
+                }],
             }),
         };
         let text = serde_json::to_string(&e).unwrap();
