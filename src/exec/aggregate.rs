@@ -2,7 +2,7 @@
 //! into per-group state, `Final` merges states that arrive hash-partitioned by
 //! group key, `Single` does both at once (used for DISTINCT aggregates).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -392,7 +392,9 @@ struct GroupTable {
     aggs: Vec<AggregateExpr>,
     arg_types: Vec<DataType>,
     converter: Option<RowConverter>,
-    map: HashMap<Box<[u8]>, usize, ahash::RandomState>,
+    /// The groups by the hash of their key row; the key itself is read
+    /// from `group_rows`, so it is stored once.
+    map: hashbrown::HashTable<GroupSlot>,
     group_rows: Option<Rows>,
     num_groups: usize,
     accs: Vec<Box<dyn GroupAccumulator>>,
@@ -400,8 +402,22 @@ struct GroupTable {
     reservation: Reservation,
 }
 
-fn new_map() -> HashMap<Box<[u8]>, usize, ahash::RandomState> {
-    HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+#[derive(Clone, Copy)]
+struct GroupSlot {
+    hash: u64,
+    group: usize,
+}
+
+fn new_map() -> hashbrown::HashTable<GroupSlot> {
+    hashbrown::HashTable::new()
+}
+
+/// The hash of a group's key row.
+fn key_hash(bytes: &[u8]) -> u64 {
+    static STATE: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+    STATE
+        .get_or_init(|| ahash::RandomState::with_seeds(1, 2, 3, 4))
+        .hash_one(bytes)
 }
 
 impl GroupTable {
@@ -454,14 +470,19 @@ impl GroupTable {
         };
         for row in rows.iter() {
             let bytes = row.as_ref();
-            let idx = match self.map.get(bytes) {
-                Some(i) => *i,
+            let hash = key_hash(bytes);
+            let found = self.map.find(hash, |slot| {
+                slot.hash == hash && group_rows.row(slot.group).as_ref() == bytes
+            });
+            let idx = match found {
+                Some(slot) => slot.group,
                 None => {
-                    let i = self.num_groups;
-                    self.map.insert(bytes.into(), i);
+                    let group = self.num_groups;
+                    self.map
+                        .insert_unique(hash, GroupSlot { hash, group }, |slot| slot.hash);
                     group_rows.push(row);
                     self.num_groups += 1;
-                    i
+                    group
                 }
             };
             indices.push(idx);
@@ -476,12 +497,11 @@ impl GroupTable {
             .group_rows
             .as_ref()
             .map_or(0, |r| r.size() / r.num_rows().max(1));
-        // Per group: the key in `group_rows` and again boxed in the map (a
-        // heap block of at least 32 bytes), the map's entry (24 bytes, with
-        // room to grow into), the row offset, and each accumulator's state;
+        // Per group: the key in `group_rows` and its offset, the map's slot
+        // (16 bytes and a control byte), and each accumulator's state;
         // vectors and maps double as they grow, so count the slack too
         // (counting short let the process outgrow the budget by a third).
-        new_groups * (2 * key_bytes + 32 + 56 + 16 + 40 * self.accs.len())
+        new_groups * (2 * key_bytes + 16 + 40 + 40 * self.accs.len())
     }
 
     /// Reserves for the groups added since there were `before`; false when
