@@ -7,6 +7,7 @@ mod join_order;
 mod merge_projections;
 mod projection_pushdown;
 mod scan_filters;
+mod semi_join_pushdown;
 mod top_k;
 
 use crate::error::Result;
@@ -17,6 +18,7 @@ pub use constant_folding::fold_expr;
 pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     let plan = constant_folding::fold_plan(plan)?;
     let plan = join_order::reorder_joins(plan)?;
+    let plan = semi_join_pushdown::push_down_semi_joins(plan)?;
     let plan = projection_pushdown::push_down_projections(plan)?;
     let plan = merge_projections::merge_projections(plan)?;
     let plan = build_side::choose_build_sides(plan)?;
