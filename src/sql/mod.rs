@@ -35,7 +35,44 @@ pub enum QuarryStatement {
 
 /// Parses `text` into statements; a syntax error carries its line and column.
 pub fn parse(text: &str) -> Result<Vec<QuarryStatement>> {
+    check_bracket_depth(text)?;
     parse_statements(text).map_err(|e| syntax_error(e, text))
+}
+
+/// The deepest nesting of `[` brackets accepted. sqlparser retries the
+/// parse of a subscript after a compound name (`a.b[c.d.a.b[…`) several
+/// ways, so its time grows about sevenfold per level: 1 KB of such text took
+/// it 93 s. quarry has no arrays, so deep brackets are refused up front.
+const MAX_BRACKET_DEPTH: usize = 5;
+
+fn check_bracket_depth(text: &str) -> Result<()> {
+    // (a text that does not tokenize is left to the parser's error)
+    let Ok(tokens) =
+        sqlparser::tokenizer::Tokenizer::new(&GenericDialect {}, text).tokenize_with_location()
+    else {
+        return Ok(());
+    };
+    let mut depth = 0usize;
+    for t in tokens {
+        match t.token {
+            Token::LBracket => {
+                depth += 1;
+                if depth > MAX_BRACKET_DEPTH {
+                    let at = t.span.start;
+                    return Err(QuarryError::Syntax {
+                        message: format!("brackets [ ] nested more than {MAX_BRACKET_DEPTH} deep"),
+                        location: Some(Location {
+                            line: at.line,
+                            column: at.column,
+                        }),
+                    });
+                }
+            }
+            Token::RBracket => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn parse_statements(text: &str) -> std::result::Result<Vec<QuarryStatement>, ParserError> {
