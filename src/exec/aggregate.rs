@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -14,10 +15,11 @@ use arrow::datatypes::{
     DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, SchemaRef,
 };
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, SortField};
 use datafusion_common::ScalarValue;
 
 use super::expr::{cast_checked, evaluate_array};
+use super::group_keys::GroupKeys;
 use super::operator::{Operator, SpillCount};
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::aggregate_result_type;
@@ -91,7 +93,23 @@ pub struct AggregateOp {
     /// How many hash splits deep the spilling went (0: none); for tests.
     #[cfg_attr(not(test), allow(dead_code))]
     split_levels: usize,
+    /// Partial mode: rows folded in so far, until the aggregate has decided
+    /// whether aggregating pays (see `PARTIAL_PROBE_ROWS`).
+    rows_in: usize,
+    decided: bool,
+    /// Partial mode: each input row goes out as its own state row.
+    pass_through: bool,
+    /// Shared by the tasks of a stage, so that once one of them has found
+    /// that partial aggregation does not pay the others skip it at once.
+    skip_hint: Option<Arc<AtomicBool>>,
 }
+
+/// A partial aggregate decides after this many rows whether it pays.
+const PARTIAL_PROBE_ROWS: usize = 100_000;
+/// It stops aggregating when it has more groups than this share of its
+/// rows: the Final aggregate must then merge nearly as many rows as there
+/// were, and the partial hash table was work for nothing.
+const PARTIAL_MAX_GROUP_SHARE: f64 = 0.5;
 
 impl AggregateOp {
     /// `input_schema` is the schema of the batches pushed in; in Final mode it
@@ -139,7 +157,98 @@ impl AggregateOp {
             temp_dir,
             spill_count: SpillCount::default(),
             split_levels: 0,
+            rows_in: 0,
+            decided: false,
+            pass_through: false,
+            skip_hint: None,
         })
+    }
+
+    /// Shares the decision to skip partial aggregation with `hint`.
+    pub fn with_skip_hint(mut self, hint: Arc<AtomicBool>) -> Self {
+        self.skip_hint = Some(hint);
+        self
+    }
+
+    /// Partial mode: has aggregating stopped paying, here or in a sibling
+    /// task? Emits what the table holds when this task gives up on it.
+    fn skips_partial(&mut self, out: &mut Vec<RecordBatch>) -> Result<bool> {
+        if self.mode != AggMode::Partial || self.pass_through {
+            return Ok(self.pass_through);
+        }
+        let hinted = self
+            .skip_hint
+            .as_ref()
+            .is_some_and(|h| h.load(Ordering::Relaxed));
+        let too_many_groups = !self.decided
+            && self.rows_in >= PARTIAL_PROBE_ROWS
+            && self.table.num_groups as f64 > PARTIAL_MAX_GROUP_SHARE * self.rows_in as f64;
+        if self.rows_in >= PARTIAL_PROBE_ROWS {
+            self.decided = true;
+        }
+        if !(hinted || too_many_groups) {
+            return Ok(false);
+        }
+        if let Some(h) = &self.skip_hint {
+            h.store(true, Ordering::Relaxed);
+        }
+        self.pass_through = true;
+        if self.table.num_groups > 0 {
+            let batch = self.table.take_batch(false, &self.output_schema)?;
+            self.table.reset()?;
+            out.extend(slices(&batch));
+        }
+        Ok(true)
+    }
+
+    /// Partial mode without aggregating: each row of `batch` as the state
+    /// of a group of its own.
+    fn row_states(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let mut columns = self
+            .group
+            .iter()
+            .map(|e| evaluate_array(e, batch))
+            .collect::<Result<Vec<_>>>()?;
+        // 1 for a row whose argument is not NULL, else 0.
+        let counts = |arg: Option<&ArrayRef>| -> ArrayRef {
+            match arg.and_then(|a| a.logical_nulls()) {
+                Some(nulls) => Arc::new(Int64Array::from_iter_values(
+                    nulls.iter().map(|valid| valid as i64),
+                )),
+                None => Arc::new(Int64Array::from_value(1, n)),
+            }
+        };
+        for agg in &self.aggs {
+            let arg = agg
+                .arg
+                .as_ref()
+                .map(|a| evaluate_array(a, batch))
+                .transpose()?;
+            let value = || {
+                arg.clone()
+                    .ok_or_else(|| QuarryError::exec("internal error: aggregate without argument"))
+            };
+            match agg.func {
+                AggFunc::Count | AggFunc::CountStar => columns.push(counts(arg.as_ref())),
+                AggFunc::Sum | AggFunc::Min | AggFunc::Max => columns.push(value()?),
+                AggFunc::Avg => {
+                    columns.push(value()?);
+                    columns.push(counts(arg.as_ref()));
+                }
+            }
+        }
+        let columns = columns
+            .iter()
+            .zip(self.output_schema.fields())
+            .map(|(c, f)| cast_checked(c, f.data_type()))
+            .collect::<Result<Vec<_>>>()?;
+        let opts = RecordBatchOptions::new().with_row_count(Some(n));
+        Ok(RecordBatch::try_new_with_options(
+            self.output_schema.clone(),
+            columns,
+            &opts,
+        )?)
     }
 
     /// Groups can go to disk only when there are keys to split them by and
@@ -265,6 +374,11 @@ impl AggregateOp {
 
 impl Operator for AggregateOp {
     fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.skips_partial(out)? {
+            out.push(self.row_states(&batch)?);
+            return Ok(());
+        }
+        self.rows_in += batch.num_rows();
         let before = self.table.num_groups;
         let keys = self
             .group
@@ -355,15 +469,21 @@ fn spill_table(
         0xa409_3822_299f_31d0,
         0x082e_fa98_ec4e_6c89,
     );
-    let mut indices: Vec<Vec<u32>> = vec![Vec::new(); SPILL_PARTITIONS];
-    if let Some(rows) = &table.group_rows {
-        for (g, row) in rows.iter().enumerate() {
-            let p = (hasher.hash_one(row.as_ref()) % SPILL_PARTITIONS as u64) as usize;
-            indices[p].push(g as u32);
-        }
-    }
+    let key_count = table.keys.key_types().len();
     let (n, columns) = table.take_columns(false)?;
     table.reset()?;
+    let mut indices: Vec<Vec<u32>> = vec![Vec::new(); SPILL_PARTITIONS];
+    let key_columns = &columns[..key_count];
+    let converter = RowConverter::new(
+        key_columns
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    for (g, row) in converter.convert_columns(key_columns)?.iter().enumerate() {
+        let p = (hasher.hash_one(row.as_ref()) % SPILL_PARTITIONS as u64) as usize;
+        indices[p].push(g as u32);
+    }
     let fields: Vec<Field> = columns
         .iter()
         .enumerate()
@@ -391,33 +511,11 @@ fn spill_table(
 struct GroupTable {
     aggs: Vec<AggregateExpr>,
     arg_types: Vec<DataType>,
-    converter: Option<RowConverter>,
-    /// The groups by the hash of their key row; the key itself is read
-    /// from `group_rows`, so it is stored once.
-    map: hashbrown::HashTable<GroupSlot>,
-    group_rows: Option<Rows>,
+    keys: GroupKeys,
     num_groups: usize,
     accs: Vec<Box<dyn GroupAccumulator>>,
     /// The groups' keys and states, counted against the memory budget.
     reservation: Reservation,
-}
-
-#[derive(Clone, Copy)]
-struct GroupSlot {
-    hash: u64,
-    group: usize,
-}
-
-fn new_map() -> hashbrown::HashTable<GroupSlot> {
-    hashbrown::HashTable::new()
-}
-
-/// The hash of a group's key row.
-fn key_hash(bytes: &[u8]) -> u64 {
-    static STATE: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
-    STATE
-        .get_or_init(|| ahash::RandomState::with_seeds(1, 2, 3, 4))
-        .hash_one(bytes)
 }
 
 impl GroupTable {
@@ -428,17 +526,6 @@ impl GroupTable {
         memory: &Arc<MemoryPool>,
         owner: &'static str,
     ) -> Result<Self> {
-        let converter = if key_types.is_empty() {
-            None
-        } else {
-            Some(RowConverter::new(
-                key_types
-                    .iter()
-                    .map(|t| SortField::new(t.clone()))
-                    .collect(),
-            )?)
-        };
-        let group_rows = converter.as_ref().map(|c| c.empty_rows(0, 0));
         let accs = aggs
             .iter()
             .zip(arg_types)
@@ -447,9 +534,7 @@ impl GroupTable {
         Ok(GroupTable {
             aggs: aggs.to_vec(),
             arg_types: arg_types.to_vec(),
-            converter,
-            map: new_map(),
-            group_rows,
+            keys: GroupKeys::new(key_types)?,
             num_groups: 0,
             accs,
             reservation: Reservation::new(memory, owner),
@@ -459,45 +544,17 @@ impl GroupTable {
     /// Maps each row of the key columns to its group index, creating new
     /// groups.
     fn group_indices(&mut self, keys: &[ArrayRef], num_rows: usize) -> Result<Vec<usize>> {
-        let Some(converter) = &self.converter else {
-            self.num_groups = 1;
-            return Ok(vec![0; num_rows]);
-        };
-        let rows = converter.convert_columns(keys)?;
-        let mut indices = Vec::with_capacity(num_rows);
-        let Some(group_rows) = self.group_rows.as_mut() else {
-            return Err(QuarryError::exec("internal error: group rows missing"));
-        };
-        for row in rows.iter() {
-            let bytes = row.as_ref();
-            let hash = key_hash(bytes);
-            let found = self.map.find(hash, |slot| {
-                slot.hash == hash && group_rows.row(slot.group).as_ref() == bytes
-            });
-            let idx = match found {
-                Some(slot) => slot.group,
-                None => {
-                    let group = self.num_groups;
-                    self.map
-                        .insert_unique(hash, GroupSlot { hash, group }, |slot| slot.hash);
-                    group_rows.push(row);
-                    self.num_groups += 1;
-                    group
-                }
-            };
-            indices.push(idx);
-        }
+        let indices = self.keys.intern(keys, num_rows)?;
+        // Without keys there is one group even before any row.
+        self.num_groups = self.num_groups.max(self.keys.num_groups());
         Ok(indices)
     }
 
     /// What `new_groups` more groups cost: key bytes in the map and the row
     /// store, plus each state.
     fn bytes_for(&self, new_groups: usize) -> usize {
-        let key_bytes = self
-            .group_rows
-            .as_ref()
-            .map_or(0, |r| r.size() / r.num_rows().max(1));
-        // Per group: the key in `group_rows` and its offset, the map's slot
+        let key_bytes = self.keys.bytes_per_key();
+        // Per group: the key (and in row format its offset), the map's slot
         // (16 bytes and a control byte), and each accumulator's state;
         // vectors and maps double as they grow, so count the slack too
         // (counting short let the process outgrow the budget by a third).
@@ -542,13 +599,9 @@ impl GroupTable {
     /// Takes the key columns and the states (or final values) out. The
     /// table must be `reset` before it is used again.
     fn take_columns(&mut self, final_values: bool) -> Result<(usize, Vec<ArrayRef>)> {
-        // The map is not needed to build the columns: free it first.
-        self.map = new_map();
         let n = self.num_groups;
-        let mut columns = match (&self.converter, self.group_rows.take()) {
-            (Some(c), Some(rows)) => c.convert_rows(rows.iter())?,
-            _ => vec![],
-        };
+        let mut columns = self.keys.arrays()?;
+        self.keys.clear()?;
         for acc in self.accs.iter_mut() {
             acc.resize(n);
             if final_values {
@@ -578,8 +631,7 @@ impl GroupTable {
 
     /// Empties the table (after `take_columns`) and frees its reservation.
     fn reset(&mut self) -> Result<()> {
-        self.map = new_map();
-        self.group_rows = self.converter.as_ref().map(|c| c.empty_rows(0, 0));
+        self.keys.clear()?;
         self.num_groups = 0;
         self.accs = self
             .aggs
@@ -676,24 +728,80 @@ impl GroupAccumulator for CountAcc {
     }
 }
 
-/// Checked addition so that sums report overflow rather than wrap.
+/// Addition that reports overflow (through a flag, looked at once per
+/// batch) rather than wrap.
 trait SumNative: Copy + Default + Send {
-    fn checked_add_(self, o: Self) -> Option<Self>;
+    fn add_flagged(self, o: Self, overflow: &mut bool) -> Self;
 }
 impl SumNative for i64 {
-    fn checked_add_(self, o: Self) -> Option<Self> {
-        self.checked_add(o)
+    fn add_flagged(self, o: Self, overflow: &mut bool) -> Self {
+        let (v, o) = self.overflowing_add(o);
+        *overflow |= o;
+        v
     }
 }
 impl SumNative for i128 {
-    fn checked_add_(self, o: Self) -> Option<Self> {
-        self.checked_add(o)
+    fn add_flagged(self, o: Self, overflow: &mut bool) -> Self {
+        let (v, o) = self.overflowing_add(o);
+        *overflow |= o;
+        v
     }
 }
 impl SumNative for f64 {
-    fn checked_add_(self, o: Self) -> Option<Self> {
-        Some(self + o)
+    fn add_flagged(self, o: Self, _overflow: &mut bool) -> Self {
+        self + o
     }
+}
+
+/// `values` as `to`: a decimal of the same scale is already its unscaled
+/// values (only the declared precision differs), so it is not copied.
+fn as_sum_input(values: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    match (values.data_type(), to) {
+        (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) if s1 == s2 => {
+            Ok(values.clone())
+        }
+        _ => cast_checked(values, to),
+    }
+}
+
+/// Adds `values` into `sums[group of row]` and marks the group as seen,
+/// skipping NULLs; an overflow is an error of `what`.
+fn add_into<T: SumNative>(
+    sums: &mut [T],
+    seen: Option<&mut [bool]>,
+    groups: &[usize],
+    values: &[T],
+    nulls: Option<&arrow::buffer::NullBuffer>,
+    what: &str,
+) -> Result<()> {
+    let mut overflow = false;
+    match (nulls, seen) {
+        (None, Some(seen)) => {
+            for (&g, &x) in groups.iter().zip(values) {
+                sums[g] = sums[g].add_flagged(x, &mut overflow);
+                seen[g] = true;
+            }
+        }
+        (None, None) => {
+            for (&g, &x) in groups.iter().zip(values) {
+                sums[g] = sums[g].add_flagged(x, &mut overflow);
+            }
+        }
+        (Some(nulls), mut seen) => {
+            for (row, (&g, &x)) in groups.iter().zip(values).enumerate() {
+                if nulls.is_valid(row) {
+                    sums[g] = sums[g].add_flagged(x, &mut overflow);
+                    if let Some(seen) = seen.as_deref_mut() {
+                        seen[g] = true;
+                    }
+                }
+            }
+        }
+    }
+    if overflow {
+        return Err(QuarryError::exec(format!("numeric overflow in {what}")));
+    }
+    Ok(())
 }
 
 struct SumAcc<T: ArrowPrimitiveType> {
@@ -718,19 +826,17 @@ where
 {
     fn update(&mut self, groups: &[usize], n: usize, values: Option<&ArrayRef>) -> Result<()> {
         let values = values.ok_or_else(|| QuarryError::exec("sum needs an argument"))?;
-        let values = cast_checked(values, &self.data_type)?;
+        let values = as_sum_input(values, &self.data_type)?;
         self.resize(n);
         let v = values.as_primitive::<T>();
-        let raw = v.values();
-        for (row, &g) in groups.iter().enumerate() {
-            if v.is_valid(row) {
-                self.sums[g] = self.sums[g]
-                    .checked_add_(raw[row])
-                    .ok_or_else(|| QuarryError::exec("numeric overflow in sum"))?;
-                self.seen[g] = true;
-            }
-        }
-        Ok(())
+        add_into(
+            &mut self.sums,
+            Some(&mut self.seen),
+            groups,
+            v.values(),
+            v.nulls(),
+            "sum",
+        )
     }
 
     fn merge(&mut self, groups: &[usize], n: usize, states: &[ArrayRef]) -> Result<()> {
@@ -793,22 +899,23 @@ impl AvgAcc {
         sums: &ArrayRef,
         counts: Option<&Int64Array>,
     ) -> Result<()> {
-        let sums = cast_checked(sums, &self.sum_type)?;
-        for (row, &g) in groups.iter().enumerate() {
-            if sums.is_null(row) {
-                continue;
-            }
-            if self.is_float() {
-                self.float_sums[g] += sums.as_primitive::<Float64Type>().value(row);
-            } else {
-                let v = sums.as_primitive::<Decimal128Type>().value(row);
-                self.int_sums[g] = self.int_sums[g]
-                    .checked_add(v)
-                    .ok_or_else(|| QuarryError::exec("numeric overflow in avg"))?;
-            }
-            self.counts[g] += counts.map_or(1, |c| c.value(row));
+        let sums = as_sum_input(sums, &self.sum_type)?;
+        let nulls = sums.nulls();
+        if self.is_float() {
+            let v = sums.as_primitive::<Float64Type>().values();
+            add_into(&mut self.float_sums, None, groups, v, nulls, "avg")?;
+        } else {
+            let v = sums.as_primitive::<Decimal128Type>().values();
+            add_into(&mut self.int_sums, None, groups, v, nulls, "avg")?;
         }
-        Ok(())
+        match counts {
+            // Partial states: a sum without rows is NULL and its count 0.
+            Some(c) => add_into(&mut self.counts, None, groups, c.values(), None, "avg"),
+            None => {
+                let ones = vec![1i64; groups.len()];
+                add_into(&mut self.counts, None, groups, &ones, nulls, "avg")
+            }
+        }
     }
 }
 
@@ -1206,6 +1313,128 @@ mod tests {
         drop(op);
         assert_eq!(pool.used(), 0, "everything reserved is given back");
         (result, levels, spilled)
+    }
+
+    /// Aggregates like `run`'s (and a count of values), in two phases:
+    /// Partial over the input (sharing `hint`), then Final over its output.
+    /// Returns the sorted rows, how many state rows the Partial phase sent
+    /// on, and the sorted rows of a Single-mode aggregate of the same input.
+    fn run_two_phase(
+        groups: i64,
+        per_group: i64,
+        hint: &Arc<AtomicBool>,
+    ) -> (Vec<String>, usize, Vec<String>) {
+        let (schema, batches) = input(groups, per_group);
+        let aggs = vec![
+            agg(AggFunc::CountStar, None),
+            agg(AggFunc::Sum, Some(1)),
+            agg(AggFunc::Avg, Some(1)),
+            agg(AggFunc::Min, Some(2)),
+            agg(AggFunc::Max, Some(1)),
+            agg(AggFunc::Count, Some(1)),
+        ];
+        let arg_types = [
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Utf8,
+            DataType::Int64,
+            DataType::Int64,
+        ];
+        let mut fields = vec![Field::new("k", DataType::Int64, true)];
+        let mut state = fields.clone();
+        for (i, (a, t)) in aggs.iter().zip(&arg_types).enumerate() {
+            fields.push(Field::new(
+                format!("a{i}"),
+                aggregate_result_type(a.func, t),
+                true,
+            ));
+            state.extend(state_fields(a, t, &format!("a{i}")));
+        }
+        let state = Arc::new(Schema::new(state));
+        let pool = MemoryPool::new(usize::MAX);
+        let dir = std::env::temp_dir();
+        let mut partial = AggregateOp::new(
+            AggMode::Partial,
+            vec![Expr::Column(0)],
+            aggs.clone(),
+            &schema,
+            state.clone(),
+            &arg_types,
+            &pool,
+            dir.clone(),
+        )
+        .unwrap()
+        .with_skip_hint(hint.clone());
+        let mut single = AggregateOp::new(
+            AggMode::Single,
+            vec![Expr::Column(0)],
+            aggs.clone(),
+            &schema,
+            Arc::new(Schema::new(fields.clone())),
+            &arg_types,
+            &pool,
+            dir.clone(),
+        )
+        .unwrap();
+        let mut states = Vec::new();
+        let mut single_out = Vec::new();
+        for b in batches {
+            single.push(b.clone(), &mut single_out).unwrap();
+            partial.push(b, &mut states).unwrap();
+        }
+        single.finish(&mut single_out).unwrap();
+        let mut expected: Vec<String> = single_out.iter().flat_map(text_rows).collect();
+        expected.sort();
+        partial.finish(&mut states).unwrap();
+        let state_rows = states.iter().map(|b| b.num_rows()).sum();
+        let mut fin = AggregateOp::new(
+            AggMode::Final,
+            vec![Expr::Column(0)],
+            aggs,
+            &state,
+            Arc::new(Schema::new(fields)),
+            &arg_types,
+            &pool,
+            dir,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for b in states {
+            fin.push(b, &mut out).unwrap();
+        }
+        fin.finish(&mut out).unwrap();
+        let mut rows: Vec<String> = out.iter().flat_map(text_rows).collect();
+        rows.sort();
+        (rows, state_rows, expected)
+    }
+
+    #[test]
+    fn partial_aggregation_that_does_not_reduce_passes_rows_through() {
+        // 150K keys seen twice: after 100K rows nearly every row was a new
+        // group, so the rest go on as rows of their own.
+        let hint = Arc::new(AtomicBool::new(false));
+        let (rows, state_rows, expected) = run_two_phase(150_000, 2, &hint);
+        assert!(hint.load(Ordering::Relaxed), "the sibling tasks are told");
+        assert!(state_rows > 250_000, "{state_rows} state rows");
+        assert_eq!(rows.len(), 150_000);
+        assert_eq!(rows, expected);
+        // A task that starts after the hint passes every row through.
+        let (again, state_rows, _) = run_two_phase(150_000, 2, &hint);
+        assert_eq!(state_rows, 300_000);
+        assert_eq!(again, expected);
+        // Spot check one group: key 7 holds values 7 (NULL: 7 % 7 == 0) and 150007.
+        assert!(
+            rows.contains(&"7|2|150007|150007.0|s7|150007|1".to_string()),
+            "{:?}",
+            &rows[..3]
+        );
+        // Few groups: it keeps aggregating.
+        let hint = Arc::new(AtomicBool::new(false));
+        let (rows, state_rows, expected) = run_two_phase(1_000, 300, &hint);
+        assert_eq!(rows, expected);
+        assert!(!hint.load(Ordering::Relaxed));
+        assert!(state_rows <= 1_000 * 2, "{state_rows}");
     }
 
     fn text_rows(b: &RecordBatch) -> Vec<String> {

@@ -12,6 +12,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
 use datafusion_common::ScalarValue;
 
+use super::decimal;
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::DatePart;
 use crate::plan::{BinaryOp, Expr, ScalarFunc};
@@ -240,32 +241,76 @@ fn binary(op: BinaryOp, l: &Value, r: &Value, n: usize) -> Result<Value> {
                 .collect();
             Arc::new(out)
         }
-        _ => {
-            let (ld, rd) = (l.datum()?, r.datum()?);
-            let (ld, rd) = (ld.as_ref(), rd.as_ref());
-            match op {
-                BinaryOp::Plus => numeric::add(ld, rd).map_err(overflow)?,
-                BinaryOp::Minus => numeric::sub(ld, rd).map_err(overflow)?,
-                BinaryOp::Multiply => numeric::mul(ld, rd).map_err(overflow)?,
-                BinaryOp::Divide => {
-                    check_no_zero(r, len)?;
-                    numeric::div(ld, rd).map_err(overflow)?
-                }
-                BinaryOp::Modulo => {
-                    check_no_zero(r, len)?;
-                    numeric::rem(ld, rd).map_err(overflow)?
-                }
-                BinaryOp::Eq => Arc::new(cmp::eq(ld, rd)?),
-                BinaryOp::NotEq => Arc::new(cmp::neq(ld, rd)?),
-                BinaryOp::Lt => Arc::new(cmp::lt(ld, rd)?),
-                BinaryOp::LtEq => Arc::new(cmp::lt_eq(ld, rd)?),
-                BinaryOp::Gt => Arc::new(cmp::gt(ld, rd)?),
-                BinaryOp::GtEq => Arc::new(cmp::gt_eq(ld, rd)?),
-                BinaryOp::And | BinaryOp::Or | BinaryOp::Concat => unreachable!("handled above"),
+        BinaryOp::Plus | BinaryOp::Minus | BinaryOp::Multiply if !all_scalar => {
+            match decimal_fast(op, l, r) {
+                Some(a) => a,
+                None => arrow_binary(op, l, r, len)?,
             }
         }
+        _ => arrow_binary(op, l, r, len)?,
     };
     finish(result, all_scalar)
+}
+
+/// A Decimal128 operand: its array (None for a scalar), the scalar's
+/// unscaled value, and the precision and scale.
+type DecimalOperand<'a> = (Option<&'a arrow::array::Decimal128Array>, i128, (u8, i8));
+
+fn decimal_operand(v: &Value) -> Option<DecimalOperand<'_>> {
+    match v {
+        Value::Array(a) => decimal::as_decimal(a.as_ref()).map(|(a, t)| (Some(a), 0, t)),
+        Value::Scalar(ScalarValue::Decimal128(Some(x), p, s)) => Some((None, *x, (*p, *s))),
+        Value::Scalar(_) => None,
+    }
+}
+
+/// Decimal `+ - *` without arrow's per-value checks (see `decimal`), or
+/// None where that path does not apply.
+fn decimal_fast(op: BinaryOp, l: &Value, r: &Value) -> Option<ArrayRef> {
+    let (la, lx, lt) = decimal_operand(l)?;
+    let (ra, rx, rt) = decimal_operand(r)?;
+    fn operand(a: Option<&arrow::array::Decimal128Array>, x: i128) -> decimal::Operand<'_> {
+        match a {
+            Some(a) => decimal::Operand::Array(a),
+            None => decimal::Operand::Scalar(x),
+        }
+    }
+    let dop = match op {
+        BinaryOp::Plus => decimal::DecimalOp::Add,
+        BinaryOp::Minus => decimal::DecimalOp::Sub,
+        _ => decimal::DecimalOp::Mul,
+    };
+    decimal::arithmetic(dop, operand(la, lx), lt, operand(ra, rx), rt)
+}
+
+/// `l op r` with arrow's kernels, for the operators other than AND, OR and ||.
+fn arrow_binary(op: BinaryOp, l: &Value, r: &Value, len: usize) -> Result<ArrayRef> {
+    let (ld, rd) = (l.datum()?, r.datum()?);
+    let (ld, rd) = (ld.as_ref(), rd.as_ref());
+    Ok(match op {
+        BinaryOp::Plus => numeric::add(ld, rd).map_err(overflow)?,
+        BinaryOp::Minus => numeric::sub(ld, rd).map_err(overflow)?,
+        BinaryOp::Multiply => numeric::mul(ld, rd).map_err(overflow)?,
+        BinaryOp::Divide => {
+            check_no_zero(r, len)?;
+            numeric::div(ld, rd).map_err(overflow)?
+        }
+        BinaryOp::Modulo => {
+            check_no_zero(r, len)?;
+            numeric::rem(ld, rd).map_err(overflow)?
+        }
+        BinaryOp::Eq => Arc::new(cmp::eq(ld, rd)?),
+        BinaryOp::NotEq => Arc::new(cmp::neq(ld, rd)?),
+        BinaryOp::Lt => Arc::new(cmp::lt(ld, rd)?),
+        BinaryOp::LtEq => Arc::new(cmp::lt_eq(ld, rd)?),
+        BinaryOp::Gt => Arc::new(cmp::gt(ld, rd)?),
+        BinaryOp::GtEq => Arc::new(cmp::gt_eq(ld, rd)?),
+        BinaryOp::And | BinaryOp::Or | BinaryOp::Concat => {
+            return Err(QuarryError::exec(format!(
+                "internal error: {op:?} is not an arithmetic or comparison operator"
+            )))
+        }
+    })
 }
 
 /// Division by zero is an error for every numeric type (floats would

@@ -60,6 +60,11 @@ const NONE: u32 = u32::MAX;
 /// this many times the number of build rows (plus a small constant): at most
 /// 32 bytes a row, no more than the 24..48 of the hashed table.
 const DIRECT_RANGE_FACTOR: usize = 8;
+/// ... or, for small build sides, at most this many times the rows, up to
+/// `DIRECT_SMALL_RANGE` keys (a join with the 2% of parts that pass a
+/// filter probes a direct table of all part keys).
+const DIRECT_SMALL_FACTOR: usize = 64;
+const DIRECT_SMALL_RANGE: usize = 1 << 20;
 
 // ---------------------------------------------------------------------------
 // Build side
@@ -629,7 +634,10 @@ fn build_int_index(
         return (KeyIndex::NoKeys, vec![]);
     }
     let range = (max as i128 - min as i128) as u128;
-    let dense_limit = (DIRECT_RANGE_FACTOR * non_null + 1024) as u128;
+    // Small tables may take a sparser direct table: up to 4 MiB of offsets
+    // still sit in cache better than a probe sequence does.
+    let sparse_small = (non_null * DIRECT_SMALL_FACTOR).min(DIRECT_SMALL_RANGE);
+    let dense_limit = (DIRECT_RANGE_FACTOR * non_null + 1024).max(sparse_small) as u128;
     if range <= dense_limit && range < (u32::MAX / 2) as u128 {
         // Counting sort by key: count at [k+2], prefix sum, then use [k+1] as
         // the insertion cursor of key k; afterwards [k]..[k+1] is k's range.

@@ -1,7 +1,9 @@
 //! Operators, vectorized over Arrow arrays with the arrow compute kernels.
 
 pub mod aggregate;
+pub mod decimal;
 pub mod expr;
+pub mod group_keys;
 pub mod join;
 pub mod operator;
 pub mod repartition;

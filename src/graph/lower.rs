@@ -292,6 +292,7 @@ impl Lowering {
             input_schema,
             output_schema: schema.clone(),
             arg_types: arg_types.clone(),
+            skip_hint: Default::default(),
         };
         // One partition needs no exchange; but with no partitions at all an
         // aggregate without GROUP BY must still produce its one row, which
@@ -325,6 +326,7 @@ impl Lowering {
             input_schema: in_schema,
             output_schema: state_schema.clone(),
             arg_types: arg_types.clone(),
+            skip_hint: Default::default(),
         });
         p.schema = state_schema.clone();
         let keys: Vec<Expr> = (0..group.len()).map(Expr::Column).collect();
@@ -337,6 +339,7 @@ impl Lowering {
             input_schema: state_schema,
             output_schema: schema.clone(),
             arg_types,
+            skip_hint: Default::default(),
         });
         p.schema = schema;
         Ok(p)

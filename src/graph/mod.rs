@@ -102,6 +102,9 @@ pub enum OpSpec {
         input_schema: SchemaRef,
         output_schema: SchemaRef,
         arg_types: Vec<DataType>,
+        /// Set by the first Partial task that finds its groups hardly fewer
+        /// than its rows: the stage's other tasks then skip aggregating.
+        skip_hint: Arc<std::sync::atomic::AtomicBool>,
     },
     Sort {
         keys: Vec<SortKey>,
@@ -184,16 +187,20 @@ impl OpSpec {
                 input_schema,
                 output_schema,
                 arg_types,
-            } => Box::new(AggregateOp::new(
-                *mode,
-                group.clone(),
-                aggs.clone(),
-                input_schema,
-                output_schema.clone(),
-                arg_types,
-                tables.memory(),
-                tables.temp_dir().to_path_buf(),
-            )?),
+                skip_hint,
+            } => Box::new(
+                AggregateOp::new(
+                    *mode,
+                    group.clone(),
+                    aggs.clone(),
+                    input_schema,
+                    output_schema.clone(),
+                    arg_types,
+                    tables.memory(),
+                    tables.temp_dir().to_path_buf(),
+                )?
+                .with_skip_hint(skip_hint.clone()),
+            ),
             OpSpec::Sort {
                 keys,
                 fetch,
