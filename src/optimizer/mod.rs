@@ -4,7 +4,9 @@ mod build_side;
 pub mod cardinality;
 mod constant_folding;
 mod join_order;
+mod magic_set;
 mod merge_projections;
+mod outer_join_filters;
 mod projection_pushdown;
 mod scan_filters;
 mod semi_join_pushdown;
@@ -17,7 +19,11 @@ pub use constant_folding::fold_expr;
 
 pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     let plan = constant_folding::fold_plan(plan)?;
+    let plan = outer_join_filters::push_down_outer_join_filters(plan)?;
     let plan = join_order::reorder_joins(plan)?;
+    // after join ordering has filtered the outer sides' relations, before
+    // the semi joins it adds are pushed down
+    let plan = magic_set::reduce_grouped_joins(plan)?;
     let plan = semi_join_pushdown::push_down_semi_joins(plan)?;
     let plan = projection_pushdown::push_down_projections(plan)?;
     let plan = merge_projections::merge_projections(plan)?;
