@@ -174,6 +174,60 @@ impl GroupKeys {
         Ok(indices)
     }
 
+    /// For each of the `num_rows` rows of `keys` (of the key types), whether
+    /// it is one of the keys seen; None when that cannot be told cheaply (a
+    /// string too long for the packed keys, which then cannot be among
+    /// them, is the one case).
+    pub fn contains(&self, keys: &[ArrayRef], num_rows: usize) -> Result<Option<Vec<bool>>> {
+        match &self.store {
+            Store::NoKeys => Ok(None),
+            Store::Packed {
+                words,
+                width,
+                null_word,
+            } => {
+                let width = *width;
+                let Some(probe) = pack(keys, num_rows, width, *null_word) else {
+                    return Ok(None);
+                };
+                Ok(Some(
+                    probe
+                        .chunks_exact(width)
+                        .map(|row| {
+                            let hash = hash_words(row);
+                            self.map
+                                .find(hash, |s| {
+                                    s.hash == hash
+                                        && words[s.group * width..(s.group + 1) * width]
+                                            .iter()
+                                            .zip(row)
+                                            .all(|(a, b)| a == b)
+                                })
+                                .is_some()
+                        })
+                        .collect(),
+                ))
+            }
+            Store::Rows { converter, rows } => {
+                let probe = converter.convert_columns(keys)?;
+                Ok(Some(
+                    probe
+                        .iter()
+                        .map(|row| {
+                            let bytes = row.as_ref();
+                            let hash = hash_bytes(bytes);
+                            self.map
+                                .find(hash, |s| {
+                                    s.hash == hash && rows.row(s.group).as_ref() == bytes
+                                })
+                                .is_some()
+                        })
+                        .collect(),
+                ))
+            }
+        }
+    }
+
     /// Moves packed groups to the row format, keeping their indices.
     fn move_to_rows(&mut self) -> Result<()> {
         let arrays = self.arrays()?;
@@ -564,6 +618,23 @@ mod tests {
             .as_ref()
         );
         assert_eq!(keys.num_groups(), 3);
+    }
+
+    #[test]
+    fn membership_of_packed_and_row_keys() {
+        let mut keys = GroupKeys::new(&[DataType::Int64]).unwrap();
+        let build: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![3, 5, 3]))];
+        keys.intern(&build, 3).unwrap();
+        let probe: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![Some(5), Some(4), None]))];
+        assert_eq!(
+            keys.contains(&probe, 3).unwrap(),
+            Some(vec![true, false, false])
+        );
+        let mut keys = GroupKeys::new(&[DataType::Utf8View]).unwrap();
+        keys.intern(&[strings(&[Some("a string longer than twelve")])], 1)
+            .unwrap();
+        let probe = strings(&[Some("a string longer than twelve"), Some("b")]);
+        assert_eq!(keys.contains(&[probe], 2).unwrap(), Some(vec![true, false]));
     }
 
     #[test]

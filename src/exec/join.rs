@@ -58,8 +58,9 @@ const NONE: u32 = u32::MAX;
 
 /// A single integer key uses a direct table when its value range is at most
 /// this many times the number of build rows (plus a small constant): at most
-/// 32 bytes a row, no more than the 24..48 of the hashed table.
-const DIRECT_RANGE_FACTOR: usize = 8;
+/// 48 bytes a row, no more than the 24..48 of the hashed table, and a probe
+/// is one load instead of a hash and a probe sequence.
+const DIRECT_RANGE_FACTOR: usize = 12;
 /// ... or, for small build sides, at most this many times the rows, up to
 /// `DIRECT_SMALL_RANGE` keys (a join with the 2% of parts that pass a
 /// filter probes a direct table of all part keys).

@@ -14,6 +14,23 @@ use crate::plan::{AggregateExpr, Expr, JoinKind, LogicalPlan};
 /// hash table, and the probe side streams through without a repartition.
 const BROADCAST_ROWS: f64 = 2_000_000.0;
 
+/// A partitioned join filters its probe rows by the build side's keys when
+/// the build side is estimated at most 1/KEY_FILTER_RATIO of the probe side.
+const KEY_FILTER_RATIO: f64 = 4.0;
+
+/// Joins for which a probe row whose key the build side lacks produces
+/// nothing, so that it can be dropped before the join.
+fn drops_unmatched_probe_rows(kind: JoinKind) -> bool {
+    matches!(
+        kind,
+        JoinKind::Inner
+            | JoinKind::Semi
+            | JoinKind::Right
+            | JoinKind::RightSemi
+            | JoinKind::RightAnti
+    )
+}
+
 /// The most partitions `join_partitions` asks for: past that, a partition
 /// over its share spills (grace hash join) rather than multiply tasks.
 const MAX_JOIN_PARTITIONS: f64 = 256.0;
@@ -222,8 +239,25 @@ impl Lowering {
             let partitions = self.join_partitions(build_rows, &build_schema);
             let build_sink = self.sink_into(build_keys.clone(), &build_schema, partitions)?;
             let probe_sink = self.sink_into(probe_keys.clone(), &left_schema, partitions)?;
-            probe = self.exchange(probe, probe_sink);
-            self.close(build, build_sink)
+            // A small build side filters the probe rows before they cross
+            // the exchange; the probe stage then waits for the build stage.
+            let filter = !on.is_empty()
+                && drops_unmatched_probe_rows(kind)
+                && build_rows * KEY_FILTER_RATIO <= estimate(left).rows;
+            if filter {
+                let build_stage = self.close(build, build_sink);
+                probe.ops.push(OpSpec::KeyFilter {
+                    build_stage,
+                    probe_keys: probe_keys.clone(),
+                    build_keys: build_keys.clone(),
+                    build_schema: build_schema.clone(),
+                });
+                probe = self.exchange(probe, probe_sink);
+                build_stage
+            } else {
+                probe = self.exchange(probe, probe_sink);
+                self.close(build, build_sink)
+            }
         };
         probe.ops.push(OpSpec::HashJoin {
             build_stage,

@@ -17,6 +17,7 @@ use crate::catalog::ScanPartition;
 use crate::error::Result;
 use crate::exec::aggregate::{AggMode, AggregateOp};
 use crate::exec::join::{HashJoinOp, JoinBuild};
+use crate::exec::key_filter::{KeyFilterOp, KeySet};
 use crate::exec::operator::{FilterOp, LimitOp, Operator, ProjectOp};
 use crate::exec::sort::SortOp;
 use crate::plan::{AggregateExpr, Expr, JoinKind, SortKey};
@@ -115,6 +116,14 @@ pub enum OpSpec {
         skip: usize,
         fetch: Option<usize>,
     },
+    /// Drop rows whose `probe_keys` are not among the keys of what
+    /// `build_stage` produced (a runtime join filter, see `key_filter`).
+    KeyFilter {
+        build_stage: usize,
+        probe_keys: Vec<Expr>,
+        build_keys: Vec<Expr>,
+        build_schema: SchemaRef,
+    },
     /// Probe a hash table built from the output of `build_stage`: all of it
     /// (broadcast) or the task's own partition of it.
     HashJoin {
@@ -148,6 +157,15 @@ pub trait TaskContext {
         schema: &SchemaRef,
         keys: &[Expr],
     ) -> Result<JoinBuild>;
+
+    /// The distinct `keys` of all of `stage`'s output, built once and
+    /// shared; None when that is not cheap (the output spilled or is large).
+    fn key_set(
+        &self,
+        stage: usize,
+        schema: &SchemaRef,
+        keys: &[Expr],
+    ) -> Result<Option<Arc<KeySet>>>;
 }
 
 impl Stage {
@@ -158,7 +176,8 @@ impl Stage {
             v.push(stage);
         }
         for op in &self.ops {
-            if let OpSpec::HashJoin { build_stage, .. } = op {
+            if let OpSpec::HashJoin { build_stage, .. } | OpSpec::KeyFilter { build_stage, .. } = op
+            {
                 v.push(*build_stage);
             }
         }
@@ -213,6 +232,15 @@ impl OpSpec {
                 tables.temp_dir(),
             )),
             OpSpec::Limit { skip, fetch } => Box::new(LimitOp::new(*skip, *fetch)),
+            OpSpec::KeyFilter {
+                build_stage,
+                probe_keys,
+                build_keys,
+                build_schema,
+            } => Box::new(KeyFilterOp::new(
+                tables.key_set(*build_stage, build_schema, build_keys)?,
+                probe_keys.clone(),
+            )),
             OpSpec::HashJoin {
                 build_stage,
                 broadcast,
@@ -263,6 +291,9 @@ impl OpSpec {
                     "partitioned"
                 }
             ),
+            OpSpec::KeyFilter { build_stage, .. } => {
+                format!("KeyFilter(keys of stage {build_stage})")
+            }
             OpSpec::Limit { skip, fetch } => match fetch {
                 Some(f) => format!("Limit(skip={skip}, fetch={f})"),
                 None => format!("Limit(skip={skip})"),

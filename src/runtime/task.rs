@@ -13,7 +13,9 @@ use arrow::record_batch::RecordBatch;
 use super::memory::{batch_bytes, MemoryPool, Reservation};
 use super::spill::{compact_views, SpillFile};
 use crate::error::{QuarryError, Result};
+use crate::exec::expr::evaluate_array;
 use crate::exec::join::{build_side, BuildSide, JoinBuild};
+use crate::exec::key_filter::KeySet;
 use crate::exec::operator::{Operator, SpillCount};
 use crate::exec::repartition::HashPartitioner;
 use crate::graph::{Sink, Source, Stage, TaskContext};
@@ -34,7 +36,14 @@ pub struct PartitionStore {
     spill_files: AtomicUsize,
     /// Reservations of the broadcast hash tables built so far.
     tables_reserved: Mutex<Vec<Reservation>>,
+    /// Key sets of build sides for runtime join filters, built once per
+    /// stage (None inside: not built, as the output spilled or is large).
+    key_sets: Vec<Mutex<Option<Option<Arc<KeySet>>>>>,
 }
+
+/// A runtime join filter is built only over at most this many build rows:
+/// past that its set costs more than it is likely to save.
+const KEY_FILTER_MAX_ROWS: usize = 1 << 20;
 
 /// The partition store buffers task outputs in memory while the budget in
 /// use stays below 1/STORE_SHARE_DIVISOR of the limit; past that it spills.
@@ -66,7 +75,50 @@ impl PartitionStore {
             spilled_bytes: AtomicU64::new(0),
             spill_files: AtomicUsize::new(0),
             tables_reserved: Mutex::new(Vec::new()),
+            key_sets: stages.iter().map(|_| Mutex::new(None)).collect(),
         }
+    }
+
+    /// The distinct keys of everything `stage` produced, read in place (the
+    /// consumers still take the batches), or None if some of it spilled,
+    /// it is large, or the budget has no room for the set.
+    fn build_key_set(
+        &self,
+        stage: usize,
+        keys: &[Expr],
+        schema: &SchemaRef,
+    ) -> Result<Option<KeySet>> {
+        let mut batches = Vec::new();
+        for p in 0..self.buckets[stage].len() {
+            let bucket = self.bucket(stage, p)?;
+            if !bucket.spilled.is_empty() {
+                return Ok(None);
+            }
+            batches.extend(bucket.batches.iter().cloned());
+        }
+        if batches.iter().map(|b| b.num_rows()).sum::<usize>() > KEY_FILTER_MAX_ROWS {
+            return Ok(None);
+        }
+        let key_types = keys
+            .iter()
+            .map(|k| k.data_type(schema))
+            .collect::<Result<Vec<_>>>()?;
+        let mut set = KeySet::new(&key_types)?;
+        for b in &batches {
+            let columns = keys
+                .iter()
+                .map(|k| evaluate_array(k, b))
+                .collect::<Result<Vec<_>>>()?;
+            set.insert(&columns, b.num_rows())?;
+        }
+        let mut reservation = Reservation::new(&self.pool, "a runtime join filter");
+        if !reservation.try_grow(set.memory_size()) {
+            return Ok(None);
+        }
+        if let Ok(mut held) = self.tables_reserved.lock() {
+            held.push(reservation);
+        }
+        Ok(Some(set))
     }
 
     fn bucket(&self, stage: usize, partition: usize) -> Result<std::sync::MutexGuard<'_, Bucket>> {
@@ -160,6 +212,23 @@ impl PartitionStore {
 }
 
 impl TaskContext for PartitionStore {
+    fn key_set(
+        &self,
+        stage: usize,
+        schema: &SchemaRef,
+        keys: &[Expr],
+    ) -> Result<Option<Arc<KeySet>>> {
+        let mut slot = self.key_sets[stage]
+            .lock()
+            .map_err(|_| QuarryError::exec("internal error: key set poisoned"))?;
+        if let Some(set) = slot.as_ref() {
+            return Ok(set.clone());
+        }
+        let set = self.build_key_set(stage, keys, schema)?.map(Arc::new);
+        *slot = Some(set.clone());
+        Ok(set)
+    }
+
     fn memory(&self) -> &Arc<MemoryPool> {
         &self.pool
     }
