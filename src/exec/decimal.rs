@@ -92,36 +92,44 @@ pub fn arithmetic(
     if !(fits(&l) && fits(&r) && fits_i64(&[lf, rf])) {
         return None;
     }
-    let wide = |x: i128| x as i64 as i128;
     let (lf, rf) = (wide(lf), wide(rf));
-    let combine = |a: i128, b: i128| -> i128 {
-        let (a, b) = (wide(a), wide(b));
-        match op {
-            DecimalOp::Mul => a * b,
-            DecimalOp::Add => a * lf + b * rf,
-            DecimalOp::Sub => a * lf - b * rf,
-        }
-    };
-    let values: Vec<i128> = match (&l, &r) {
-        (Operand::Array(a), Operand::Array(b)) => a
-            .values()
-            .iter()
-            .zip(b.values().iter())
-            .map(|(&x, &y)| combine(x, y))
-            .collect(),
-        (Operand::Array(a), Operand::Scalar(y)) => {
-            a.values().iter().map(|&x| combine(x, *y)).collect()
-        }
-        (Operand::Scalar(x), Operand::Array(b)) => {
-            b.values().iter().map(|&y| combine(*x, y)).collect()
-        }
-        (Operand::Scalar(_), Operand::Scalar(_)) => return None,
-    };
+    // One monomorphic loop per operator (the operator and the scale
+    // factors are the same for every row).
+    let values = match op {
+        DecimalOp::Mul => apply(&l, &r, |a, b| wide(a) * wide(b)),
+        DecimalOp::Add if lf == 1 && rf == 1 => apply(&l, &r, |a, b| wide(a) + wide(b)),
+        DecimalOp::Sub if lf == 1 && rf == 1 => apply(&l, &r, |a, b| wide(a) - wide(b)),
+        DecimalOp::Add => apply(&l, &r, |a, b| wide(a) * lf + wide(b) * rf),
+        DecimalOp::Sub => apply(&l, &r, |a, b| wide(a) * lf - wide(b) * rf),
+    }?;
     debug_assert_eq!(values.len(), len);
     let nulls = NullBuffer::union(l.nulls(), r.nulls());
     let array = PrimitiveArray::<Decimal128Type>::new(ScalarBuffer::from(values), nulls)
         .with_data_type(DataType::Decimal128(precision, scale));
     Some(Arc::new(array))
+}
+
+/// A value known to fit 64 bits, so that the compiler multiplies it with
+/// one 64 x 64 -> 128 bit instruction.
+#[inline(always)]
+fn wide(x: i128) -> i128 {
+    x as i64 as i128
+}
+
+/// `f` over the rows of the operands; None for two scalars.
+#[inline(always)]
+fn apply(l: &Operand<'_>, r: &Operand<'_>, f: impl Fn(i128, i128) -> i128) -> Option<Vec<i128>> {
+    Some(match (l, r) {
+        (Operand::Array(a), Operand::Array(b)) => a
+            .values()
+            .iter()
+            .zip(b.values().iter())
+            .map(|(&x, &y)| f(x, y))
+            .collect(),
+        (Operand::Array(a), Operand::Scalar(y)) => a.values().iter().map(|&x| f(x, *y)).collect(),
+        (Operand::Scalar(x), Operand::Array(b)) => b.values().iter().map(|&y| f(*x, y)).collect(),
+        (Operand::Scalar(_), Operand::Scalar(_)) => return None,
+    })
 }
 
 /// True when every value fits 64 bits.
