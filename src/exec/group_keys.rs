@@ -209,6 +209,13 @@ impl GroupKeys {
                 ))
             }
             Store::Rows { converter, rows } => {
+                let same_types = keys
+                    .iter()
+                    .zip(&self.key_types)
+                    .all(|(k, t)| k.data_type() == t);
+                if !same_types {
+                    return Ok(None);
+                }
                 let probe = converter.convert_columns(keys)?;
                 Ok(Some(
                     probe
