@@ -120,15 +120,7 @@ impl GroupKeys {
         let mut indices = Vec::with_capacity(batch_words.len() / width);
         for row in batch_words.chunks_exact(width) {
             let hash = hash_words(row);
-            // (zip rather than slice ==, which calls memcmp for a few words)
-            let found = self.map.find(hash, |s| {
-                s.hash == hash
-                    && words[s.group * width..(s.group + 1) * width]
-                        .iter()
-                        .zip(row)
-                        .all(|(a, b)| a == b)
-            });
-            let group = match found {
+            let group = match find_packed(&self.map, words, width, row, hash) {
                 Some(s) => s.group,
                 None => {
                     let group = self.num_groups;
@@ -155,10 +147,7 @@ impl GroupKeys {
         for row in batch_rows.iter() {
             let bytes = row.as_ref();
             let hash = hash_bytes(bytes);
-            let found = self.map.find(hash, |s| {
-                s.hash == hash && rows.row(s.group).as_ref() == bytes
-            });
-            let group = match found {
+            let group = match find_row(&self.map, rows, bytes, hash) {
                 Some(s) => s.group,
                 None => {
                     let group = self.num_groups;
@@ -194,16 +183,7 @@ impl GroupKeys {
                     probe
                         .chunks_exact(width)
                         .map(|row| {
-                            let hash = hash_words(row);
-                            self.map
-                                .find(hash, |s| {
-                                    s.hash == hash
-                                        && words[s.group * width..(s.group + 1) * width]
-                                            .iter()
-                                            .zip(row)
-                                            .all(|(a, b)| a == b)
-                                })
-                                .is_some()
+                            find_packed(&self.map, words, width, row, hash_words(row)).is_some()
                         })
                         .collect(),
                 ))
@@ -222,12 +202,7 @@ impl GroupKeys {
                         .iter()
                         .map(|row| {
                             let bytes = row.as_ref();
-                            let hash = hash_bytes(bytes);
-                            self.map
-                                .find(hash, |s| {
-                                    s.hash == hash && rows.row(s.group).as_ref() == bytes
-                                })
-                                .is_some()
+                            find_row(&self.map, rows, bytes, hash_bytes(bytes)).is_some()
                         })
                         .collect(),
                 ))
@@ -275,6 +250,36 @@ impl GroupKeys {
         *self = GroupKeys::new(&self.key_types)?;
         Ok(())
     }
+}
+
+/// The slot of the packed key `row` (of `width` words) among `words`.
+fn find_packed<'a>(
+    map: &'a hashbrown::HashTable<Slot>,
+    words: &[u128],
+    width: usize,
+    row: &[u128],
+    hash: u64,
+) -> Option<&'a Slot> {
+    // (zip rather than slice ==, which calls memcmp for a few words)
+    map.find(hash, |s| {
+        s.hash == hash
+            && words[s.group * width..(s.group + 1) * width]
+                .iter()
+                .zip(row)
+                .all(|(a, b)| a == b)
+    })
+}
+
+/// The slot of the key in row format `bytes` among `rows`.
+fn find_row<'a>(
+    map: &'a hashbrown::HashTable<Slot>,
+    rows: &Rows,
+    bytes: &[u8],
+    hash: u64,
+) -> Option<&'a Slot> {
+    map.find(hash, |s| {
+        s.hash == hash && rows.row(s.group).as_ref() == bytes
+    })
 }
 
 fn rows_store(key_types: &[DataType]) -> Result<Store> {
