@@ -1,6 +1,7 @@
 //! The push-based operator interface of a fused pipeline, and the streaming
 //! operators (filter, project, limit).
 
+use arrow::array::BooleanArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
@@ -54,20 +55,48 @@ impl std::ops::AddAssign for SpillCount {
     }
 }
 
+/// Keeps the rows for which every conjunct of the predicate is true. The
+/// conjuncts are evaluated one after the other; once the rows still in
+/// play are fewer than half the batch, the batch is cut down to them, so
+/// that the later conjuncts look at fewer rows.
 pub struct FilterOp {
-    pub predicate: Expr,
+    conjuncts: Vec<Expr>,
+}
+
+impl FilterOp {
+    pub fn new(predicate: Expr) -> Self {
+        FilterOp {
+            conjuncts: predicate.split_conjunction(),
+        }
+    }
 }
 
 impl Operator for FilterOp {
     fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
-        let mask = evaluate_predicate(&self.predicate, &batch)?;
-        let kept = if mask.true_count() == batch.num_rows() {
-            batch
-        } else {
-            arrow::compute::filter_record_batch(&batch, &mask)?
-        };
-        if kept.num_rows() > 0 {
-            out.push(kept);
+        let mut batch = batch;
+        // Rows of `batch` still in play (None: all of them).
+        let mut mask: Option<BooleanArray> = None;
+        for c in &self.conjuncts {
+            let m = evaluate_predicate(c, &batch)?;
+            let m = match mask.take() {
+                Some(prev) => arrow::compute::and(&prev, &m)?,
+                None => m,
+            };
+            let kept = m.true_count();
+            if kept == 0 {
+                return Ok(());
+            }
+            if kept * 2 < batch.num_rows() {
+                batch = arrow::compute::filter_record_batch(&batch, &m)?;
+            } else if kept < batch.num_rows() {
+                mask = Some(m);
+            }
+        }
+        if let Some(m) = mask {
+            batch = arrow::compute::filter_record_batch(&batch, &m)?;
+        }
+        if batch.num_rows() > 0 {
+            out.push(batch);
         }
         Ok(())
     }

@@ -192,9 +192,7 @@ impl OpSpec {
         tables: &dyn TaskContext,
     ) -> Result<Box<dyn Operator>> {
         Ok(match self {
-            OpSpec::Filter(p) => Box::new(FilterOp {
-                predicate: p.clone(),
-            }),
+            OpSpec::Filter(p) => Box::new(FilterOp::new(p.clone())),
             OpSpec::Project { exprs, schema } => Box::new(ProjectOp {
                 exprs: exprs.clone(),
                 schema: schema.clone(),

@@ -148,12 +148,13 @@ struct JoinGraph {
 }
 
 impl JoinGraph {
-    fn new(mut relations: Vec<Relation>, conditions: Vec<Expr>) -> Result<Self> {
-        let owner = |col: usize, rels: &[Relation]| {
-            rels.iter()
-                .position(|r| col >= r.offset && col < r.offset + r.width)
-                .unwrap_or(0)
-        };
+    fn new(mut relations: Vec<Relation>, mut conditions: Vec<Expr>) -> Result<Self> {
+        let owner = owner_of;
+        let implied: Vec<Expr> = conditions
+            .iter()
+            .flat_map(|c| implied_filters(c, &relations))
+            .collect();
+        conditions.extend(implied);
         let mut kept = Vec::new();
         for c in conditions {
             let mut cols = Vec::new();
@@ -381,6 +382,79 @@ fn split_factored(e: Expr) -> Vec<Expr> {
         }
     }
     out
+}
+
+/// The relation that holds global column `col`.
+fn owner_of(col: usize, rels: &[Relation]) -> usize {
+    rels.iter()
+        .position(|r| col >= r.offset && col < r.offset + r.width)
+        .unwrap_or(0)
+}
+
+/// Filters on single relations that an OR over several relations implies:
+/// from `(n1 = 'FRANCE' AND n2 = 'GERMANY') OR (n1 = 'GERMANY' AND n2 =
+/// 'FRANCE')` follows `n1 = 'FRANCE' OR n1 = 'GERMANY'` (and the same of
+/// n2), which thins each nation, and so what joins it, before the joins;
+/// the OR itself still applies after them. Only conjuncts that cannot
+/// fail are taken, since they now run on rows the join would have dropped.
+fn implied_filters(condition: &Expr, relations: &[Relation]) -> Vec<Expr> {
+    let branches: Vec<Vec<Expr>> = split_disjunction(condition.clone())
+        .into_iter()
+        .map(|b| b.split_conjunction())
+        .collect();
+    if branches.len() < 2 {
+        return vec![];
+    }
+    let relation_of = |e: &Expr| -> Option<usize> {
+        let mut cols = Vec::new();
+        e.columns(&mut cols);
+        let first = owner_of(*cols.first()?, relations);
+        cols.iter()
+            .all(|&c| owner_of(c, relations) == first)
+            .then_some(first)
+    };
+    let mut cols = Vec::new();
+    condition.columns(&mut cols);
+    let mut rels: Vec<usize> = cols.iter().map(|&c| owner_of(c, relations)).collect();
+    rels.sort_unstable();
+    rels.dedup();
+    if rels.len() < 2 {
+        return vec![];
+    }
+    rels.into_iter()
+        .filter_map(|r| {
+            branches
+                .iter()
+                .map(|conjuncts| {
+                    let own: Vec<Expr> = conjuncts
+                        .iter()
+                        .filter(|c| relation_of(c) == Some(r) && cannot_fail(c))
+                        .cloned()
+                        .collect();
+                    (!own.is_empty()).then(|| Expr::and_all(own))
+                })
+                .collect::<Option<Vec<Expr>>>()?
+                .into_iter()
+                .reduce(|a, b| Expr::binary(BinaryOp::Or, a, b))
+        })
+        .collect()
+}
+
+/// Comparisons, IN lists, LIKE and NULL tests of columns and literals,
+/// joined by AND, OR and NOT: nothing that can raise an error.
+fn cannot_fail(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) | Expr::Literal(_) => true,
+        Expr::Binary { op, left, right } => {
+            (op.is_comparison() || matches!(op, BinaryOp::And | BinaryOp::Or))
+                && cannot_fail(left)
+                && cannot_fail(right)
+        }
+        Expr::Not(x) | Expr::IsNull(x) | Expr::IsNotNull(x) => cannot_fail(x),
+        Expr::InList { expr, list, .. } => cannot_fail(expr) && list.iter().all(cannot_fail),
+        Expr::Like { expr, pattern, .. } => cannot_fail(expr) && cannot_fail(pattern),
+        _ => false,
+    }
 }
 
 fn split_disjunction(e: Expr) -> Vec<Expr> {
