@@ -431,37 +431,12 @@ fn has_limit(plan: &LogicalPlan) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use arrow::array::Int64Array;
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::record_batch::RecordBatch;
     use datafusion_common::ScalarValue;
 
     use super::*;
+    use crate::optimizer::test_plans::{col, values};
     use crate::plan::{AggFunc, AggregateExpr, BinaryOp};
-
-    /// `rows` rows of Int64 columns `names`.
-    fn values(names: &[&str], rows: i64) -> LogicalPlan {
-        let schema = Arc::new(Schema::new(
-            names
-                .iter()
-                .map(|n| Field::new(*n, DataType::Int64, true))
-                .collect::<Vec<_>>(),
-        ));
-        let columns = names
-            .iter()
-            .map(|_| Arc::new(Int64Array::from_iter_values(0..rows)) as _)
-            .collect();
-        LogicalPlan::Values {
-            schema: schema.clone(),
-            batches: vec![RecordBatch::try_new(schema, columns).unwrap()],
-        }
-    }
-
-    fn col(i: usize) -> Expr {
-        Expr::Column(i)
-    }
 
     /// `c = 1`: keeps a twentieth of the rows by the estimates.
     fn eq1(c: usize) -> Expr {

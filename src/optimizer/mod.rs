@@ -10,6 +10,8 @@ mod outer_join_filters;
 mod projection_pushdown;
 mod scan_filters;
 mod semi_join_pushdown;
+#[cfg(test)]
+mod test_plans;
 mod top_k;
 
 use crate::error::Result;

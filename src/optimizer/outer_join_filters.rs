@@ -154,35 +154,11 @@ fn add_filter(plan: LogicalPlan, predicate: Expr) -> LogicalPlan {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use arrow::array::Int64Array;
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::record_batch::RecordBatch;
     use datafusion_common::ScalarValue;
 
     use super::*;
-
-    fn values(names: &[&str]) -> LogicalPlan {
-        let schema = Arc::new(Schema::new(
-            names
-                .iter()
-                .map(|n| Field::new(*n, DataType::Int64, true))
-                .collect::<Vec<_>>(),
-        ));
-        let columns = names
-            .iter()
-            .map(|_| Arc::new(Int64Array::from(vec![1])) as _)
-            .collect();
-        LogicalPlan::Values {
-            schema: schema.clone(),
-            batches: vec![RecordBatch::try_new(schema, columns).unwrap()],
-        }
-    }
-
-    fn col(i: usize) -> Expr {
-        Expr::Column(i)
-    }
+    use crate::optimizer::test_plans::{col, values};
 
     fn gt(c: usize, v: i64) -> Expr {
         Expr::binary(BinaryOp::Gt, col(c), Expr::lit(ScalarValue::Int64(Some(v))))
@@ -191,8 +167,8 @@ mod tests {
     /// A [a, x] ⋈ B [b, y] on a = b with `filter`.
     fn join(kind: JoinKind, filter: Expr) -> LogicalPlan {
         LogicalPlan::join(
-            values(&["a", "x"]),
-            values(&["b", "y"]),
+            values(&["a", "x"], 1),
+            values(&["b", "y"], 1),
             kind,
             vec![(col(0), col(0))],
             Some(filter),
@@ -249,13 +225,13 @@ mod tests {
     fn semi_and_anti_joins_filter_their_subquery_side_through_a_projection() {
         for kind in [JoinKind::Semi, JoinKind::Anti] {
             let right = LogicalPlan::project(
-                values(&["y", "b"]),
+                values(&["y", "b"], 1),
                 vec![col(1), col(0)],
                 &["b".into(), "y".into()],
             )
             .unwrap();
             let plan = LogicalPlan::join(
-                values(&["a", "x"]),
+                values(&["a", "x"], 1),
                 right,
                 kind,
                 vec![(col(0), col(0))],

@@ -107,41 +107,15 @@ fn place(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::Int64Array;
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::record_batch::RecordBatch;
-
     use super::*;
-
-    fn values(names: &[&str]) -> LogicalPlan {
-        let schema = Arc::new(Schema::new(
-            names
-                .iter()
-                .map(|n| Field::new(*n, DataType::Int64, true))
-                .collect::<Vec<_>>(),
-        ));
-        let columns = names
-            .iter()
-            .map(|_| Arc::new(Int64Array::from(vec![1])) as _)
-            .collect();
-        LogicalPlan::Values {
-            schema: schema.clone(),
-            batches: vec![RecordBatch::try_new(schema, columns).unwrap()],
-        }
-    }
-
-    fn col(i: usize) -> Expr {
-        Expr::Column(i)
-    }
+    use crate::optimizer::test_plans::{col, values};
 
     #[test]
     fn a_semi_join_goes_to_the_side_of_its_key_through_a_projection() {
         // Semi(Project[b_key, a_x](Inner(A[a_key, a_x], B[b_key, b_y])), S) on column 0
         let inner = LogicalPlan::join(
-            values(&["a_key", "a_x"]),
-            values(&["b_key", "b_y"]),
+            values(&["a_key", "a_x"], 1),
+            values(&["b_key", "b_y"], 1),
             JoinKind::Inner,
             vec![(col(0), col(0))],
             None,
@@ -151,7 +125,7 @@ mod tests {
                 .unwrap();
         let semi = LogicalPlan::join(
             project,
-            values(&["s"]),
+            values(&["s"], 1),
             JoinKind::Semi,
             vec![(col(0), col(0))],
             None,
@@ -171,8 +145,8 @@ mod tests {
     fn keys_from_both_sides_or_a_residual_filter_keep_it_in_place() {
         let inner = || {
             LogicalPlan::join(
-                values(&["a"]),
-                values(&["b"]),
+                values(&["a"], 1),
+                values(&["b"], 1),
                 JoinKind::Inner,
                 vec![(col(0), col(0))],
                 None,
@@ -180,7 +154,7 @@ mod tests {
         };
         let both = LogicalPlan::join(
             inner(),
-            values(&["s"]),
+            values(&["s"], 1),
             JoinKind::Anti,
             vec![(col(0), col(0)), (col(1), col(0))],
             None,
@@ -192,7 +166,7 @@ mod tests {
         );
         let filtered = LogicalPlan::join(
             inner(),
-            values(&["s"]),
+            values(&["s"], 1),
             JoinKind::Semi,
             vec![(col(0), col(0))],
             Some(Expr::binary(crate::plan::BinaryOp::NotEq, col(1), col(2))),
