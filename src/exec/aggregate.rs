@@ -1255,10 +1255,9 @@ mod tests {
         (schema, batches)
     }
 
-    /// Group by k: count(*), sum(v), avg(v), min(s), max(v), in Single mode,
-    /// under a budget of `limit` bytes; the output as sorted text rows.
-    fn run(limit: usize, dir: &Path, groups: i64) -> (Result<Vec<String>>, usize, SpillCount) {
-        let (schema, batches) = input(groups, 3);
+    /// count(*), sum(v), avg(v), min(s), max(v) over `input`'s columns, and
+    /// their argument types.
+    fn test_aggs() -> (Vec<AggregateExpr>, Vec<DataType>) {
         let aggs = vec![
             agg(AggFunc::CountStar, None),
             agg(AggFunc::Sum, Some(1)),
@@ -1266,13 +1265,21 @@ mod tests {
             agg(AggFunc::Min, Some(2)),
             agg(AggFunc::Max, Some(1)),
         ];
-        let arg_types = [
+        let arg_types = vec![
             DataType::Int64,
             DataType::Int64,
             DataType::Int64,
             DataType::Utf8,
             DataType::Int64,
         ];
+        (aggs, arg_types)
+    }
+
+    /// Group by k: count(*), sum(v), avg(v), min(s), max(v), in Single mode,
+    /// under a budget of `limit` bytes; the output as sorted text rows.
+    fn run(limit: usize, dir: &Path, groups: i64) -> (Result<Vec<String>>, usize, SpillCount) {
+        let (schema, batches) = input(groups, 3);
+        let (aggs, arg_types) = test_aggs();
         let mut fields = vec![Field::new("k", DataType::Int64, true)];
         for (i, (a, t)) in aggs.iter().zip(&arg_types).enumerate() {
             fields.push(Field::new(
@@ -1325,22 +1332,9 @@ mod tests {
         hint: &Arc<AtomicBool>,
     ) -> (Vec<String>, usize, Vec<String>) {
         let (schema, batches) = input(groups, per_group);
-        let aggs = vec![
-            agg(AggFunc::CountStar, None),
-            agg(AggFunc::Sum, Some(1)),
-            agg(AggFunc::Avg, Some(1)),
-            agg(AggFunc::Min, Some(2)),
-            agg(AggFunc::Max, Some(1)),
-            agg(AggFunc::Count, Some(1)),
-        ];
-        let arg_types = [
-            DataType::Int64,
-            DataType::Int64,
-            DataType::Int64,
-            DataType::Utf8,
-            DataType::Int64,
-            DataType::Int64,
-        ];
+        let (mut aggs, mut arg_types) = test_aggs();
+        aggs.push(agg(AggFunc::Count, Some(1)));
+        arg_types.push(DataType::Int64);
         let mut fields = vec![Field::new("k", DataType::Int64, true)];
         let mut state = fields.clone();
         for (i, (a, t)) in aggs.iter().zip(&arg_types).enumerate() {

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use super::cardinality::{estimate, join_rows, Estimate};
 use super::map_inputs;
+use super::outer_join_filters::add_filter;
 use crate::error::Result;
 use crate::plan::{BinaryOp, Expr, JoinKind, LogicalPlan};
 
@@ -477,21 +478,5 @@ fn empty_plan() -> LogicalPlan {
     LogicalPlan::Values {
         schema: std::sync::Arc::new(arrow::datatypes::Schema::empty()),
         batches: vec![],
-    }
-}
-
-fn add_filter(plan: LogicalPlan, predicate: Expr) -> LogicalPlan {
-    match plan {
-        LogicalPlan::Filter {
-            input,
-            predicate: p,
-        } => LogicalPlan::Filter {
-            input,
-            predicate: Expr::binary(BinaryOp::And, p, predicate),
-        },
-        other => LogicalPlan::Filter {
-            input: Box::new(other),
-            predicate,
-        },
     }
 }

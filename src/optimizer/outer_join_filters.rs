@@ -114,7 +114,7 @@ fn may_fail_on_other_rows(e: &Expr) -> bool {
 /// `plan` filtered by `predicate`: merged into a filter already there, or
 /// moved below projections that pass its columns through unchanged, so that
 /// it lands right above a scan where scan_filters can use it.
-fn add_filter(plan: LogicalPlan, predicate: Expr) -> LogicalPlan {
+pub(crate) fn add_filter(plan: LogicalPlan, predicate: Expr) -> LogicalPlan {
     match plan {
         LogicalPlan::Filter {
             input,
