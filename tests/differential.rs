@@ -31,7 +31,7 @@ mod generator;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::DataType;
@@ -57,19 +57,25 @@ fn target_dir() -> PathBuf {
 /// TPC-H SF 0.01 in `<target>/tmp/diff-tpch-sf0.01`, generated once, each
 /// table cut into 7 row groups: several scan partitions per table, and
 /// min/max statistics for row-group pruning to get right or wrong.
+/// Once per test binary: its tests run on parallel threads.
 fn data_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff-tpch-sf0.01");
-    let complete = quarry::tpch::TABLES
-        .iter()
-        .all(|t| dir.join(format!("{t}.parquet")).is_file());
-    if !complete {
-        let options = quarry::tpch::GenerateOptions {
-            parts: Some(7),
-            ..Default::default()
-        };
-        quarry::tpch::generate_with(SF, &dir, &options, &|_| {}).expect("generate TPC-H SF 0.01");
-    }
-    dir
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff-tpch-sf0.01");
+        let complete = quarry::tpch::TABLES
+            .iter()
+            .all(|t| dir.join(format!("{t}.parquet")).is_file());
+        if !complete {
+            let options = quarry::tpch::GenerateOptions {
+                parts: Some(7),
+                ..Default::default()
+            };
+            quarry::tpch::generate_with(SF, &dir, &options, &|_| {})
+                .expect("generate TPC-H SF 0.01");
+        }
+        dir
+    })
+    .clone()
 }
 
 // ------------------------------------------------------------------ DuckDB

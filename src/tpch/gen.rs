@@ -9,8 +9,10 @@
 //! order. The bytes written do not depend on the number of threads.
 //! [`GenerateOptions::parts`] fixes the number of parts (row groups) instead.
 //!
-//! Each file is written as `<table>.parquet.tmp` and renamed to
-//! `<table>.parquet` only once complete.
+//! Each file is written as `<table>.parquet.tmp-<pid>-<n>` and renamed to
+//! `<table>.parquet` only once complete, so two generations into the same
+//! directory (two processes, or two test threads) never share a half-written
+//! file.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -265,7 +267,13 @@ struct SinkState {
 impl TableSink {
     fn create(spec: TableSpec, parts: i32, out: &Path) -> Result<TableSink> {
         let final_path = out.join(format!("{}.parquet", spec.table));
-        let tmp_path = out.join(format!("{}.parquet.tmp", spec.table));
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp_path = out.join(format!(
+            "{}.parquet.tmp-{}-{n}",
+            spec.table,
+            std::process::id()
+        ));
         let file = File::create(&tmp_path).map_err(|e| io_err("cannot create", &tmp_path, e))?;
         let schema = table_schema(spec.table).expect("known table");
         let writer = ArrowWriter::try_new(BufWriter::new(file), schema, Some(writer_properties()))?;
@@ -685,7 +693,11 @@ mod tests {
         let groups = row_groups(&dir.path().join("lineitem.parquet"));
         assert_eq!(groups.len(), 3);
         assert_eq!(groups.iter().sum::<i64>(), 60175);
-        assert!(!dir.path().join("lineitem.parquet.tmp").exists());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["lineitem.parquet"]);
     }
 
     #[test]
