@@ -12,7 +12,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
 use datafusion_common::ScalarValue;
 
-use super::decimal;
+use super::{decimal, view_compare};
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::DatePart;
 use crate::plan::{BinaryOp, Expr, ScalarFunc};
@@ -247,9 +247,32 @@ fn binary(op: BinaryOp, l: &Value, r: &Value, n: usize) -> Result<Value> {
                 None => arrow_binary(op, l, r, len)?,
             }
         }
+        BinaryOp::Eq | BinaryOp::NotEq if !all_scalar => match view_eq_text(op, l, r) {
+            Some(a) => a,
+            None => arrow_binary(op, l, r, len)?,
+        },
         _ => arrow_binary(op, l, r, len)?,
     };
     finish(result, all_scalar)
+}
+
+/// A string-view column `=` or `<>` a non-NULL string literal (either
+/// side), on the views (see `view_compare`); None where that does not apply.
+fn view_eq_text(op: BinaryOp, l: &Value, r: &Value) -> Option<ArrayRef> {
+    let (array, text) = match (l, r) {
+        (Value::Array(a), Value::Scalar(s)) | (Value::Scalar(s), Value::Array(a)) => (a, s),
+        _ => return None,
+    };
+    let text = match text {
+        ScalarValue::Utf8View(Some(t)) | ScalarValue::Utf8(Some(t)) => t,
+        _ => return None,
+    };
+    let array = array.as_string_view_opt()?;
+    Some(Arc::new(view_compare::eq_text(
+        array,
+        text,
+        op == BinaryOp::NotEq,
+    )))
 }
 
 /// A Decimal128 operand: its array (None for a scalar), the scalar's

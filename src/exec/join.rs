@@ -97,6 +97,16 @@ impl SlotTable {
         }
     }
 
+    fn bytes(&self) -> usize {
+        std::mem::size_of_val(self.slots.as_slice())
+    }
+
+    /// Starts loading the first slot a key with this hash looks at.
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        prefetch(&self.slots[hash as usize & self.mask]);
+    }
+
     /// The slot of the key with this hash and tag for which `eq` holds.
     #[inline]
     fn find(&self, hash: u64, tag: u64, eq: impl Fn(&Slot) -> bool) -> Option<&Slot> {
@@ -234,6 +244,30 @@ fn row_hasher() -> ahash::RandomState {
 }
 
 /// A strong, cheap mix of an integer key (folded 64×64→128 multiply).
+/// How many probe rows ahead a lookup starts loading its table entry: the
+/// tables of large build sides miss the cache on almost every probe, and
+/// the CPU can wait for several such loads at once.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Tables up to this size stay in a core's cache: probing them needs no
+/// prefetch, which would only cost instructions.
+const PREFETCH_MIN_BYTES: usize = 2 << 20;
+
+/// A hint to load `x`'s cache line; it changes nothing else.
+#[inline(always)]
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch of a valid reference neither reads nor writes
+    // memory as far as the program can see.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (x as *const T).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
 #[inline]
 fn hash_i64(k: i64) -> u64 {
     const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -468,8 +502,16 @@ impl JoinHashTable {
                 let values = int_keys()?;
                 let width = (offsets.len() - 1) as u64;
                 let min = *min;
-                groups.extend(values.iter().map(|&k| {
-                    let d = k.wrapping_sub(min) as u64;
+                let far = std::mem::size_of_val(offsets.as_slice()) > PREFETCH_MIN_BYTES;
+                let at = |i: usize| values[i].wrapping_sub(min) as u64;
+                groups.extend((0..n).map(|i| {
+                    if far && i + PREFETCH_AHEAD < n {
+                        let d = at(i + PREFETCH_AHEAD);
+                        if d < width {
+                            prefetch(&offsets[d as usize]);
+                        }
+                    }
+                    let d = at(i);
                     if d < width {
                         let s = offsets[d as usize];
                         (s, offsets[d as usize + 1] - s)
@@ -480,12 +522,21 @@ impl JoinHashTable {
             }
             KeyIndex::IntHash(table) => {
                 let values = int_keys()?;
-                groups.extend(values.iter().map(|&k| {
-                    match table.find(hash_i64(k), k as u64, |_| true) {
-                        Some(s) => (s.start, s.len),
-                        None => (0, 0),
-                    }
-                }));
+                let found = |h: u64, k: i64| match table.find(h, k as u64, |_| true) {
+                    Some(s) => (s.start, s.len),
+                    None => (0, 0),
+                };
+                if table.bytes() > PREFETCH_MIN_BYTES {
+                    let hashes: Vec<u64> = values.iter().map(|&k| hash_i64(k)).collect();
+                    groups.extend((0..n).map(|i| {
+                        if let Some(&h) = hashes.get(i + PREFETCH_AHEAD) {
+                            table.prefetch(h);
+                        }
+                        found(hashes[i], values[i])
+                    }));
+                } else {
+                    groups.extend(values.iter().map(|&k| found(hash_i64(k), k)));
+                }
             }
             KeyIndex::Rows {
                 converter,
@@ -496,7 +547,13 @@ impl JoinHashTable {
                 let probe = converter.convert_columns(keys)?;
                 // Hash first, then probe: independent loads overlap better.
                 let hashes: Vec<u64> = probe.iter().map(|r| hasher.hash_one(r.as_ref())).collect();
-                groups.extend(probe.iter().zip(hashes).map(|(row, h)| {
+                let far = table.bytes() > PREFETCH_MIN_BYTES;
+                groups.extend(probe.iter().zip(&hashes).enumerate().map(|(i, (row, &h))| {
+                    if far {
+                        if let Some(&ahead) = hashes.get(i + PREFETCH_AHEAD) {
+                            table.prefetch(ahead);
+                        }
+                    }
                     let bytes = row.as_ref();
                     let found = table.find(h, h, |s| {
                         rows.row(self.row_ids[s.start as usize] as usize).as_ref() == bytes

@@ -9,3 +9,4 @@ pub mod key_filter;
 pub mod operator;
 pub mod repartition;
 pub mod sort;
+pub mod view_compare;
