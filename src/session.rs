@@ -481,8 +481,10 @@ impl Session {
             )));
         }
         let provider: Arc<dyn crate::catalog::TableProvider> = if let Some(q) = &ct.query {
+            check_table_columns(ct)?;
             let (result, _) = self.run_query(q)?;
-            Arc::new(MemTable::new(result.schema, result.batches))
+            let (schema, batches) = declared_columns(ct, result.schema, result.batches)?;
+            Arc::new(MemTable::new(schema, batches))
         } else {
             return Err(QuarryError::plan(
                 "CREATE TABLE needs AS SELECT … (or use CREATE EXTERNAL TABLE … LOCATION 'path')",
@@ -617,4 +619,66 @@ fn object_name(name: &ast::ObjectName) -> Result<String> {
             "qualified names like '{name}' are not supported: use a plain name"
         ))),
     }
+}
+
+/// What `CREATE TABLE t (cols…) AS SELECT` declares that quarry cannot keep
+/// is refused: constraints and column options would be silently dropped.
+fn check_table_columns(ct: &ast::CreateTable) -> Result<()> {
+    if let Some(c) = ct.constraints.first() {
+        return Err(QuarryError::plan(format!(
+            "table constraints are not supported: {c}"
+        )));
+    }
+    for col in &ct.columns {
+        if let Some(o) = col.options.first() {
+            return Err(QuarryError::plan(format!(
+                "column constraints and options are not supported: {} on column {}",
+                o.option, col.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The query's result under the column names (and types, cast to) that
+/// `CREATE TABLE t (cols…) AS SELECT` declares, as Postgres and DuckDB
+/// give them.
+fn declared_columns(
+    ct: &ast::CreateTable,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if ct.columns.is_empty() {
+        return Ok((schema, batches));
+    }
+    if ct.columns.len() != schema.fields().len() {
+        return Err(QuarryError::plan(format!(
+            "CREATE TABLE {} names {} columns but its query has {}",
+            ct.name,
+            ct.columns.len(),
+            schema.fields().len()
+        )));
+    }
+    let mut fields = Vec::new();
+    for (col, field) in ct.columns.iter().zip(schema.fields()) {
+        let data_type = match col.data_type {
+            ast::DataType::Unspecified => field.data_type().clone(),
+            ref t => crate::sql::sql_data_type(t, None)?,
+        };
+        fields.push(Field::new(col.name.value.clone(), data_type, true));
+    }
+    let declared = Arc::new(Schema::new(fields));
+    let batches = batches
+        .iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(declared.fields())
+                .map(|(c, f)| crate::exec::expr::cast_checked(c, f.data_type()))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(RecordBatch::try_new(declared.clone(), columns)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((declared, batches))
 }

@@ -126,3 +126,49 @@ fn past_the_pause_threshold_the_scheduler_holds_back_new_tasks() {
     assert!(text.contains("0.0001"), "{text}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// A cross join whose probe batches each meet millions of pairs hands them
+/// on a part at a time: the process stays small, and the answer is right.
+/// (It had collected each batch's 8 million pairs before handing them on.)
+#[test]
+fn a_cross_join_hands_its_pairs_on_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let numbers = |name: &str| {
+        let rows: String = (0..4_000).map(|i| format!("{i}\n")).collect();
+        std::fs::write(
+            dir.path().join(format!("{name}.csv")),
+            format!("{name}\n{rows}"),
+        )
+        .unwrap();
+    };
+    numbers("x");
+    numbers("y");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .current_dir(dir.path())
+        .args([
+            "--memory-limit",
+            "64MB",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM 'x.csv', 'y.csv' WHERE x < y",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 4,000 × 3,999 / 2 pairs with x < y
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n7998000\n");
+    // The only child process of this test binary: its peak is this one's.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    let peak_mib = usage.ru_maxrss / 1024;
+    assert!(peak_mib < 80, "peak RSS {peak_mib} MiB");
+}

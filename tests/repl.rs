@@ -287,11 +287,12 @@ fn tab_completes_paths_tables_columns_and_keywords() {
 #[test]
 fn ctrl_c_cancels_a_running_query_and_twice_at_the_prompt_leaves() {
     let (dir, mut pty) = start();
-    // 1,000 × 2,000,000 pairs: minutes of work in a test build.
-    let small: String = (0..1_000).map(|i| format!("{i}\n")).collect();
+    // 100,000 × 1,000,000 pairs, with each probe batch alone meeting
+    // billions: hours of work, which must stop between parts of a batch.
+    let small: String = (0..100_000).map(|i| format!("{i}\n")).collect();
     std::fs::write(dir.path().join("small.csv"), format!("y\n{small}")).expect("csv");
     let mut big = String::from("x\n");
-    for i in 0..2_000_000 {
+    for i in 0..1_000_000 {
         big.push_str(&format!("{}\n", i % 5_000));
     }
     std::fs::write(dir.path().join("big.csv"), big).expect("csv");
@@ -302,7 +303,7 @@ fn ctrl_c_cancels_a_running_query_and_twice_at_the_prompt_leaves() {
     pty.send("\x03");
     pty.expect("query cancelled");
     assert!(
-        cancelled.elapsed() < Duration::from_secs(20),
+        cancelled.elapsed() < Duration::from_secs(2),
         "cancel took {:?}",
         cancelled.elapsed()
     );

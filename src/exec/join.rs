@@ -808,6 +808,21 @@ struct JoinFilter {
     schema: SchemaRef,
 }
 
+/// A probe batch being joined a part at a time (see `Operator::resume`).
+struct PendingProbe {
+    batch: RecordBatch,
+    /// Per probe row, its range of matches.
+    groups: Vec<(u32, u32)>,
+    /// Where to go on: probe row, and offset among its matches.
+    cursor: (usize, u32),
+    /// Left/Full with a filter: which probe rows some pair passed.
+    probe_matched: Vec<bool>,
+}
+
+/// Candidate pairs a join looks at per call before it hands on what it has:
+/// a probe batch against a cross join's build side makes billions.
+const PAIRS_PER_STEP: usize = 8 * MAX_BATCH_ROWS;
+
 pub struct HashJoinOp {
     kind: JoinKind,
     table: Arc<JoinHashTable>,
@@ -820,6 +835,8 @@ pub struct HashJoinOp {
     finished: bool,
     /// Scratch: per probe row, its range of matches.
     groups: Vec<(u32, u32)>,
+    /// The probe batch whose pairs are not all emitted yet.
+    pending: Option<PendingProbe>,
     /// Properties of the whole build side (in grace mode `table` holds one
     /// sub-partition at a time, but mark joins answer for all of it).
     build_has_null_key: bool,
@@ -930,6 +947,7 @@ impl HashJoinOp {
             build_matched,
             finished: false,
             groups: vec![],
+            pending: None,
             grace: None,
             spilled: SpillCount::default(),
             _reservation: None,
@@ -982,33 +1000,39 @@ impl HashJoinOp {
         evaluate_predicate(&f.expr, &batch)
     }
 
-    /// Inner/Left/Right/Full: emits the joined pairs of one probe batch.
+    /// Inner/Left/Right/Full: emits the joined pairs of the pending probe
+    /// batch, going on from where the last call stopped, until about
+    /// `PAIRS_PER_STEP` candidate pairs have been looked at. Returns
+    /// whether the batch is done.
     fn probe_pairs(
         &self,
-        batch: &RecordBatch,
-        groups: &[(u32, u32)],
+        p: &mut PendingProbe,
         build_matched: &mut [bool],
         out: &mut Vec<RecordBatch>,
-    ) -> Result<()> {
-        let n = batch.num_rows();
+    ) -> Result<bool> {
         let outer_left = matches!(self.kind, JoinKind::Left | JoinKind::Full);
         let track_build = matches!(self.kind, JoinKind::Right | JoinKind::Full);
-        let mut cursor = (0usize, 0u32);
+        let (batch, groups) = (&p.batch, &p.groups);
+        let mut examined = 0;
         let (mut out_p, mut out_b) = (Vec::new(), Vec::new());
         let Some(f) = &self.filter else {
             loop {
+                if examined >= PAIRS_PER_STEP {
+                    return Ok(false);
+                }
                 expand(
                     groups,
                     &self.table.row_ids,
-                    &mut cursor,
+                    &mut p.cursor,
                     MAX_BATCH_ROWS,
                     outer_left,
                     &mut out_p,
                     &mut out_b,
                 );
                 if out_p.is_empty() {
-                    return Ok(());
+                    return Ok(true);
                 }
+                examined += out_p.len();
                 if track_build {
                     for &b in out_b.iter().filter(|&&b| b != NONE) {
                         build_matched[b as usize] = true;
@@ -1019,15 +1043,20 @@ impl HashJoinOp {
                 out_b.clear();
             }
         };
-        let mut probe_matched = vec![false; if outer_left { n } else { 0 }];
         let (mut cp, mut cb) = (Vec::new(), Vec::new());
         loop {
+            if examined >= PAIRS_PER_STEP {
+                if !out_p.is_empty() {
+                    out.push(self.gather(batch, &out_p, &out_b)?);
+                }
+                return Ok(false);
+            }
             cp.clear();
             cb.clear();
             expand(
                 groups,
                 &self.table.row_ids,
-                &mut cursor,
+                &mut p.cursor,
                 MAX_BATCH_ROWS,
                 false,
                 &mut cp,
@@ -1036,16 +1065,17 @@ impl HashJoinOp {
             if cp.is_empty() {
                 break;
             }
+            examined += cp.len();
             let mask = self.evaluate_filter(f, batch, &cp, &cb)?;
             for k in mask.values().set_indices() {
-                let (p, b) = (cp[k], cb[k]);
+                let (pr, b) = (cp[k], cb[k]);
                 if outer_left {
-                    probe_matched[p as usize] = true;
+                    p.probe_matched[pr as usize] = true;
                 }
                 if track_build {
                     build_matched[b as usize] = true;
                 }
-                out_p.push(p);
+                out_p.push(pr);
                 out_b.push(b);
                 if out_p.len() == MAX_BATCH_ROWS {
                     out.push(self.gather(batch, &out_p, &out_b)?);
@@ -1054,7 +1084,7 @@ impl HashJoinOp {
                 }
             }
         }
-        for (i, _) in probe_matched.iter().enumerate().filter(|(_, &m)| !m) {
+        for (i, _) in p.probe_matched.iter().enumerate().filter(|(_, &m)| !m) {
             out_p.push(i as u32);
             out_b.push(NONE);
             if out_p.len() == MAX_BATCH_ROWS {
@@ -1065,6 +1095,23 @@ impl HashJoinOp {
         }
         if !out_p.is_empty() {
             out.push(self.gather(batch, &out_p, &out_b)?);
+        }
+        Ok(true)
+    }
+
+    /// Goes on with the pending probe batch; once it is done, its scratch
+    /// space goes back to the operator.
+    fn step_pending(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let Some(mut p) = self.pending.take() else {
+            return Ok(());
+        };
+        let mut build_matched = std::mem::take(&mut self.build_matched);
+        let done = self.probe_pairs(&mut p, &mut build_matched, out);
+        self.build_matched = build_matched;
+        if done? {
+            self.groups = p.groups;
+        } else {
+            self.pending = Some(p);
         }
         Ok(())
     }
@@ -1156,9 +1203,8 @@ impl HashJoinOp {
         let n = batch.num_rows();
         let probe_nulls = self.table.lookup(keys, n, groups)?;
         match self.kind {
-            JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full => {
-                self.probe_pairs(batch, groups, build_matched, out)
-            }
+            // the pairs are made by `step_pending`
+            JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full => Ok(()),
             JoinKind::Semi => {
                 let matched = self.probe_matches(batch, groups)?;
                 self.emit_filtered(batch, matched, out)
@@ -1208,9 +1254,42 @@ impl HashJoinOp {
         let mut groups = std::mem::take(&mut self.groups);
         let mut build_matched = std::mem::take(&mut self.build_matched);
         let result = self.probe(batch, &keys, &mut groups, &mut build_matched, out);
-        self.groups = groups;
         self.build_matched = build_matched;
-        result
+        result?;
+        if matches!(
+            self.kind,
+            JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full
+        ) {
+            let filtered_outer =
+                self.filter.is_some() && matches!(self.kind, JoinKind::Left | JoinKind::Full);
+            self.pending = Some(PendingProbe {
+                batch: batch.clone(),
+                groups,
+                cursor: (0, 0),
+                probe_matched: vec![false; if filtered_outer { batch.num_rows() } else { 0 }],
+            });
+            self.step_pending(out)
+        } else {
+            self.groups = groups;
+            Ok(())
+        }
+    }
+
+    /// Joins one probe batch whole, handing each part of the output to
+    /// `emit` (the grace join's sub-partitions).
+    fn probe_batch_into(
+        &mut self,
+        batch: &RecordBatch,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let mut out = Vec::new();
+        self.probe_batch(batch, &mut out)?;
+        out.drain(..).try_for_each(&mut *emit)?;
+        while self.pending.is_some() {
+            self.step_pending(&mut out)?;
+            out.drain(..).try_for_each(&mut *emit)?;
+        }
+        Ok(())
     }
 
     /// Right/Full: the build rows of `table` that never matched, with NULL
@@ -1290,6 +1369,14 @@ impl Operator for HashJoinOp {
             return g.probe.push(&batch);
         }
         self.probe_batch(&batch, out)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn resume(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        self.step_pending(out)
     }
 
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
@@ -1851,8 +1938,7 @@ impl HashJoinOp {
                     }
                     let mut out = Vec::new();
                     for b in probe.drain() {
-                        self.probe_batch(&b?, &mut out)?;
-                        out.drain(..).try_for_each(&mut *emit)?;
+                        self.probe_batch_into(&b?, emit)?;
                     }
                     self.emit_build_rows(&mut out)?;
                     out.into_iter().try_for_each(&mut *emit)?;

@@ -23,6 +23,17 @@ pub trait Operator: Send {
         self.finish(&mut out)?;
         out.into_iter().try_for_each(emit)
     }
+    /// True while the last `push` left output the operator has not emitted
+    /// yet: a join whose batch matches more rows than fit in a few batches
+    /// emits them a part at a time, so that memory stays bounded and the
+    /// task can be cancelled in between.
+    fn has_pending(&self) -> bool {
+        false
+    }
+    /// Emits the next part of the pending output.
+    fn resume(&mut self, _out: &mut Vec<RecordBatch>) -> Result<()> {
+        Ok(())
+    }
     /// What the operator wrote to spill files so far.
     fn spilled(&self) -> SpillCount {
         SpillCount::default()

@@ -284,25 +284,42 @@ impl TaskContext for PartitionStore {
     }
 }
 
-/// Pushes `batches` through `ops[from..]`, returning what comes out.
+/// Pushes `batch` through `ops`, depth first: each batch an operator emits
+/// goes on down before the operator makes the next, and what reaches the
+/// end goes to `emit`. An operator with pending output is resumed until it
+/// has none, with a look at `cancel` before each part.
 fn push_through(
     ops: &mut [Box<dyn Operator>],
     metrics: &mut [OpMetrics],
-    from: usize,
-    batches: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>> {
-    let mut current = batches;
-    for (op, m) in ops[from..].iter_mut().zip(metrics[from..].iter_mut()) {
-        let started = Instant::now();
-        let mut next = Vec::new();
-        for b in current {
-            op.push(b, &mut next)?;
+    batch: RecordBatch,
+    cancel: &AtomicBool,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let (Some((op, rest)), Some((m, rest_metrics))) =
+        (ops.split_first_mut(), metrics.split_first_mut())
+    else {
+        return emit(batch);
+    };
+    let started = Instant::now();
+    let mut out = Vec::new();
+    op.push(batch, &mut out)?;
+    m.time += started.elapsed();
+    loop {
+        m.rows_out += out.iter().map(|b| b.num_rows()).sum::<usize>();
+        for b in out.drain(..) {
+            push_through(rest, rest_metrics, b, cancel, emit)?;
         }
+        // (once a LIMIT below is satisfied, the rest would be thrown away)
+        if !op.has_pending() || rest.iter().any(|o| o.is_done()) {
+            return Ok(());
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(QuarryError::Cancelled);
+        }
+        let started = Instant::now();
+        op.resume(&mut out)?;
         m.time += started.elapsed();
-        m.rows_out += next.iter().map(|b| b.num_rows()).sum::<usize>();
-        current = next;
     }
-    Ok(current)
 }
 
 /// What one operator of one task did.
@@ -341,9 +358,10 @@ pub fn run_task(
             return Err(QuarryError::Cancelled);
         }
         rows_in += batch.num_rows();
-        let out = push_through(&mut ops, &mut metrics, 0, vec![batch])?;
-        sink.write(out)?;
-        sink.flush_if_large(store)?;
+        push_through(&mut ops, &mut metrics, batch, cancel, &mut |b| {
+            sink.write(b)?;
+            sink.flush_if_large(store)
+        })?;
         if ops.iter().any(|o| o.is_done()) {
             return Err(StopReading.into());
         }
@@ -373,9 +391,10 @@ pub fn run_task(
             }
             rows_out += batch.num_rows();
             let t = Instant::now();
-            let out = push_through(rest, rest_metrics, 0, vec![batch])?;
-            sink.write(out)?;
-            sink.flush_if_large(store)?;
+            push_through(rest, rest_metrics, batch, cancel, &mut |b| {
+                sink.write(b)?;
+                sink.flush_if_large(store)
+            })?;
             downstream += t.elapsed();
             Ok(())
         })?;
@@ -442,22 +461,20 @@ impl<'a> SinkWriter<'a> {
         })
     }
 
-    fn write(&mut self, batches: Vec<RecordBatch>) -> Result<()> {
-        for b in batches {
-            if b.num_rows() == 0 {
-                continue;
-            }
-            self.buffered += batch_bytes(&b);
-            match &self.partitioner {
-                Some(p) => {
-                    for (i, part) in p.split(&b)?.into_iter().enumerate() {
-                        if let Some(part) = part {
-                            self.buckets[i].push(part);
-                        }
+    fn write(&mut self, b: RecordBatch) -> Result<()> {
+        if b.num_rows() == 0 {
+            return Ok(());
+        }
+        self.buffered += batch_bytes(&b);
+        match &self.partitioner {
+            Some(p) => {
+                for (i, part) in p.split(&b)?.into_iter().enumerate() {
+                    if let Some(part) = part {
+                        self.buckets[i].push(part);
                     }
                 }
-                None => self.buckets[0].push(b),
             }
+            None => self.buckets[0].push(b),
         }
         Ok(())
     }

@@ -122,6 +122,16 @@ impl<'a> Binder<'a> {
                 }
             },
         };
+        // ClickHouse's gap filling would add rows: refused, not ignored.
+        let interpolates = q
+            .order_by
+            .as_ref()
+            .is_some_and(|ob| ob.interpolate.is_some());
+        if interpolates || order_by.iter().any(|o| o.with_fill.is_some()) {
+            return Err(QuarryError::plan(
+                "ORDER BY … WITH FILL / INTERPOLATE is not supported",
+            ));
+        }
         let (skip, fetch) = limit_offset(q.limit_clause.as_ref())?;
         let bound = match q.body.as_ref() {
             SetExpr::Select(select) => self.bind_select(select, order_by)?,

@@ -844,6 +844,21 @@ fn number_literal(n: &str, loc: Option<Location>) -> Result<Expr> {
 }
 
 fn interval(iv: &ast::Interval, loc: Option<Location>) -> Result<Expr> {
+    // `DAY TO SECOND` and the like would read the text as several fields
+    if let Some(last) = &iv.last_field {
+        return Err(QuarryError::plan_at(
+            format!(
+                "INTERVAL … TO {last} is not supported (write one unit, as in INTERVAL '90' DAY)"
+            ),
+            loc,
+        ));
+    }
+    if iv.fractional_seconds_precision.is_some() {
+        return Err(QuarryError::plan_at(
+            "INTERVAL with a fractional seconds precision is not supported",
+            loc,
+        ));
+    }
     let text = match iv.value.as_ref() {
         ast::Expr::Value(v) => match &v.value {
             Value::SingleQuotedString(s) => s.clone(),

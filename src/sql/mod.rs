@@ -7,6 +7,7 @@ mod scope;
 mod subquery;
 
 pub use binder::Binder;
+pub use expr::sql_data_type;
 
 pub use scope::Scope;
 
