@@ -354,9 +354,29 @@ fn check_columns(exprs: &[&Expr], width: usize, what: &str) -> Result<()> {
     }
 }
 
+/// Ends a long build early once the query is cancelled.
+fn check_cancel(cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) {
+        Err(QuarryError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
 impl JoinHashTable {
     /// `keys` are expressions over `schema` (the right input's schema).
     pub fn build(schema: SchemaRef, batches: Vec<RecordBatch>, keys: &[Expr]) -> Result<Self> {
+        Self::build_cancellable(schema, batches, keys, &AtomicBool::new(false))
+    }
+
+    /// [`Self::build`], which gives up between its steps once `cancel` is
+    /// set: a large build side takes a second or more.
+    pub fn build_cancellable(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        keys: &[Expr],
+        cancel: &AtomicBool,
+    ) -> Result<Self> {
         check_columns(
             &keys.iter().collect::<Vec<_>>(),
             schema.fields().len(),
@@ -367,6 +387,7 @@ impl JoinHashTable {
         // list (in Q9 at SF 10 that was 1.4 GB): one buffer after compacting.
         let batch = compact_views(concat_batches(&schema, &batches)?)?;
         drop(batches);
+        check_cancel(cancel)?;
         let n = batch.num_rows();
         if n >= NONE as usize {
             return Err(QuarryError::exec(format!(
@@ -377,6 +398,7 @@ impl JoinHashTable {
             .iter()
             .map(|k| evaluate_array(k, &batch))
             .collect::<Result<Vec<_>>>()?;
+        check_cancel(cancel)?;
         let key_types: Vec<DataType> = key_arrays.iter().map(|a| a.data_type().clone()).collect();
         let nulls = key_nulls(&key_arrays);
         let null_count = nulls.as_ref().map_or(0, |b| b.null_count());
@@ -400,9 +422,9 @@ impl JoinHashTable {
             (KeyIndex::Unit, (0..n as u32).collect())
         } else if let (Some(p), Some(columns)) = (&packing, &int_columns) {
             let (packed, _) = p.pack(columns, n);
-            build_int_index(&packed, &valid, non_null)
+            build_int_index(&packed, &valid, non_null, cancel)?
         } else if let Some(columns) = int_columns.as_ref().filter(|c| c.len() == 1) {
-            build_int_index(&columns[0], &valid, non_null)
+            build_int_index(&columns[0], &valid, non_null, cancel)?
         } else {
             let converter = RowConverter::new(
                 key_types
@@ -679,7 +701,8 @@ fn build_int_index(
     values: &[i64],
     valid: &impl Fn(usize) -> bool,
     non_null: usize,
-) -> (KeyIndex, Vec<u32>) {
+    cancel: &AtomicBool,
+) -> Result<(KeyIndex, Vec<u32>)> {
     let n = values.len();
     let (mut min, mut max) = (i64::MAX, i64::MIN);
     for (i, &v) in values.iter().enumerate() {
@@ -689,7 +712,7 @@ fn build_int_index(
         }
     }
     if non_null == 0 {
-        return (KeyIndex::NoKeys, vec![]);
+        return Ok((KeyIndex::NoKeys, vec![]));
     }
     let range = (max as i128 - min as i128) as u128;
     // Small tables may take a sparser direct table: up to 4 MiB of offsets
@@ -701,14 +724,17 @@ fn build_int_index(
         // the insertion cursor of key k; afterwards [k]..[k+1] is k's range.
         let width = range as usize + 1;
         let mut offsets = vec![0u32; width + 2];
+        check_cancel(cancel)?;
         for (i, &v) in values.iter().enumerate() {
             if valid(i) {
                 offsets[v.wrapping_sub(min) as u64 as usize + 2] += 1;
             }
         }
+        check_cancel(cancel)?;
         for j in 1..offsets.len() {
             offsets[j] += offsets[j - 1];
         }
+        check_cancel(cancel)?;
         let mut row_ids = vec![0u32; non_null];
         for (i, &v) in values.iter().enumerate() {
             if valid(i) {
@@ -718,7 +744,7 @@ fn build_int_index(
             }
         }
         offsets.truncate(width + 1);
-        return (KeyIndex::Direct { min, offsets }, row_ids);
+        return Ok((KeyIndex::Direct { min, offsets }, row_ids));
     }
     let (table, row_ids) = SlotTable::build(
         n,
@@ -726,7 +752,7 @@ fn build_int_index(
         |_, _| true,
         non_null,
     );
-    (KeyIndex::IntHash(table), row_ids)
+    Ok((KeyIndex::IntHash(table), row_ids))
 }
 
 /// `Some(first)` when `idx` is `first, first+1, …` (then a slice will do).
@@ -1479,9 +1505,10 @@ pub fn build_side(
     batches: impl Iterator<Item = Result<RecordBatch>>,
     pool: &Arc<MemoryPool>,
     temp_dir: &Path,
+    cancel: &AtomicBool,
 ) -> Result<JoinBuild> {
     let mut batches = batches;
-    let held = match load_table(schema, keys, &mut batches, pool)? {
+    let held = match load_table(schema, keys, &mut batches, pool, cancel)? {
         Loaded::Table(table, r) => {
             return Ok(JoinBuild {
                 side: BuildSide::Table(Arc::from(table)),
@@ -1542,10 +1569,12 @@ fn load_table(
     keys: &[Expr],
     batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
     pool: &Arc<MemoryPool>,
+    cancel: &AtomicBool,
 ) -> Result<Loaded> {
     let mut held: Vec<Held> = Vec::new();
     let (mut rows, mut bytes) = (0, 0);
     for b in batches {
+        check_cancel(cancel)?;
         let b = b?;
         if b.num_rows() == 0 {
             continue;
@@ -1577,7 +1606,7 @@ fn load_table(
         return Ok(Loaded::Refused(held));
     }
     let (batches, reservations): (Vec<_>, Vec<_>) = held.into_iter().unzip();
-    let table = JoinHashTable::build(schema.clone(), batches, keys)?;
+    let table = JoinHashTable::build_cancellable(schema.clone(), batches, keys, cancel)?;
     // Trade the estimate for the actual size.
     drop(reservations);
     drop(extra);
@@ -1929,7 +1958,14 @@ impl HashJoinOp {
             Box::new(read_files(build_files));
         let mut freed_probe = false;
         let held = loop {
-            match load_table(&schema, &build.keys, &mut reader, &grace.pool)? {
+            // (the task looks at the cancel flag between sub-partitions)
+            match load_table(
+                &schema,
+                &build.keys,
+                &mut reader,
+                &grace.pool,
+                &AtomicBool::new(false),
+            )? {
                 Loaded::Table(table, reservation) => {
                     drop(reader);
                     self.table = Arc::from(table);
@@ -2927,7 +2963,16 @@ mod tests {
             .step_by(chunk)
             .map(|s| Ok(right.slice(s, chunk.min(right.num_rows() - s))))
             .collect();
-        let build = build_side(&rs, right_keys, parts.into_iter(), &pool, dir.path()).unwrap();
+        let never = AtomicBool::new(false);
+        let build = build_side(
+            &rs,
+            right_keys,
+            parts.into_iter(),
+            &pool,
+            dir.path(),
+            &never,
+        )
+        .unwrap();
         let schema = output_schema(&left.schema(), &rs, kind);
         let mut op = HashJoinOp::with_build(
             kind,
@@ -3041,6 +3086,7 @@ mod tests {
             (0..n).step_by(1000).map(|s| Ok(r.slice(s, 1000))),
             &pool,
             dir.path(),
+            &AtomicBool::new(false),
         )
         .unwrap();
         let schema = output_schema(&l.schema(), &r.schema(), JoinKind::Inner);

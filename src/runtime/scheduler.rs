@@ -123,7 +123,7 @@ pub fn run_graph(
             waiting_on[s.id] += 1;
         }
     }
-    let store = PartitionStore::new(&graph.stages, memory, temp_dir);
+    let store = PartitionStore::new(&graph.stages, memory, temp_dir, cancel);
     let state = Mutex::new(State {
         ready: VecDeque::new(),
         remaining: graph.stages.iter().map(|s| s.partitions).collect(),
@@ -259,7 +259,7 @@ fn stage_finished(st: &mut State, s: usize, graph: &TaskGraph, consumers: &[Vec<
 struct WorkerContext<'a> {
     id: usize,
     graph: &'a TaskGraph,
-    store: &'a PartitionStore,
+    store: &'a PartitionStore<'a>,
     state: &'a Mutex<State>,
     wake: &'a Condvar,
     consumers: &'a [Vec<usize>],

@@ -25,8 +25,11 @@ use crate::plan::Expr;
 /// bucket of batches per consumer partition. Buffered batches are reserved
 /// against the memory budget; when the budget refuses, they go to a spill
 /// file and come back when the consumer reads them.
-pub struct PartitionStore {
+pub struct PartitionStore<'q> {
     buckets: Vec<Vec<Mutex<Bucket>>>,
+    /// The query's cancel flag, for work inside a task that takes long
+    /// between batches (a large join build).
+    cancel: &'q AtomicBool,
     /// Build sides of broadcast joins (hash tables or spilled builds),
     /// built once per stage and held until the query ends.
     broadcast: Vec<Mutex<Option<BuildSide>>>,
@@ -56,9 +59,15 @@ struct Bucket {
     spilled: Vec<SpillFile>,
 }
 
-impl PartitionStore {
-    pub fn new(stages: &[Stage], pool: Arc<MemoryPool>, temp_dir: PathBuf) -> Self {
+impl<'q> PartitionStore<'q> {
+    pub fn new(
+        stages: &[Stage],
+        pool: Arc<MemoryPool>,
+        temp_dir: PathBuf,
+        cancel: &'q AtomicBool,
+    ) -> Self {
         PartitionStore {
+            cancel,
             buckets: stages
                 .iter()
                 .map(|s| {
@@ -211,7 +220,7 @@ impl PartitionStore {
     }
 }
 
-impl TaskContext for PartitionStore {
+impl TaskContext for PartitionStore<'_> {
     fn key_set(
         &self,
         stage: usize,
@@ -252,6 +261,7 @@ impl TaskContext for PartitionStore {
                 self.take(stage, p)?,
                 &self.pool,
                 &self.temp_dir,
+                self.cancel,
             ),
             None => {
                 // The first task builds the build side; the others wait for it.
@@ -270,6 +280,7 @@ impl TaskContext for PartitionStore {
                     self.take(stage, 0)?,
                     &self.pool,
                     &self.temp_dir,
+                    self.cancel,
                 )?;
                 // Shared by all tasks: its memory is held until the query ends.
                 if let Some(r) = build.reservation.take() {
@@ -543,10 +554,12 @@ mod tests {
     fn partitions_over_the_budget_spill_and_come_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         // room for about one batch of 10k longs
+        let never = AtomicBool::new(false);
         let store = PartitionStore::new(
             &one_stage(),
             MemoryPool::new(100_000),
             dir.path().to_path_buf(),
+            &never,
         );
         for i in 0..5 {
             store.put(0, 0, vec![batch(i * 10_000, 10_000)]).unwrap();
@@ -580,7 +593,13 @@ mod tests {
     #[test]
     fn spill_files_are_removed_when_the_query_is_dropped_unread() {
         let dir = tempfile::tempdir().unwrap();
-        let store = PartitionStore::new(&one_stage(), MemoryPool::new(1), dir.path().to_path_buf());
+        let never = AtomicBool::new(false);
+        let store = PartitionStore::new(
+            &one_stage(),
+            MemoryPool::new(1),
+            dir.path().to_path_buf(),
+            &never,
+        );
         store.put(0, 0, vec![batch(0, 1000)]).unwrap();
         assert_eq!(files_in(dir.path()), 1);
         drop(store);
@@ -589,7 +608,13 @@ mod tests {
 
     #[test]
     fn a_missing_temp_directory_is_a_clear_error() {
-        let store = PartitionStore::new(&one_stage(), MemoryPool::new(1), "/no/such/dir".into());
+        let never = AtomicBool::new(false);
+        let store = PartitionStore::new(
+            &one_stage(),
+            MemoryPool::new(1),
+            "/no/such/dir".into(),
+            &never,
+        );
         let err = store.put(0, 0, vec![batch(0, 10)]).unwrap_err().to_string();
         assert!(err.contains("/no/such/dir"), "{err}");
     }
