@@ -75,6 +75,38 @@ fn an_aggregate_over_the_budget_names_itself_and_the_limit() {
     assert_eq!(session.sql(big).unwrap().num_rows(), 243);
 }
 
+/// The sets of a DISTINCT aggregate count against the budget: one that
+/// outgrows it is an error naming the aggregate and the limit (they cannot
+/// spill), where it had grown unseen.
+#[test]
+fn distinct_sets_are_counted_against_the_budget() {
+    let session = session_with_numbers();
+    let rows: Vec<String> = (0..20_000)
+        .map(|i| format!("('value number {i}')"))
+        .collect();
+    session
+        .sql(&format!(
+            "CREATE TABLE words AS SELECT * FROM (VALUES {}) AS v(w)",
+            rows.join(",")
+        ))
+        .unwrap();
+    let distinct = "SELECT count(DISTINCT w) AS n FROM words";
+    // 20,000 strings of about 18 bytes: over 1 MB as a set, under 4 MB.
+    session.sql("SET memory_limit = '1MB'").unwrap();
+    let err = session.sql(distinct).unwrap_err().to_string();
+    assert!(
+        err.contains("hash aggregate") && err.contains("memory limit of 976.6 KiB"),
+        "{err}"
+    );
+    session.sql("SET memory_limit = '16MB'").unwrap();
+    let r = session.sql(distinct).unwrap();
+    let n = r.batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>();
+    assert_eq!(n.map(|a| a.value(0)), Some(20_000));
+}
+
 #[test]
 fn past_the_pause_threshold_the_scheduler_holds_back_new_tasks() {
     let session = Session::new(SessionConfig::default().with_threads(2)).unwrap();

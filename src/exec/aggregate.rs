@@ -269,8 +269,10 @@ impl AggregateOp {
             return Ok(());
         }
         if !self.can_spill() {
-            let bytes = self.table.bytes_for(self.table.num_groups - before);
-            return self.table.reservation.grow(bytes);
+            let bytes = self.table.growth(before);
+            self.table.reservation.grow(bytes)?;
+            self.table.grew();
+            return Ok(());
         }
         self.split_levels = self.split_levels.max(1);
         spill_table(
@@ -516,6 +518,8 @@ struct GroupTable {
     accs: Vec<Box<dyn GroupAccumulator>>,
     /// The groups' keys and states, counted against the memory budget.
     reservation: Reservation,
+    /// The accumulators' extra bytes the reservation covers.
+    extra_counted: usize,
 }
 
 impl GroupTable {
@@ -538,6 +542,7 @@ impl GroupTable {
             num_groups: 0,
             accs,
             reservation: Reservation::new(memory, owner),
+            extra_counted: 0,
         })
     }
 
@@ -561,13 +566,28 @@ impl GroupTable {
         new_groups * (2 * key_bytes + 16 + 40 + 40 * self.accs.len())
     }
 
-    /// Reserves for the groups added since there were `before`; false when
+    /// What the table grew by since it had `before` groups: the new groups,
+    /// and what the accumulators hold beyond them (DISTINCT's sets).
+    fn growth(&self, before: usize) -> usize {
+        let extra: usize = self.accs.iter().map(|a| a.extra_bytes()).sum();
+        self.bytes_for(self.num_groups - before) + extra.saturating_sub(self.extra_counted)
+    }
+
+    /// Counts `growth(before)` as reserved.
+    fn grew(&mut self) {
+        self.extra_counted = self.accs.iter().map(|a| a.extra_bytes()).sum();
+    }
+
+    /// Reserves for the growth since there were `before` groups; false when
     /// the budget refuses.
     fn try_reserve(&mut self, before: usize) -> bool {
-        self.num_groups == before
-            || self
-                .reservation
-                .try_grow(self.bytes_for(self.num_groups - before))
+        let bytes = self.growth(before);
+        if bytes == 0 || self.reservation.try_grow(bytes) {
+            self.grew();
+            true
+        } else {
+            false
+        }
     }
 
     /// Folds raw input rows into their groups.
@@ -640,6 +660,7 @@ impl GroupTable {
             .map(|(a, t)| new_accumulator(a, t))
             .collect::<Result<_>>()?;
         self.reservation.free();
+        self.extra_counted = 0;
         Ok(())
     }
 }
@@ -662,6 +683,10 @@ trait GroupAccumulator: Send {
     fn resize(&mut self, n: usize);
     fn state(&mut self) -> Result<Vec<ArrayRef>>;
     fn evaluate(&mut self) -> Result<ArrayRef>;
+    /// Bytes held beyond the fixed state per group (DISTINCT's sets).
+    fn extra_bytes(&self) -> usize {
+        0
+    }
 }
 
 fn new_accumulator(agg: &AggregateExpr, arg_type: &DataType) -> Result<Box<dyn GroupAccumulator>> {
@@ -670,6 +695,7 @@ fn new_accumulator(agg: &AggregateExpr, arg_type: &DataType) -> Result<Box<dyn G
             agg: agg.clone(),
             arg_type: arg_type.clone(),
             sets: vec![],
+            bytes: 0,
         }));
     }
     let result = aggregate_result_type(agg.func, arg_type);
@@ -1161,12 +1187,18 @@ impl GroupAccumulator for ScalarMinMax {
     }
 }
 
+/// A set's slot beyond its value: the hash table's control byte and the
+/// room it keeps free (it is at most 7/8 full, and doubles as it grows).
+const DISTINCT_SLOT_BYTES: usize = 16;
+
 /// An aggregate over distinct values: keeps each group's set of values and
 /// runs the plain aggregate over them at the end. Only in Single mode.
 struct DistinctAcc {
     agg: AggregateExpr,
     arg_type: DataType,
     sets: Vec<HashSet<ScalarValue>>,
+    /// The sets' values with their heap parts, and the sets' slots.
+    bytes: usize,
 }
 
 impl GroupAccumulator for DistinctAcc {
@@ -1175,7 +1207,11 @@ impl GroupAccumulator for DistinctAcc {
         let values = values.ok_or_else(|| QuarryError::exec("DISTINCT needs an argument"))?;
         for (row, &g) in groups.iter().enumerate() {
             if values.is_valid(row) {
-                self.sets[g].insert(ScalarValue::try_from_array(values, row)?);
+                let v = ScalarValue::try_from_array(values, row)?;
+                let size = v.size() + DISTINCT_SLOT_BYTES;
+                if self.sets[g].insert(v) {
+                    self.bytes += size;
+                }
             }
         }
         Ok(())
@@ -1189,6 +1225,10 @@ impl GroupAccumulator for DistinctAcc {
 
     fn resize(&mut self, n: usize) {
         self.sets.resize_with(n, HashSet::new);
+    }
+
+    fn extra_bytes(&self) -> usize {
+        self.bytes
     }
 
     fn state(&mut self) -> Result<Vec<ArrayRef>> {

@@ -361,7 +361,7 @@ pub fn run_task(
         .iter()
         .map(|o| o.instantiate(partition, store))
         .collect::<Result<Vec<_>>>()?;
-    let mut sink = SinkWriter::new(stage, partition)?;
+    let mut sink = SinkWriter::new(stage, partition, store.memory_pool())?;
     let mut rows_in = 0;
     let mut metrics = vec![OpMetrics::default(); ops.len()];
     let mut on_batch = |batch: RecordBatch| -> Result<()> {
@@ -370,8 +370,7 @@ pub fn run_task(
         }
         rows_in += batch.num_rows();
         push_through(&mut ops, &mut metrics, batch, cancel, &mut |b| {
-            sink.write(b)?;
-            sink.flush_if_large(store)
+            sink.write(b, store)
         })?;
         if ops.iter().any(|o| o.is_done()) {
             return Err(StopReading.into());
@@ -403,8 +402,7 @@ pub fn run_task(
             rows_out += batch.num_rows();
             let t = Instant::now();
             push_through(rest, rest_metrics, batch, cancel, &mut |b| {
-                sink.write(b)?;
-                sink.flush_if_large(store)
+                sink.write(b, store)
             })?;
             downstream += t.elapsed();
             Ok(())
@@ -433,13 +431,18 @@ fn is_stop_reading(e: &QuarryError) -> bool {
 }
 
 /// Collects a task's output and hands it to the partition store, whenever
-/// it has buffered more than `SINK_FLUSH_BYTES` and at the end.
+/// it has buffered more than `SINK_FLUSH_BYTES`, when the budget refuses
+/// what it buffers, and at the end.
 struct SinkWriter<'a> {
     stage: &'a Stage,
     partition: usize,
     partitioner: Option<HashPartitioner>,
     buckets: Vec<Vec<RecordBatch>>,
     buffered: usize,
+    /// What is buffered, counted against the budget.
+    reservation: Reservation,
+    /// Buffered bytes past which the buffer goes to the store.
+    flush_bytes: usize,
 }
 
 /// What a task's sink buffers before handing it to the partition store
@@ -447,7 +450,7 @@ struct SinkWriter<'a> {
 const SINK_FLUSH_BYTES: usize = 16 << 20;
 
 impl<'a> SinkWriter<'a> {
-    fn new(stage: &'a Stage, partition: usize) -> Result<Self> {
+    fn new(stage: &'a Stage, partition: usize, pool: &Arc<MemoryPool>) -> Result<Self> {
         let (partitioner, n) = match &stage.sink {
             Sink::Hash {
                 keys,
@@ -469,14 +472,19 @@ impl<'a> SinkWriter<'a> {
             partitioner,
             buckets: vec![Vec::new(); n],
             buffered: 0,
+            reservation: Reservation::new(pool, "a task's output buffer"),
+            // a small budget is left to the operators
+            flush_bytes: SINK_FLUSH_BYTES.min(pool.limit() / 16),
         })
     }
 
-    fn write(&mut self, b: RecordBatch) -> Result<()> {
+    fn write(&mut self, b: RecordBatch, store: &PartitionStore) -> Result<()> {
         if b.num_rows() == 0 {
             return Ok(());
         }
-        self.buffered += batch_bytes(&b);
+        let size = batch_bytes(&b);
+        self.buffered += size;
+        let counted = self.reservation.try_grow(size);
         match &self.partitioner {
             Some(p) => {
                 for (i, part) in p.split(&b)?.into_iter().enumerate() {
@@ -487,11 +495,7 @@ impl<'a> SinkWriter<'a> {
             }
             None => self.buckets[0].push(b),
         }
-        Ok(())
-    }
-
-    fn flush_if_large(&mut self, store: &PartitionStore) -> Result<()> {
-        if self.buffered > SINK_FLUSH_BYTES {
+        if !counted || self.buffered > self.flush_bytes {
             self.flush(store)?;
         }
         Ok(())
@@ -500,6 +504,8 @@ impl<'a> SinkWriter<'a> {
     fn flush(&mut self, store: &PartitionStore) -> Result<()> {
         let id = self.stage.id;
         self.buffered = 0;
+        // The store reserves (or spills) what it is handed.
+        self.reservation.free();
         match self.stage.sink {
             Sink::Output => store.put(
                 id,
