@@ -204,3 +204,37 @@ fn a_cross_join_hands_its_pairs_on_in_parts() {
     let peak_mib = usage.ru_maxrss / 1024;
     assert!(peak_mib < 80, "peak RSS {peak_mib} MiB");
 }
+
+/// A Parquet scan counts the column chunks it holds while decoding: the
+/// query's peak reserved memory covers the compressed chunk it read.
+#[test]
+fn parquet_read_buffers_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = quarry::tpch::GenerateOptions {
+        tables: vec!["orders".into()],
+        parts: Some(1),
+        ..Default::default()
+    };
+    quarry::tpch::generate_with(0.01, dir.path(), &options, &|_| {}).unwrap();
+    let path = dir.path().join("orders.parquet");
+    let file = std::fs::File::open(&path).unwrap();
+    let meta = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let row_group = parquet::file::reader::FileReader::metadata(&meta).row_group(0);
+    let comment = row_group
+        .columns()
+        .iter()
+        .find(|c| c.column_path().string() == "o_comment")
+        .unwrap();
+    let chunk = comment.compressed_size() as usize;
+    assert!(chunk > 100_000, "{chunk}");
+    let session = Session::new(SessionConfig::default().with_threads(1)).unwrap();
+    let r = session
+        .sql(&format!(
+            "SELECT count(*) AS n FROM '{}' WHERE o_comment = 'none'",
+            path.display()
+        ))
+        .unwrap();
+    assert_eq!(r.num_rows(), 1);
+    let peak = session.last_run_stats().unwrap().peak_memory;
+    assert!(peak >= chunk, "peak {peak} B, the chunk alone {chunk} B");
+}

@@ -50,6 +50,11 @@ pub trait ScanPartition: Debug + Send + Sync {
     /// Reads the partition, handing each batch (projected columns, in
     /// projection order) to `sink`.
     fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()>;
+    /// Bytes the reader holds while it reads, beyond the batches it hands
+    /// on (for the memory budget).
+    fn read_buffer_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// What a name in the catalog stands for.

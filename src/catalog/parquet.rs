@@ -344,6 +344,9 @@ fn column_vs_literal(e: &Expr) -> Option<(usize, BinaryOp, &datafusion_common::S
     }
 }
 
+/// Rows per batch the reader decodes.
+const BATCH_ROWS: usize = 8192;
+
 #[derive(Debug)]
 struct RowGroupPartition {
     file: FileRef,
@@ -358,6 +361,22 @@ struct RowGroupPartition {
 }
 
 impl ScanPartition for RowGroupPartition {
+    /// The reader fetches the projected column chunks whole, compressed,
+    /// and holds a batch's worth of each decoded page besides.
+    fn read_buffer_bytes(&self) -> usize {
+        let rg = self.meta.metadata().row_group(self.row_group);
+        let rows = rg.num_rows().max(1) as usize;
+        self.columns
+            .iter()
+            .filter_map(|&c| rg.columns().get(c))
+            .map(|chunk| {
+                let compressed = chunk.compressed_size().max(0) as usize;
+                let decoded = chunk.uncompressed_size().max(0) as usize;
+                compressed + decoded.saturating_mul(BATCH_ROWS.min(rows)) / rows
+            })
+            .sum()
+    }
+
     fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
         let num_rows = self.meta.metadata().row_group(self.row_group).num_rows() as usize;
         if self.columns.is_empty() {
@@ -395,7 +414,7 @@ impl ScanPartition for RowGroupPartition {
                 )
                 .with_projection(mask)
                 .with_row_groups(vec![self.row_group])
-                .with_batch_size(8192)
+                .with_batch_size(BATCH_ROWS)
                 .build()
                 .map_err(wrap)
             },

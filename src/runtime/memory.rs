@@ -61,6 +61,12 @@ impl MemoryPool {
         }
     }
 
+    /// Counts `bytes` even past the limit.
+    fn force_grow(&self, bytes: usize) {
+        let next = self.used.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        self.peak.fetch_max(next, Ordering::Relaxed);
+    }
+
     fn shrink(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
@@ -112,6 +118,14 @@ impl Reservation {
                 format_bytes(self.pool.used())
             )))
         }
+    }
+
+    /// Counts `bytes` that are in use whether or not the budget has room:
+    /// memory something that cannot spill needs to work at all (a scan's
+    /// read buffers). The operators that can spill then do so sooner.
+    pub fn force_grow(&mut self, bytes: usize) {
+        self.pool.force_grow(bytes);
+        self.bytes += bytes;
     }
 
     pub fn free(&mut self) {

@@ -378,7 +378,12 @@ pub fn run_task(
         Ok(())
     };
     let read = match &stage.source {
-        Source::Scan { partitions, .. } => partitions[partition].read(&mut on_batch),
+        Source::Scan { partitions, .. } => {
+            let part = &partitions[partition];
+            let mut buffers = Reservation::new(store.memory_pool(), "a scan's read buffers");
+            buffers.force_grow(part.read_buffer_bytes());
+            part.read(&mut on_batch)
+        }
         Source::Values(batches) => batches.iter().try_for_each(|b| on_batch(b.clone())),
         Source::Exchange { stage: from } => store
             .take(*from, partition)
