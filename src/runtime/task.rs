@@ -380,8 +380,12 @@ pub fn run_task(
     let read = match &stage.source {
         Source::Scan { partitions, .. } => {
             let part = &partitions[partition];
-            let mut buffers = Reservation::new(store.memory_pool(), "a scan's read buffers");
-            buffers.force_grow(part.read_buffer_bytes());
+            // Counted even past the limit (a scan cannot spill), but at most
+            // a quarter of it: past that, counting would only make the
+            // operators that can spill fail.
+            let pool = store.memory_pool();
+            let mut buffers = Reservation::new(pool, "a scan's read buffers");
+            buffers.force_grow(part.read_buffer_bytes().min(pool.limit() / 4));
             part.read(&mut on_batch)
         }
         Source::Values(batches) => batches.iter().try_for_each(|b| on_batch(b.clone())),
