@@ -277,7 +277,7 @@ fn hash_i64(k: i64) -> u64 {
 }
 
 /// Whether a key of this type takes the integer fast path.
-fn is_int_key(t: &DataType) -> bool {
+pub(crate) fn is_int_key(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Int8
@@ -296,7 +296,7 @@ fn is_int_key(t: &DataType) -> bool {
 
 /// The values of an integer-like array as i64 (an injective mapping; UInt64
 /// is reinterpreted). Values under NULL slots are arbitrary.
-fn int_values(a: &dyn Array) -> Result<Cow<'_, [i64]>> {
+pub(crate) fn int_values(a: &dyn Array) -> Result<Cow<'_, [i64]>> {
     macro_rules! widen {
         ($t:ty) => {
             a.as_primitive_opt::<$t>()

@@ -9,26 +9,85 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray};
+use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::buffer::BooleanBuffer;
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 
 use super::expr::evaluate_array;
 use super::group_keys::GroupKeys;
+use super::join::{int_values, is_int_key};
 use super::operator::Operator;
 use crate::error::Result;
 use crate::plan::Expr;
 
+/// One integer key whose values span at most this many also gets a bit per
+/// value (8 MiB at most): a probe is then a bit test, not a hash lookup.
+const BITMAP_MAX_RANGE: u128 = 1 << 26;
+
 /// The distinct keys of a join's build side.
 pub struct KeySet {
     keys: GroupKeys,
+    bitmap: Option<KeyBitmap>,
+}
+
+/// Bit `k - min` is set for each key `k`.
+struct KeyBitmap {
+    min: i64,
+    width: u64,
+    bits: Vec<u64>,
+}
+
+impl KeyBitmap {
+    /// Per row of `key`, whether it is in the set (a NULL is not).
+    fn contains(&self, key: &ArrayRef) -> Result<BooleanBuffer> {
+        let values = int_values(key.as_ref())?;
+        let nulls = key.logical_nulls();
+        Ok(BooleanBuffer::collect_bool(values.len(), |i| {
+            let d = values[i].wrapping_sub(self.min) as u64;
+            d < self.width
+                && self.bits[(d >> 6) as usize] & (1 << (d & 63)) != 0
+                && nulls.as_ref().is_none_or(|n| n.is_valid(i))
+        }))
+    }
 }
 
 impl KeySet {
     pub fn new(key_types: &[DataType]) -> Result<Self> {
         Ok(KeySet {
             keys: GroupKeys::new(key_types)?,
+            bitmap: None,
         })
+    }
+
+    /// Once every key is in: a single integer key of a small range also
+    /// gets its bitmap.
+    pub fn seal(&mut self) -> Result<()> {
+        let arrays = self.keys.arrays()?;
+        let [key] = arrays.as_slice() else {
+            return Ok(());
+        };
+        if !is_int_key(key.data_type()) {
+            return Ok(());
+        }
+        let values = int_values(key.as_ref())?;
+        let valid = |i: usize| key.is_valid(i);
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        for (_, &v) in values.iter().enumerate().filter(|(i, _)| valid(*i)) {
+            min = min.min(v);
+            max = max.max(v);
+        }
+        if min > max || (max as i128 - min as i128) as u128 >= BITMAP_MAX_RANGE {
+            return Ok(());
+        }
+        let width = (max - min) as u64 + 1;
+        let mut bits = vec![0u64; width.div_ceil(64) as usize];
+        for (_, &v) in values.iter().enumerate().filter(|(i, _)| valid(*i)) {
+            let d = (v - min) as u64;
+            bits[(d >> 6) as usize] |= 1 << (d & 63);
+        }
+        self.bitmap = Some(KeyBitmap { min, width, bits });
+        Ok(())
     }
 
     /// Adds the keys of one batch of build rows.
@@ -47,7 +106,8 @@ impl KeySet {
     /// What the set takes in memory, about.
     pub fn memory_size(&self) -> usize {
         // the key, and the map's slot with its share of empty slots
-        self.len() * (self.keys.bytes_per_key() + 32)
+        let bitmap = self.bitmap.as_ref().map_or(0, |b| b.bits.len() * 8);
+        self.len() * (self.keys.bytes_per_key() + 32) + bitmap
     }
 }
 
@@ -75,15 +135,21 @@ impl Operator for KeyFilterOp {
             .iter()
             .map(|e| evaluate_array(e, &batch))
             .collect::<Result<Vec<_>>>()?;
-        let Some(found) = set.keys.contains(&keys, batch.num_rows())? else {
-            out.push(batch);
-            return Ok(());
+        let found = match (&set.bitmap, keys.as_slice()) {
+            (Some(bitmap), [key]) => bitmap.contains(key)?,
+            _ => match set.keys.contains(&keys, batch.num_rows())? {
+                Some(found) => BooleanBuffer::from(found),
+                None => {
+                    out.push(batch);
+                    return Ok(());
+                }
+            },
         };
-        let kept = found.iter().filter(|f| **f).count();
+        let kept = found.count_set_bits();
         if kept == batch.num_rows() {
             out.push(batch);
         } else if kept > 0 {
-            let mask = BooleanArray::from(found);
+            let mask = BooleanArray::new(found, None);
             out.push(arrow::compute::filter_record_batch(&batch, &mask)?);
         }
         Ok(())
@@ -116,10 +182,20 @@ mod tests {
             ]))],
         )
         .unwrap();
-        let mut op = KeyFilterOp::new(Some(Arc::new(set)), vec![Expr::Column(0)]);
+        let want: ArrayRef = Arc::new(Int64Array::from(vec![2, 4]));
+        let set = Arc::new(set);
+        let mut op = KeyFilterOp::new(Some(set.clone()), vec![Expr::Column(0)]);
         let mut out = Vec::new();
         op.push(batch.clone(), &mut out).unwrap();
-        let want: ArrayRef = Arc::new(Int64Array::from(vec![2, 4]));
+        assert_eq!(out[0].column(0), &want);
+        // The same through the bitmap of a sealed set.
+        drop(op);
+        let mut sealed = Arc::into_inner(set).unwrap();
+        sealed.seal().unwrap();
+        assert!(sealed.bitmap.is_some());
+        let mut op = KeyFilterOp::new(Some(Arc::new(sealed)), vec![Expr::Column(0)]);
+        let mut out = Vec::new();
+        op.push(batch.clone(), &mut out).unwrap();
         assert_eq!(out[0].column(0), &want);
         // Without a set everything passes.
         let mut out = Vec::new();

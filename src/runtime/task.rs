@@ -120,6 +120,7 @@ impl<'q> PartitionStore<'q> {
                 .collect::<Result<Vec<_>>>()?;
             set.insert(&columns, b.num_rows())?;
         }
+        set.seal()?;
         let mut reservation = Reservation::new(&self.pool, "a runtime join filter");
         if !reservation.try_grow(set.memory_size()) {
             return Ok(None);
