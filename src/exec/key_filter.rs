@@ -71,19 +71,20 @@ impl KeySet {
             return Ok(());
         }
         let values = int_values(key.as_ref())?;
-        let valid = |i: usize| key.is_valid(i);
-        let (mut min, mut max) = (i64::MAX, i64::MIN);
-        for (_, &v) in values.iter().enumerate().filter(|(i, _)| valid(*i)) {
-            min = min.min(v);
-            max = max.max(v);
-        }
-        if min > max || (max as i128 - min as i128) as u128 >= BITMAP_MAX_RANGE {
+        let keys: Vec<i64> = (0..values.len())
+            .filter(|&i| key.is_valid(i))
+            .map(|i| values[i])
+            .collect();
+        let (Some(&min), Some(&max)) = (keys.iter().min(), keys.iter().max()) else {
+            return Ok(());
+        };
+        if (max as i128 - min as i128) as u128 >= BITMAP_MAX_RANGE {
             return Ok(());
         }
         let width = (max - min) as u64 + 1;
         let mut bits = vec![0u64; width.div_ceil(64) as usize];
-        for (_, &v) in values.iter().enumerate().filter(|(i, _)| valid(*i)) {
-            let d = (v - min) as u64;
+        for &k in &keys {
+            let d = (k - min) as u64;
             bits[(d >> 6) as usize] |= 1 << (d & 63);
         }
         self.bitmap = Some(KeyBitmap { min, width, bits });
