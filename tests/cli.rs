@@ -428,6 +428,25 @@ fn explain_analyze_shows_rows_and_time_per_operator() {
 }
 
 #[test]
+fn a_cte_used_twice_is_computed_once() {
+    let (_dir, csv) = groups_csv();
+    // TPC-H Q15's shape: the CTE in FROM and in a scalar subquery
+    let query = format!(
+        "WITH t AS (SELECT k, sum(v) AS s FROM '{csv}' GROUP BY k) \
+         SELECT k, s FROM t WHERE s = (SELECT max(s) FROM t)"
+    );
+    let out = ok(quarry(&["--format", "csv", "-c", &query], None));
+    assert_eq!(out, "k,s\n5,71786\n");
+    let plan = ok(quarry(
+        &["--format", "csv", "-c", &format!("EXPLAIN ANALYZE {query}")],
+        None,
+    ));
+    let scans = plan.lines().filter(|l| l.contains(": Scan ")).count();
+    assert_eq!(scans, 1, "{plan}");
+    assert!(plan.contains("forward → "), "{plan}");
+}
+
+#[test]
 fn explain_format_dot_draws_the_task_graph() {
     let (dir, csv) = groups_csv();
     let query = join_query(&dir, &csv);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use super::shared::{repeated_subplans, same_plan};
 use super::{OpSpec, Sink, Source, Stage, TaskGraph};
 use crate::error::Result;
 use crate::exec::aggregate::{state_fields, AggMode};
@@ -43,8 +44,11 @@ struct Pipeline {
     schema: SchemaRef,
 }
 
-struct Lowering {
+struct Lowering<'p> {
     stages: Vec<Stage>,
+    /// Subplans that occur more than once, and once lowered, the stage
+    /// that holds their output (see `shared`).
+    shared: Vec<(&'p LogicalPlan, Option<usize>)>,
     target_partitions: usize,
     /// Bytes of build side one partition of a partitioned hash join should
     /// hold at most (None: no limit).
@@ -68,6 +72,10 @@ pub fn lower_within(
     let target_partitions = target_partitions.max(1);
     let mut l = Lowering {
         stages: vec![],
+        shared: repeated_subplans(plan)
+            .into_iter()
+            .map(|p| (p, None))
+            .collect(),
         target_partitions,
         // `target_partitions` tables may be built at once, beside buffered
         // exchanges: give each a quarter of its share.
@@ -78,7 +86,7 @@ pub fn lower_within(
     Ok(TaskGraph { stages: l.stages })
 }
 
-impl Lowering {
+impl<'p> Lowering<'p> {
     /// Ends `p` with `sink` and starts the pipeline that reads from it.
     fn exchange(&mut self, p: Pipeline, sink: Sink) -> Pipeline {
         let partitions = sink.consumer_partitions();
@@ -113,7 +121,34 @@ impl Lowering {
         self.partitioned_sink(keys, schema)
     }
 
-    fn lower(&mut self, plan: &LogicalPlan) -> Result<Pipeline> {
+    fn lower(&mut self, plan: &'p LogicalPlan) -> Result<Pipeline> {
+        let Some(i) = self.shared.iter().position(|(p, _)| same_plan(p, plan)) else {
+            return self.lower_node(plan);
+        };
+        // A subplan that occurs more than once is computed by the first
+        // occurrence into a stage of its own; every occurrence reads it.
+        let stage = match self.shared[i].1 {
+            Some(stage) => stage,
+            None => {
+                let p = self.lower_node(plan)?;
+                let sink = Sink::Forward {
+                    partitions: p.partitions,
+                };
+                let stage = self.close(p, sink);
+                self.shared[i].1 = Some(stage);
+                stage
+            }
+        };
+        let s = &self.stages[stage];
+        Ok(Pipeline {
+            source: Source::Exchange { stage },
+            ops: vec![],
+            partitions: s.sink.consumer_partitions(),
+            schema: s.schema.clone(),
+        })
+    }
+
+    fn lower_node(&mut self, plan: &'p LogicalPlan) -> Result<Pipeline> {
         Ok(match plan {
             LogicalPlan::Scan(scan) => {
                 let partitions = scan.provider.partitions(&scan.projection, &scan.filters)?;
@@ -205,8 +240,8 @@ impl Lowering {
 
     fn lower_join(
         &mut self,
-        left: &LogicalPlan,
-        right: &LogicalPlan,
+        left: &'p LogicalPlan,
+        right: &'p LogicalPlan,
         kind: JoinKind,
         on: &[(Expr, Expr)],
         filter: Option<&Expr>,

@@ -4,6 +4,7 @@
 //! sources of the next.
 
 mod lower;
+mod shared;
 
 use std::fmt;
 use std::sync::Arc;
@@ -74,6 +75,9 @@ pub enum Sink {
     },
     /// Everything to a single partition.
     Gather,
+    /// Partition p to partition p: the output of a subplan that several
+    /// consumers read (each reads every partition; see `lower`).
+    Forward { partitions: usize },
     /// The query's result, in partition order.
     Output,
 }
@@ -82,7 +86,7 @@ impl Sink {
     /// Partitions of the stage that reads this sink.
     pub fn consumer_partitions(&self) -> usize {
         match self {
-            Sink::Hash { partitions, .. } => *partitions,
+            Sink::Hash { partitions, .. } | Sink::Forward { partitions } => *partitions,
             Sink::Gather | Sink::Output => 1,
         }
     }
@@ -349,6 +353,7 @@ impl Sink {
                 keys, partitions, ..
             } => format!("hash({} keys) → {partitions} partitions", keys.len()),
             Sink::Gather => "gather → 1 partition".into(),
+            Sink::Forward { partitions } => format!("forward → {partitions} partitions"),
             Sink::Output => "output".into(),
         }
     }

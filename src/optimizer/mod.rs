@@ -11,7 +11,7 @@ mod projection_pushdown;
 mod scan_filters;
 mod semi_join_pushdown;
 #[cfg(test)]
-mod test_plans;
+pub(crate) mod test_plans;
 mod top_k;
 
 use crate::error::Result;

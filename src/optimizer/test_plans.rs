@@ -29,3 +29,57 @@ pub fn values(names: &[&str], rows: i64) -> LogicalPlan {
 pub fn col(i: usize) -> Expr {
     Expr::Column(i)
 }
+
+/// A table of `rows` rows whose Int64 columns `names` each range over
+/// `lo..=hi` by the statistics (it is never read).
+#[derive(Debug)]
+struct StatsOnly {
+    schema: arrow::datatypes::SchemaRef,
+    rows: usize,
+    range: (f64, f64),
+}
+
+impl crate::catalog::TableProvider for StatsOnly {
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+    fn statistics(&self) -> crate::catalog::TableStats {
+        crate::catalog::TableStats {
+            num_rows: Some(self.rows),
+        }
+    }
+    fn column_range(&self, _column: usize) -> Option<(f64, f64)> {
+        Some(self.range)
+    }
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+    fn partitions(
+        &self,
+        _projection: &[usize],
+        _filters: &[Expr],
+    ) -> crate::error::Result<Vec<Arc<dyn crate::catalog::ScanPartition>>> {
+        Ok(vec![])
+    }
+}
+
+/// A scan of all columns of a `StatsOnly` table.
+pub fn table(names: &[&str], rows: usize, lo: i64, hi: i64) -> LogicalPlan {
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Int64, true))
+            .collect::<Vec<_>>(),
+    ));
+    LogicalPlan::Scan(crate::plan::logical::Scan {
+        table_name: "t".into(),
+        provider: Arc::new(StatsOnly {
+            schema: schema.clone(),
+            rows,
+            range: (lo as f64, hi as f64),
+        }),
+        projection: (0..names.len()).collect(),
+        filters: vec![],
+        schema,
+    })
+}

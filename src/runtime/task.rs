@@ -18,7 +18,7 @@ use crate::exec::join::{build_side, BuildSide, JoinBuild};
 use crate::exec::key_filter::KeySet;
 use crate::exec::operator::{Operator, SpillCount};
 use crate::exec::repartition::HashPartitioner;
-use crate::graph::{Sink, Source, Stage, TaskContext};
+use crate::graph::{OpSpec, Sink, Source, Stage, TaskContext};
 use crate::plan::Expr;
 
 /// Where task outputs wait for the stage that reads them: for each stage, one
@@ -56,7 +56,11 @@ const STORE_SHARE_DIVISOR: usize = 2;
 struct Bucket {
     batches: Vec<RecordBatch>,
     reserved: Option<Reservation>,
-    spilled: Vec<SpillFile>,
+    /// Shared with the readers before the last, which read them in turn.
+    spilled: Vec<Arc<SpillFile>>,
+    /// Consumers still to read the bucket: all but the last get a copy
+    /// (the batches' buffers are shared), the last takes it.
+    readers: usize,
 }
 
 impl<'q> PartitionStore<'q> {
@@ -66,6 +70,17 @@ impl<'q> PartitionStore<'q> {
         temp_dir: PathBuf,
         cancel: &'q AtomicBool,
     ) -> Self {
+        let mut readers = vec![0usize; stages.len()];
+        for s in stages {
+            if let Source::Exchange { stage } = s.source {
+                readers[stage] += 1;
+            }
+            for op in &s.ops {
+                if let OpSpec::HashJoin { build_stage, .. } = op {
+                    readers[*build_stage] += 1;
+                }
+            }
+        }
         PartitionStore {
             cancel,
             buckets: stages
@@ -75,7 +90,11 @@ impl<'q> PartitionStore<'q> {
                         Sink::Output => s.partitions,
                         _ => s.sink.consumer_partitions(),
                     };
-                    (0..n).map(|_| Mutex::new(Bucket::default())).collect()
+                    let bucket = || Bucket {
+                        readers: readers[s.id].max(1),
+                        ..Bucket::default()
+                    };
+                    (0..n).map(|_| Mutex::new(bucket())).collect()
                 })
                 .collect(),
             broadcast: stages.iter().map(|_| Mutex::new(None)).collect(),
@@ -166,7 +185,7 @@ impl<'q> PartitionStore<'q> {
         let file = SpillFile::write(&self.temp_dir, &batches[0].schema(), &batches)?;
         self.spilled_bytes.fetch_add(file.bytes, Ordering::Relaxed);
         self.spill_files.fetch_add(1, Ordering::Relaxed);
-        bucket.spilled.push(file);
+        bucket.spilled.push(Arc::new(file));
         Ok(())
     }
 
@@ -177,14 +196,23 @@ impl<'q> PartitionStore<'q> {
         stage: usize,
         partition: usize,
     ) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
-        let bucket = std::mem::take(&mut *self.bucket(stage, partition)?);
-        // The reader now owns the buffered batches: its own reservation ends.
-        drop(bucket.reserved);
-        let spilled = bucket
-            .spilled
+        let (batches, spilled) = {
+            let mut bucket = self.bucket(stage, partition)?;
+            if bucket.readers > 1 {
+                bucket.readers -= 1;
+                (bucket.batches.clone(), bucket.spilled.clone())
+            } else {
+                // The reader now owns the buffered batches: the bucket's
+                // reservation ends.
+                let bucket = std::mem::take(&mut *bucket);
+                (bucket.batches, bucket.spilled)
+            }
+        };
+        let spilled = spilled
             .into_iter()
             .map(|f| {
                 let batches = f.reader()?.collect::<Result<Vec<_>>>();
+                // the last reader of the file deletes it
                 drop(f);
                 batches
             })
@@ -192,7 +220,7 @@ impl<'q> PartitionStore<'q> {
                 Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
                 Err(e) => vec![Err(e)],
             });
-        Ok(bucket.batches.into_iter().map(Ok).chain(spilled))
+        Ok(batches.into_iter().map(Ok).chain(spilled))
     }
 
     fn take_vec(&self, stage: usize, partition: usize) -> Result<Vec<RecordBatch>> {
@@ -517,7 +545,7 @@ impl<'a> SinkWriter<'a> {
         // The store reserves (or spills) what it is handed.
         self.reservation.free();
         match self.stage.sink {
-            Sink::Output => store.put(
+            Sink::Output | Sink::Forward { .. } => store.put(
                 id,
                 self.partition,
                 self.buckets.iter_mut().flat_map(std::mem::take).collect(),
@@ -586,9 +614,17 @@ mod tests {
             "spilled {files} files, {bytes} bytes"
         );
         assert_eq!(files_in(dir.path()), files);
-        let values: Vec<i64> = store
-            .take(0, 0)
-            .unwrap()
+        assert_eq!(
+            sorted_values(store.take(0, 0).unwrap()),
+            (0..50_000).collect::<Vec<_>>()
+        );
+        // read back: the files are gone
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    /// The values of column 0, sorted.
+    fn sorted_values(batches: impl Iterator<Item = Result<RecordBatch>>) -> Vec<i64> {
+        let mut v: Vec<i64> = batches
             .map(|b| b.unwrap())
             .flat_map(|b| {
                 b.column(0)
@@ -599,10 +635,38 @@ mod tests {
                     .to_vec()
             })
             .collect();
-        let mut sorted = values.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..50_000).collect::<Vec<_>>());
-        // read back: the files are gone
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn an_output_read_by_two_stages_reaches_both_and_its_files_go_after_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let never = AtomicBool::new(false);
+        let mut stages = one_stage();
+        stages[0].sink = Sink::Forward { partitions: 1 };
+        for id in [1, 2] {
+            stages.push(Stage {
+                id,
+                source: Source::Exchange { stage: 0 },
+                ..one_stage().remove(0)
+            });
+        }
+        let store = PartitionStore::new(
+            &stages,
+            MemoryPool::new(100_000),
+            dir.path().to_path_buf(),
+            &never,
+        );
+        for i in 0..5 {
+            store.put(0, 0, vec![batch(i * 10_000, 10_000)]).unwrap();
+        }
+        let (_, files) = store.spilled();
+        assert!(files >= 3, "spilled {files} files");
+        let all: Vec<i64> = (0..50_000).collect();
+        assert_eq!(sorted_values(store.take(0, 0).unwrap()), all);
+        assert_eq!(files_in(dir.path()), files, "kept for the second reader");
+        assert_eq!(sorted_values(store.take(0, 0).unwrap()), all);
         assert_eq!(files_in(dir.path()), 0);
     }
 
