@@ -42,6 +42,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
 
 use super::expr::{evaluate_array, evaluate_predicate};
+use super::key_bitmap::KeyBitmap;
 use super::operator::{Operator, SpillCount};
 use crate::error::{QuarryError, Result};
 use crate::plan::{Expr, JoinKind};
@@ -191,8 +192,13 @@ enum KeyIndex {
     /// A single (or packed) integer key of dense range: key `k` owns
     /// `row_ids[offsets[k - min] .. offsets[k - min + 1]]`.
     Direct { min: i64, offsets: Vec<u32> },
-    /// A single (or packed) integer key, hashed; `tag` is the key.
-    IntHash(SlotTable),
+    /// A single (or packed) integer key, hashed; `tag` is the key. Keys
+    /// sparse over a small range also get a bitmap that turns away most
+    /// probe keys the table lacks before their probe sequence.
+    IntHash {
+        table: SlotTable,
+        present: Option<KeyBitmap>,
+    },
     /// Any keys, as `arrow::row` bytes; `tag` is the hash.
     Rows {
         converter: RowConverter,
@@ -224,8 +230,8 @@ impl std::fmt::Debug for JoinHashTable {
             (KeyIndex::NoKeys, _) => "no keys",
             (KeyIndex::Direct { .. }, None) => "direct",
             (KeyIndex::Direct { .. }, Some(_)) => "packed direct",
-            (KeyIndex::IntHash(_), None) => "int hash",
-            (KeyIndex::IntHash(_), Some(_)) => "packed int hash",
+            (KeyIndex::IntHash { .. }, None) => "int hash",
+            (KeyIndex::IntHash { .. }, Some(_)) => "packed int hash",
             (KeyIndex::Rows { .. }, _) => "row hash",
         };
         f.debug_struct("JoinHashTable")
@@ -252,6 +258,10 @@ const PREFETCH_AHEAD: usize = 16;
 /// Tables up to this size stay in a core's cache: probing them needs no
 /// prefetch, which would only cost instructions.
 const PREFETCH_MIN_BYTES: usize = 2 << 20;
+
+/// The largest key range an integer hash table keeps a bitmap of
+/// present keys for (4 MiB of bits).
+const PRESENT_MAX_RANGE: u64 = 1 << 25;
 
 /// A hint to load `x`'s cache line; it changes nothing else.
 #[inline(always)]
@@ -484,7 +494,9 @@ impl JoinHashTable {
         let index = match &self.index {
             KeyIndex::Unit | KeyIndex::NoKeys => 0,
             KeyIndex::Direct { offsets, .. } => offsets.capacity() * 4,
-            KeyIndex::IntHash(t) => t.memory_size(),
+            KeyIndex::IntHash { table, present } => {
+                table.memory_size() + present.as_ref().map_or(0, KeyBitmap::bytes)
+            }
             KeyIndex::Rows { rows, table, .. } => rows.size() + table.memory_size(),
         };
         self.batch.get_array_memory_size() + self.row_ids.capacity() * 4 + index
@@ -542,22 +554,37 @@ impl JoinHashTable {
                     }
                 }));
             }
-            KeyIndex::IntHash(table) => {
+            KeyIndex::IntHash { table, present } => {
                 let values = int_keys()?;
+                let maybe = |k: i64| present.as_ref().is_none_or(|p| p.contains(k));
                 let found = |h: u64, k: i64| match table.find(h, k as u64, |_| true) {
                     Some(s) => (s.start, s.len),
                     None => (0, 0),
                 };
                 if table.bytes() > PREFETCH_MIN_BYTES {
-                    let hashes: Vec<u64> = values.iter().map(|&k| hash_i64(k)).collect();
+                    // (a key the bitmap turns away is neither hashed nor
+                    // loaded; one that passes is hashed twice)
                     groups.extend((0..n).map(|i| {
-                        if let Some(&h) = hashes.get(i + PREFETCH_AHEAD) {
-                            table.prefetch(h);
+                        if let Some(&ahead) = values.get(i + PREFETCH_AHEAD) {
+                            if maybe(ahead) {
+                                table.prefetch(hash_i64(ahead));
+                            }
                         }
-                        found(hashes[i], values[i])
+                        let k = values[i];
+                        if maybe(k) {
+                            found(hash_i64(k), k)
+                        } else {
+                            (0, 0)
+                        }
                     }));
                 } else {
-                    groups.extend(values.iter().map(|&k| found(hash_i64(k), k)));
+                    groups.extend(values.iter().map(|&k| {
+                        if maybe(k) {
+                            found(hash_i64(k), k)
+                        } else {
+                            (0, 0)
+                        }
+                    }));
                 }
             }
             KeyIndex::Rows {
@@ -752,7 +779,16 @@ fn build_int_index(
         |_, _| true,
         non_null,
     );
-    Ok((KeyIndex::IntHash(table), row_ids))
+    // The bitmap is at most as large as the table, and small enough to
+    // stay in a core's cache much of the time.
+    let bitmap_width = (table.bytes() as u64 * 8).min(PRESENT_MAX_RANGE);
+    let present = KeyBitmap::new(
+        min,
+        max,
+        bitmap_width,
+        (0..n).filter(|&i| valid(i)).map(|i| values[i]),
+    );
+    Ok((KeyIndex::IntHash { table, present }, row_ids))
 }
 
 /// `Some(first)` when `idx` is `first, first+1, …` (then a slice will do).
@@ -2673,9 +2709,35 @@ mod tests {
         ));
         assert!(matches!(
             build(vec![Some(i64::MIN), Some(i64::MAX), Some(0)]).index,
-            KeyIndex::IntHash(_)
+            KeyIndex::IntHash { .. }
         ));
         assert!(matches!(build(vec![None, None]).index, KeyIndex::NoKeys));
+    }
+
+    #[test]
+    fn sparse_integer_keys_get_a_bitmap_that_agrees_with_the_table() {
+        // every 97th key up to 100 000: too sparse for a direct table
+        let keys: Vec<Option<i64>> = (0..1031).map(|i| Some(i * 97)).collect();
+        let r = batch(vec![("k", ints(&keys))]);
+        let table = JoinHashTable::build(r.schema(), vec![r.clone()], &[col(0)]).unwrap();
+        assert!(
+            matches!(
+                table.index,
+                KeyIndex::IntHash {
+                    present: Some(_),
+                    ..
+                }
+            ),
+            "{table:?}"
+        );
+        let probe: Vec<Option<i64>> = (-5..100_100).map(Some).chain([None]).collect();
+        let l = batch(vec![("p", ints(&probe))]);
+        let matched = run(JoinKind::Semi, &l, &r, &[col(0)], &[col(0)], None);
+        let expected: Vec<String> = (0..1031).map(|i| (i * 97).to_string()).collect();
+        assert_eq!(
+            matched,
+            sorted(&expected.iter().map(String::as_str).collect::<Vec<_>>())
+        );
     }
 
     /// A small deterministic generator (no rand dependency).

@@ -17,39 +17,19 @@ use arrow::record_batch::RecordBatch;
 use super::expr::evaluate_array;
 use super::group_keys::GroupKeys;
 use super::join::{int_values, is_int_key};
+use super::key_bitmap::KeyBitmap;
 use super::operator::Operator;
 use crate::error::Result;
 use crate::plan::Expr;
 
 /// One integer key whose values span at most this many also gets a bit per
 /// value (8 MiB at most): a probe is then a bit test, not a hash lookup.
-const BITMAP_MAX_RANGE: u128 = 1 << 26;
+const BITMAP_MAX_RANGE: u64 = 1 << 26;
 
 /// The distinct keys of a join's build side.
 pub struct KeySet {
     keys: GroupKeys,
     bitmap: Option<KeyBitmap>,
-}
-
-/// Bit `k - min` is set for each key `k`.
-struct KeyBitmap {
-    min: i64,
-    width: u64,
-    bits: Vec<u64>,
-}
-
-impl KeyBitmap {
-    /// Per row of `key`, whether it is in the set (a NULL is not).
-    fn contains(&self, key: &ArrayRef) -> Result<BooleanBuffer> {
-        let values = int_values(key.as_ref())?;
-        let nulls = key.logical_nulls();
-        Ok(BooleanBuffer::collect_bool(values.len(), |i| {
-            let d = values[i].wrapping_sub(self.min) as u64;
-            d < self.width
-                && self.bits[(d >> 6) as usize] & (1 << (d & 63)) != 0
-                && nulls.as_ref().is_none_or(|n| n.is_valid(i))
-        }))
-    }
 }
 
 impl KeySet {
@@ -78,16 +58,7 @@ impl KeySet {
         let (Some(&min), Some(&max)) = (keys.iter().min(), keys.iter().max()) else {
             return Ok(());
         };
-        if (max as i128 - min as i128) as u128 >= BITMAP_MAX_RANGE {
-            return Ok(());
-        }
-        let width = (max - min) as u64 + 1;
-        let mut bits = vec![0u64; width.div_ceil(64) as usize];
-        for &k in &keys {
-            let d = (k - min) as u64;
-            bits[(d >> 6) as usize] |= 1 << (d & 63);
-        }
-        self.bitmap = Some(KeyBitmap { min, width, bits });
+        self.bitmap = KeyBitmap::new(min, max, BITMAP_MAX_RANGE, keys.into_iter());
         Ok(())
     }
 
@@ -107,7 +78,7 @@ impl KeySet {
     /// What the set takes in memory, about.
     pub fn memory_size(&self) -> usize {
         // the key, and the map's slot with its share of empty slots
-        let bitmap = self.bitmap.as_ref().map_or(0, |b| b.bits.len() * 8);
+        let bitmap = self.bitmap.as_ref().map_or(0, KeyBitmap::bytes);
         self.len() * (self.keys.bytes_per_key() + 32) + bitmap
     }
 }
@@ -137,7 +108,13 @@ impl Operator for KeyFilterOp {
             .map(|e| evaluate_array(e, &batch))
             .collect::<Result<Vec<_>>>()?;
         let found = match (&set.bitmap, keys.as_slice()) {
-            (Some(bitmap), [key]) => bitmap.contains(key)?,
+            (Some(bitmap), [key]) => {
+                let values = int_values(key.as_ref())?;
+                let nulls = key.logical_nulls();
+                BooleanBuffer::collect_bool(values.len(), |i| {
+                    bitmap.contains(values[i]) && nulls.as_ref().is_none_or(|n| n.is_valid(i))
+                })
+            }
             _ => match set.keys.contains(&keys, batch.num_rows())? {
                 Some(found) => BooleanBuffer::from(found),
                 None => {

@@ -5,6 +5,7 @@ pub mod decimal;
 pub mod expr;
 pub mod group_keys;
 pub mod join;
+mod key_bitmap;
 pub mod key_filter;
 pub mod operator;
 pub mod repartition;
