@@ -266,7 +266,7 @@ fn tpch_joins_under_a_small_limit_match_duckdb() {
     session
         .sql(&format!("SET temp_directory = '{}'", temp.path().display()))
         .unwrap();
-    session.sql("SET memory_limit = '1500KB'").unwrap();
+    session.sql("SET memory_limit = '1000KB'").unwrap();
     let answers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tpch_answers/sf0.01");
     let mut join_spilled = 0;
     for n in [3, 5, 9, 10, 13, 18, 21, 22] {
@@ -274,16 +274,16 @@ fn tpch_joins_under_a_small_limit_match_duckdb() {
         let expected = Answer::from_csv_file(&answers.join(format!("q{n:02}.csv"))).unwrap();
         let result = session
             .sql(sql)
-            .unwrap_or_else(|e| panic!("Q{n} under 1500KB: {e}"));
+            .unwrap_or_else(|e| panic!("Q{n} under 1000KB: {e}"));
         check_batches(&expected, &result.schema, &result.batches)
-            .unwrap_or_else(|m| panic!("Q{n} under 1500KB: {m}"));
+            .unwrap_or_else(|m| panic!("Q{n} under 1000KB: {m}"));
         assert_empty(temp.path());
-        let ops = analyze(&session, "1500KB", sql);
+        let ops = analyze(&session, "1000KB", sql);
         join_spilled += ops
             .iter()
             .filter(|op| op.contains("Join(") && op.contains("spilled"))
             .count();
-        session.sql("SET memory_limit = '1500KB'").unwrap();
+        session.sql("SET memory_limit = '1000KB'").unwrap();
     }
     assert!(join_spilled > 0, "no join spilled");
     assert_empty(temp.path());

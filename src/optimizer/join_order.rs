@@ -2,9 +2,9 @@
 //! conditions, or explicit JOIN … ON) is flattened into relations and
 //! conditions; conditions on one relation are pushed onto it, equalities
 //! between relations become join keys, and the joins are rebuilt greedily:
-//! start from the relation with the most rows, then join, each time, the
-//! connected relation estimated smallest, hashing the smaller side.
-//! A cross product is made only where no condition connects what is left.
+//! each time, the two connected parts whose join is estimated smallest are
+//! joined, hashing the smaller side; the result may be bushy. A cross
+//! product is made only where no condition connects what is left.
 
 use std::collections::BTreeSet;
 
@@ -197,49 +197,54 @@ impl JoinGraph {
 
     fn build(&mut self) -> Result<Joined> {
         let n = self.relations.len();
-        let estimates: Vec<Estimate> = self
-            .relations
-            .iter()
-            .map(|r| {
-                r.as_ref().map_or(
-                    Estimate {
-                        rows: 0.0,
-                        base: 0.0,
-                    },
-                    |r| estimate(&r.plan),
-                )
-            })
-            .collect();
-        // Start from the biggest relation: it is the one to stream, not hash.
-        let first = (0..n)
-            .max_by(|&a, &b| estimates[a].rows.total_cmp(&estimates[b].rows))
-            .unwrap_or(0);
-        let mut current = self.take(first);
-        // Constant conditions (no columns) apply at the end.
-        while current.relations.len() < n {
-            let connected: Vec<usize> = (0..n)
-                .filter(|r| self.relations[*r].is_some())
-                .filter(|r| {
-                    self.conditions
+        let mut parts: Vec<Joined> = (0..n).map(|r| self.take(r)).collect();
+        // Greedy: of all pairs of parts a condition connects, join the one
+        // whose join shrinks its larger side the most (output rows over the
+        // larger input's; among equals, the fewer rows), until one part is
+        // left. A join that filters goes first, wherever it is (Q5's
+        // supplier, nation and region, Q3's orders and customer); one that
+        // only widens a big side (a foreign key's table) comes late.
+        while parts.len() > 1 {
+            let mut best: Option<(f64, f64, usize, usize)> = None;
+            for i in 0..parts.len() {
+                for j in i + 1..parts.len() {
+                    if !self
+                        .conditions
                         .iter()
-                        .any(|c| !c.applied && self.connects(c, &current, *r))
-                })
-                .collect();
-            let pool: Vec<usize> = if connected.is_empty() {
-                (0..n).filter(|r| self.relations[*r].is_some()).collect()
-            } else {
-                connected
+                        .any(|c| !c.applied && self.connects(c, &parts[i], &parts[j]))
+                    {
+                        continue;
+                    }
+                    let rows = self.output_if_joined(&parts[i], &parts[j]);
+                    let larger = parts[i].estimate.rows.max(parts[j].estimate.rows);
+                    let shrink = rows / larger.max(1.0);
+                    let better = best.is_none_or(|(s, r, _, _)| {
+                        shrink.total_cmp(&s).then(rows.total_cmp(&r)).is_lt()
+                    });
+                    if better {
+                        best = Some((shrink, rows, i, j));
+                    }
+                }
+            }
+            // Nothing connects what is left: a cross product of the two
+            // smallest parts.
+            let (i, j) = match best {
+                Some((_, _, i, j)) => (i, j),
+                None => {
+                    let mut by_rows: Vec<usize> = (0..parts.len()).collect();
+                    by_rows.sort_by(|&a, &b| {
+                        parts[a].estimate.rows.total_cmp(&parts[b].estimate.rows)
+                    });
+                    (by_rows[0].min(by_rows[1]), by_rows[0].max(by_rows[1]))
+                }
             };
-            // The join that yields the fewest rows goes next; among equals
-            // the smaller relation (the cheaper hash table).
-            let next = pool
-                .into_iter()
-                .map(|r| (self.output_if_joined(&current, r), estimates[r].rows, r))
-                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)))
-                .map_or(0, |(_, _, r)| r);
-            let other = self.take(next);
-            current = self.join(current, other);
+            let b = parts.swap_remove(j);
+            let a = parts.swap_remove(i);
+            parts.push(self.join(a, b));
         }
+        let mut current = parts
+            .pop()
+            .unwrap_or_else(|| unreachable!("an inner-join tree has relations"));
         // Whatever is left (constants, conditions over no relation).
         let rest: Vec<Expr> = self
             .conditions
@@ -257,19 +262,15 @@ impl JoinGraph {
         Ok(current)
     }
 
-    /// Estimated rows of joining relation `r` to `current` now.
-    fn output_if_joined(&self, current: &Joined, r: usize) -> f64 {
-        let Some(rel) = self.relations[r].as_ref() else {
-            return f64::INFINITY;
-        };
-        let est = estimate(&rel.plan);
-        let mut layout = current.layout.clone();
-        layout.extend(rel.offset..rel.offset + rel.width);
-        let nl = current.layout.len();
+    /// Estimated rows of joining `a` and `b` now.
+    fn output_if_joined(&self, a: &Joined, b: &Joined) -> f64 {
+        let mut layout = a.layout.clone();
+        layout.extend(b.layout.iter().copied());
+        let nl = a.layout.len();
         let keys: Vec<(Expr, Expr)> = self
             .conditions
             .iter()
-            .filter(|c| !c.applied && self.connects(c, current, r))
+            .filter(|c| !c.applied && self.connects(c, a, b))
             .filter_map(|c| {
                 let local = c
                     .expr
@@ -279,17 +280,18 @@ impl JoinGraph {
             })
             .collect();
         if keys.is_empty() {
-            return current.estimate.rows * est.rows;
+            return a.estimate.rows * b.estimate.rows;
         }
-        join_rows(&current.plan, current.estimate, &rel.plan, est, &keys)
+        join_rows(&a.plan, a.estimate, &b.plan, b.estimate, &keys)
     }
 
-    /// Does `c` relate relation `r` to what `current` already joined?
-    fn connects(&self, c: &Condition, current: &Joined, r: usize) -> bool {
-        c.relations.contains(&r)
+    /// Does `c` relate `a` to `b`: it reads both and nothing else?
+    fn connects(&self, c: &Condition, a: &Joined, b: &Joined) -> bool {
+        c.relations.iter().any(|x| a.relations.contains(x))
+            && c.relations.iter().any(|x| b.relations.contains(x))
             && c.relations
                 .iter()
-                .all(|x| *x == r || current.relations.contains(x))
+                .all(|x| a.relations.contains(x) || b.relations.contains(x))
     }
 
     /// Joins `a` and `b` with every pending condition they now cover; the
@@ -478,5 +480,86 @@ fn empty_plan() -> LogicalPlan {
     LogicalPlan::Values {
         schema: std::sync::Arc::new(arrow::datatypes::Schema::empty()),
         batches: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion_common::ScalarValue;
+
+    use super::*;
+    use crate::optimizer::test_plans::{col, table};
+
+    fn eq(a: usize, b: usize) -> Expr {
+        Expr::binary(BinaryOp::Eq, col(a), col(b))
+    }
+
+    /// The first columns of the scans under `plan`.
+    fn scans(plan: &LogicalPlan, out: &mut Vec<String>) {
+        if let LogicalPlan::Scan(s) = plan {
+            out.push(s.schema.field(0).name().clone());
+        }
+        for input in plan.inputs() {
+            scans(input, out);
+        }
+    }
+
+    /// Whether some join under `plan` joins exactly the scans `names`.
+    fn joins_exactly(plan: &LogicalPlan, names: &[&str]) -> bool {
+        if let LogicalPlan::Join { .. } = plan {
+            let mut found = Vec::new();
+            scans(plan, &mut found);
+            found.sort();
+            if found == names {
+                return true;
+            }
+        }
+        plan.inputs().into_iter().any(|p| joins_exactly(p, names))
+    }
+
+    #[test]
+    fn a_join_that_filters_goes_first_even_between_two_small_relations() {
+        // fact F (6M rows) → dimension D (10K) → tiny S (25, one kept):
+        // F ⋈ (D ⋈ σS), not (F ⋈ D) ⋈ σS, which would carry all of F
+        // through two joins
+        let f = table(&["fk", "fv"], 6_000_000, 1, 10_000);
+        let d = table(&["dk", "dn"], 10_000, 1, 10_000);
+        let s = table(&["sk", "sx"], 25, 1, 25);
+        let cross = |a, b| LogicalPlan::join(a, b, JoinKind::Inner, vec![], None);
+        let one = Expr::lit(ScalarValue::Int64(Some(1)));
+        // columns: fk 0, fv 1, dk 2, dn 3, sk 4, sx 5
+        let predicate = Expr::and_all(vec![
+            eq(0, 2),
+            eq(3, 4),
+            Expr::binary(BinaryOp::Eq, col(5), one),
+        ]);
+        let plan = LogicalPlan::Filter {
+            input: Box::new(cross(cross(f, d), s)),
+            predicate,
+        };
+        let out = reorder_joins(plan).unwrap();
+        assert!(joins_exactly(&out, &["dk", "sk"]), "{out}");
+        assert!(!joins_exactly(&out, &["dk", "fk"]), "{out}");
+    }
+
+    #[test]
+    fn a_join_that_only_widens_waits_for_the_one_that_filters() {
+        // F ⋈ σO keeps few of F's rows; σO ⋈ C, though smaller, only
+        // adds C's columns to σO (each O row has its C): F ⋈ σO first
+        let f = table(&["fk", "fv"], 6_000_000, 1, 1_500_000);
+        let o = table(&["ok", "oc"], 1_500_000, 1, 150_000);
+        let c = table(&["ck", "cx"], 150_000, 1, 150_000);
+        let filtered_o = LogicalPlan::Filter {
+            input: Box::new(o),
+            predicate: Expr::binary(BinaryOp::Eq, col(1), Expr::lit(ScalarValue::Int64(Some(7)))),
+        };
+        let cross = |a, b| LogicalPlan::join(a, b, JoinKind::Inner, vec![], None);
+        // columns: fk 0, fv 1, ok 2, oc 3, ck 4, cx 5
+        let plan = LogicalPlan::Filter {
+            input: Box::new(cross(cross(f, filtered_o), c)),
+            predicate: Expr::and_all(vec![eq(0, 2), eq(3, 4)]),
+        };
+        let out = reorder_joins(plan).unwrap();
+        assert!(joins_exactly(&out, &["fk", "ok"]), "{out}");
     }
 }
