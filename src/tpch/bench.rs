@@ -13,7 +13,7 @@
 //!    its peak RSS.
 //! 3. The answers are compared pairwise ([`compare`]), and the report
 //!    ([`report`]) is printed as a table and written as JSON and SVG to
-//!    `tpch/results/<date>-sf<N>.{json,svg}`.
+//!    `tpch/results/<date>-<commit>-sf<N>.{json,svg}`.
 //!
 //! Bad arguments and bad data directories are errors before anything runs.
 //! A peer that cannot run is reported as unavailable, with the reason, and

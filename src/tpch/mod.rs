@@ -56,7 +56,7 @@ pub enum TpchCommand {
     },
     /// Benchmark quarry, DuckDB and Polars on the same Parquet files: times,
     /// answers checked against each other, peak memory; writes
-    /// tpch/results/<date>-sf<N>.json and .svg.
+    /// tpch/results/<date>-<commit>-sf<N>.json and .svg.
     Bench {
         /// Scale factor (e.g. 0.01, 1, 10).
         #[arg(long, value_parser = parse_sf, allow_hyphen_values = true)]

@@ -726,12 +726,17 @@ pub fn render_table(report: &Report) -> String {
     out
 }
 
-/// The file names of a report: `<date>-sf<N>.json` and `.svg`.
+/// The file names of a report: `<date>-<commit>-sf<N>.json` and `.svg`
+/// (`<date>-sf<N>` outside a repository), so that runs of the same day on
+/// different commits keep their own files.
 pub fn file_stem(report: &Report) -> String {
-    format!("{}-sf{}", report.date, report.scale_factor)
+    match &report.git_commit {
+        Some(commit) => format!("{}-{commit}-sf{}", report.date, report.scale_factor),
+        None => format!("{}-sf{}", report.date, report.scale_factor),
+    }
 }
 
-/// Writes `<dir>/<date>-sf<N>.json` and `.svg`: each to a temporary file
+/// Writes `<dir>/<file_stem>.json` and `.svg`: each to a temporary file
 /// first, both renamed into place only once both are complete.
 pub fn write_reports(report: &Report, dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let io = |what: &str, p: &Path, e: std::io::Error| {
@@ -1278,8 +1283,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let report = sample();
         let (json, svg) = write_reports(&report, &dir.path().join("results")).unwrap();
-        assert_eq!(json.file_name().unwrap(), "2026-11-25-sf1.json");
-        assert_eq!(svg.file_name().unwrap(), "2026-11-25-sf1.svg");
+        assert_eq!(json.file_name().unwrap(), "2026-11-25-abc1234-sf1.json");
+        assert_eq!(svg.file_name().unwrap(), "2026-11-25-abc1234-sf1.svg");
         // nothing else left behind
         assert_eq!(
             std::fs::read_dir(dir.path().join("results"))
