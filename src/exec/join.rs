@@ -263,6 +263,9 @@ const PREFETCH_MIN_BYTES: usize = 2 << 20;
 /// present keys for (4 MiB of bits).
 const PRESENT_MAX_RANGE: u64 = 1 << 25;
 
+/// A bitmap of this many bits (256 KiB) is kept even for a smaller table.
+const PRESENT_CACHE_BITS: u64 = 1 << 21;
+
 /// A hint to load `x`'s cache line; it changes nothing else.
 #[inline(always)]
 fn prefetch<T>(x: &T) {
@@ -779,9 +782,12 @@ fn build_int_index(
         |_, _| true,
         non_null,
     );
-    // The bitmap is at most as large as the table, and small enough to
-    // stay in a core's cache much of the time.
-    let bitmap_width = (table.bytes() as u64 * 8).min(PRESENT_MAX_RANGE);
+    // The bitmap is at most as large as the table or a core's share of
+    // cache (a small table of sparse keys: Q17's 204 parts of 200 000),
+    // and never more than 4 MiB.
+    let bitmap_width = (table.bytes() as u64 * 8)
+        .max(PRESENT_CACHE_BITS)
+        .min(PRESENT_MAX_RANGE);
     let present = KeyBitmap::new(
         min,
         max,
