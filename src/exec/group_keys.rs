@@ -118,7 +118,16 @@ impl GroupKeys {
             return vec![];
         };
         let mut indices = Vec::with_capacity(batch_words.len() / width);
+        // Rows often repeat the key of the row before (data sorted or
+        // clustered by it): that costs a compare, not a hash and a lookup.
+        let mut previous: Option<(&[u128], usize)> = None;
         for row in batch_words.chunks_exact(width) {
+            if let Some((key, group)) = previous {
+                if key.iter().zip(row).all(|(a, b)| a == b) {
+                    indices.push(group);
+                    continue;
+                }
+            }
             let hash = hash_words(row);
             let group = match find_packed(&self.map, words, width, row, hash) {
                 Some(s) => s.group,
@@ -131,6 +140,7 @@ impl GroupKeys {
                     group
                 }
             };
+            previous = Some((row, group));
             indices.push(group);
         }
         indices
@@ -630,6 +640,20 @@ mod tests {
             .as_ref()
         );
         assert_eq!(keys.num_groups(), 3);
+    }
+
+    #[test]
+    fn runs_of_one_key_and_returns_to_an_earlier_one() {
+        let mut keys = GroupKeys::new(&[DataType::Int64, DataType::Utf8View]).unwrap();
+        let batch: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1, 1, 2, 2, 1, 3, 3, 3])),
+            Arc::new(StringViewArray::from(vec![
+                "a", "a", "a", "a", "a", "a", "a", "b",
+            ])),
+        ];
+        assert_eq!(keys.intern(&batch, 8).unwrap(), [0, 0, 1, 1, 0, 2, 2, 3]);
+        // a batch that starts with the key the last one ended with
+        assert_eq!(keys.intern(&batch, 8).unwrap(), [0, 0, 1, 1, 0, 2, 2, 3]);
     }
 
     #[test]
