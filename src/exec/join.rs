@@ -785,9 +785,7 @@ fn build_int_index(
     // The bitmap is at most as large as the table or a core's share of
     // cache (a small table of sparse keys: Q17's 204 parts of 200 000),
     // and never more than 4 MiB.
-    let bitmap_width = (table.bytes() as u64 * 8)
-        .max(PRESENT_CACHE_BITS)
-        .min(PRESENT_MAX_RANGE);
+    let bitmap_width = (table.bytes() as u64 * 8).clamp(PRESENT_CACHE_BITS, PRESENT_MAX_RANGE);
     let present = KeyBitmap::new(
         min,
         max,

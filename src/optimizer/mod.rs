@@ -3,6 +3,7 @@
 mod build_side;
 pub mod cardinality;
 mod constant_folding;
+mod distinct_aggregates;
 mod join_order;
 mod magic_set;
 mod merge_projections;
@@ -21,6 +22,7 @@ pub use constant_folding::fold_expr;
 
 pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     let plan = constant_folding::fold_plan(plan)?;
+    let plan = distinct_aggregates::split_distinct_aggregates(plan)?;
     let plan = outer_join_filters::push_down_outer_join_filters(plan)?;
     let plan = join_order::reorder_joins(plan)?;
     // after join ordering has filtered the outer sides' relations, before
