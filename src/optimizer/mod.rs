@@ -2,6 +2,7 @@
 
 mod build_side;
 pub mod cardinality;
+mod common_subexpressions;
 mod constant_folding;
 mod distinct_aggregates;
 mod join_order;
@@ -29,6 +30,7 @@ pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     // the semi joins it adds are pushed down
     let plan = magic_set::reduce_grouped_joins(plan)?;
     let plan = semi_join_pushdown::push_down_semi_joins(plan)?;
+    let plan = common_subexpressions::share_aggregate_subexpressions(plan)?;
     let plan = projection_pushdown::push_down_projections(plan)?;
     let plan = merge_projections::merge_projections(plan)?;
     let plan = build_side::choose_build_sides(plan)?;
