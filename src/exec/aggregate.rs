@@ -727,7 +727,10 @@ impl GroupAccumulator for CountAcc {
                     }
                 }
             }
-            None => groups.iter().for_each(|g| self.counts[*g] += 1),
+            None => match single_group(groups) {
+                Some(g) => self.counts[g] += groups.len() as i64,
+                None => groups.iter().for_each(|g| self.counts[*g] += 1),
+            },
         }
         Ok(())
     }
@@ -790,6 +793,12 @@ fn as_sum_input(values: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     }
 }
 
+/// The group every row belongs to, when it is one group.
+fn single_group(groups: &[usize]) -> Option<usize> {
+    let (&first, rest) = groups.split_first()?;
+    rest.iter().all(|&g| g == first).then_some(first)
+}
+
 /// Adds `values` into `sums[group of row]` and marks the group as seen,
 /// skipping NULLs; an overflow is an error of `what`.
 fn add_into<T: SumNative>(
@@ -801,24 +810,49 @@ fn add_into<T: SumNative>(
     what: &str,
 ) -> Result<()> {
     let mut overflow = false;
-    match (nulls, seen) {
-        (None, Some(seen)) => {
-            for (&g, &x) in groups.iter().zip(values) {
-                sums[g] = sums[g].add_flagged(x, &mut overflow);
-                seen[g] = true;
+    if let Some(g) = single_group(groups) {
+        // All rows in one group (always so without GROUP BY): a running
+        // total in a register, not a store and reload of `sums[g]` per row.
+        let mut total = sums[g];
+        let mut any = false;
+        match nulls {
+            None => {
+                for &x in values {
+                    total = total.add_flagged(x, &mut overflow);
+                }
+                any = !values.is_empty();
+            }
+            Some(nulls) => {
+                for row in nulls.valid_indices() {
+                    total = total.add_flagged(values[row], &mut overflow);
+                    any = true;
+                }
             }
         }
-        (None, None) => {
-            for (&g, &x) in groups.iter().zip(values) {
-                sums[g] = sums[g].add_flagged(x, &mut overflow);
-            }
+        sums[g] = total;
+        if let Some(seen) = seen {
+            seen[g] |= any;
         }
-        (Some(nulls), mut seen) => {
-            for (row, (&g, &x)) in groups.iter().zip(values).enumerate() {
-                if nulls.is_valid(row) {
+    } else {
+        match (nulls, seen) {
+            (None, Some(seen)) => {
+                for (&g, &x) in groups.iter().zip(values) {
                     sums[g] = sums[g].add_flagged(x, &mut overflow);
-                    if let Some(seen) = seen.as_deref_mut() {
-                        seen[g] = true;
+                    seen[g] = true;
+                }
+            }
+            (None, None) => {
+                for (&g, &x) in groups.iter().zip(values) {
+                    sums[g] = sums[g].add_flagged(x, &mut overflow);
+                }
+            }
+            (Some(nulls), mut seen) => {
+                for (row, (&g, &x)) in groups.iter().zip(values).enumerate() {
+                    if nulls.is_valid(row) {
+                        sums[g] = sums[g].add_flagged(x, &mut overflow);
+                        if let Some(seen) = seen.as_deref_mut() {
+                            seen[g] = true;
+                        }
                     }
                 }
             }
@@ -1568,5 +1602,39 @@ mod tests {
         assert_eq!(count, 40_000);
         assert_eq!(op.spilled(), SpillCount::default());
         assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn one_group_sums_skip_nulls_mark_seen_and_report_overflow() {
+        let nulls = arrow::buffer::NullBuffer::from(vec![true, false, true]);
+        let (mut sums, mut seen) = (vec![0i64, 5], vec![false, false]);
+        add_into(
+            &mut sums,
+            Some(&mut seen),
+            &[1, 1, 1],
+            &[1, 100, 2],
+            Some(&nulls),
+            "sum",
+        )
+        .unwrap();
+        assert_eq!(
+            (sums.as_slice(), seen.as_slice()),
+            ([0, 8].as_slice(), [false, true].as_slice())
+        );
+
+        let all_null = arrow::buffer::NullBuffer::new_null(2);
+        add_into(
+            &mut sums,
+            Some(&mut seen),
+            &[0, 0],
+            &[7, 7],
+            Some(&all_null),
+            "sum",
+        )
+        .unwrap();
+        assert_eq!((sums[0], seen[0]), (0, false));
+
+        let err = add_into(&mut sums, None, &[0, 0], &[i64::MAX, 1], None, "sum").unwrap_err();
+        assert!(err.to_string().contains("numeric overflow in sum"), "{err}");
     }
 }
