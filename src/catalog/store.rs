@@ -18,6 +18,8 @@ pub struct FileRef {
     /// The path as the user would write it (for messages).
     pub display: String,
     pub size: u64,
+    /// Where the file is on this machine's disk, for a local file.
+    pub local_path: Option<std::path::PathBuf>,
 }
 
 fn local_store() -> Arc<dyn ObjectStore> {
@@ -87,6 +89,7 @@ pub fn list_files(location: &str, extension: &str) -> Result<Vec<FileRef>> {
                 path,
                 display,
                 size,
+                local_path: Some(abs),
             })
         })
         .collect()
