@@ -352,7 +352,7 @@ impl Session {
         let config = self.config();
         let options = RunOptions {
             threads: config.threads,
-            cancel: &self.cancel,
+            cancel: self.cancel.clone(),
             progress: progress.as_deref(),
             memory: MemoryPool::new(config.memory_limit),
             temp_dir: config.temp_directory.clone(),

@@ -1435,10 +1435,10 @@ fn panicking_plan(partitions: usize, panic_at: usize) -> quarry::plan::LogicalPl
     })
 }
 
-fn run_options(cancel: &std::sync::atomic::AtomicBool) -> quarry::runtime::RunOptions<'_> {
+fn run_options() -> quarry::runtime::RunOptions<'static> {
     quarry::runtime::RunOptions {
         threads: 2,
-        cancel,
+        cancel: Default::default(),
         progress: None,
         memory: quarry::runtime::memory::MemoryPool::new(1 << 30),
         temp_dir: std::env::temp_dir(),
@@ -1449,14 +1449,12 @@ fn run_options(cancel: &std::sync::atomic::AtomicBool) -> quarry::runtime::RunOp
 #[test]
 fn a_panic_in_a_task_is_an_error_of_that_query() {
     let f = Fixture::new();
-    let cancel = std::sync::atomic::AtomicBool::new(false);
     for (partitions, panic_at) in [(1, 0), (8, 0), (8, 7), (32, 13)] {
         let plan = panicking_plan(partitions, panic_at);
         let graph = quarry::graph::lower(&plan, 4).unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let cancel = std::sync::atomic::AtomicBool::new(false);
-            let r = quarry::runtime::run_graph(&graph, run_options(&cancel)).map(|(b, _)| b.len());
+            let r = quarry::runtime::run_graph(&graph, run_options()).map(|(b, _)| b.len());
             let _ = tx.send(r);
         });
         let r = rx
@@ -1470,7 +1468,7 @@ fn a_panic_in_a_task_is_an_error_of_that_query() {
         // the next run of the same kind, without the panic, works
         let ok = panicking_plan(partitions, usize::MAX);
         let graph = quarry::graph::lower(&ok, 4).unwrap();
-        let (batches, _) = quarry::runtime::run_graph(&graph, run_options(&cancel)).unwrap();
+        let (batches, _) = quarry::runtime::run_graph(&graph, run_options()).unwrap();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, partitions * 100);
         // and the session's queries too

@@ -22,11 +22,12 @@ use arrow::row::{RowConverter, Rows, SortField};
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use super::expr::evaluate_array;
 use super::operator::{Operator, SpillCount};
-use crate::error::Result;
+use crate::error::{QuarryError, Result};
 use crate::plan::{Expr, SortKey};
 use crate::runtime::memory::{array_bytes, batch_bytes, MemoryPool, Reservation};
 use crate::runtime::spill::{compact_views, SpillFile};
@@ -39,6 +40,11 @@ const MIN_CHUNK_ROWS: usize = 64;
 /// most that much) before it spills, so that the tasks running beside it
 /// (other sorts, the partition store) still get memory to make progress.
 const SHARE: usize = 4;
+/// A buffer of more rows than this is sorted in pieces of about this many
+/// rows, merged after: one `lexsort_to_indices` cannot be interrupted, and
+/// 30 million strings take it half a minute, so between pieces the sort
+/// looks at the cancel flag (a piece of strings takes well under a second).
+const PIECE_ROWS: usize = 1 << 20;
 /// Output batches a sort of the buffer holds at once: the one being built
 /// and a run's file segment (`SEGMENT_BATCHES`) being filled.
 const OUTPUT_CHUNKS: usize = 1 + SEGMENT_BATCHES;
@@ -65,6 +71,10 @@ pub struct SortOp {
     spilled: SpillCount,
     /// Merge passes that wrote longer runs (not counting the final one).
     merge_passes: usize,
+    /// The query's cancel flag, looked at between the long steps.
+    cancel: Arc<AtomicBool>,
+    /// `PIECE_ROWS`, smaller in tests.
+    piece_rows: usize,
 }
 
 impl SortOp {
@@ -95,7 +105,22 @@ impl SortOp {
             chunk_rows: MAX_CHUNK_ROWS,
             spilled: SpillCount::default(),
             merge_passes: 0,
+            cancel: Arc::default(),
+            piece_rows: PIECE_ROWS,
         }
+    }
+
+    /// Stops at the next step when `cancel` is set.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(AtomicOrdering::Relaxed) {
+            return Err(QuarryError::Cancelled);
+        }
+        Ok(())
     }
 
     /// Sorts everything buffered so far into one batch (cut to `fetch`).
@@ -175,41 +200,53 @@ impl SortOp {
             self.reservation.grow(need - self.reservation.size())?;
         }
 
-        let columns = (0..self.keys.len())
-            .map(|i| {
-                let arrays: Vec<&dyn Array> = per_batch.iter().map(|k| k[i].as_ref()).collect();
-                Ok(SortColumn {
-                    values: concat(&arrays)?,
-                    options: Some(sort_options(&self.keys[i])),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        drop(per_batch);
-        let indices = lexsort_to_indices(&columns, None)?;
-        drop(columns);
-
-        // Where each batch starts in the concatenation.
-        let starts: Vec<usize> = batches
-            .iter()
-            .scan(0, |acc, b| {
-                let s = *acc;
-                *acc += b.num_rows();
-                Some(s)
-            })
-            .collect();
-        let sources: Vec<&RecordBatch> = batches.iter().collect();
-        let mut pairs = Vec::with_capacity(self.chunk_rows);
-        for chunk in indices.values().chunks(self.chunk_rows) {
-            pairs.clear();
-            pairs.extend(chunk.iter().map(|&g| {
-                let g = g as usize;
-                let b = starts.partition_point(|&s| s <= g) - 1;
-                (b, g - starts[b])
-            }));
-            emit(interleave_batch(&self.schema, &sources, &pairs)?)?;
+        if rows <= self.piece_rows {
+            sort_piece(
+                &self.schema,
+                &self.keys,
+                &batches,
+                per_batch,
+                self.chunk_rows,
+                emit,
+            )?;
+        } else {
+            // Each piece is sorted into a run held in memory, its input
+            // let go as soon as it is sorted; then the runs are merged.
+            let mut runs = Vec::new();
+            let mut inputs = batches.into_iter().zip(per_batch).peekable();
+            while inputs.peek().is_some() {
+                self.check_cancel()?;
+                let (mut piece, mut piece_keys, mut piece_rows) = (vec![], vec![], 0);
+                while piece_rows < self.piece_rows {
+                    let Some((b, k)) = inputs.next() else { break };
+                    piece_rows += b.num_rows();
+                    piece.push(b);
+                    piece_keys.push(k);
+                }
+                let mut run = Run::default();
+                sort_piece(
+                    &self.schema,
+                    &self.keys,
+                    &piece,
+                    piece_keys,
+                    self.chunk_rows,
+                    &mut |b| {
+                        run.max_chunk_bytes = run.max_chunk_bytes.max(batch_bytes(&b));
+                        run.batches.push(b);
+                        Ok(())
+                    },
+                )?;
+                runs.push(run);
+            }
+            merge(
+                &runs,
+                &self.keys,
+                &self.schema,
+                self.chunk_rows,
+                &self.cancel,
+                emit,
+            )?;
         }
-        drop(sources);
-        drop(batches);
         self.reservation.free();
         Ok(())
     }
@@ -252,7 +289,14 @@ impl SortOp {
             }
             if fan_in >= self.runs.len() {
                 let runs = std::mem::take(&mut self.runs);
-                return merge(&runs, &self.keys, &self.schema, self.chunk_rows, emit);
+                return merge(
+                    &runs,
+                    &self.keys,
+                    &self.schema,
+                    self.chunk_rows,
+                    &self.cancel,
+                    emit,
+                );
             }
             // One pass: consecutive groups of runs into one run each, so
             // that runs stay in input order.
@@ -270,6 +314,7 @@ impl SortOp {
                     &self.keys,
                     &self.schema,
                     self.chunk_rows,
+                    &self.cancel,
                     &mut |b| writer.push(b),
                 )?;
                 let run = writer.finish()?;
@@ -281,6 +326,52 @@ impl SortOp {
             self.merge_passes += 1;
         }
     }
+}
+
+/// Sorts `batches` (whose sort keys are `keys_per_batch`) and hands the
+/// rows on in sorted batches of `chunk_rows`.
+fn sort_piece(
+    schema: &SchemaRef,
+    keys: &[SortKey],
+    batches: &[RecordBatch],
+    keys_per_batch: Vec<Vec<ArrayRef>>,
+    chunk_rows: usize,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let columns = (0..keys.len())
+        .map(|i| {
+            let arrays: Vec<&dyn Array> = keys_per_batch.iter().map(|k| k[i].as_ref()).collect();
+            Ok(SortColumn {
+                values: concat(&arrays)?,
+                options: Some(sort_options(&keys[i])),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    drop(keys_per_batch);
+    let indices = lexsort_to_indices(&columns, None)?;
+    drop(columns);
+
+    // Where each batch starts in the concatenation.
+    let starts: Vec<usize> = batches
+        .iter()
+        .scan(0, |acc, b| {
+            let s = *acc;
+            *acc += b.num_rows();
+            Some(s)
+        })
+        .collect();
+    let sources: Vec<&RecordBatch> = batches.iter().collect();
+    let mut pairs = Vec::with_capacity(chunk_rows);
+    for chunk in indices.values().chunks(chunk_rows) {
+        pairs.clear();
+        pairs.extend(chunk.iter().map(|&g| {
+            let g = g as usize;
+            let b = starts.partition_point(|&s| s <= g) - 1;
+            (b, g - starts[b])
+        }));
+        emit(interleave_batch(schema, &sources, &pairs)?)?;
+    }
+    Ok(())
 }
 
 fn sort_options(k: &SortKey) -> SortOptions {
@@ -331,10 +422,13 @@ pub fn sort_batch(
     Ok(take_record_batch(batch, &indices)?)
 }
 
-/// A sorted run: its batches in order, over one or more spill files (a file
-/// is written whenever a segment of batches is full, so that writing a run
-/// never holds the whole run in memory).
+/// A sorted run: its batches in order, held in memory (a piece of a sort
+/// of the buffer) or over one or more spill files (a file is written
+/// whenever a segment of batches is full, so that writing a run never holds
+/// the whole run in memory).
+#[derive(Default)]
 struct Run {
+    batches: Vec<RecordBatch>,
     files: Vec<SpillFile>,
     /// The largest batch in the run, to size a merge's memory.
     max_chunk_bytes: usize,
@@ -403,6 +497,7 @@ impl RunWriter {
     fn finish(mut self) -> Result<Run> {
         self.flush()?;
         Ok(Run {
+            batches: vec![],
             files: std::mem::take(&mut self.files),
             max_chunk_bytes: self.max_chunk_bytes,
         })
@@ -413,6 +508,7 @@ impl RunWriter {
 /// row format.
 struct Cursor<'a> {
     run: &'a Run,
+    next_batch: usize,
     next_file: usize,
     reader: Option<Box<dyn Iterator<Item = Result<RecordBatch>>>>,
     rows: Option<Rows>,
@@ -425,6 +521,7 @@ impl<'a> Cursor<'a> {
     fn new(run: &'a Run) -> Self {
         Cursor {
             run,
+            next_batch: 0,
             next_file: 0,
             reader: None,
             rows: None,
@@ -435,6 +532,12 @@ impl<'a> Cursor<'a> {
 
     /// The next non-empty batch of the run, None at its end.
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        while let Some(b) = self.run.batches.get(self.next_batch) {
+            self.next_batch += 1;
+            if b.num_rows() > 0 {
+                return Ok(Some(b.clone()));
+            }
+        }
         loop {
             if let Some(reader) = &mut self.reader {
                 match reader.next() {
@@ -484,6 +587,7 @@ fn merge(
     keys: &[SortKey],
     schema: &SchemaRef,
     chunk_rows: usize,
+    cancel: &AtomicBool,
     emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
     let mut m = Merge {
@@ -521,6 +625,9 @@ fn merge(
         // Flush when the batch is full, and also when many batches are
         // held only for it, which bounds the merge's memory.
         if m.pending.len() >= chunk_rows || m.retired >= m.cursors.len() {
+            if cancel.load(AtomicOrdering::Relaxed) {
+                return Err(QuarryError::Cancelled);
+            }
             m.flush(schema, emit)?;
         }
     }
@@ -751,6 +858,14 @@ mod tests {
         keys
     }
 
+    fn id_key() -> SortKey {
+        SortKey {
+            expr: Expr::Column(2),
+            asc: true,
+            nulls_first: false,
+        }
+    }
+
     fn run(op: &mut SortOp, batches: Vec<RecordBatch>) -> RecordBatch {
         let mut out = vec![];
         for b in batches {
@@ -782,6 +897,48 @@ mod tests {
         let got = run(&mut op, input(20_000));
         assert_eq!(got, expected(&input(20_000), &keys(true)));
         assert_eq!(op.spilled(), SpillCount::default());
+        drop(op);
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn a_large_buffer_is_sorted_in_pieces_and_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = MemoryPool::new(1 << 30);
+        for with_id in [true, false] {
+            let mut op = SortOp::new(keys(with_id), None, schema(), &pool, dir.path());
+            op.piece_rows = 3_000;
+            let got = run(&mut op, input(20_000));
+            let want = expected(&input(20_000), &[keys(with_id), vec![id_key()]].concat());
+            // Ties may come in any order (the sort is not stable): the keys
+            // are in order and the rows are the same.
+            assert_eq!(got.columns()[..2], want.columns()[..2]);
+            let all = [keys(with_id), vec![id_key()]].concat();
+            assert_eq!(sort_batch(&got, &all, None).unwrap(), want);
+        }
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn a_cancelled_sort_stops_between_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = MemoryPool::new(1 << 30);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut op =
+            SortOp::new(keys(true), None, schema(), &pool, dir.path()).with_cancel(cancel.clone());
+        op.piece_rows = 3_000;
+        let mut out = vec![];
+        for b in input(20_000) {
+            op.push(b, &mut out).unwrap();
+        }
+        cancel.store(true, AtomicOrdering::Relaxed);
+        let mut emitted = 0;
+        let r = op.finish_into(&mut |_| {
+            emitted += 1;
+            Ok(())
+        });
+        assert!(matches!(r, Err(QuarryError::Cancelled)), "{r:?}");
+        assert_eq!(emitted, 0);
         drop(op);
         assert_eq!(pool.used(), 0);
     }
@@ -833,10 +990,17 @@ mod tests {
             runs.push(w.finish().unwrap());
         }
         let mut out = vec![];
-        merge(&runs, &keys(false), &schema(), 777, &mut |b| {
-            out.push(b);
-            Ok(())
-        })
+        merge(
+            &runs,
+            &keys(false),
+            &schema(),
+            777,
+            &AtomicBool::new(false),
+            &mut |b| {
+                out.push(b);
+                Ok(())
+            },
+        )
         .unwrap();
         let got = concat_batches(&schema(), &out).unwrap();
         assert_eq!(got, expected(&batches, &keys(true)));

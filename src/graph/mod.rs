@@ -151,6 +151,10 @@ pub trait TaskContext {
     /// Where operators write their spill files.
     fn temp_dir(&self) -> &std::path::Path;
 
+    /// The query's cancel flag, for operators whose work between batches
+    /// is long (a large sort).
+    fn cancel(&self) -> &Arc<std::sync::atomic::AtomicBool>;
+
     /// The build side of a hash join over `stage`'s output: shared by all
     /// tasks when `partition` is None (broadcast), else that partition's
     /// own. A hash table, or spill files when it does not fit the budget.
@@ -226,13 +230,16 @@ impl OpSpec {
                 keys,
                 fetch,
                 schema,
-            } => Box::new(SortOp::new(
-                keys.clone(),
-                *fetch,
-                schema.clone(),
-                tables.memory(),
-                tables.temp_dir(),
-            )),
+            } => Box::new(
+                SortOp::new(
+                    keys.clone(),
+                    *fetch,
+                    schema.clone(),
+                    tables.memory(),
+                    tables.temp_dir(),
+                )
+                .with_cancel(tables.cancel().clone()),
+            ),
             OpSpec::Limit { skip, fetch } => Box::new(LimitOp::new(*skip, *fetch)),
             OpSpec::KeyFilter {
                 build_stage,

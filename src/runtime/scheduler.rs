@@ -91,7 +91,7 @@ struct State {
 /// How to run a graph.
 pub struct RunOptions<'a> {
     pub threads: usize,
-    pub cancel: &'a AtomicBool,
+    pub cancel: Arc<AtomicBool>,
     pub progress: Option<&'a ProgressFn>,
     pub memory: Arc<MemoryPool>,
     pub temp_dir: PathBuf,
@@ -123,7 +123,8 @@ pub fn run_graph(
             waiting_on[s.id] += 1;
         }
     }
-    let store = PartitionStore::new(&graph.stages, memory, temp_dir, cancel);
+    let store = PartitionStore::new(&graph.stages, memory, temp_dir, cancel.clone());
+    let cancel: &AtomicBool = &cancel;
     let state = Mutex::new(State {
         ready: VecDeque::new(),
         remaining: graph.stages.iter().map(|s| s.partitions).collect(),
@@ -259,7 +260,7 @@ fn stage_finished(st: &mut State, s: usize, graph: &TaskGraph, consumers: &[Vec<
 struct WorkerContext<'a> {
     id: usize,
     graph: &'a TaskGraph,
-    store: &'a PartitionStore<'a>,
+    store: &'a PartitionStore,
     state: &'a Mutex<State>,
     wake: &'a Condvar,
     consumers: &'a [Vec<usize>],

@@ -25,11 +25,11 @@ use crate::plan::Expr;
 /// bucket of batches per consumer partition. Buffered batches are reserved
 /// against the memory budget; when the budget refuses, they go to a spill
 /// file and come back when the consumer reads them.
-pub struct PartitionStore<'q> {
+pub struct PartitionStore {
     buckets: Vec<Vec<Mutex<Bucket>>>,
     /// The query's cancel flag, for work inside a task that takes long
     /// between batches (a large join build).
-    cancel: &'q AtomicBool,
+    cancel: Arc<AtomicBool>,
     /// Build sides of broadcast joins (hash tables or spilled builds),
     /// built once per stage and held until the query ends.
     broadcast: Vec<Mutex<Option<BuildSide>>>,
@@ -63,12 +63,12 @@ struct Bucket {
     readers: usize,
 }
 
-impl<'q> PartitionStore<'q> {
+impl PartitionStore {
     pub fn new(
         stages: &[Stage],
         pool: Arc<MemoryPool>,
         temp_dir: PathBuf,
-        cancel: &'q AtomicBool,
+        cancel: Arc<AtomicBool>,
     ) -> Self {
         let mut readers = vec![0usize; stages.len()];
         for s in stages {
@@ -249,7 +249,7 @@ impl<'q> PartitionStore<'q> {
     }
 }
 
-impl TaskContext for PartitionStore<'_> {
+impl TaskContext for PartitionStore {
     fn key_set(
         &self,
         stage: usize,
@@ -275,6 +275,10 @@ impl TaskContext for PartitionStore<'_> {
         &self.temp_dir
     }
 
+    fn cancel(&self) -> &Arc<AtomicBool> {
+        &self.cancel
+    }
+
     fn hash_table(
         &self,
         stage: usize,
@@ -290,7 +294,7 @@ impl TaskContext for PartitionStore<'_> {
                 self.take(stage, p)?,
                 &self.pool,
                 &self.temp_dir,
-                self.cancel,
+                &self.cancel,
             ),
             None => {
                 // The first task builds the build side; the others wait for it.
@@ -309,7 +313,7 @@ impl TaskContext for PartitionStore<'_> {
                     self.take(stage, 0)?,
                     &self.pool,
                     &self.temp_dir,
-                    self.cancel,
+                    &self.cancel,
                 )?;
                 // Shared by all tasks: its memory is held until the query ends.
                 if let Some(r) = build.reservation.take() {
@@ -598,12 +602,12 @@ mod tests {
     fn partitions_over_the_budget_spill_and_come_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         // room for about one batch of 10k longs
-        let never = AtomicBool::new(false);
+        let never = Arc::new(AtomicBool::new(false));
         let store = PartitionStore::new(
             &one_stage(),
             MemoryPool::new(100_000),
             dir.path().to_path_buf(),
-            &never,
+            never.clone(),
         );
         for i in 0..5 {
             store.put(0, 0, vec![batch(i * 10_000, 10_000)]).unwrap();
@@ -642,7 +646,7 @@ mod tests {
     #[test]
     fn an_output_read_by_two_stages_reaches_both_and_its_files_go_after_the_last() {
         let dir = tempfile::tempdir().unwrap();
-        let never = AtomicBool::new(false);
+        let never = Arc::new(AtomicBool::new(false));
         let mut stages = one_stage();
         stages[0].sink = Sink::Forward { partitions: 1 };
         for id in [1, 2] {
@@ -656,7 +660,7 @@ mod tests {
             &stages,
             MemoryPool::new(100_000),
             dir.path().to_path_buf(),
-            &never,
+            never.clone(),
         );
         for i in 0..5 {
             store.put(0, 0, vec![batch(i * 10_000, 10_000)]).unwrap();
@@ -673,12 +677,12 @@ mod tests {
     #[test]
     fn spill_files_are_removed_when_the_query_is_dropped_unread() {
         let dir = tempfile::tempdir().unwrap();
-        let never = AtomicBool::new(false);
+        let never = Arc::new(AtomicBool::new(false));
         let store = PartitionStore::new(
             &one_stage(),
             MemoryPool::new(1),
             dir.path().to_path_buf(),
-            &never,
+            never.clone(),
         );
         store.put(0, 0, vec![batch(0, 1000)]).unwrap();
         assert_eq!(files_in(dir.path()), 1);
@@ -688,12 +692,12 @@ mod tests {
 
     #[test]
     fn a_missing_temp_directory_is_a_clear_error() {
-        let never = AtomicBool::new(false);
+        let never = Arc::new(AtomicBool::new(false));
         let store = PartitionStore::new(
             &one_stage(),
             MemoryPool::new(1),
             "/no/such/dir".into(),
-            &never,
+            never.clone(),
         );
         let err = store.put(0, 0, vec![batch(0, 10)]).unwrap_err().to_string();
         assert!(err.contains("/no/such/dir"), "{err}");
