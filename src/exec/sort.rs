@@ -238,17 +238,22 @@ impl SortOp {
                 )?;
                 runs.push(run);
             }
-            merge(
-                &runs,
-                &self.keys,
-                &self.schema,
-                self.chunk_rows,
-                &self.cancel,
-                emit,
-            )?;
+            self.merge(&runs, emit)?;
         }
         self.reservation.free();
         Ok(())
+    }
+
+    /// The k-way merge of sorted `runs` into `emit`.
+    fn merge(&self, runs: &[Run], emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        merge(
+            runs,
+            &self.keys,
+            &self.schema,
+            self.chunk_rows,
+            &self.cancel,
+            emit,
+        )
     }
 
     /// Sorts the buffer and writes it as a sorted run.
@@ -289,14 +294,7 @@ impl SortOp {
             }
             if fan_in >= self.runs.len() {
                 let runs = std::mem::take(&mut self.runs);
-                return merge(
-                    &runs,
-                    &self.keys,
-                    &self.schema,
-                    self.chunk_rows,
-                    &self.cancel,
-                    emit,
-                );
+                return self.merge(&runs, emit);
             }
             // One pass: consecutive groups of runs into one run each, so
             // that runs stay in input order.
@@ -309,14 +307,7 @@ impl SortOp {
                     continue;
                 }
                 let mut writer = RunWriter::new(&self.temp_dir, &self.schema);
-                merge(
-                    &group,
-                    &self.keys,
-                    &self.schema,
-                    self.chunk_rows,
-                    &self.cancel,
-                    &mut |b| writer.push(b),
-                )?;
+                self.merge(&group, &mut |b| writer.push(b))?;
                 let run = writer.finish()?;
                 run.count_into(&mut self.spilled);
                 longer.push(run);
