@@ -96,24 +96,8 @@ fn candidates<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     if let Expr::Case { .. } = e {
         return;
     }
-    for child in children(e) {
+    for child in e.children() {
         candidates(child, out);
-    }
-}
-
-fn children(e: &Expr) -> Vec<&Expr> {
-    match e {
-        Expr::Binary { left, right, .. } => vec![left, right],
-        Expr::Not(x) | Expr::Negative(x) | Expr::IsNull(x) | Expr::IsNotNull(x) => vec![x],
-        Expr::Cast { expr, .. } => vec![expr],
-        Expr::InList { expr, list, .. } => {
-            let mut v: Vec<&Expr> = vec![expr];
-            v.extend(list.iter());
-            v
-        }
-        Expr::Like { expr, pattern, .. } => vec![expr, pattern],
-        Expr::Function { args, .. } => args.iter().collect(),
-        _ => vec![],
     }
 }
 

@@ -266,44 +266,34 @@ impl Expr {
     /// Calls `f` on this expression and every sub-expression (pre-order).
     pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
+        for child in self.children() {
+            child.visit(f);
+        }
+    }
+
+    /// The expression's direct sub-expressions, in order.
+    pub fn children(&self) -> Vec<&Expr> {
         match self {
             Expr::Column(_)
             | Expr::Literal(_)
             | Expr::OuterColumn { .. }
-            | Expr::SubqueryRef { .. } => {}
-            Expr::Binary { left, right, .. } => {
-                left.visit(f);
-                right.visit(f);
-            }
-            Expr::Not(e) | Expr::Negative(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => e.visit(f),
-            Expr::Cast { expr, .. } => expr.visit(f),
+            | Expr::SubqueryRef { .. } => vec![],
+            Expr::Binary { left, right, .. } => vec![left, right],
+            Expr::Not(e) | Expr::Negative(e) | Expr::IsNull(e) | Expr::IsNotNull(e) => vec![e],
+            Expr::Cast { expr, .. } => vec![expr],
             Expr::Case {
                 branches,
                 else_expr,
                 ..
-            } => {
-                for (w, t) in branches {
-                    w.visit(f);
-                    t.visit(f);
-                }
-                if let Some(e) = else_expr {
-                    e.visit(f);
-                }
-            }
-            Expr::InList { expr, list, .. } => {
-                expr.visit(f);
-                list.iter().for_each(|e| e.visit(f));
-            }
-            Expr::Like { expr, pattern, .. } => {
-                expr.visit(f);
-                pattern.visit(f);
-            }
-            Expr::Function { args, .. } => args.iter().for_each(|e| e.visit(f)),
-            Expr::Aggregate(a) => {
-                if let Some(arg) = &a.arg {
-                    arg.visit(f)
-                }
-            }
+            } => branches
+                .iter()
+                .flat_map(|(w, t)| [w, t])
+                .chain(else_expr.as_deref())
+                .collect(),
+            Expr::InList { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
+            Expr::Like { expr, pattern, .. } => vec![expr, pattern],
+            Expr::Function { args, .. } => args.iter().collect(),
+            Expr::Aggregate(a) => a.arg.iter().collect(),
         }
     }
 
