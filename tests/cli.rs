@@ -447,6 +447,24 @@ fn a_cte_used_twice_is_computed_once() {
 }
 
 #[test]
+fn an_inequality_join_is_a_range_join() {
+    let query = "SELECT count(*) FROM (VALUES (1), (5), (9)) a(v), \
+                 (VALUES (2), (5), (8), (NULL)) b(w) WHERE b.w > a.v AND a.v <> 9";
+    let out = ok(quarry(&["--format", "csv", "-c", query], None));
+    assert_eq!(out, "count(*)\n4\n");
+    let plan = ok(quarry(
+        &["--format", "csv", "-c", &format!("EXPLAIN {query}")],
+        None,
+    ));
+    // the larger side probes: b.w > a.v is a.v < b.w from a's side
+    assert!(
+        plan.contains("InnerJoin(range <, broadcast build")
+            || plan.contains("InnerJoin(range >, broadcast build"),
+        "{plan}"
+    );
+}
+
+#[test]
 fn explain_format_dot_draws_the_task_graph() {
     let (dir, csv) = groups_csv();
     let query = join_query(&dir, &csv);

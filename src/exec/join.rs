@@ -45,7 +45,7 @@ use super::expr::{evaluate_array, evaluate_predicate};
 use super::key_bitmap::KeyBitmap;
 use super::operator::{Operator, SpillCount};
 use crate::error::{QuarryError, Result};
-use crate::plan::{Expr, JoinKind};
+use crate::plan::{BinaryOp, Expr, JoinKind};
 use crate::runtime::memory::batch_bytes;
 use crate::runtime::memory::{format_bytes, MemoryPool, Reservation};
 use crate::runtime::spill::{compact_views, SpillFile};
@@ -185,6 +185,15 @@ impl SlotTable {
 
 /// The index from key to the range of its rows in `row_ids`.
 enum KeyIndex {
+    /// One key compared with an inequality (`probe_key op build_key`, op
+    /// one of `< <= > >=`): `row_ids` is the build rows in key order, so
+    /// the matches of a probe key are a prefix or a suffix of it, found by
+    /// binary search (a piecewise merge join, in effect).
+    Sorted {
+        op: BinaryOp,
+        converter: RowConverter,
+        rows: Rows,
+    },
     /// No join keys: all build rows form one group.
     Unit,
     /// Integer keys, none of them non-NULL: nothing matches.
@@ -233,6 +242,7 @@ impl std::fmt::Debug for JoinHashTable {
             (KeyIndex::IntHash { .. }, None) => "int hash",
             (KeyIndex::IntHash { .. }, Some(_)) => "packed int hash",
             (KeyIndex::Rows { .. }, _) => "row hash",
+            (KeyIndex::Sorted { .. }, _) => "sorted",
         };
         f.debug_struct("JoinHashTable")
             .field("rows", &self.batch.num_rows())
@@ -379,15 +389,18 @@ fn check_cancel(cancel: &AtomicBool) -> Result<()> {
 impl JoinHashTable {
     /// `keys` are expressions over `schema` (the right input's schema).
     pub fn build(schema: SchemaRef, batches: Vec<RecordBatch>, keys: &[Expr]) -> Result<Self> {
-        Self::build_cancellable(schema, batches, keys, &AtomicBool::new(false))
+        Self::build_cancellable(schema, batches, keys, None, &AtomicBool::new(false))
     }
 
     /// [`Self::build`], which gives up between its steps once `cancel` is
     /// set: a large build side takes a second or more.
+    /// With `range`, the one key is compared with that inequality instead
+    /// of `=` (see `KeyIndex::Sorted`).
     pub fn build_cancellable(
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
         keys: &[Expr],
+        range: Option<BinaryOp>,
         cancel: &AtomicBool,
     ) -> Result<Self> {
         check_columns(
@@ -431,7 +444,9 @@ impl JoinHashTable {
             Some(columns) if columns.len() > 1 => Packing::plan(columns, &valid),
             _ => None,
         };
-        let (index, row_ids) = if key_arrays.is_empty() {
+        let (index, row_ids) = if let Some(op) = range {
+            sorted_index(op, &key_arrays, non_null, &valid)?
+        } else if key_arrays.is_empty() {
             (KeyIndex::Unit, (0..n as u32).collect())
         } else if let (Some(p), Some(columns)) = (&packing, &int_columns) {
             let (packed, _) = p.pack(columns, n);
@@ -501,6 +516,7 @@ impl JoinHashTable {
                 table.memory_size() + present.as_ref().map_or(0, KeyBitmap::bytes)
             }
             KeyIndex::Rows { rows, table, .. } => rows.size() + table.memory_size(),
+            KeyIndex::Sorted { rows, .. } => rows.size(),
         };
         self.batch.get_array_memory_size() + self.row_ids.capacity() * 4 + index
     }
@@ -589,6 +605,26 @@ impl JoinHashTable {
                         }
                     }));
                 }
+            }
+            KeyIndex::Sorted {
+                op,
+                converter,
+                rows,
+            } => {
+                let probe = converter.convert_columns(keys)?;
+                let m = self.row_ids.len();
+                groups.extend(probe.iter().map(|r| {
+                    // first sorted key >= r, and first > r
+                    let lower = || self.row_ids.partition_point(|&b| rows.row(b as usize) < r);
+                    let upper = || self.row_ids.partition_point(|&b| rows.row(b as usize) <= r);
+                    let (start, end) = match op {
+                        BinaryOp::Lt => (upper(), m),
+                        BinaryOp::LtEq => (lower(), m),
+                        BinaryOp::Gt => (0, lower()),
+                        _ => (0, upper()),
+                    };
+                    (start as u32, (end - start) as u32)
+                }));
             }
             KeyIndex::Rows {
                 converter,
@@ -724,6 +760,41 @@ impl Packing {
         }
         (packed, miss)
     }
+}
+
+/// The index of a key compared by inequality: the non-NULL build rows in
+/// the order of their key.
+fn sorted_index(
+    op: BinaryOp,
+    key_arrays: &[ArrayRef],
+    non_null: usize,
+    valid: &impl Fn(usize) -> bool,
+) -> Result<(KeyIndex, Vec<u32>)> {
+    if key_arrays.len() != 1
+        || !matches!(
+            op,
+            BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
+        )
+    {
+        return Err(QuarryError::exec(format!(
+            "internal error: a range join needs one key and an inequality, not {} keys and {}",
+            key_arrays.len(),
+            op.symbol()
+        )));
+    }
+    let converter = RowConverter::new(vec![SortField::new(key_arrays[0].data_type().clone())])?;
+    let rows = converter.convert_columns(key_arrays)?;
+    let mut row_ids: Vec<u32> = Vec::with_capacity(non_null);
+    row_ids.extend((0..rows.num_rows() as u32).filter(|&i| valid(i as usize)));
+    row_ids.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok((
+        KeyIndex::Sorted {
+            op,
+            converter,
+            rows,
+        },
+        row_ids,
+    ))
 }
 
 /// Builds the index of a single (or packed) integer key.
@@ -1538,17 +1609,20 @@ impl SpilledBuild {
 }
 
 /// Builds the hash table of `batches` if the budget allows it, else spills
-/// them by sub-partition.
+/// them by sub-partition. With `range`, the one key is compared by that
+/// inequality (a range join, which cannot be split by hash: past the budget
+/// it is the memory error).
 pub fn build_side(
     schema: &SchemaRef,
     keys: &[Expr],
+    range: Option<BinaryOp>,
     batches: impl Iterator<Item = Result<RecordBatch>>,
     pool: &Arc<MemoryPool>,
     temp_dir: &Path,
     cancel: &AtomicBool,
 ) -> Result<JoinBuild> {
     let mut batches = batches;
-    let held = match load_table(schema, keys, &mut batches, pool, cancel)? {
+    let held = match load_table(schema, keys, range, &mut batches, pool, cancel)? {
         Loaded::Table(table, r) => {
             return Ok(JoinBuild {
                 side: BuildSide::Table(Arc::from(table)),
@@ -1557,6 +1631,17 @@ pub fn build_side(
         }
         Loaded::Refused(held) => held,
     };
+    if range.is_some() {
+        let held_bytes: usize = held.iter().map(|(b, _)| batch_bytes(b)).sum();
+        return Err(QuarryError::Execution(format!(
+            "a range join's build side (joined by an inequality, which cannot be split by \
+             hash to spill) needs more than {} but the memory limit of {} is used up ({} in \
+             use); raise it with SET memory_limit",
+            format_bytes(held_bytes),
+            format_bytes(pool.limit()),
+            format_bytes(pool.used())
+        )));
+    }
     let empty = Arc::new(JoinHashTable::build(schema.clone(), vec![], keys)?);
     let splitter = Splitter::new(keys, &empty.key_types, 0)?;
     let mut buckets = Buckets::new(splitter, schema.clone(), pool, temp_dir, BUILD_OWNER);
@@ -1607,6 +1692,7 @@ fn table_overhead(rows: usize, bytes: usize, key_types: &[DataType]) -> usize {
 fn load_table(
     schema: &SchemaRef,
     keys: &[Expr],
+    range: Option<BinaryOp>,
     batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
     pool: &Arc<MemoryPool>,
     cancel: &AtomicBool,
@@ -1646,7 +1732,7 @@ fn load_table(
         return Ok(Loaded::Refused(held));
     }
     let (batches, reservations): (Vec<_>, Vec<_>) = held.into_iter().unzip();
-    let table = JoinHashTable::build_cancellable(schema.clone(), batches, keys, cancel)?;
+    let table = JoinHashTable::build_cancellable(schema.clone(), batches, keys, range, cancel)?;
     // Trade the estimate for the actual size.
     drop(reservations);
     drop(extra);
@@ -1999,9 +2085,11 @@ impl HashJoinOp {
         let mut freed_probe = false;
         let held = loop {
             // (the task looks at the cancel flag between sub-partitions)
+            // (a grace join's spilled build is never a range join's)
             match load_table(
                 &schema,
                 &build.keys,
+                None,
                 &mut reader,
                 &grace.pool,
                 &AtomicBool::new(false),
@@ -2847,6 +2935,101 @@ mod tests {
         }
     }
 
+    /// A range join (`l.k op r.k` looked up in the sorted build side)
+    /// against the same condition compared pair by pair, for every
+    /// inequality and every kind a range join is planned for, on random keys
+    /// with duplicates and NULLs, with and without a residual filter.
+    #[test]
+    fn range_joins_match_the_nested_loop() {
+        let mut rng = Lcg(7);
+        let mut gen = |n: usize| -> Vec<Option<i64>> {
+            (0..n)
+                .map(|_| {
+                    let v = rng.next() % 40;
+                    (v != 0).then_some(v as i64 - 20)
+                })
+                .collect()
+        };
+        let l = batch(vec![("k", ints(&gen(300))), ("u", ints(&gen(300)))]);
+        let r = batch(vec![("k", ints(&gen(200))), ("u", ints(&gen(200)))]);
+        let rs = r.schema();
+        let constant = [Expr::Literal(ScalarValue::Int64(Some(1)))];
+        let never = AtomicBool::new(false);
+        for op in [BinaryOp::Lt, BinaryOp::LtEq, BinaryOp::Gt, BinaryOp::GtEq] {
+            let table = Arc::new(
+                JoinHashTable::build_cancellable(
+                    rs.clone(),
+                    vec![r.clone()],
+                    &[col(0)],
+                    Some(op),
+                    &never,
+                )
+                .unwrap(),
+            );
+            assert!(format!("{table:?}").contains("index: \"sorted\""));
+            // the residual: l.u <> r.u
+            let residual = Expr::binary(BinaryOp::NotEq, col(1), col(3));
+            for kind in [
+                JoinKind::Inner,
+                JoinKind::Left,
+                JoinKind::Semi,
+                JoinKind::Anti,
+            ] {
+                for rest in [None, Some(residual.clone())] {
+                    let schema = output_schema(&l.schema(), &rs, kind);
+                    let mut join = HashJoinOp::new(
+                        kind,
+                        table.clone(),
+                        vec![col(0)],
+                        rest.clone(),
+                        l.schema(),
+                        schema,
+                    )
+                    .unwrap();
+                    let mut out = vec![];
+                    for start in (0..l.num_rows()).step_by(64) {
+                        join.push(l.slice(start, 64.min(l.num_rows() - start)), &mut out)
+                            .unwrap();
+                    }
+                    join.finish(&mut out).unwrap();
+                    let condition = Expr::binary(op, col(0), col(2));
+                    let pairwise = match &rest {
+                        Some(f) => Expr::binary(BinaryOp::And, condition, f.clone()),
+                        None => condition,
+                    };
+                    let want = run(kind, &l, &r, &constant, &constant, Some(pairwise));
+                    assert!(!want.is_empty());
+                    assert_eq!(rows(&out), want, "{kind:?} {op:?} {rest:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_range_join_over_the_budget_is_a_clear_error() {
+        let r = batch(vec![(
+            "k",
+            ints(&(0..20_000).map(Some).collect::<Vec<_>>()),
+        )]);
+        let dir = tempfile::tempdir().unwrap();
+        let pool = MemoryPool::new(16 << 10);
+        let build = build_side(
+            &r.schema(),
+            &[col(0)],
+            Some(BinaryOp::Lt),
+            (0..20_000).step_by(1000).map(|s| Ok(r.slice(s, 1000))),
+            &pool,
+            dir.path(),
+            &AtomicBool::new(false),
+        );
+        let Err(e) = build else {
+            panic!("a range join's build side over the budget must fail")
+        };
+        assert!(e.to_string().contains("range join"), "{e}");
+        assert!(e.to_string().contains("memory limit of 16.0 KiB"), "{e}");
+        assert_eq!(pool.used(), 0);
+    }
+
     /// One probe batch exploding into many output rows is split.
     #[test]
     fn large_output_is_split() {
@@ -3033,6 +3216,7 @@ mod tests {
         let build = build_side(
             &rs,
             right_keys,
+            None,
             parts.into_iter(),
             &pool,
             dir.path(),
@@ -3149,6 +3333,7 @@ mod tests {
         let build = build_side(
             &r.schema(),
             &[col(0)],
+            None,
             (0..n).step_by(1000).map(|s| Ok(r.slice(s, 1000))),
             &pool,
             dir.path(),

@@ -9,7 +9,7 @@ use super::{OpSpec, Sink, Source, Stage, TaskGraph};
 use crate::error::Result;
 use crate::exec::aggregate::{state_fields, AggMode};
 use crate::optimizer::cardinality::estimate;
-use crate::plan::{AggregateExpr, Expr, JoinKind, LogicalPlan};
+use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan};
 
 /// Build sides estimated at up to this many rows are broadcast: one shared
 /// hash table, and the probe side streams through without a repartition.
@@ -247,13 +247,26 @@ impl<'p> Lowering<'p> {
         filter: Option<&Expr>,
         schema: SchemaRef,
     ) -> Result<Pipeline> {
-        // A join without keys (a cross join with a one-row subquery, say)
-        // hashes every row under the same constant key.
+        // A join without keys whose condition compares the two sides with
+        // an inequality is a range join; any other join without keys (a
+        // cross join with a one-row subquery, say) hashes every row under
+        // the same constant key.
         let constant = || Expr::Literal(datafusion_common::ScalarValue::Int64(Some(1)));
-        let (probe_keys, build_keys): (Vec<Expr>, Vec<Expr>) = if on.is_empty() {
-            (vec![constant()], vec![constant()])
-        } else {
-            on.iter().cloned().unzip()
+        let range_join = match (on.is_empty(), kind, filter) {
+            (true, JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti, Some(f))
+                if self.range_build_fits(right) =>
+            {
+                range_condition(f, &left.schema(), &right.schema())
+            }
+            _ => None,
+        };
+        let (probe_keys, build_keys, range, filter) = match range_join {
+            Some(r) => (vec![r.probe], vec![r.build], Some(r.op), r.rest),
+            None if on.is_empty() => (vec![constant()], vec![constant()], None, filter.cloned()),
+            None => {
+                let (p, b) = on.iter().cloned().unzip();
+                (p, b, None, filter.cloned())
+            }
         };
         let build_rows = estimate(right).rows;
         // Right and full joins must see all probe rows of a key in one task
@@ -300,13 +313,25 @@ impl<'p> Lowering<'p> {
             kind,
             probe_keys,
             build_keys,
-            filter: filter.cloned(),
+            filter,
             left_schema,
             build_schema,
             output_schema: schema.clone(),
+            range,
         });
         probe.schema = schema;
         Ok(probe)
+    }
+
+    /// Whether `build`'s rows, a copy and their sort keys are estimated to
+    /// fit a quarter of the memory limit: a range join's build side cannot
+    /// spill, while the pairwise join it replaces can (slowly).
+    fn range_build_fits(&self, build: &LogicalPlan) -> bool {
+        let Some(share) = self.partition_bytes else {
+            return true;
+        };
+        let bytes = estimate(build).rows * row_bytes(&build.schema()) * 3.0;
+        bytes <= share * self.target_partitions as f64
     }
 
     /// A hash sink on `keys` into `target_partitions` partitions.
@@ -428,4 +453,85 @@ fn row_bytes(schema: &Schema) -> f64 {
         })
         .sum::<f64>()
         .max(1.0)
+}
+
+/// A range join's condition: `probe op build` with `op` one of `< <= > >=`,
+/// and what else the join condition asks.
+struct RangeCondition {
+    probe: Expr,
+    op: BinaryOp,
+    build: Expr,
+    rest: Option<Expr>,
+}
+
+/// The first conjunct of `filter` (over left ++ right columns) that
+/// compares an expression of the left side alone with one of the right side
+/// alone by an inequality, when both have the same type and it orders.
+fn range_condition(filter: &Expr, left: &Schema, right: &Schema) -> Option<RangeCondition> {
+    let width = left.fields().len();
+    let side = |e: &Expr| {
+        let mut cols = Vec::new();
+        e.columns(&mut cols);
+        match (
+            cols.iter().all(|&c| c < width),
+            cols.iter().all(|&c| c >= width),
+        ) {
+            _ if cols.is_empty() => None,
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    };
+    let conjuncts = filter.clone().split_conjunction();
+    let at = conjuncts.iter().position(|c| {
+        let Expr::Binary {
+            op,
+            left: l,
+            right: r,
+        } = c
+        else {
+            return false;
+        };
+        let sides = (side(l), side(r));
+        matches!(
+            op,
+            BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
+        ) && matches!(sides, (Some(true), Some(false)) | (Some(false), Some(true)))
+    })?;
+    let mut conjuncts = conjuncts;
+    let Expr::Binary {
+        op,
+        left: l,
+        right: r,
+    } = conjuncts.remove(at)
+    else {
+        return None;
+    };
+    let (probe, build, op) = if side(&l) == Some(true) {
+        (*l, *r, op)
+    } else {
+        let flipped = match op {
+            BinaryOp::Lt => BinaryOp::Gt,
+            BinaryOp::LtEq => BinaryOp::GtEq,
+            BinaryOp::Gt => BinaryOp::Lt,
+            _ => BinaryOp::LtEq,
+        };
+        (*r, *l, flipped)
+    };
+    let build = build.remap_columns(&|c| c - width);
+    let probe_type = probe.data_type(left).ok()?;
+    let build_type = build.data_type(right).ok()?;
+    let orders = arrow::row::RowConverter::supports_fields(&[arrow::row::SortField::new(
+        probe_type.clone(),
+    )]);
+    if probe_type != build_type || !orders {
+        return None;
+    }
+    let rest = (!conjuncts.is_empty()).then(|| Expr::and_all(conjuncts));
+    Some(RangeCondition {
+        probe,
+        op,
+        build,
+        rest,
+    })
 }

@@ -21,7 +21,7 @@ use crate::exec::join::{HashJoinOp, JoinBuild};
 use crate::exec::key_filter::{KeyFilterOp, KeySet};
 use crate::exec::operator::{FilterOp, LimitOp, Operator, ProjectOp};
 use crate::exec::sort::SortOp;
-use crate::plan::{AggregateExpr, Expr, JoinKind, SortKey};
+use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, SortKey};
 use crate::runtime::memory::MemoryPool;
 
 #[derive(Debug)]
@@ -140,6 +140,9 @@ pub enum OpSpec {
         left_schema: SchemaRef,
         build_schema: SchemaRef,
         output_schema: SchemaRef,
+        /// A range join: the one probe key and build key are compared by
+        /// this inequality (`probe op build`) instead of `=`.
+        range: Option<BinaryOp>,
     },
 }
 
@@ -158,12 +161,14 @@ pub trait TaskContext {
     /// The build side of a hash join over `stage`'s output: shared by all
     /// tasks when `partition` is None (broadcast), else that partition's
     /// own. A hash table, or spill files when it does not fit the budget.
+    /// With `range`, the key is compared by that inequality.
     fn hash_table(
         &self,
         stage: usize,
         partition: Option<usize>,
         schema: &SchemaRef,
         keys: &[Expr],
+        range: Option<BinaryOp>,
     ) -> Result<JoinBuild>;
 
     /// The distinct `keys` of all of `stage`'s output, built once and
@@ -260,9 +265,11 @@ impl OpSpec {
                 left_schema,
                 build_schema,
                 output_schema,
+                range,
             } => {
                 let part = (!broadcast).then_some(partition);
-                let build = tables.hash_table(*build_stage, part, build_schema, build_keys)?;
+                let build =
+                    tables.hash_table(*build_stage, part, build_schema, build_keys, *range)?;
                 Box::new(HashJoinOp::with_build(
                     *kind,
                     build,
@@ -291,9 +298,14 @@ impl OpSpec {
                 build_stage,
                 broadcast,
                 kind,
+                range,
                 ..
             } => format!(
-                "{kind:?}Join({} build of stage {build_stage})",
+                "{kind:?}Join({}{} build of stage {build_stage})",
+                match range {
+                    Some(op) => format!("range {}, ", op.symbol()),
+                    None => String::new(),
+                },
                 if *broadcast {
                     "broadcast"
                 } else {

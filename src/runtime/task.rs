@@ -19,7 +19,7 @@ use crate::exec::key_filter::KeySet;
 use crate::exec::operator::{Operator, SpillCount};
 use crate::exec::repartition::HashPartitioner;
 use crate::graph::{OpSpec, Sink, Source, Stage, TaskContext};
-use crate::plan::Expr;
+use crate::plan::{BinaryOp, Expr};
 
 /// Where task outputs wait for the stage that reads them: for each stage, one
 /// bucket of batches per consumer partition. Buffered batches are reserved
@@ -285,12 +285,14 @@ impl TaskContext for PartitionStore {
         partition: Option<usize>,
         schema: &SchemaRef,
         keys: &[Expr],
+        range: Option<BinaryOp>,
     ) -> Result<JoinBuild> {
         match partition {
             // The task's own partition: the operator owns the table's memory.
             Some(p) => build_side(
                 schema,
                 keys,
+                range,
                 self.take(stage, p)?,
                 &self.pool,
                 &self.temp_dir,
@@ -310,6 +312,7 @@ impl TaskContext for PartitionStore {
                 let mut build = build_side(
                     schema,
                     keys,
+                    range,
                     self.take(stage, 0)?,
                     &self.pool,
                     &self.temp_dir,
