@@ -445,7 +445,7 @@ impl JoinHashTable {
             _ => None,
         };
         let (index, row_ids) = if let Some(op) = range {
-            sorted_index(op, &key_arrays, non_null, &valid)?
+            sorted_index(op, &key_arrays, non_null, &valid, cancel)?
         } else if key_arrays.is_empty() {
             (KeyIndex::Unit, (0..n as u32).collect())
         } else if let (Some(p), Some(columns)) = (&packing, &int_columns) {
@@ -769,6 +769,7 @@ fn sorted_index(
     key_arrays: &[ArrayRef],
     non_null: usize,
     valid: &impl Fn(usize) -> bool,
+    cancel: &AtomicBool,
 ) -> Result<(KeyIndex, Vec<u32>)> {
     if key_arrays.len() != 1
         || !matches!(
@@ -786,7 +787,11 @@ fn sorted_index(
     let rows = converter.convert_columns(key_arrays)?;
     let mut row_ids: Vec<u32> = Vec::with_capacity(non_null);
     row_ids.extend((0..rows.num_rows() as u32).filter(|&i| valid(i as usize)));
-    row_ids.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    sort_ids(
+        &mut row_ids,
+        |a, b| rows.row(a as usize).cmp(&rows.row(b as usize)),
+        cancel,
+    )?;
     Ok((
         KeyIndex::Sorted {
             op,
@@ -795,6 +800,47 @@ fn sorted_index(
         },
         row_ids,
     ))
+}
+
+/// Sorts `ids` by `cmp` in runs of `SORT_RUN` ids, then merges the runs two
+/// at a time, looking at the cancel flag between runs and every `SORT_RUN`
+/// ids merged (one `sort_unstable_by` of tens of millions of strings takes
+/// many seconds and cannot be interrupted).
+fn sort_ids(
+    ids: &mut Vec<u32>,
+    cmp: impl Fn(u32, u32) -> std::cmp::Ordering,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    const SORT_RUN: usize = 1 << 20;
+    for run in ids.chunks_mut(SORT_RUN) {
+        check_cancel(cancel)?;
+        run.sort_unstable_by(|&a, &b| cmp(a, b));
+    }
+    let n = ids.len();
+    let mut merged = vec![0u32; n];
+    let mut width = SORT_RUN;
+    while width < n {
+        for start in (0..n).step_by(2 * width) {
+            let (mid, end) = ((start + width).min(n), (start + 2 * width).min(n));
+            let (mut i, mut j) = (start, mid);
+            for (k, out) in merged[start..end].iter_mut().enumerate() {
+                if k % SORT_RUN == 0 {
+                    check_cancel(cancel)?;
+                }
+                let take_left = j == end || (i < mid && cmp(ids[i], ids[j]).is_le());
+                if take_left {
+                    *out = ids[i];
+                    i += 1;
+                } else {
+                    *out = ids[j];
+                    j += 1;
+                }
+            }
+        }
+        std::mem::swap(ids, &mut merged);
+        width *= 2;
+    }
+    Ok(())
 }
 
 /// Builds the index of a single (or packed) integer key.
@@ -3003,6 +3049,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn sort_ids_merges_its_runs_and_stops_when_cancelled() {
+        let mut rng = Lcg(3);
+        let keys: Vec<u64> = (0..2_500_000).map(|_| rng.next() % 1000).collect();
+        let mut ids: Vec<u32> = (0..keys.len() as u32).collect();
+        let by_key = |a: u32, b: u32| keys[a as usize].cmp(&keys[b as usize]);
+        sort_ids(&mut ids, by_key, &AtomicBool::new(false)).unwrap();
+        assert!(ids
+            .windows(2)
+            .all(|w| keys[w[0] as usize] <= keys[w[1] as usize]));
+        let mut seen = ids.clone();
+        seen.sort_unstable();
+        assert!(seen.iter().enumerate().all(|(i, &id)| id == i as u32));
+        let r = sort_ids(&mut ids, by_key, &AtomicBool::new(true));
+        assert!(matches!(r, Err(QuarryError::Cancelled)), "{r:?}");
     }
 
     #[test]
