@@ -482,51 +482,42 @@ fn range_condition(filter: &Expr, left: &Schema, right: &Schema) -> Option<Range
             _ => None,
         }
     };
-    let conjuncts = filter.clone().split_conjunction();
-    let at = conjuncts.iter().position(|c| {
+    let mut conjuncts = filter.clone().split_conjunction();
+    // One side's expression, the other side's (as a column of `right`) and
+    // the operator as seen from the left side, when `c` is such a conjunct.
+    let split = |c: &Expr| -> Option<(Expr, BinaryOp, Expr)> {
         let Expr::Binary {
             op,
             left: l,
             right: r,
         } = c
         else {
-            return false;
+            return None;
         };
-        let sides = (side(l), side(r));
-        matches!(
-            op,
-            BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
-        ) && matches!(sides, (Some(true), Some(false)) | (Some(false), Some(true)))
-    })?;
-    let mut conjuncts = conjuncts;
-    let Expr::Binary {
-        op,
-        left: l,
-        right: r,
-    } = conjuncts.remove(at)
-    else {
-        return None;
-    };
-    let (probe, build, op) = if side(&l) == Some(true) {
-        (*l, *r, op)
-    } else {
         let flipped = match op {
             BinaryOp::Lt => BinaryOp::Gt,
             BinaryOp::LtEq => BinaryOp::GtEq,
             BinaryOp::Gt => BinaryOp::Lt,
-            _ => BinaryOp::LtEq,
+            BinaryOp::GtEq => BinaryOp::LtEq,
+            _ => return None,
         };
-        (*r, *l, flipped)
+        let (probe, op, build) = match (side(l), side(r)) {
+            (Some(true), Some(false)) => ((**l).clone(), *op, (**r).clone()),
+            (Some(false), Some(true)) => ((**r).clone(), flipped, (**l).clone()),
+            _ => return None,
+        };
+        let build = build.remap_columns(&|c| c - width);
+        let probe_type = probe.data_type(left).ok()?;
+        let orders = arrow::row::RowConverter::supports_fields(&[arrow::row::SortField::new(
+            probe_type.clone(),
+        )]);
+        (orders && build.data_type(right).ok()? == probe_type).then_some((probe, op, build))
     };
-    let build = build.remap_columns(&|c| c - width);
-    let probe_type = probe.data_type(left).ok()?;
-    let build_type = build.data_type(right).ok()?;
-    let orders = arrow::row::RowConverter::supports_fields(&[arrow::row::SortField::new(
-        probe_type.clone(),
-    )]);
-    if probe_type != build_type || !orders {
-        return None;
-    }
+    let (at, (probe, op, build)) = conjuncts
+        .iter()
+        .enumerate()
+        .find_map(|(at, c)| split(c).map(|found| (at, found)))?;
+    conjuncts.remove(at);
     let rest = (!conjuncts.is_empty()).then(|| Expr::and_all(conjuncts));
     Some(RangeCondition {
         probe,
