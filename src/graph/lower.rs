@@ -252,9 +252,10 @@ impl<'p> Lowering<'p> {
         // cross join with a one-row subquery, say) hashes every row under
         // the same constant key.
         let constant = || Expr::Literal(datafusion_common::ScalarValue::Int64(Some(1)));
+        let build_rows = estimate(right).rows;
         let range_join = match (on.is_empty(), kind, filter) {
             (true, JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti, Some(f))
-                if self.range_build_fits(right) =>
+                if self.range_build_fits(build_rows, &right.schema()) =>
             {
                 range_condition(f, &left.schema(), &right.schema())
             }
@@ -268,7 +269,6 @@ impl<'p> Lowering<'p> {
                 (p, b, None, filter.cloned())
             }
         };
-        let build_rows = estimate(right).rows;
         // Right and full joins must see all probe rows of a key in one task
         // to know which build rows never matched; mark joins need the whole
         // build side to know whether it holds a NULL.
@@ -323,14 +323,14 @@ impl<'p> Lowering<'p> {
         Ok(probe)
     }
 
-    /// Whether `build`'s rows, a copy and their sort keys are estimated to
-    /// fit a quarter of the memory limit: a range join's build side cannot
-    /// spill, while the pairwise join it replaces can (slowly).
-    fn range_build_fits(&self, build: &LogicalPlan) -> bool {
+    /// Whether `rows` rows of `schema`, a copy and their sort keys are
+    /// estimated to fit a quarter of the memory limit: a range join's build
+    /// side cannot spill, while the pairwise join it replaces can (slowly).
+    fn range_build_fits(&self, rows: f64, schema: &Schema) -> bool {
         let Some(share) = self.partition_bytes else {
             return true;
         };
-        let bytes = estimate(build).rows * row_bytes(&build.schema()) * 3.0;
+        let bytes = rows * row_bytes(schema) * 3.0;
         bytes <= share * self.target_partitions as f64
     }
 
