@@ -465,6 +465,27 @@ fn an_inequality_join_is_a_range_join() {
 }
 
 #[test]
+fn count_star_over_a_join_counts_its_pairs() {
+    let from = "FROM (VALUES (1), (5), (9)) a(v), (VALUES (2), (5), (8), (NULL)) b(w)";
+    let explain = |condition: &str| {
+        let query = format!("EXPLAIN SELECT count(*) {from} WHERE {condition}");
+        ok(quarry(&["--format", "csv", "-c", &query], None))
+    };
+    for condition in ["a.v < b.w", "a.v = b.w"] {
+        let plan = explain(condition);
+        assert!(plan.contains("pairs counted"), "{condition}: {plan}");
+    }
+    // Another condition on the pairs: they are made and filtered.
+    let plan = explain("a.v < b.w AND a.v + b.w <> 9");
+    assert!(!plan.contains("pairs counted"), "{plan}");
+    let query = format!("SELECT count(*) {from} WHERE a.v < b.w AND a.v + b.w <> 9");
+    assert_eq!(
+        ok(quarry(&["--format", "csv", "-c", &query], None)),
+        "count(*)\n3\n"
+    );
+}
+
+#[test]
 fn explain_format_dot_draws_the_task_graph() {
     let (dir, csv) = groups_csv();
     let query = join_query(&dir, &csv);

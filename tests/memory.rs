@@ -192,7 +192,9 @@ fn a_cross_join_hands_its_pairs_on_in_parts() {
             "--format",
             "csv",
             "-c",
-            "SELECT count(*) AS n FROM 'x.csv', 'y.csv' WHERE x < y",
+            // (`<>`: a nested loop that makes every pair; `<` would be a
+            // range join that only counts them)
+            "SELECT count(*) AS n FROM 'x.csv', 'y.csv' WHERE x <> y",
         ])
         .output()
         .unwrap();
@@ -201,8 +203,8 @@ fn a_cross_join_hands_its_pairs_on_in_parts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // 4,000 × 3,999 / 2 pairs with x < y
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n7998000\n");
+    // 4,000 × 3,999 pairs with x <> y
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n15996000\n");
     // The only child process of this test binary: its peak is this one's.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes into the struct it is given.
@@ -246,4 +248,66 @@ fn parquet_read_buffers_are_counted() {
     assert_eq!(r.num_rows(), 1);
     let peak = session.last_run_stats().unwrap().peak_memory;
     assert!(peak >= chunk, "peak {peak} B, the chunk alone {chunk} B");
+}
+
+/// The query in small: `count(*)` of a self-join of strings by `<`
+/// under a memory limit. It is a range join whose pairs are counted,
+/// not made: 45 billion pairs answered exactly in a moment (made one by one
+/// they would take hours), and the process stays small.
+#[test]
+fn count_of_an_inequality_self_join_is_counted_not_made() {
+    let dir = tempfile::tempdir().unwrap();
+    // 300,000 rows, 100,000 distinct strings three times each
+    let rows: String = (0..300_000)
+        .map(|i: u64| {
+            format!(
+                "c{:08x}\n",
+                (i % 100_000).wrapping_mul(2_654_435_761) % (1 << 32)
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("t.csv"), format!("s\n{rows}")).unwrap();
+    // (other tests of this binary run children too, so the peak is the
+    // child's own, from wait4)
+    let run = |query: &str| {
+        #[allow(clippy::zombie_processes)] // reaped by wait4 below
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
+            .current_dir(dir.path())
+            .args(["--memory-limit", "256MB", "--format", "csv", "-c", query])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as libc::pid_t;
+        let (mut stdout, mut stderr) = (child.stdout.unwrap(), child.stderr.unwrap());
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+            text
+        });
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        let (mut status, mut usage): (libc::c_int, libc::rusage) =
+            (0, unsafe { std::mem::zeroed() });
+        // SAFETY: wait4 writes into the status and struct it is given.
+        assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{}",
+            errors.join().unwrap()
+        );
+        let peak_mib = usage.ru_maxrss / 1024;
+        assert!(peak_mib < 120, "{query}: peak RSS {peak_mib} MiB");
+        out
+    };
+    // (300,000² - 100,000 × 3²) / 2 pairs have a.s < b.s
+    assert_eq!(
+        run("SELECT count(*) AS n FROM 't.csv' a, 't.csv' b WHERE a.s < b.s"),
+        "n\n44999550000\n"
+    );
+    // and 100,000 × 3² have a.s = b.s
+    assert_eq!(
+        run("SELECT count(*) AS n FROM 't.csv' a JOIN 't.csv' b ON a.s = b.s"),
+        "n\n900000\n"
+    );
 }

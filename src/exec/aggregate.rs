@@ -381,6 +381,11 @@ impl Operator for AggregateOp {
             return Ok(());
         }
         self.rows_in += batch.num_rows();
+        if self.mode != AggMode::Final && self.table.counts_rows_only() {
+            // (the batch may be a join's count of pairs: no columns and
+            // more rows than could be made one by one)
+            return self.table.count_rows(batch.num_rows());
+        }
         let before = self.table.num_groups;
         let keys = self
             .group
@@ -555,6 +560,22 @@ impl GroupTable {
         Ok(indices)
     }
 
+    /// Whether the table has no keys and only `count(*)` aggregates: its
+    /// input rows need only be counted.
+    fn counts_rows_only(&self) -> bool {
+        self.keys.is_empty()
+            && self
+                .aggs
+                .iter()
+                .all(|a| a.func == AggFunc::CountStar && !a.distinct)
+    }
+
+    /// Adds `rows` input rows to the one group (see `counts_rows_only`).
+    fn count_rows(&mut self, rows: usize) -> Result<()> {
+        self.num_groups = self.num_groups.max(1);
+        self.accs.iter_mut().try_for_each(|a| a.add_rows(0, rows))
+    }
+
     /// What `new_groups` more groups cost: key bytes in the map and the row
     /// store, plus each state.
     fn bytes_for(&self, new_groups: usize) -> usize {
@@ -687,6 +708,12 @@ trait GroupAccumulator: Send {
     fn extra_bytes(&self) -> usize {
         0
     }
+    /// Folds `rows` rows without values into `group` (count(*) only).
+    fn add_rows(&mut self, _group: usize, _rows: usize) -> Result<()> {
+        Err(QuarryError::exec(
+            "internal error: only count(*) folds rows without values",
+        ))
+    }
 }
 
 fn new_accumulator(agg: &AggregateExpr, arg_type: &DataType) -> Result<Box<dyn GroupAccumulator>> {
@@ -732,6 +759,18 @@ impl GroupAccumulator for CountAcc {
                 None => groups.iter().for_each(|g| self.counts[*g] += 1),
             },
         }
+        Ok(())
+    }
+
+    fn add_rows(&mut self, group: usize, rows: usize) -> Result<()> {
+        if self.counts.len() <= group {
+            self.counts.resize(group + 1, 0);
+        }
+        let total = i64::try_from(rows)
+            .ok()
+            .and_then(|r| self.counts[group].checked_add(r))
+            .ok_or_else(|| QuarryError::exec("count(*) overflows BIGINT"))?;
+        self.counts[group] = total;
         Ok(())
     }
 

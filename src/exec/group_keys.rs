@@ -81,6 +81,11 @@ impl GroupKeys {
         &self.key_types
     }
 
+    /// Whether there are no key columns (no GROUP BY).
+    pub fn is_empty(&self) -> bool {
+        matches!(self.store, Store::NoKeys)
+    }
+
     pub fn num_groups(&self) -> usize {
         self.num_groups
     }

@@ -30,9 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
+use arrow::array::{
+    make_comparator, new_null_array, Array, ArrayRef, AsArray, BooleanArray, UInt32Array,
+};
 use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
-use arrow::compute::{concat_batches, filter_record_batch, take};
+use arrow::compute::{concat_batches, filter_record_batch, sort_to_indices, take, SortOptions};
 use arrow::datatypes::{
     DataType, Date32Type, Date64Type, Field, Int16Type, Int32Type, Int64Type, Int8Type, Schema,
     SchemaRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -187,12 +189,14 @@ impl SlotTable {
 enum KeyIndex {
     /// One key compared with an inequality (`probe_key op build_key`, op
     /// one of `< <= > >=`): `row_ids` is the build rows in key order, so
-    /// the matches of a probe key are a prefix or a suffix of it, found by
-    /// binary search (a piecewise merge join, in effect).
+    /// the matches of a probe key are a prefix or a suffix of it. A probe
+    /// batch is looked up in key order, each search going on from where the
+    /// last one ended (a piecewise merge join, in effect).
     Sorted {
         op: BinaryOp,
-        converter: RowConverter,
-        rows: Rows,
+        /// The build key of each row of `row_ids`, in that order (keys
+        /// compare as values: the views of strings settle most comparisons).
+        sorted: ArrayRef,
     },
     /// No join keys: all build rows form one group.
     Unit,
@@ -516,7 +520,11 @@ impl JoinHashTable {
                 table.memory_size() + present.as_ref().map_or(0, KeyBitmap::bytes)
             }
             KeyIndex::Rows { rows, table, .. } => rows.size() + table.memory_size(),
-            KeyIndex::Sorted { rows, .. } => rows.size(),
+            // (string views point into `batch`, counted above)
+            KeyIndex::Sorted { sorted, .. } => match sorted.data_type() {
+                DataType::Utf8View | DataType::BinaryView => sorted.len() * 16,
+                _ => sorted.get_array_memory_size(),
+            },
         };
         self.batch.get_array_memory_size() + self.row_ids.capacity() * 4 + index
     }
@@ -606,25 +614,9 @@ impl JoinHashTable {
                     }));
                 }
             }
-            KeyIndex::Sorted {
-                op,
-                converter,
-                rows,
-            } => {
-                let probe = converter.convert_columns(keys)?;
-                let m = self.row_ids.len();
-                groups.extend(probe.iter().map(|r| {
-                    // first sorted key >= r, and first > r
-                    let lower = || self.row_ids.partition_point(|&b| rows.row(b as usize) < r);
-                    let upper = || self.row_ids.partition_point(|&b| rows.row(b as usize) <= r);
-                    let (start, end) = match op {
-                        BinaryOp::Lt => (upper(), m),
-                        BinaryOp::LtEq => (lower(), m),
-                        BinaryOp::Gt => (0, lower()),
-                        _ => (0, upper()),
-                    };
-                    (start as u32, (end - start) as u32)
-                }));
+            KeyIndex::Sorted { op, sorted } => {
+                groups.resize(n, (0, 0));
+                range_matches(*op, &keys[0], sorted, groups)?;
             }
             KeyIndex::Rows {
                 converter,
@@ -783,23 +775,82 @@ fn sorted_index(
             op.symbol()
         )));
     }
-    let converter = RowConverter::new(vec![SortField::new(key_arrays[0].data_type().clone())])?;
-    let rows = converter.convert_columns(key_arrays)?;
+    let key = key_arrays[0].clone();
+    let cmp = make_comparator(key.as_ref(), key.as_ref(), SortOptions::default())?;
     let mut row_ids: Vec<u32> = Vec::with_capacity(non_null);
-    row_ids.extend((0..rows.num_rows() as u32).filter(|&i| valid(i as usize)));
-    sort_ids(
-        &mut row_ids,
-        |a, b| rows.row(a as usize).cmp(&rows.row(b as usize)),
-        cancel,
-    )?;
-    Ok((
-        KeyIndex::Sorted {
-            op,
-            converter,
-            rows,
-        },
-        row_ids,
-    ))
+    row_ids.extend((0..key.len() as u32).filter(|&i| valid(i as usize)));
+    sort_ids(&mut row_ids, |a, b| cmp(a as usize, b as usize), cancel)?;
+    check_cancel(cancel)?;
+    // The keys in their order, so that a search reads memory near the one
+    // before it (strings: their views, still pointing into the batch).
+    let ids = UInt32Array::new(ScalarBuffer::from(row_ids.clone()), None);
+    let sorted = take(key.as_ref(), &ids, None)?;
+    Ok((KeyIndex::Sorted { op, sorted }, row_ids))
+}
+
+/// For each probe row of `probe` (`groups` has one entry per row), the
+/// positions in `sorted` (the build keys in order) of its matches under
+/// `probe op key`. Probe rows go in key order, so each search starts where
+/// the one before ended and gallops forward, reading mostly what the last
+/// search read. NULL keys are left to the caller.
+fn range_matches(
+    op: BinaryOp,
+    probe: &ArrayRef,
+    sorted: &ArrayRef,
+    groups: &mut [(u32, u32)],
+) -> Result<()> {
+    let cmp = make_comparator(probe.as_ref(), sorted.as_ref(), SortOptions::default())?;
+    let order = sort_to_indices(probe.as_ref(), None, None)?;
+    let m = sorted.len();
+    // `lower`: build keys < the probe key come first; `upper`: those <= it.
+    let (mut lower, mut upper) = (0, 0);
+    for i in order.values().iter().map(|&i| i as usize) {
+        if probe.is_null(i) {
+            continue;
+        }
+        let (start, end) = match op {
+            BinaryOp::Lt | BinaryOp::GtEq => {
+                upper = gallop(upper, m, |k| cmp(i, k).is_ge());
+                if op == BinaryOp::Lt {
+                    (upper, m)
+                } else {
+                    (0, upper)
+                }
+            }
+            _ => {
+                lower = gallop(lower, m, |k| cmp(i, k).is_gt());
+                if op == BinaryOp::LtEq {
+                    (lower, m)
+                } else {
+                    (0, lower)
+                }
+            }
+        };
+        groups[i] = (start as u32, (end - start) as u32);
+    }
+    Ok(())
+}
+
+/// The first position in `from..len` where `pred` turns false, `pred`
+/// being true on a prefix of `0..len`: doubling steps, then a binary
+/// search within the last step.
+fn gallop(from: usize, len: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut step) = (from, 1);
+    while lo + step <= len && pred(lo + step - 1) {
+        lo += step;
+        step *= 2;
+    }
+    let mut hi = (lo + step).min(len);
+    // invariant: pred holds below lo, and fails at hi (or hi == len)
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Sorts `ids` by `cmp` in runs of `SORT_RUN` ids, then merges the runs two
@@ -1032,6 +1083,8 @@ pub struct HashJoinOp {
     /// The memory of a table this operator owns alone (a partitioned join);
     /// given back when the operator is dropped.
     _reservation: Option<Reservation>,
+    /// See [`HashJoinOp::counting_pairs`].
+    count_pairs: bool,
 }
 
 impl HashJoinOp {
@@ -1134,7 +1187,26 @@ impl HashJoinOp {
             grace: None,
             spilled: SpillCount::default(),
             _reservation: None,
+            count_pairs: false,
         })
+    }
+
+    /// For an inner join without a residual filter whose columns nobody
+    /// reads (a `count(*)` above it): the join emits, per probe batch, one
+    /// batch without columns whose row count is its number of pairs,
+    /// instead of making the pairs. A join of two large sides can have
+    /// more pairs than could ever be made one by one.
+    pub fn counting_pairs(mut self) -> Result<Self> {
+        if self.kind != JoinKind::Inner || self.filter.is_some() {
+            return Err(QuarryError::exec(format!(
+                "internal error: only an inner join without a filter can count its pairs, not a {:?} join{}",
+                self.kind,
+                if self.filter.is_some() { " with a filter" } else { "" }
+            )));
+        }
+        self.count_pairs = true;
+        self.output_schema = Arc::new(Schema::empty());
+        Ok(self)
     }
 
     fn batch(&self, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
@@ -1199,6 +1271,15 @@ impl HashJoinOp {
         let mut examined = 0;
         let (mut out_p, mut out_b) = (Vec::new(), Vec::new());
         let Some(f) = &self.filter else {
+            if self.count_pairs {
+                // (this path never stops within a probe row: cursor.1 is 0)
+                let pairs: usize = groups[p.cursor.0..].iter().map(|g| g.1 as usize).sum();
+                p.cursor = (groups.len(), 0);
+                if pairs > 0 {
+                    out.push(self.batch(vec![], pairs)?);
+                }
+                return Ok(true);
+            }
             loop {
                 if examined >= PAIRS_PER_STEP {
                     return Ok(false);
@@ -1725,9 +1806,13 @@ enum Loaded {
 /// at worst, while it is built: the copy `concat_batches` makes, the row ids
 /// and the largest index (a slot table at most 1/3 full: 48 B a row; the
 /// `arrow::row` keys of non-integer keys on top).
-fn table_overhead(rows: usize, bytes: usize, key_types: &[DataType]) -> usize {
+fn table_overhead(rows: usize, bytes: usize, key_types: &[DataType], range: bool) -> usize {
     let mut per_row = 4 + 48;
-    if !key_types.iter().all(is_int_key) {
+    if range {
+        // row order, its merge scratch, and the keys in order (views for
+        // strings)
+        per_row = 4 + 4 + 16;
+    } else if !key_types.iter().all(is_int_key) {
         per_row += 8 + 24 * key_types.len();
     }
     bytes + rows * per_row + 4096
@@ -1774,7 +1859,7 @@ fn load_table(
         .map(|k| k.data_type(schema))
         .collect::<Result<Vec<_>>>()?;
     let mut extra = Reservation::new(pool, BUILD_OWNER);
-    if !extra.try_grow(table_overhead(rows, bytes, &key_types)) {
+    if !extra.try_grow(table_overhead(rows, bytes, &key_types, range.is_some())) {
         return Ok(Loaded::Refused(held));
     }
     let (batches, reservations): (Vec<_>, Vec<_>) = held.into_iter().unzip();

@@ -9,7 +9,7 @@ use super::{OpSpec, Sink, Source, Stage, TaskGraph};
 use crate::error::Result;
 use crate::exec::aggregate::{state_fields, AggMode};
 use crate::optimizer::cardinality::estimate;
-use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan};
+use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan};
 
 /// Build sides estimated at up to this many rows are broadcast: one shared
 /// hash table, and the probe side streams through without a repartition.
@@ -318,20 +318,23 @@ impl<'p> Lowering<'p> {
             build_schema,
             output_schema: schema.clone(),
             range,
+            count_pairs: false,
         });
         probe.schema = schema;
         Ok(probe)
     }
 
-    /// Whether `rows` rows of `schema`, a copy and their sort keys are
-    /// estimated to fit a quarter of the memory limit: a range join's build
-    /// side cannot spill, while the pairwise join it replaces can (slowly).
+    /// Whether `rows` rows of `schema` are estimated to fit half the
+    /// memory limit while a range join builds on them: the rows and their
+    /// concatenated copy, then the keys in order (16 bytes a row at most,
+    /// strings as views) and the row order. Its build side cannot spill; the
+    /// pairwise join it replaces can, but may take days on large sides.
     fn range_build_fits(&self, rows: f64, schema: &Schema) -> bool {
         let Some(share) = self.partition_bytes else {
             return true;
         };
-        let bytes = rows * row_bytes(schema) * 3.0;
-        bytes <= share * self.target_partitions as f64
+        let bytes = rows * (2.0 * row_bytes(schema) + 16.0 + 4.0);
+        bytes <= 2.0 * share * self.target_partitions as f64
     }
 
     /// A hash sink on `keys` into `target_partitions` partitions.
@@ -379,6 +382,9 @@ impl<'p> Lowering<'p> {
                 None => Ok(DataType::Int64),
             })
             .collect::<Result<_>>()?;
+        if counts_rows_only(group, aggs) {
+            count_join_pairs(&mut p.ops);
+        }
         let single = |input_schema: SchemaRef| OpSpec::Aggregate {
             mode: AggMode::Single,
             group: group.to_vec(),
@@ -453,6 +459,39 @@ fn row_bytes(schema: &Schema) -> f64 {
         })
         .sum::<f64>()
         .max(1.0)
+}
+
+/// Whether an aggregate needs only the number of its input rows: no GROUP
+/// BY, and nothing but `count(*)`.
+fn counts_rows_only(group: &[Expr], aggs: &[AggregateExpr]) -> bool {
+    group.is_empty()
+        && aggs
+            .iter()
+            .all(|a| a.func == AggFunc::CountStar && !a.distinct)
+}
+
+/// When the pipeline ends in an inner join without a residual filter whose
+/// columns the projections after it drop, and only the number of rows is
+/// wanted: the join counts its pairs instead of making them.
+fn count_join_pairs(ops: &mut [OpSpec]) {
+    let tail = ops
+        .iter()
+        .rev()
+        .take_while(|op| matches!(op, OpSpec::Project { exprs, .. } if exprs.is_empty()))
+        .count();
+    if tail == 0 || tail == ops.len() {
+        return;
+    }
+    let at = ops.len() - tail - 1;
+    if let OpSpec::HashJoin {
+        kind: JoinKind::Inner,
+        filter: None,
+        count_pairs,
+        ..
+    } = &mut ops[at]
+    {
+        *count_pairs = true;
+    }
 }
 
 /// A range join's condition: `probe op build` with `op` one of `< <= > >=`,

@@ -143,6 +143,10 @@ pub enum OpSpec {
         /// A range join: the one probe key and build key are compared by
         /// this inequality (`probe op build`) instead of `=`.
         range: Option<BinaryOp>,
+        /// Nothing reads the joined columns, only their number (see
+        /// `HashJoinOp::counting_pairs`): the join emits batches without
+        /// columns, one per probe batch, of as many rows as pairs.
+        count_pairs: bool,
     },
 }
 
@@ -266,11 +270,12 @@ impl OpSpec {
                 build_schema,
                 output_schema,
                 range,
+                count_pairs,
             } => {
                 let part = (!broadcast).then_some(partition);
                 let build =
                     tables.hash_table(*build_stage, part, build_schema, build_keys, *range)?;
-                Box::new(HashJoinOp::with_build(
+                let join = HashJoinOp::with_build(
                     *kind,
                     build,
                     probe_keys.clone(),
@@ -279,7 +284,12 @@ impl OpSpec {
                     output_schema.clone(),
                     tables.memory(),
                     tables.temp_dir(),
-                )?)
+                )?;
+                Box::new(if *count_pairs {
+                    join.counting_pairs()?
+                } else {
+                    join
+                })
             }
         })
     }
@@ -299,9 +309,10 @@ impl OpSpec {
                 broadcast,
                 kind,
                 range,
+                count_pairs,
                 ..
             } => format!(
-                "{kind:?}Join({}{} build of stage {build_stage})",
+                "{kind:?}Join({}{} build of stage {build_stage}{})",
                 match range {
                     Some(op) => format!("range {}, ", op.symbol()),
                     None => String::new(),
@@ -310,7 +321,8 @@ impl OpSpec {
                     "broadcast"
                 } else {
                     "partitioned"
-                }
+                },
+                if *count_pairs { ", pairs counted" } else { "" }
             ),
             OpSpec::KeyFilter { build_stage, .. } => {
                 format!("KeyFilter(keys of stage {build_stage})")
