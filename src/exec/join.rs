@@ -1191,15 +1191,15 @@ impl HashJoinOp {
         })
     }
 
-    /// For an inner join without a residual filter whose columns nobody
-    /// reads (a `count(*)` above it): the join emits, per probe batch, one
-    /// batch without columns whose row count is its number of pairs,
-    /// instead of making the pairs. A join of two large sides can have
-    /// more pairs than could ever be made one by one.
+    /// For an inner or left join without a residual filter whose columns
+    /// nobody reads (a `count(*)` above it): the join emits, per probe
+    /// batch, one batch without columns whose row count is its number of
+    /// output rows, instead of making them. A join of two large sides can
+    /// have more pairs than could ever be made one by one.
     pub fn counting_pairs(mut self) -> Result<Self> {
-        if self.kind != JoinKind::Inner || self.filter.is_some() {
+        if !matches!(self.kind, JoinKind::Inner | JoinKind::Left) || self.filter.is_some() {
             return Err(QuarryError::exec(format!(
-                "internal error: only an inner join without a filter can count its pairs, not a {:?} join{}",
+                "internal error: only an inner or left join without a filter can count its pairs, not a {:?} join{}",
                 self.kind,
                 if self.filter.is_some() { " with a filter" } else { "" }
             )));
@@ -1273,7 +1273,9 @@ impl HashJoinOp {
         let Some(f) = &self.filter else {
             if self.count_pairs {
                 // (this path never stops within a probe row: cursor.1 is 0)
-                let pairs: usize = groups[p.cursor.0..].iter().map(|g| g.1 as usize).sum();
+                // (a left join's row without matches is one row)
+                let rows = |len: u32| if outer_left { len.max(1) } else { len } as usize;
+                let pairs: usize = groups[p.cursor.0..].iter().map(|g| rows(g.1)).sum();
                 p.cursor = (groups.len(), 0);
                 if pairs > 0 {
                     out.push(self.batch(vec![], pairs)?);

@@ -470,9 +470,9 @@ fn counts_rows_only(group: &[Expr], aggs: &[AggregateExpr]) -> bool {
             .all(|a| a.func == AggFunc::CountStar && !a.distinct)
 }
 
-/// When the pipeline ends in an inner join without a residual filter whose
-/// columns the projections after it drop, and only the number of rows is
-/// wanted: the join counts its pairs instead of making them.
+/// When the pipeline ends in an inner or left join without a residual
+/// filter whose columns the projections after it drop, and only the number
+/// of rows is wanted: the join counts its pairs instead of making them.
 fn count_join_pairs(ops: &mut [OpSpec]) {
     let tail = ops
         .iter()
@@ -484,7 +484,7 @@ fn count_join_pairs(ops: &mut [OpSpec]) {
     }
     let at = ops.len() - tail - 1;
     if let OpSpec::HashJoin {
-        kind: JoinKind::Inner,
+        kind: JoinKind::Inner | JoinKind::Left,
         filter: None,
         count_pairs,
         ..
