@@ -16,6 +16,15 @@ pub struct Estimate {
     pub base: f64,
 }
 
+/// At most how many groups grouping `input` by `group` makes: the product
+/// of the keys' distinct counts, when statistics give them all.
+pub fn known_groups(input: &LogicalPlan, group: &[Expr]) -> Option<f64> {
+    group
+        .iter()
+        .map(|g| key_distinct(input, g))
+        .try_fold(1.0, |acc, d| d.map(|d| acc * d))
+}
+
 pub fn estimate(plan: &LogicalPlan) -> Estimate {
     match plan {
         LogicalPlan::Scan(s) => {
@@ -64,12 +73,7 @@ pub fn estimate(plan: &LogicalPlan) -> Estimate {
             let rows = if group.is_empty() {
                 1.0
             } else {
-                // at most the product of the keys' distinct counts, when
-                // statistics give them all
-                let distinct = group
-                    .iter()
-                    .map(|g| key_distinct(input, g))
-                    .try_fold(1.0, |acc, d| d.map(|d| acc * d));
+                let distinct = known_groups(input, group);
                 (e.rows / 2.0).min(distinct.unwrap_or(f64::MAX)).max(1.0)
             };
             Estimate { rows, base: rows }

@@ -37,6 +37,22 @@ struct StatsOnly {
     schema: arrow::datatypes::SchemaRef,
     rows: usize,
     range: (f64, f64),
+    partitions: usize,
+}
+
+/// A scan partition that is planned but never read.
+#[derive(Debug)]
+struct Unread;
+
+impl crate::catalog::ScanPartition for Unread {
+    fn read(
+        &self,
+        _sink: &mut dyn FnMut(RecordBatch) -> crate::error::Result<()>,
+    ) -> crate::error::Result<()> {
+        Err(crate::error::QuarryError::exec(
+            "a test table is never read",
+        ))
+    }
 }
 
 impl crate::catalog::TableProvider for StatsOnly {
@@ -59,12 +75,25 @@ impl crate::catalog::TableProvider for StatsOnly {
         _projection: &[usize],
         _filters: &[Expr],
     ) -> crate::error::Result<Vec<Arc<dyn crate::catalog::ScanPartition>>> {
-        Ok(vec![])
+        Ok((0..self.partitions)
+            .map(|_| Arc::new(Unread) as Arc<dyn crate::catalog::ScanPartition>)
+            .collect())
     }
 }
 
 /// A scan of all columns of a `StatsOnly` table.
 pub fn table(names: &[&str], rows: usize, lo: i64, hi: i64) -> LogicalPlan {
+    table_in_parts(names, rows, lo, hi, 0)
+}
+
+/// `table`, planned as `partitions` scan partitions (for lowering).
+pub fn table_in_parts(
+    names: &[&str],
+    rows: usize,
+    lo: i64,
+    hi: i64,
+    partitions: usize,
+) -> LogicalPlan {
     let schema = Arc::new(Schema::new(
         names
             .iter()
@@ -77,6 +106,7 @@ pub fn table(names: &[&str], rows: usize, lo: i64, hi: i64) -> LogicalPlan {
             schema: schema.clone(),
             rows,
             range: (lo as f64, hi as f64),
+            partitions,
         }),
         projection: (0..names.len()).collect(),
         filters: vec![],
