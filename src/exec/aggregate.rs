@@ -106,6 +106,9 @@ pub struct AggregateOp {
 
 /// A partial aggregate decides after this many rows whether it pays.
 const PARTIAL_PROBE_ROWS: usize = 100_000;
+/// A task that ends with fewer rows than `PARTIAL_PROBE_ROWS` but at least
+/// these judges for its siblings whether aggregating pays.
+const PARTIAL_FINISH_MIN_ROWS: usize = 10_000;
 /// It stops aggregating when it has more groups than this share of its
 /// rows: the Final aggregate must then merge nearly as many rows as there
 /// were, and the partial hash table was work for nothing.
@@ -199,6 +202,22 @@ impl AggregateOp {
             out.extend(slices(&batch));
         }
         Ok(true)
+    }
+
+    /// Partial mode: a task too small to reach `PARTIAL_PROBE_ROWS` still
+    /// tells its siblings, when it ends, that aggregating did not pay (as
+    /// many groups as rows after a selective join, say).
+    fn hint_skip_at_finish(&self) {
+        let Some(hint) = &self.skip_hint else {
+            return;
+        };
+        if self.mode == AggMode::Partial
+            && !self.decided
+            && self.rows_in >= PARTIAL_FINISH_MIN_ROWS
+            && self.table.num_groups as f64 > PARTIAL_MAX_GROUP_SHARE * self.rows_in as f64
+        {
+            hint.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Partial mode without aggregating: each row of `batch` as the state
@@ -413,6 +432,7 @@ impl Operator for AggregateOp {
     }
 
     fn finish_into(&mut self, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        self.hint_skip_at_finish();
         if self.spilled_parts.is_empty() {
             // Without GROUP BY there is exactly one group, even on empty input.
             if self.group.is_empty() && self.table.num_groups == 0 {
@@ -1542,6 +1562,27 @@ mod tests {
         assert_eq!(rows, expected);
         assert!(!hint.load(Ordering::Relaxed));
         assert!(state_rows <= 1_000 * 2, "{state_rows}");
+    }
+
+    #[test]
+    fn a_small_task_that_did_not_reduce_tells_its_siblings_when_it_ends() {
+        // 20K rows, all distinct: never reaches the probe of 100K rows, but
+        // at its end it has as many groups as rows.
+        let hint = Arc::new(AtomicBool::new(false));
+        let (rows, state_rows, expected) = run_two_phase(20_000, 1, &hint);
+        assert_eq!(rows, expected);
+        assert_eq!(state_rows, 20_000);
+        assert!(hint.load(Ordering::Relaxed), "the sibling tasks are told");
+        // 20K rows in 1000 groups: aggregating paid.
+        let hint = Arc::new(AtomicBool::new(false));
+        let (rows, state_rows, expected) = run_two_phase(1_000, 20, &hint);
+        assert_eq!(rows, expected);
+        assert_eq!(state_rows, 1_000);
+        assert!(!hint.load(Ordering::Relaxed));
+        // 5K distinct rows are too few to judge by.
+        let hint = Arc::new(AtomicBool::new(false));
+        run_two_phase(5_000, 1, &hint);
+        assert!(!hint.load(Ordering::Relaxed));
     }
 
     fn text_rows(b: &RecordBatch) -> Vec<String> {
