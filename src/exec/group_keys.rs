@@ -119,6 +119,25 @@ impl GroupKeys {
     }
 
     fn intern_packed(&mut self, batch_words: &[u128], width: usize) -> Vec<usize> {
+        // A width known when compiling lets the compares and the hash of a
+        // row unroll: the common keys of one to four words get their own copy.
+        match width {
+            1 => self.intern_packed_of::<1>(batch_words, width),
+            2 => self.intern_packed_of::<2>(batch_words, width),
+            3 => self.intern_packed_of::<3>(batch_words, width),
+            4 => self.intern_packed_of::<4>(batch_words, width),
+            _ => self.intern_packed_of::<0>(batch_words, width),
+        }
+    }
+
+    /// `intern_packed` for rows of `W` words (0: of `width` words).
+    #[inline(always)]
+    fn intern_packed_of<const W: usize>(
+        &mut self,
+        batch_words: &[u128],
+        width: usize,
+    ) -> Vec<usize> {
+        let width = if W > 0 { W } else { width };
         let Store::Packed { words, .. } = &mut self.store else {
             return vec![];
         };
@@ -268,6 +287,7 @@ impl GroupKeys {
 }
 
 /// The slot of the packed key `row` (of `width` words) among `words`.
+#[inline(always)]
 fn find_packed<'a>(
     map: &'a hashbrown::HashTable<Slot>,
     words: &[u128],
@@ -520,6 +540,7 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (r as u64) ^ ((r >> 64) as u64)
 }
 
+#[inline(always)]
 fn hash_words(words: &[u128]) -> u64 {
     const K1: u64 = 0x9e37_79b9_7f4a_7c15;
     const K2: u64 = 0xbf58_476d_1ce4_e5b9;
