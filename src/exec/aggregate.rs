@@ -1786,7 +1786,7 @@ mod tests {
         // a group no row has stays unseen
         let mut seen = vec![false; 6];
         add_into(
-            &mut vec![0i128; 6],
+            &mut [0i128; 6],
             Some(&mut seen),
             &groups,
             &values,
