@@ -1022,6 +1022,14 @@ fn expand(
             *cursor = (row + 1, 0);
             continue;
         }
+        if len == 1 {
+            // (a key the build side holds once, the usual case: two pushes,
+            // not a call to copy one element and a resize)
+            probe.push(row as u32);
+            build.push(row_ids[start as usize]);
+            *cursor = (row + 1, 0);
+            continue;
+        }
         let take = (len - cursor.1).min((limit - probe.len()) as u32);
         let s = (start + cursor.1) as usize;
         build.extend_from_slice(&row_ids[s..s + take as usize]);
