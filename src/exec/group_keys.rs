@@ -1,12 +1,13 @@
 //! The keys of a hash aggregate's groups: each distinct key gets a dense
 //! group index, in the order the keys were first seen.
 //!
-//! Keys whose columns all have a fixed width (integers, dates, decimals,
-//! booleans, and strings of at most 12 bytes) are packed into 16-byte words
-//! per column, plus one word of NULL bits, and hashed and compared as such:
-//! several times cheaper than arrow's row format, which every other key
-//! goes through. A table of packed keys that meets a longer string moves
-//! its groups to the row format and goes on there.
+//! Keys whose columns are integers, dates, decimals, booleans or strings
+//! are packed into 16-byte words per column, plus one word of NULL bits,
+//! and hashed and compared as such: several times cheaper than arrow's row
+//! format, which every other key goes through. A string of at most 12
+//! bytes is its own word (as a string view holds it inline); a longer one
+//! is numbered among its column's long strings, each kept once, and its
+//! word holds that number.
 
 use std::sync::Arc;
 
@@ -21,6 +22,74 @@ use crate::error::{QuarryError, Result};
 
 /// The longest string kept inline in a string view, and so in a word.
 const INLINE_BYTES: usize = 12;
+
+/// The low 32 bits of the word of a longer string (where an inline string
+/// has its length, at most 12); its number is in the bits above.
+const LONG_TAG: u32 = u32::MAX - 1;
+
+/// The number of a long string that is not among a column's (a probe for
+/// membership); no string is given it.
+const ABSENT: u32 = u32::MAX;
+
+/// The strings longer than `INLINE_BYTES` of one key column, each kept
+/// once and numbered in the order first seen.
+#[derive(Default)]
+struct LongStrings {
+    map: hashbrown::HashTable<(u64, u32)>,
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl LongStrings {
+    fn get(&self, id: u32) -> &[u8] {
+        let id = id as usize;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.bytes[start..self.ends[id]]
+    }
+
+    fn find(&self, s: &[u8], hash: u64) -> Option<u32> {
+        self.map
+            .find(hash, |&(h, id)| h == hash && self.get(id) == s)
+            .map(|&(_, id)| id)
+    }
+
+    /// The number of `s`, given one if it has none yet; None when the
+    /// numbers have run out.
+    fn intern(&mut self, s: &[u8]) -> Option<u32> {
+        let hash = hash_bytes(s);
+        if let Some(id) = self.find(s, hash) {
+            return Some(id);
+        }
+        let id = u32::try_from(self.ends.len())
+            .ok()
+            .filter(|&id| id < LONG_TAG)?;
+        self.bytes.extend_from_slice(s);
+        self.ends.push(self.bytes.len());
+        self.map.insert_unique(hash, (hash, id), |&(h, _)| h);
+        Some(id)
+    }
+
+    fn size(&self) -> usize {
+        self.bytes.len() + 24 * self.ends.len()
+    }
+}
+
+/// How `pack` treats a long string: numbers it (interning keys), or only
+/// looks its number up (testing membership).
+enum Long<'a> {
+    Intern(&'a mut [LongStrings]),
+    Find(&'a [LongStrings]),
+}
+
+impl Long<'_> {
+    fn word(&mut self, column: usize, s: &[u8]) -> Option<u128> {
+        let id = match self {
+            Long::Intern(long) => long[column].intern(s)?,
+            Long::Find(long) => long[column].find(s, hash_bytes(s)).unwrap_or(ABSENT),
+        };
+        Some(((id as u128) << 32) | LONG_TAG as u128)
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -37,6 +106,8 @@ enum Store {
         words: Vec<u128>,
         width: usize,
         null_word: bool,
+        /// Per key column, its long strings.
+        long: Vec<LongStrings>,
     },
     Rows {
         converter: RowConverter,
@@ -65,6 +136,7 @@ impl GroupKeys {
                 words: Vec::new(),
                 width: key_types.len() + null_word as usize,
                 null_word,
+                long: key_types.iter().map(|_| LongStrings::default()).collect(),
             }
         } else {
             rows_store(key_types)?
@@ -94,7 +166,10 @@ impl GroupKeys {
     pub fn bytes_per_key(&self) -> usize {
         match &self.store {
             Store::NoKeys => 0,
-            Store::Packed { width, .. } => 16 * width,
+            Store::Packed { width, long, .. } => {
+                let long_bytes: usize = long.iter().map(LongStrings::size).sum();
+                16 * width + long_bytes / self.num_groups.max(1)
+            }
             Store::Rows { rows, .. } => rows.size() / rows.num_rows().max(1),
         }
     }
@@ -107,10 +182,14 @@ impl GroupKeys {
             return Ok(vec![0; num_rows]);
         }
         if let Store::Packed {
-            width, null_word, ..
-        } = self.store
+            width,
+            null_word,
+            long,
+            ..
+        } = &mut self.store
         {
-            match pack(keys, num_rows, width, null_word) {
+            let (width, null_word) = (*width, *null_word);
+            match pack(keys, num_rows, width, null_word, Long::Intern(long)) {
                 Some(batch_words) => return Ok(self.intern_packed(&batch_words, width)),
                 None => self.move_to_rows()?,
             }
@@ -198,9 +277,8 @@ impl GroupKeys {
     }
 
     /// For each of the `num_rows` rows of `keys` (of the key types), whether
-    /// it is one of the keys seen; None when that cannot be told cheaply (a
-    /// string too long for the packed keys, which then cannot be among
-    /// them, is the one case).
+    /// it is one of the keys seen; None when that cannot be told cheaply
+    /// (keys of other types than the table's in row format).
     pub fn contains(&self, keys: &[ArrayRef], num_rows: usize) -> Result<Option<Vec<bool>>> {
         match &self.store {
             Store::NoKeys => Ok(None),
@@ -208,9 +286,10 @@ impl GroupKeys {
                 words,
                 width,
                 null_word,
+                long,
             } => {
                 let width = *width;
-                let Some(probe) = pack(keys, num_rows, width, *null_word) else {
+                let Some(probe) = pack(keys, num_rows, width, *null_word, Long::Find(long)) else {
                     return Ok(None);
                 };
                 Ok(Some(
@@ -269,11 +348,12 @@ impl GroupKeys {
                 words,
                 width,
                 null_word,
+                long,
             } => self
                 .key_types
                 .iter()
                 .enumerate()
-                .map(|(c, t)| unpack(words, *width, *null_word, c, t))
+                .map(|(c, t)| unpack(words, *width, *null_word, c, t, &long[c]))
                 .collect(),
             Store::Rows { converter, rows } => Ok(converter.convert_rows(rows.iter())?),
         }
@@ -353,9 +433,15 @@ fn null_marker(t: &DataType) -> u128 {
     }
 }
 
-/// The rows of `keys` as `width` words each, or None if a value does not
-/// fit a word (a string longer than 12 bytes).
-fn pack(keys: &[ArrayRef], n: usize, width: usize, null_word: bool) -> Option<Vec<u128>> {
+/// The rows of `keys` as `width` words each; None if a column's type is
+/// not packed or long strings can be numbered no more.
+fn pack(
+    keys: &[ArrayRef],
+    n: usize,
+    width: usize,
+    null_word: bool,
+    mut long: Long<'_>,
+) -> Option<Vec<u128>> {
     let mut words = vec![0u128; n * width];
     for (c, a) in keys.iter().enumerate() {
         let nulls = a.logical_nulls();
@@ -386,11 +472,12 @@ fn pack(keys: &[ArrayRef], n: usize, width: usize, null_word: bool) -> Option<Ve
                 }
             }
             DataType::Utf8View => {
-                for (i, &view) in a.as_string_view().views().iter().enumerate() {
+                let strings = a.as_string_view();
+                for (i, &view) in strings.views().iter().enumerate() {
                     let len = view as u32 as usize;
                     if len > INLINE_BYTES {
                         if valid(i) {
-                            return None;
+                            put(i, long.word(c, strings.value(i).as_bytes())?);
                         }
                         continue;
                     }
@@ -412,7 +499,7 @@ fn pack(keys: &[ArrayRef], n: usize, width: usize, null_word: bool) -> Option<Ve
                     let v = s.value(i).as_bytes();
                     if v.len() > INLINE_BYTES {
                         if valid(i) {
-                            return None;
+                            put(i, long.word(c, v)?);
                         }
                         continue;
                     }
@@ -445,6 +532,19 @@ fn inline_word(bytes: &[u8]) -> u128 {
     u128::from_le_bytes(b)
 }
 
+/// Calls `f` with the string of a valid word of a string column.
+fn with_word_str<R>(w: u128, long: &LongStrings, f: impl FnOnce(&str) -> R) -> Result<R> {
+    let inline = w.to_le_bytes();
+    let bytes = if w as u32 == LONG_TAG {
+        long.get((w >> 32) as u32)
+    } else {
+        &inline[4..4 + (w as u32 as usize).min(INLINE_BYTES)]
+    };
+    let s = std::str::from_utf8(bytes)
+        .map_err(|e| QuarryError::exec(format!("internal error: {e}")))?;
+    Ok(f(s))
+}
+
 /// Column `c` of packed `words` as an array of type `t`.
 fn unpack(
     words: &[u128],
@@ -452,6 +552,7 @@ fn unpack(
     null_word: bool,
     c: usize,
     t: &DataType,
+    long: &LongStrings,
 ) -> Result<ArrayRef> {
     let column = || words.iter().skip(c).step_by(width).copied();
     let validity: Vec<bool> = if null_word {
@@ -486,7 +587,7 @@ fn unpack(
         DataType::Date64 => ints::<Date64Type>(column(), nulls, t),
         DataType::Decimal128(_, _) => ints::<Decimal128Type>(column(), nulls, t),
         DataType::Boolean => Arc::new(BooleanArray::new(column().map(|w| w != 0).collect(), nulls)),
-        DataType::Utf8View => Arc::new(StringViewArray::try_new(
+        DataType::Utf8View if long.ends.is_empty() => Arc::new(StringViewArray::try_new(
             column()
                 .zip(&validity)
                 .map(|(w, &valid)| if valid { w } else { 0 })
@@ -494,18 +595,25 @@ fn unpack(
             vec![],
             nulls,
         )?),
+        DataType::Utf8View => {
+            let mut out = arrow::array::StringViewBuilder::new();
+            for (w, &valid) in column().zip(&validity) {
+                if valid {
+                    with_word_str(w, long, |s| out.append_value(s))?;
+                } else {
+                    out.append_null();
+                }
+            }
+            Arc::new(out.finish())
+        }
         DataType::Utf8 => {
             let mut out = arrow::array::StringBuilder::new();
-            for (i, w) in column().enumerate() {
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+            for (w, &valid) in column().zip(&validity) {
+                if valid {
+                    with_word_str(w, long, |s| out.append_value(s))?;
+                } else {
                     out.append_null();
-                    continue;
                 }
-                let b = w.to_le_bytes();
-                let len = (w as u32 as usize).min(INLINE_BYTES);
-                let s = std::str::from_utf8(&b[4..4 + len])
-                    .map_err(|e| QuarryError::exec(format!("internal error: {e}")))?;
-                out.append_value(s);
             }
             Arc::new(out.finish())
         }
@@ -638,34 +746,44 @@ mod tests {
     }
 
     #[test]
-    fn a_long_string_moves_the_groups_to_rows_keeping_their_indices() {
-        let types = vec![DataType::Utf8View, DataType::Int32];
+    fn long_strings_are_numbered_and_come_back_as_they_went_in() {
+        let types = vec![DataType::Utf8View, DataType::Int32, DataType::Utf8];
         let mut keys = GroupKeys::new(&types).unwrap();
+        let long = "a string longer than twelve";
+        let other = "another string of more than twelve bytes";
         let first: Vec<ArrayRef> = vec![
-            strings(&[Some("short"), Some("tiny"), Some("short")]),
-            Arc::new(Int32Array::from(vec![1, 2, 1])),
+            strings(&[Some("short"), Some(long), Some("short"), Some(long)]),
+            Arc::new(Int32Array::from(vec![1, 2, 1, 2])),
+            Arc::new(StringArray::from(vec![
+                Some(other),
+                None,
+                Some(other),
+                Some("x"),
+            ])),
         ];
-        assert_eq!(keys.intern(&first, 3).unwrap(), vec![0, 1, 0]);
+        assert_eq!(keys.intern(&first, 4).unwrap(), vec![0, 1, 0, 2]);
         let second: Vec<ArrayRef> = vec![
-            strings(&[
-                Some("a string longer than twelve"),
-                Some("tiny"),
-                Some("short"),
-            ]),
-            Arc::new(Int32Array::from(vec![1, 2, 1])),
+            strings(&[Some(long), None, Some("short"), Some(other)]),
+            Arc::new(Int32Array::from(vec![2, 2, 1, 2])),
+            Arc::new(StringArray::from(vec![None, None, Some(other), Some(long)])),
         ];
-        assert_eq!(keys.intern(&second, 3).unwrap(), vec![2, 1, 0]);
+        assert_eq!(keys.intern(&second, 4).unwrap(), vec![1, 3, 0, 4]);
+        assert!(matches!(keys.store, Store::Packed { .. }));
         let out = keys.arrays().unwrap();
-        assert_eq!(
-            out[0].as_ref(),
-            strings(&[
-                Some("short"),
-                Some("tiny"),
-                Some("a string longer than twelve")
-            ])
-            .as_ref()
-        );
-        assert_eq!(keys.num_groups(), 3);
+        let want: Vec<ArrayRef> = vec![
+            strings(&[Some("short"), Some(long), Some(long), None, Some(other)]),
+            Arc::new(Int32Array::from(vec![1, 2, 2, 2, 2])),
+            Arc::new(StringArray::from(vec![
+                Some(other),
+                None,
+                Some("x"),
+                None,
+                Some(long),
+            ])),
+        ];
+        for (c, (got, want)) in out.iter().zip(&want).enumerate() {
+            assert_eq!(got.as_ref(), want.as_ref(), "column {c}");
+        }
     }
 
     #[test]
@@ -695,8 +813,19 @@ mod tests {
         let mut keys = GroupKeys::new(&[DataType::Utf8View]).unwrap();
         keys.intern(&[strings(&[Some("a string longer than twelve")])], 1)
             .unwrap();
-        let probe = strings(&[Some("a string longer than twelve"), Some("b")]);
-        assert_eq!(keys.contains(&[probe], 2).unwrap(), Some(vec![true, false]));
+        let probe = strings(&[
+            Some("a string longer than twelve"),
+            Some("b"),
+            Some("a string longer than twelve, and more"),
+            None,
+        ]);
+        assert_eq!(
+            keys.contains(&[probe], 4).unwrap(),
+            Some(vec![true, false, false, false])
+        );
+        // looking up a long string does not number it
+        assert_eq!(keys.num_groups(), 1);
+        assert_eq!(keys.bytes_per_key(), 16 + 27 + 24);
     }
 
     #[test]
