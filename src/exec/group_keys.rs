@@ -545,6 +545,24 @@ fn with_word_str<R>(w: u128, long: &LongStrings, f: impl FnOnce(&str) -> R) -> R
     Ok(f(s))
 }
 
+/// Hands the string of each word of a string column to `append`, None
+/// for a NULL.
+fn each_string(
+    words: impl Iterator<Item = u128>,
+    validity: &[bool],
+    long: &LongStrings,
+    mut append: impl FnMut(Option<&str>),
+) -> Result<()> {
+    for (w, &valid) in words.zip(validity) {
+        if valid {
+            with_word_str(w, long, |s| append(Some(s)))?;
+        } else {
+            append(None);
+        }
+    }
+    Ok(())
+}
+
 /// Column `c` of packed `words` as an array of type `t`.
 fn unpack(
     words: &[u128],
@@ -597,24 +615,12 @@ fn unpack(
         )?),
         DataType::Utf8View => {
             let mut out = arrow::array::StringViewBuilder::new();
-            for (w, &valid) in column().zip(&validity) {
-                if valid {
-                    with_word_str(w, long, |s| out.append_value(s))?;
-                } else {
-                    out.append_null();
-                }
-            }
+            each_string(column(), &validity, long, |s| out.append_option(s))?;
             Arc::new(out.finish())
         }
         DataType::Utf8 => {
             let mut out = arrow::array::StringBuilder::new();
-            for (w, &valid) in column().zip(&validity) {
-                if valid {
-                    with_word_str(w, long, |s| out.append_value(s))?;
-                } else {
-                    out.append_null();
-                }
-            }
+            each_string(column(), &validity, long, |s| out.append_option(s))?;
             Arc::new(out.finish())
         }
         other => {
