@@ -63,6 +63,7 @@ struct Lowering<'p> {
     /// Bytes of build side one partition of a partitioned hash join should
     /// hold at most (None: no limit).
     partition_bytes: Option<f64>,
+    memory_limit: Option<f64>,
 }
 
 /// Cuts `plan` into stages; hash exchanges use `target_partitions` partitions.
@@ -90,6 +91,7 @@ pub fn lower_within(
         // `target_partitions` tables may be built at once, beside buffered
         // exchanges: give each a quarter of its share.
         partition_bytes: memory_limit.map(|m| m as f64 / (4 * target_partitions) as f64),
+        memory_limit: memory_limit.map(|m| m as f64),
     };
     let root = l.lower(plan)?;
     l.close(root, Sink::Output);
@@ -266,6 +268,7 @@ impl<'p> Lowering<'p> {
         // the same constant key.
         let constant = || Expr::Literal(datafusion_common::ScalarValue::Int64(Some(1)));
         let build_rows = estimate(right).rows;
+        let probe_rows = estimate(left).rows;
         let range_join = match (on.is_empty(), kind, filter) {
             (true, JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti, Some(f))
                 if self.range_build_fits(build_rows, &right.schema()) =>
@@ -291,7 +294,7 @@ impl<'p> Lowering<'p> {
             _ => {
                 on.is_empty()
                     || build_rows <= BROADCAST_ROWS
-                    || self.broadcast_pays(build_rows, &right.schema(), estimate(left).rows)
+                    || self.broadcast_pays(build_rows, &right.schema(), probe_rows)
             }
         };
         let build = self.lower(right)?;
@@ -308,7 +311,7 @@ impl<'p> Lowering<'p> {
             // the exchange; the probe stage then waits for the build stage.
             let filter = !on.is_empty()
                 && drops_unmatched_probe_rows(kind)
-                && build_rows * KEY_FILTER_RATIO <= estimate(left).rows;
+                && build_rows * KEY_FILTER_RATIO <= probe_rows;
             if filter {
                 let build_stage = self.close(build, build_sink);
                 probe.ops.push(OpSpec::KeyFilter {
@@ -349,13 +352,11 @@ impl<'p> Lowering<'p> {
     /// holds them all (and past the limit spills them) before the join
     /// starts.
     fn broadcast_pays(&self, build_rows: f64, schema: &Schema, probe_rows: f64) -> bool {
-        let Some(share) = self.partition_bytes else {
+        let Some(limit) = self.memory_limit else {
             return false;
         };
-        // the rows, and about as much again for the hash table over them
-        let bytes = build_rows * row_bytes(schema) * 2.0;
-        let limit = share * (4 * self.target_partitions) as f64;
-        bytes <= limit / 8.0 && probe_rows >= BROADCAST_PROBE_RATIO * build_rows
+        join_table_bytes(build_rows, schema) <= limit / 8.0
+            && probe_rows >= BROADCAST_PROBE_RATIO * build_rows
     }
 
     /// Whether `rows` rows of `schema` are estimated to fit half the
@@ -364,11 +365,11 @@ impl<'p> Lowering<'p> {
     /// strings as views) and the row order. Its build side cannot spill; the
     /// pairwise join it replaces can, but may take days on large sides.
     fn range_build_fits(&self, rows: f64, schema: &Schema) -> bool {
-        let Some(share) = self.partition_bytes else {
+        let Some(limit) = self.memory_limit else {
             return true;
         };
         let bytes = rows * (2.0 * row_bytes(schema) + 16.0 + 4.0);
-        bytes <= 2.0 * share * self.target_partitions as f64
+        bytes <= limit / 2.0
     }
 
     /// A hash sink on `keys` into `target_partitions` partitions.
@@ -391,13 +392,18 @@ impl<'p> Lowering<'p> {
     /// Partitions of a partitioned join whose build side is `build_rows`
     /// rows of `schema`: enough for each to fit `partition_bytes`.
     fn join_partitions(&self, build_rows: f64, schema: &Schema) -> usize {
-        let target = self.target_partitions;
         let Some(budget) = self.partition_bytes else {
-            return target;
+            return self.target_partitions;
         };
-        // the rows, and about as much again for the hash table over them
-        let bytes = build_rows * row_bytes(schema) * 2.0;
-        let needed = (bytes / budget.max(1.0)).ceil().min(MAX_JOIN_PARTITIONS) as usize;
+        let bytes = join_table_bytes(build_rows, schema);
+        self.partitions_for(bytes, budget, MAX_JOIN_PARTITIONS)
+    }
+
+    /// Enough partitions for `bytes` in pieces of `per_partition`, at most
+    /// `max`, rounded up to a multiple of the target.
+    fn partitions_for(&self, bytes: f64, per_partition: f64, max: f64) -> usize {
+        let target = self.target_partitions;
+        let needed = (bytes / per_partition.max(1.0)).ceil().min(max) as usize;
         needed.div_ceil(target).max(1) * target
     }
 
@@ -408,13 +414,9 @@ impl<'p> Lowering<'p> {
     /// two partitions: 6.3 s; in 32: 2.5 s); the tasks run a few at a
     /// time, so smaller tables also hold less memory at once.
     fn aggregate_partitions(&self, groups: f64, schema: &Schema) -> usize {
-        let target = self.target_partitions;
         // the state, its key words and the hash slot (16 bytes each)
         let bytes = groups * (row_bytes(schema) + 32.0);
-        let needed = (bytes / AGGREGATE_TABLE_BYTES)
-            .ceil()
-            .min(MAX_AGGREGATE_PARTITIONS);
-        (needed as usize).div_ceil(target).max(1) * target
+        self.partitions_for(bytes, AGGREGATE_TABLE_BYTES, MAX_AGGREGATE_PARTITIONS)
     }
 
     fn lower_aggregate(
@@ -505,6 +507,12 @@ impl<'p> Lowering<'p> {
 }
 
 /// A guess at the bytes of one row of `schema` in Arrow arrays.
+/// Estimated bytes of a hash join's table over `rows` rows of `schema`:
+/// the rows, and about as much again for the hash table over them.
+fn join_table_bytes(rows: f64, schema: &Schema) -> f64 {
+    rows * row_bytes(schema) * 2.0
+}
+
 fn row_bytes(schema: &Schema) -> f64 {
     schema
         .fields()
