@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use sqlparser::ast::{self, ObjectType, Statement};
 
-use crate::catalog::{closest, open_table, Catalog, CatalogEntry, MemTable};
+use crate::catalog::{closest, open_table, Catalog, CatalogEntry, MemTable, RemoteOptions};
 use crate::error::{QuarryError, Result};
 use crate::graph::{lower_within, TaskGraph};
 use crate::plan::types::sql_type_name;
@@ -120,7 +120,7 @@ impl SessionConfig {
                 }
             }
             other => {
-                let hint = closest(other, Self::NAMES.iter().copied())
+                let hint = closest(other, Self::NAMES.iter().copied().chain(RemoteOptions::names()))
                     .map(|c| format!(", did you mean '{c}'?"))
                     .unwrap_or_default();
                 return Err(QuarryError::Config(format!(
@@ -280,20 +280,24 @@ impl Session {
 
     /// Registers a Parquet file, directory or glob as table `name`.
     pub fn register_parquet(&self, name: &str, path: &str) -> Result<()> {
-        let provider = open_table(path, Some("parquet"))?;
-        self.catalog
-            .write()
-            .map_err(poisoned)?
-            .insert(name, CatalogEntry::Table(provider), true)
+        let mut catalog = self.catalog.write().map_err(poisoned)?;
+        let provider = open_table(path, Some("parquet"), catalog.stores())?;
+        catalog.insert(name, CatalogEntry::Table(provider), true)
     }
 
     /// Registers a CSV file (with a header row) or glob as table `name`.
     pub fn register_csv(&self, name: &str, path: &str) -> Result<()> {
-        let provider = open_table(path, Some("csv"))?;
-        self.catalog
-            .write()
-            .map_err(poisoned)?
-            .insert(name, CatalogEntry::Table(provider), true)
+        let mut catalog = self.catalog.write().map_err(poisoned)?;
+        let provider = open_table(path, Some("csv"), catalog.stores())?;
+        catalog.insert(name, CatalogEntry::Table(provider), true)
+    }
+
+    /// The files at `location` (a directory, a glob or a file; local or in
+    /// an object store) whose extension is `extension`, as paths or URLs.
+    pub fn files_at(&self, location: &str, extension: &str) -> Result<Vec<String>> {
+        let catalog = self.catalog.read().map_err(poisoned)?;
+        let files = crate::catalog::store::list_files(location, extension, catalog.stores())?;
+        Ok(files.into_iter().map(|f| f.display).collect())
     }
 
     /// Names of the tables and views in the catalog, sorted.
@@ -421,7 +425,10 @@ impl Session {
                     .map(|i| i.value.clone())
                     .collect::<Vec<_>>()
                     .join(".");
-                let value = self.config().get(&name)?;
+                if name.eq_ignore_ascii_case("all") {
+                    return self.show_all();
+                }
+                let value = self.setting(&name)?;
                 QueryResult::strings(&[name.as_str()], vec![vec![value]])
             }
             other => Err(QuarryError::plan(format!(
@@ -449,7 +456,8 @@ impl Session {
             let busy: Vec<String> = stats.busy.iter().map(|d| format!("{:.1?}", d)).collect();
             text.push_str(&format!(
                 "\nRun: {} rows in {:.1?}; {} tasks read {} rows, on {} workers (busy: {})\n\
-                 Memory: peak {} reserved of a {} limit; spilled {} in {} files; {} pauses\n",
+                 Memory: peak {} reserved of a {} limit; spilled {} in {} files; {} pauses\n\
+                 I/O: fetched {} from files and object stores\n",
                 result.num_rows(),
                 stats.elapsed,
                 stats.tasks,
@@ -460,7 +468,8 @@ impl Session {
                 format_bytes(self.config().memory_limit),
                 format_bytes(stats.spilled_bytes as usize),
                 stats.spill_files,
-                stats.pauses
+                stats.pauses,
+                format_bytes(stats.bytes_fetched as usize)
             ));
         } else {
             text.push_str(&graph.to_string());
@@ -517,7 +526,7 @@ impl Session {
                 )));
             }
         }
-        let provider = open_table(location, Some(format))?;
+        let provider = open_table(location, Some(format), catalog.stores())?;
         catalog.insert(name, CatalogEntry::Table(provider), true)?;
         Ok(QueryResult::empty())
     }
@@ -583,6 +592,30 @@ impl Session {
         )
     }
 
+    /// The value of a setting as `SHOW` prints it (secrets masked).
+    fn setting(&self, name: &str) -> Result<String> {
+        let catalog = self.catalog.read().map_err(poisoned)?;
+        match catalog.stores().option(name) {
+            Some(value) => Ok(value),
+            None => self.config().get(name),
+        }
+    }
+
+    /// `SHOW ALL`: every setting and its value, secrets masked.
+    fn show_all(&self) -> Result<QueryResult> {
+        let names: Vec<String> = SessionConfig::NAMES
+            .iter()
+            .copied()
+            .chain(RemoteOptions::names())
+            .map(str::to_string)
+            .collect();
+        let values = names
+            .iter()
+            .map(|n| self.setting(n))
+            .collect::<Result<Vec<_>>>()?;
+        QueryResult::strings(&["name", "value"], vec![names, values])
+    }
+
     fn set(&self, set: &ast::Set) -> Result<QueryResult> {
         let ast::Set::SingleAssignment {
             variable, values, ..
@@ -603,7 +636,12 @@ impl Session {
             },
             other => other.to_string(),
         };
-        self.config.write().map_err(poisoned)?.set(&name, &value)?;
+        if RemoteOptions::knows(&name) {
+            let catalog = self.catalog.read().map_err(poisoned)?;
+            catalog.stores().set_option(&name, &value)?;
+        } else {
+            self.config.write().map_err(poisoned)?.set(&name, &value)?;
+        }
         Ok(QueryResult::empty())
     }
 }

@@ -1407,7 +1407,11 @@ impl quarry::catalog::TableProvider for PanickingTable {
 }
 
 impl quarry::catalog::ScanPartition for PanickingPartition {
-    fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> quarry::Result<()>) -> quarry::Result<()> {
+    fn read(
+        &self,
+        sink: &mut dyn FnMut(RecordBatch) -> quarry::Result<()>,
+        _fetched: &std::sync::atomic::AtomicU64,
+    ) -> quarry::Result<()> {
         if self.index == self.panic_at {
             panic!("injected panic in partition {}", self.index);
         }

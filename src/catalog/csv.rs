@@ -4,13 +4,14 @@
 //! supported.)
 
 use std::io::Cursor;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use arrow::csv::reader::Format;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::store::{current_size, list_files, read_range, FileRef};
+use super::store::{current_size, list_files, read_range, FileRef, ObjectStores};
 use super::{ScanPartition, TableProvider, TableStats};
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
@@ -28,8 +29,8 @@ pub struct CsvTable {
 }
 
 impl CsvTable {
-    pub fn open(location: &str, has_header: bool) -> Result<Self> {
-        let files = list_files(location, "csv")?;
+    pub fn open(location: &str, has_header: bool, stores: &ObjectStores) -> Result<Self> {
+        let files = list_files(location, "csv", stores)?;
         let first = &files[0];
         if first.size == 0 {
             return Err(QuarryError::Io(format!(
@@ -37,7 +38,7 @@ impl CsvTable {
                 first.display
             )));
         }
-        let head = read_range(first, 0..first.size.min(INFER_BYTES))?;
+        let head = read_range(first, 0..first.size.min(INFER_BYTES), &AtomicU64::new(0))?;
         if has_header && matches!(head.first(), Some(b'\n' | b'\r')) {
             return Err(QuarryError::Io(format!(
                 "CSV file '{}' has no header: its first line is empty",
@@ -130,12 +131,12 @@ struct CsvRange {
 impl CsvRange {
     /// The bytes of the lines that start inside [start, end), and the
     /// offset in the file of the first of them.
-    fn line_bytes(&self) -> Result<(Vec<u8>, u64)> {
+    fn line_bytes(&self, fetched: &AtomicU64) -> Result<(Vec<u8>, u64)> {
         let size = self.file.size;
         // A line belongs to the range its first byte is in; a line starts at 0
         // or right after a newline, so look one byte back.
         let from = self.start.saturating_sub(1);
-        let mut buf = read_range(&self.file, from..self.end)?.to_vec();
+        let mut buf = read_range(&self.file, from..self.end, fetched)?.to_vec();
         let mut first = 0usize;
         if self.start > 0 {
             match buf.iter().position(|b| *b == b'\n') {
@@ -147,7 +148,7 @@ impl CsvRange {
         let mut pos = self.end;
         while pos < size && buf.last() != Some(&b'\n') {
             let next = (pos + 64 * 1024).min(size);
-            let more = read_range(&self.file, pos..next)?;
+            let more = read_range(&self.file, pos..next, fetched)?;
             match more.iter().position(|b| *b == b'\n') {
                 Some(p) => {
                     buf.extend_from_slice(&more[..p + 1]);
@@ -194,7 +195,7 @@ impl CsvRange {
         let mut pos = 0;
         while pos < offset {
             let next = (pos + RANGE_BYTES).min(offset);
-            let chunk = read_range(&self.file, pos..next)?;
+            let chunk = read_range(&self.file, pos..next, &AtomicU64::new(0))?;
             lines += chunk.iter().filter(|b| **b == b'\n').count();
             pos = next;
         }
@@ -237,8 +238,12 @@ fn line_of_record(bytes: &[u8], n: usize) -> Option<usize> {
 }
 
 impl ScanPartition for CsvRange {
-    fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
-        let (bytes, offset) = self.line_bytes()?;
+    fn read(
+        &self,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        fetched: &AtomicU64,
+    ) -> Result<()> {
+        let (bytes, offset) = self.line_bytes(fetched)?;
         let projected = Arc::new(self.schema.project(&self.projection)?);
         // Only the row count is needed: parse the first column anyway, as
         // blank lines and quoted line breaks make newlines no count of rows.

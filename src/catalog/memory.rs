@@ -27,7 +27,11 @@ struct MemPartition {
 }
 
 impl ScanPartition for MemPartition {
-    fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+    fn read(
+        &self,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        _fetched: &std::sync::atomic::AtomicU64,
+    ) -> Result<()> {
         for b in &self.batches {
             sink(b.clone())?;
         }

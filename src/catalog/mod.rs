@@ -4,10 +4,12 @@
 mod csv;
 mod memory;
 mod parquet;
+mod remote;
 pub mod store;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -16,6 +18,8 @@ use arrow::record_batch::RecordBatch;
 pub use self::csv::CsvTable;
 pub use self::memory::MemTable;
 pub use self::parquet::ParquetTable;
+pub use self::remote::RemoteOptions;
+pub use self::store::ObjectStores;
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
 
@@ -48,8 +52,13 @@ pub trait TableProvider: Debug + Send + Sync {
 /// One unit of scan work: a Parquet row group, a CSV byte range, a batch.
 pub trait ScanPartition: Debug + Send + Sync {
     /// Reads the partition, handing each batch (projected columns, in
-    /// projection order) to `sink`.
-    fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()>;
+    /// projection order) to `sink`, and adding the bytes it reads from
+    /// files and object stores to `fetched`.
+    fn read(
+        &self,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        fetched: &AtomicU64,
+    ) -> Result<()>;
     /// Bytes the reader holds while it reads, beyond the batches it hands
     /// on (for the memory budget).
     fn read_buffer_bytes(&self) -> usize {
@@ -71,12 +80,18 @@ pub enum CatalogEntry {
 #[derive(Debug, Default)]
 pub struct Catalog {
     entries: BTreeMap<String, CatalogEntry>,
+    /// Where the files of tables and of paths in queries are found.
+    stores: Arc<ObjectStores>,
 }
 
 impl Catalog {
     /// Names are case-insensitive, as in SQL.
     fn key(name: &str) -> String {
         name.to_lowercase()
+    }
+
+    pub fn stores(&self) -> &ObjectStores {
+        &self.stores
     }
 
     pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
@@ -125,7 +140,11 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
 
 /// Opens the file(s) at `location` as a table, choosing the format from the
 /// extension unless `format` is given.
-pub fn open_table(location: &str, format: Option<&str>) -> Result<Arc<dyn TableProvider>> {
+pub fn open_table(
+    location: &str,
+    format: Option<&str>,
+    stores: &ObjectStores,
+) -> Result<Arc<dyn TableProvider>> {
     let format = match format {
         Some(f) => f.to_lowercase(),
         None => {
@@ -138,8 +157,8 @@ pub fn open_table(location: &str, format: Option<&str>) -> Result<Arc<dyn TableP
         }
     };
     match format.as_str() {
-        "parquet" => Ok(Arc::new(ParquetTable::open(location)?)),
-        "csv" => Ok(Arc::new(CsvTable::open(location, true)?)),
+        "parquet" => Ok(Arc::new(ParquetTable::open(location, stores)?)),
+        "csv" => Ok(Arc::new(CsvTable::open(location, true, stores)?)),
         other => Err(QuarryError::plan(format!(
             "unknown file format '{other}' (expected PARQUET or CSV)"
         ))),

@@ -2,6 +2,7 @@
 //! Row groups whose min/max statistics rule out a pushed-down filter are
 //! skipped.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
@@ -10,14 +11,14 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
-use super::store::{list_files, FileRef};
+use super::remote::store_error;
+use super::store::{list_files, FileRef, ObjectStores};
 use super::{ScanPartition, TableProvider, TableStats};
 use crate::error::{catch_panic, QuarryError, Result};
 use crate::plan::{BinaryOp, Expr};
@@ -42,12 +43,15 @@ struct ObjectFileReader {
     /// The open local file, read with positioned reads on the calling
     /// thread: no open and no hand-off to a blocking pool per request.
     local: Option<std::fs::File>,
+    /// Bytes read so far.
+    fetched: Arc<AtomicU64>,
 }
 
 fn reader(file: &FileRef) -> ObjectFileReader {
     ObjectFileReader {
         file: file.clone(),
         local: None,
+        fetched: Arc::new(AtomicU64::new(0)),
     }
 }
 
@@ -67,6 +71,7 @@ impl ObjectFileReader {
             };
             let mut out = Vec::with_capacity(ranges.len());
             for r in ranges {
+                self.fetched.fetch_add(r.end - r.start, Ordering::Relaxed);
                 let mut buf = vec![0u8; (r.end - r.start) as usize];
                 f.read_exact_at(&mut buf, r.start).map_err(|e| {
                     parquet::errors::ParquetError::General(format!(
@@ -82,8 +87,32 @@ impl ObjectFileReader {
     }
 }
 
-fn external(e: object_store::Error) -> parquet::errors::ParquetError {
-    parquet::errors::ParquetError::External(Box::new(e))
+impl ObjectFileReader {
+    /// The byte ranges of a file of a remote store (object_store merges
+    /// near ones and fetches them in parallel).
+    async fn read_remote(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+    ) -> parquet::errors::Result<Vec<bytes::Bytes>> {
+        let file = &self.file;
+        let out = file
+            .store
+            .get_ranges(&file.path, ranges)
+            .await
+            .map_err(|e| {
+                // The span of the ranges asked for, to name in the message.
+                let span = ranges.first().map(|f| f.start).unwrap_or(0)
+                    ..ranges.last().map(|l| l.end).unwrap_or(0);
+                parquet::errors::ParquetError::External(Box::new(store_error(
+                    &e,
+                    &file.display,
+                    Some(&span),
+                )))
+            })?;
+        let bytes: u64 = out.iter().map(|b| b.len() as u64).sum();
+        self.fetched.fetch_add(bytes, Ordering::Relaxed);
+        Ok(out)
+    }
 }
 
 impl AsyncFileReader for ObjectFileReader {
@@ -95,11 +124,8 @@ impl AsyncFileReader for ObjectFileReader {
             return Box::pin(async move { r.map(|mut v| v.remove(0)) });
         }
         Box::pin(async move {
-            self.file
-                .store
-                .get_range(&self.file.path, range)
-                .await
-                .map_err(external)
+            let mut out = self.read_remote(std::slice::from_ref(&range)).await?;
+            Ok(out.remove(0))
         })
     }
 
@@ -110,13 +136,7 @@ impl AsyncFileReader for ObjectFileReader {
         if let Some(r) = self.read_local(&ranges) {
             return Box::pin(async move { r });
         }
-        Box::pin(async move {
-            self.file
-                .store
-                .get_ranges(&self.file.path, &ranges)
-                .await
-                .map_err(external)
-        })
+        Box::pin(async move { self.read_remote(&ranges).await })
     }
 
     fn get_metadata<'a>(
@@ -125,7 +145,10 @@ impl AsyncFileReader for ObjectFileReader {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         Box::pin(async move {
             let size = self.file.size;
+            // The footer and the metadata before it in one request, most
+            // of the time (a remote request costs a round trip).
             let metadata = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(FOOTER_PREFETCH_BYTES))
                 .load_and_finish(self, size)
                 .await?;
             Ok(Arc::new(metadata))
@@ -133,10 +156,17 @@ impl AsyncFileReader for ObjectFileReader {
     }
 }
 
+/// Bytes read from the end of a file at once for its metadata.
+const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
+
 impl ParquetTable {
-    pub fn open(location: &str) -> Result<Self> {
+    pub fn open(location: &str, stores: &ObjectStores) -> Result<Self> {
         let mut files = Vec::new();
-        for file in list_files(location, "parquet")? {
+        for file in list_files(location, "parquet", stores)? {
+            if let Some(meta) = stores.cached_footer(&file) {
+                files.push(ParquetFile { file, meta });
+                continue;
+            }
             let corrupt = |what: &str| {
                 QuarryError::Io(format!(
                     "cannot read Parquet file '{}': {what}",
@@ -157,6 +187,7 @@ impl ParquetTable {
                 |panic| corrupt(&format!("corrupt metadata ({panic})")),
             )?;
             check_row_counts(&meta).map_err(|e| corrupt(&e))?;
+            stores.keep_footer(&file, &meta);
             files.push(ParquetFile { file, meta });
         }
         let schema = files[0].meta.schema().clone();
@@ -420,7 +451,25 @@ impl ScanPartition for RowGroupPartition {
             .sum()
     }
 
-    fn read(&self, sink: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+    fn read(
+        &self,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        fetched: &AtomicU64,
+    ) -> Result<()> {
+        let counter = Arc::new(AtomicU64::new(0));
+        let result = self.read_counted(sink, &counter);
+        fetched.fetch_add(counter.load(Ordering::Relaxed), Ordering::Relaxed);
+        result
+    }
+}
+
+impl RowGroupPartition {
+    /// Reads the row group, counting the bytes read in `fetched`.
+    fn read_counted(
+        &self,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        fetched: &Arc<AtomicU64>,
+    ) -> Result<()> {
         let num_rows = self.meta.metadata().row_group(self.row_group).num_rows() as usize;
         if self.columns.is_empty() {
             // count(*) and the like: rows without columns
@@ -451,15 +500,14 @@ impl ScanPartition for RowGroupPartition {
         };
         let mut stream = catch_panic(
             || {
-                ParquetRecordBatchStreamBuilder::new_with_metadata(
-                    reader(&self.file),
-                    self.meta.clone(),
-                )
-                .with_projection(mask)
-                .with_row_groups(vec![self.row_group])
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(wrap)
+                let mut r = reader(&self.file);
+                r.fetched = fetched.clone();
+                ParquetRecordBatchStreamBuilder::new_with_metadata(r, self.meta.clone())
+                    .with_projection(mask)
+                    .with_row_groups(vec![self.row_group])
+                    .with_batch_size(BATCH_ROWS)
+                    .build()
+                    .map_err(wrap)
             },
             panicked,
         )?;
@@ -485,5 +533,71 @@ impl ScanPartition for RowGroupPartition {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_ints(path: &std::path::Path, values: &[i64]) {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("x", DataType::Int64, false),
+        ]));
+        let column: ArrayRef = Arc::new(arrow::array::Int64Array::from(values.to_vec()));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn a_footer_is_read_once_per_file_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_ints(&path, &[1, 2, 3]);
+        let location = path.to_str().unwrap();
+        let stores = ObjectStores::default();
+        let rows = |t: &ParquetTable| t.statistics().num_rows;
+        assert_eq!(
+            rows(&ParquetTable::open(location, &stores).unwrap()),
+            Some(3)
+        );
+        assert_eq!(stores.footers.lock().unwrap().len(), 1);
+        assert_eq!(
+            rows(&ParquetTable::open(location, &stores).unwrap()),
+            Some(3)
+        );
+        assert_eq!(stores.footers.lock().unwrap().len(), 1);
+        // Rewritten with other rows: another size and time, read anew.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        write_ints(&path, &[1, 2, 3, 4, 5]);
+        assert_eq!(
+            rows(&ParquetTable::open(location, &stores).unwrap()),
+            Some(5)
+        );
+        assert_eq!(stores.footers.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_scan_counts_the_bytes_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_ints(&path, &(0..1000).collect::<Vec<_>>());
+        let table = ParquetTable::open(path.to_str().unwrap(), &ObjectStores::default()).unwrap();
+        let chunk = table.files[0].meta.metadata().row_group(0).column(0);
+        let fetched = AtomicU64::new(0);
+        let mut rows = 0;
+        for part in table.partitions(&[0], &[]).unwrap() {
+            part.read(&mut |b| Ok(rows += b.num_rows()), &fetched)
+                .unwrap();
+        }
+        assert_eq!(rows, 1000);
+        assert_eq!(
+            fetched.into_inner(),
+            chunk.compressed_size() as u64,
+            "the one column chunk, nothing more"
+        );
     }
 }

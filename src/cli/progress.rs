@@ -1,11 +1,11 @@
 //! The progress bar of a running query, on stderr: tasks done of all, rows
-//! read, time so far. It appears only when a query runs longer than a moment
+//! read, bytes fetched from files and object stores, time so far. It appears only when a query runs longer than a moment
 //! and only on a terminal, and it is gone when the query ends.
 //!
 //! The engine calls back after each finished task, from worker threads; the
 //! callback only stores numbers. A drawing thread per statement reads them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -26,6 +26,7 @@ struct Counters {
     tasks_done: AtomicUsize,
     tasks_total: AtomicUsize,
     rows_read: AtomicUsize,
+    bytes_fetched: AtomicU64,
 }
 
 /// Draws a bar for each statement that runs long enough.
@@ -42,6 +43,9 @@ impl ProgressMeter {
             shared.tasks_done.store(p.tasks_done, Ordering::Relaxed);
             shared.tasks_total.store(p.tasks_total, Ordering::Relaxed);
             shared.rows_read.store(p.rows_read, Ordering::Relaxed);
+            shared
+                .bytes_fetched
+                .store(p.bytes_fetched, Ordering::Relaxed);
         })));
         ProgressMeter { counters }
     }
@@ -55,6 +59,7 @@ impl ProgressMeter {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        self.counters.bytes_fetched.store(0, Ordering::Relaxed);
         let (stop, stopped) = mpsc::channel::<()>();
         let counters = self.counters.clone();
         let thread = std::thread::Builder::new()
@@ -75,8 +80,11 @@ impl ProgressMeter {
                     }
                     bar.set_position(counters.tasks_done.load(Ordering::Relaxed) as u64);
                     bar.set_message(format!(
-                        "{} rows",
-                        thousands(counters.rows_read.load(Ordering::Relaxed))
+                        "{} rows · {} fetched",
+                        thousands(counters.rows_read.load(Ordering::Relaxed)),
+                        crate::runtime::memory::format_bytes(
+                            counters.bytes_fetched.load(Ordering::Relaxed) as usize
+                        )
                     ));
                     if stopped.recv_timeout(TICK) != Err(RecvTimeoutError::Timeout) {
                         break;

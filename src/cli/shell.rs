@@ -481,40 +481,25 @@ impl<'a> Shell<'a> {
     }
 
     /// `.open PATH`: every `.parquet` / `.csv` file (or Parquet directory)
-    /// of a directory, or one file, as a table named after the file.
+    /// of a directory, or one file, as a table named after the file. PATH
+    /// may be a URL of an object store (`s3://bucket/dir/`).
     fn open(&mut self, path: &str) -> Result<(), String> {
-        let path = Path::new(path);
-        let files: Vec<PathBuf> = if path.is_dir() && table_format(path).is_none() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| format!("cannot read '{}': {e}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| table_format(p).is_some())
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(format!("no .parquet or .csv files in '{}'", path.display()));
-            }
-            files
-        } else if path.exists() {
-            vec![path.to_path_buf()]
+        let files = if crate::catalog::store::is_remote(path) {
+            self.remote_files(path)?
         } else {
-            return Err(format!("'{}' does not exist", path.display()));
+            local_files(Path::new(path))?
         };
         let mut names = Vec::new();
         for file in files {
-            let (Some(format), Some(name), Some(location)) = (
-                table_format(&file),
-                file.file_stem().and_then(|s| s.to_str()),
-                file.to_str(),
+            let (Some(format), Some(name)) = (
+                table_format(Path::new(&file)),
+                Path::new(&file).file_stem().and_then(|s| s.to_str()),
             ) else {
-                return Err(format!(
-                    "'{}' is not a .parquet or .csv file with a UTF-8 name",
-                    file.display()
-                ));
+                return Err(format!("'{file}' is not a .parquet or .csv file"));
             };
             let registered = match format {
-                "parquet" => self.session.register_parquet(name, location),
-                _ => self.session.register_csv(name, location),
+                "parquet" => self.session.register_parquet(name, &file),
+                _ => self.session.register_csv(name, &file),
             };
             registered.map_err(|e| e.to_string())?;
             names.push(name.to_string());
@@ -525,6 +510,29 @@ impl<'a> Shell<'a> {
             if names.len() == 1 { "" } else { "s" },
             names.join(", ")
         ))
+    }
+
+    /// The `.parquet` and `.csv` objects of a remote location: one object,
+    /// or those under a prefix.
+    fn remote_files(&self, location: &str) -> Result<Vec<String>, String> {
+        if table_format(Path::new(location)).is_some() && !location.ends_with('/') {
+            return Ok(vec![location.to_string()]);
+        }
+        let mut files = Vec::new();
+        let mut first_error = None;
+        for extension in ["parquet", "csv"] {
+            match self.session.files_at(location, extension) {
+                Ok(found) => files.extend(found),
+                Err(e) => {
+                    first_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        match first_error {
+            _ if !files.is_empty() => Ok(files),
+            Some(e) if !e.starts_with("not found") => Err(e),
+            _ => Err(format!("no .parquet or .csv files in '{location}'")),
+        }
     }
 
     /// `.tpch SF [DIR]`: the 8 TPC-H tables, generated first when missing.
@@ -551,6 +559,37 @@ impl<'a> Shell<'a> {
             crate::tpch::TABLES.join(", ")
         ))
     }
+}
+
+/// The `.parquet` / `.csv` files (or Parquet directories) of a local
+/// directory, or the one file `path` names, as UTF-8 paths.
+fn local_files(path: &Path) -> Result<Vec<String>, String> {
+    let files: Vec<PathBuf> = if path.is_dir() && table_format(path).is_none() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("cannot read '{}': {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| table_format(p).is_some())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("no .parquet or .csv files in '{}'", path.display()));
+        }
+        files
+    } else if path.exists() {
+        vec![path.to_path_buf()]
+    } else {
+        return Err(format!("'{}' does not exist", path.display()));
+    };
+    files
+        .into_iter()
+        .map(|f| match f.to_str() {
+            Some(s) if table_format(&f).is_some() => Ok(s.to_string()),
+            _ => Err(format!(
+                "'{}' is not a .parquet or .csv file with a UTF-8 name",
+                f.display()
+            )),
+        })
+        .collect()
 }
 
 /// `parquet` or `csv` by file extension.

@@ -94,6 +94,7 @@ impl Profile {
                 "sql": one_line(sql),
                 "tasks": stats.tasks,
                 "rows_read": stats.rows_read,
+                "bytes_fetched": stats.bytes_fetched,
                 "busy_ms_per_worker": busy,
             },
         }));

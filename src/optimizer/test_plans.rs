@@ -48,6 +48,7 @@ impl crate::catalog::ScanPartition for Unread {
     fn read(
         &self,
         _sink: &mut dyn FnMut(RecordBatch) -> crate::error::Result<()>,
+        _fetched: &std::sync::atomic::AtomicU64,
     ) -> crate::error::Result<()> {
         Err(crate::error::QuarryError::exec(
             "a test table is never read",

@@ -33,6 +33,8 @@ pub struct Progress {
     pub tasks_done: usize,
     pub tasks_total: usize,
     pub rows_read: usize,
+    /// Bytes read from files and object stores so far.
+    pub bytes_fetched: u64,
     pub elapsed: Duration,
 }
 
@@ -47,6 +49,8 @@ pub struct RunStats {
     pub tasks: usize,
     /// Rows that tasks read from their sources (scans and exchanges).
     pub rows_read: usize,
+    /// Bytes that scans read from files and object stores.
+    pub bytes_fetched: u64,
     /// Busy time of each worker thread.
     pub busy: Vec<Duration>,
     pub elapsed: Duration,
@@ -76,6 +80,7 @@ struct State {
     waiting_on: Vec<usize>,
     stages_done: usize,
     rows_read: usize,
+    bytes_fetched: u64,
     tasks_done: usize,
     records: Vec<TaskRecord>,
     op_metrics: Vec<Vec<OpMetrics>>,
@@ -131,6 +136,7 @@ pub fn run_graph(
         waiting_on,
         stages_done: 0,
         rows_read: 0,
+        bytes_fetched: 0,
         tasks_done: 0,
         records: Vec::new(),
         op_metrics: graph
@@ -198,6 +204,7 @@ pub fn run_graph(
     let stats = RunStats {
         tasks: graph.stages.iter().map(|s| s.partitions).sum(),
         rows_read: st.rows_read,
+        bytes_fetched: st.bytes_fetched,
         task_records: std::mem::take(&mut st.records),
         op_metrics: std::mem::take(&mut st.op_metrics),
         op_names: graph
@@ -324,6 +331,7 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
         match result {
             Ok(Ok(output)) => {
                 st.rows_read += output.rows_in;
+                st.bytes_fetched += output.bytes_fetched;
                 st.tasks_done += 1;
                 st.stage_rows_in[s] += output.rows_in;
                 for (total, m) in st.op_metrics[s].iter_mut().zip(&output.metrics) {
@@ -343,6 +351,7 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
                     tasks_done: st.tasks_done,
                     tasks_total: graph.stages.iter().map(|s| s.partitions).sum(),
                     rows_read: st.rows_read,
+                    bytes_fetched: st.bytes_fetched,
                     elapsed: started.elapsed(),
                 });
                 st.remaining[s] -= 1;

@@ -382,6 +382,8 @@ pub struct OpMetrics {
 pub struct TaskOutput {
     /// Rows the task read from its source.
     pub rows_in: usize,
+    /// Bytes its scan read from files and object stores.
+    pub bytes_fetched: u64,
     /// Per operator of the stage, in order.
     pub metrics: Vec<OpMetrics>,
 }
@@ -399,6 +401,7 @@ pub fn run_task(
         .collect::<Result<Vec<_>>>()?;
     let mut sink = SinkWriter::new(stage, partition, store.memory_pool())?;
     let mut rows_in = 0;
+    let fetched = AtomicU64::new(0);
     let mut metrics = vec![OpMetrics::default(); ops.len()];
     let mut on_batch = |batch: RecordBatch| -> Result<()> {
         if cancel.load(Ordering::Relaxed) {
@@ -422,7 +425,7 @@ pub fn run_task(
             let pool = store.memory_pool();
             let mut buffers = Reservation::new(pool, "a scan's read buffers");
             buffers.force_grow(part.read_buffer_bytes().min(pool.limit() / 4));
-            part.read(&mut on_batch)
+            part.read(&mut on_batch, &fetched)
         }
         Source::Values(batches) => batches.iter().try_for_each(|b| on_batch(b.clone())),
         Source::Exchange { stage: from } => store
@@ -457,7 +460,11 @@ pub fn run_task(
         m[0].spilled = head[k].spilled();
     }
     sink.finish(store)?;
-    Ok(TaskOutput { rows_in, metrics })
+    Ok(TaskOutput {
+        rows_in,
+        bytes_fetched: fetched.into_inner(),
+        metrics,
+    })
 }
 
 /// Sentinel error that ends a source early once a LIMIT is satisfied.

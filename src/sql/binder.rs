@@ -414,7 +414,7 @@ impl<'a> Binder<'a> {
         let text = ident.value.as_str();
         // FROM 'path/to/file.parquet'
         if ident.quote_style == Some('\'') {
-            let provider = open_table(text, None)?;
+            let provider = open_table(text, None, self.catalog.stores())?;
             return Ok(scan_of(text, provider, Some(&base_name(text))));
         }
         let cte = self
@@ -460,7 +460,7 @@ impl<'a> Binder<'a> {
             None => {
                 let lower = text.to_lowercase();
                 if lower.ends_with(".parquet") || lower.ends_with(".csv") {
-                    let provider = open_table(text, None)?;
+                    let provider = open_table(text, None, self.catalog.stores())?;
                     return Ok(scan_of(text, provider, Some(&base_name(text))));
                 }
                 let hint = self
@@ -513,7 +513,7 @@ impl<'a> Binder<'a> {
                 ))
             }
         };
-        let provider = open_table(&path, Some(format))?;
+        let provider = open_table(&path, Some(format), self.catalog.stores())?;
         Ok(scan_of(&path, provider, Some(&base_name(&path))))
     }
 

@@ -146,6 +146,14 @@ fn validate(mut o: BenchOptions) -> Result<BenchOptions> {
         }
     }
     o.engines = engines;
+    if let Some(url) = remote_data(&o) {
+        if let Some(peer) = o.engines.iter().find(|e| **e != Engine::Quarry) {
+            return Err(QuarryError::Config(format!(
+                "--data {url}: {} reads local files only in this harness (DuckDB's httpfs extension comes from an extension server this machine may not reach): add --engines quarry",
+                peer.name()
+            )));
+        }
+    }
     if o.queries.is_empty() {
         o.queries = (1..=22).collect();
     }
@@ -176,6 +184,14 @@ fn validate(mut o: BenchOptions) -> Result<BenchOptions> {
         ));
     }
     Ok(o)
+}
+
+/// The URL of `--data` when it names an object store (`s3://bucket/dir`):
+/// quarry reads it in place, with the store's credentials from the standard
+/// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, …).
+fn remote_data(o: &BenchOptions) -> Option<String> {
+    let data = o.data.as_ref()?.to_str()?;
+    crate::catalog::store::is_remote(data).then(|| data.trim_end_matches('/').to_string())
 }
 
 /// The quarry checkout: the first of the current directory and its parents
@@ -473,9 +489,16 @@ pub fn run(options: BenchOptions) -> Result<()> {
         None => PathBuf::from("tpch").join("results"),
     });
 
-    prepare_data(&data_dir, o.sf)?;
-    let data_abs = std::fs::canonicalize(&data_dir)
-        .map_err(|e| QuarryError::Io(format!("cannot resolve {}: {e}", data_dir.display())))?;
+    let remote = remote_data(&o);
+    let data_abs = match &remote {
+        Some(url) => PathBuf::from(url),
+        None => {
+            prepare_data(&data_dir, o.sf)?;
+            std::fs::canonicalize(&data_dir).map_err(|e| {
+                QuarryError::Io(format!("cannot resolve {}: {e}", data_dir.display()))
+            })?
+        }
+    };
     eprintln!(
         "TPC-H SF {} from {}: {} queries × {} runs, engines: {}",
         o.sf,
@@ -488,7 +511,9 @@ pub fn run(options: BenchOptions) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    warm_page_cache(&data_abs)?;
+    if remote.is_none() {
+        warm_page_cache(&data_abs)?;
+    }
 
     // The peers' Python, made at most once.
     let mut python: Option<std::result::Result<(PathBuf, PathBuf), String>> = None;
