@@ -28,6 +28,8 @@
 #[path = "differential/generator.rs"]
 mod generator;
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -37,6 +39,8 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::DataType;
 use quarry::tpch::answers::{values_equal, Answer, ValueKind};
 use quarry::{Session, SessionConfig};
+
+use common::pinned_venv;
 
 const SF: f64 = 0.01;
 const DEFAULT_QUERIES: u64 = 300;
@@ -84,50 +88,9 @@ fn requirements() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/differential/requirements.txt")
 }
 
-fn run_ok(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// The Python of `target/diff-venv`, made (or remade, when the requirements
-/// changed) with the pinned DuckDB.
+/// The Python of `target/diff-venv`, with the pinned DuckDB.
 fn venv_python() -> Result<PathBuf, String> {
-    let venv = target_dir().join("diff-venv");
-    let python = venv.join("bin/python");
-    let stamp = venv.join("requirements.txt");
-    let wanted = std::fs::read_to_string(requirements())
-        .map_err(|e| format!("cannot read {}: {e}", requirements().display()))?;
-    if python.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
-        return Ok(python);
-    }
-    let base = std::env::var("QUARRY_PYTHON").unwrap_or_else(|_| "python3".into());
-    let _ = std::fs::remove_dir_all(&venv);
-    run_ok(Command::new(&base).args(["-m", "venv"]).arg(&venv))?;
-    run_ok(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
-            .arg(requirements()),
-    )?;
-    std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
-    Ok(python)
+    pinned_venv(&target_dir().join("diff-venv"), &requirements())
 }
 
 /// What DuckDB answered: column types and rows (None is NULL), or an error.

@@ -18,6 +18,9 @@
 //!   PROPFIND listings): TPC-H queries 1, 3, 6 and 18 and a CSV file; and
 //!   `tests/remote/cut_body_server.py`, which sends only half of every body:
 //!   the error names the URL and the byte range.
+//! - **The binary**, with the standard `AWS_*` variables instead of SET:
+//!   `.open s3://tpch/sf0.01/` in a script, and `quarry tpch bench --data
+//!   s3://tpch/sf0.01 --engines quarry` (a peer with remote data refused).
 //!
 //! Run it with `cargo test --test remote` (`-- --nocapture` shows each
 //! query's time). It installs, on first use:
@@ -43,6 +46,8 @@
 //! auth test) and `AWS_EC2_METADATA_DISABLED=true` is set for the process:
 //! nothing here may reach a cloud metadata address.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -53,9 +58,10 @@ use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use quarry::tpch::answers::{check_batches, Answer};
 use quarry::tpch::{GenerateOptions, TABLES};
 use quarry::{QueryResult, Session, SessionConfig};
+
+use common::{base_python, check_tpch_query, pinned_venv, run_ok};
 
 const SF: f64 = 0.01;
 
@@ -110,10 +116,6 @@ fn init_env() {
 
 fn tmp() -> &'static Path {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn answers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tpch_answers/sf0.01")
 }
 
 fn support(file: &str) -> PathBuf {
@@ -199,65 +201,16 @@ fn path_str(p: &Path) -> &str {
 
 // ------------------------------------------------------------------ Python
 
-fn run_ok(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// The Python that runs `supervise.py` and the cut-body server (no package
-/// needed): `$QUARRY_PYTHON` or `python3`.
-fn base_python() -> String {
-    std::env::var("QUARRY_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// The Python of `target/remote-venv`, made (or remade, when the
-/// requirements changed) with the pinned moto and boto3. Once per process.
+/// The Python of `target/remote-venv`, with the pinned moto and boto3.
+/// Once per process.
 fn venv_python() -> Result<PathBuf, String> {
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     VENV.get_or_init(|| {
-        let requirements = support("requirements.txt");
         let venv = tmp()
             .parent()
             .expect("target/tmp has a parent")
             .join("remote-venv");
-        let python = venv.join("bin/python");
-        let stamp = venv.join("requirements.txt");
-        let wanted = std::fs::read_to_string(&requirements)
-            .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
-        if python.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
-            return Ok(python);
-        }
-        let _ = std::fs::remove_dir_all(&venv);
-        let hint =
-            "(it needs python3 with venv and pip, and network access to PyPI the first time)";
-        run_ok(Command::new(base_python()).args(["-m", "venv"]).arg(&venv))
-            .map_err(|e| format!("{e}\n{hint}"))?;
-        run_ok(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&requirements),
-        )
-        .map_err(|e| format!("{e}\n{hint}"))?;
-        std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
-        Ok(python)
+        pinned_venv(&venv, &support("requirements.txt"))
     })
     .clone()
 }
@@ -593,34 +546,17 @@ fn assert_s3_alive(session: &Session) {
     );
 }
 
-/// Runs TPC-H query `n` and compares it with the expected answer; a result
-/// that differs goes to `<target>/tmp/remote-tpch-actual/<label>-qNN.csv`.
-fn run_tpch_query(session: &Session, label: &str, n: usize) -> Result<(), String> {
-    let sql = quarry::tpch::query(n).expect("query 1..=22");
-    let expected = Answer::from_csv_file(&answers_dir().join(format!("q{n:02}.csv")))
-        .map_err(|e| e.to_string())?;
-    let result = session.sql(sql).map_err(|e| format!("error: {e}"))?;
-    check_batches(&expected, &result.schema, &result.batches).map_err(|mismatch| {
-        let mut msg = mismatch.to_string();
-        if let Ok((actual, _)) = Answer::from_batches(&result.schema, &result.batches) {
-            let dir = tmp().join("remote-tpch-actual");
-            let path = dir.join(format!("{label}-q{n:02}.csv"));
-            if std::fs::create_dir_all(&dir).is_ok()
-                && std::fs::write(&path, actual.to_csv()).is_ok()
-            {
-                msg.push_str(&format!("\n  (result written to {})", path.display()));
-            }
-        }
-        msg
-    })
-}
-
 /// Runs the TPC-H `queries`; fails the test with every mismatch.
 fn check_tpch(session: &Session, label: &str, queries: &[usize]) {
     let mut failures = Vec::new();
     for &n in queries {
         let start = Instant::now();
-        match run_tpch_query(session, label, n) {
+        match check_tpch_query(
+            session,
+            n,
+            &tmp().join("remote-tpch-actual"),
+            &format!("{label}-"),
+        ) {
             Ok(()) => println!(
                 "{label} q{n:02}: ok ({:.0} ms)",
                 start.elapsed().as_secs_f64() * 1e3
@@ -986,5 +922,111 @@ fn http_body_cut_off() {
             )
         ),
         ["5"]
+    );
+}
+
+// ------------------------------------------------------- the quarry binary
+
+/// The standard AWS variables that point a store at `moto` (the binary
+/// reads them as the SDKs do; no SET needed).
+fn aws_env(moto: &Moto) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT", moto.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
+/// `.open s3://bucket/prefix/` in a script: a table per object, named after
+/// it, with the credentials from the environment.
+#[test]
+fn shell_open_of_an_s3_prefix() {
+    let Some(moto) = moto("shell_open_of_an_s3_prefix") else {
+        return;
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["--format", "csv", "-f", "-"])
+        .envs(aws_env(moto))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start quarry");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            b".open s3://tpch/sf0.01/\n\
+              SELECT r_name FROM region ORDER BY r_regionkey LIMIT 2;\n\
+              SELECT count(*) AS n FROM nation;\n",
+        )
+        .expect("write the script");
+    let out = child.wait_with_output().expect("quarry runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "8 tables: customer, lineitem, nation, orders, part, partsupp, region, supplier"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("r_name\nAFRICA\nAMERICA\n"), "{stdout}");
+    assert!(stdout.contains("n\n25\n"), "{stdout}");
+}
+
+/// `quarry tpch bench --data s3://…`: quarry answers all 22 queries from the
+/// bucket (their answers are checked by `s3_tpch_all_22_queries`); a peer
+/// with remote data is refused up front, naming the way out.
+#[test]
+fn bench_with_data_in_s3() {
+    let Some(moto) = moto("bench_with_data_in_s3") else {
+        return;
+    };
+    let results = tmp().join("remote-bench-results");
+    let bench = |engines: &str| {
+        Command::new(env!("CARGO_BIN_EXE_quarry"))
+            .args([
+                "tpch",
+                "bench",
+                "--sf",
+                "0.01",
+                "--data",
+                "s3://tpch/sf0.01",
+            ])
+            .args(["--engines", engines, "--runs", "1", "--results"])
+            .arg(&results)
+            .envs(aws_env(moto))
+            .output()
+            .expect("quarry tpch bench runs")
+    };
+    let out = bench("quarry");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = stdout
+        .lines()
+        .find(|l| l.contains("│ quarry"))
+        .unwrap_or_else(|| panic!("no summary row for quarry:\n{stdout}"));
+    let cells: Vec<&str> = summary.split(['│', '┆']).map(str::trim).collect();
+    assert_eq!(cells[3], "22/22", "answered: {summary}");
+
+    let out = bench("quarry,duckdb");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("reads local files only") && stderr.contains("--engines quarry"),
+        "{stderr}"
     );
 }

@@ -7,17 +7,17 @@
 //! `cargo test --test tpch` runs all 22 queries. The result of a query that differs is written to
 //! `<target>/tmp/tpch-actual/qNN.csv` for diffing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use quarry::tpch::answers::{check_batches, Answer};
+use quarry::tpch::answers::Answer;
 use quarry::{Session, SessionConfig};
 
-const SF: f64 = 0.01;
+use common::{check_tpch_query, tpch_answers_dir};
 
-fn answers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tpch_answers/sf0.01")
-}
+const SF: f64 = 0.01;
 
 fn data_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -36,23 +36,12 @@ fn session() -> Session {
 
 /// Runs query `n` and compares it to the expected answer.
 fn run_query(session: &Session, n: usize) -> Result<(), String> {
-    let sql = quarry::tpch::query(n).expect("query 1..=22");
-    let expected = Answer::from_csv_file(&answers_dir().join(format!("q{n:02}.csv")))
-        .map_err(|e| e.to_string())?;
-    let result = session.sql(sql).map_err(|e| format!("error: {e}"))?;
-    check_batches(&expected, &result.schema, &result.batches).map_err(|mismatch| {
-        let mut msg = mismatch.to_string();
-        if let Ok((actual, _)) = Answer::from_batches(&result.schema, &result.batches) {
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tpch-actual");
-            let path = dir.join(format!("q{n:02}.csv"));
-            if std::fs::create_dir_all(&dir).is_ok()
-                && std::fs::write(&path, actual.to_csv()).is_ok()
-            {
-                msg.push_str(&format!("\n  (result written to {})", path.display()));
-            }
-        }
-        msg
-    })
+    check_tpch_query(
+        session,
+        n,
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("tpch-actual"),
+        "",
+    )
 }
 
 fn run_queries(queries: &[usize]) -> Vec<(usize, String)> {
@@ -164,13 +153,13 @@ fn join_build_sides(plan: &str) -> Vec<String> {
 #[test]
 fn expected_answers_exist_for_all_22_queries() {
     for n in 1..=22 {
-        let path = answers_dir().join(format!("q{n:02}.csv"));
+        let path = tpch_answers_dir().join(format!("q{n:02}.csv"));
         let answer = Answer::from_csv_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(!answer.columns.is_empty(), "{}", path.display());
         assert!(!answer.rows.is_empty(), "{}: no rows", path.display());
     }
     // Q1 looks like TPC-H: the four (returnflag, linestatus) groups
-    let q1 = Answer::from_csv_file(&answers_dir().join("q01.csv")).unwrap();
+    let q1 = Answer::from_csv_file(&tpch_answers_dir().join("q01.csv")).unwrap();
     let groups: Vec<String> = q1
         .rows
         .iter()

@@ -590,8 +590,11 @@ mod tests {
         let fetched = AtomicU64::new(0);
         let mut rows = 0;
         for part in table.partitions(&[0], &[]).unwrap() {
-            part.read(&mut |b| Ok(rows += b.num_rows()), &fetched)
-                .unwrap();
+            let mut count = |b: RecordBatch| {
+                rows += b.num_rows();
+                Ok(())
+            };
+            part.read(&mut count, &fetched).unwrap();
         }
         assert_eq!(rows, 1000);
         assert_eq!(

@@ -13,6 +13,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::client::{HttpError, HttpErrorKind};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
+use object_store::ClientConfigKey;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use url::Url;
 
@@ -200,7 +201,7 @@ impl RemoteOptions {
                 let mut b = AmazonS3Builder::from_env()
                     .with_url(base)
                     .with_retry(retry())
-                    .with_client_options(client_options());
+                    .with_config(AmazonS3ConfigKey::Client(CONNECT_TIMEOUT), CONNECT_SECONDS);
                 for (name, key) in [
                     ("s3_region", AmazonS3ConfigKey::Region),
                     ("s3_endpoint", AmazonS3ConfigKey::Endpoint),
@@ -233,7 +234,7 @@ impl RemoteOptions {
                 let mut b = GoogleCloudStorageBuilder::from_env()
                     .with_url(base)
                     .with_retry(retry())
-                    .with_client_options(client_options());
+                    .with_config(GoogleConfigKey::Client(CONNECT_TIMEOUT), CONNECT_SECONDS);
                 for (name, key) in [
                     ("gcs_service_account_path", GoogleConfigKey::ServiceAccount),
                     (
@@ -251,7 +252,7 @@ impl RemoteOptions {
                 let mut b = MicrosoftAzureBuilder::from_env()
                     .with_url(base)
                     .with_retry(retry())
-                    .with_client_options(client_options());
+                    .with_config(AzureConfigKey::Client(CONNECT_TIMEOUT), CONNECT_SECONDS);
                 for (name, key) in [
                     ("azure_account_name", AzureConfigKey::AccountName),
                     ("azure_account_key", AzureConfigKey::AccessKey),
@@ -269,7 +270,9 @@ impl RemoteOptions {
                 Arc::new(b.build().map_err(failed)?)
             }
             "http" | "https" => {
-                let options = client_options().with_allow_http(url.scheme() == "http");
+                let options = ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_allow_http(url.scheme() == "http");
                 Arc::new(
                     HttpBuilder::new()
                         .with_url(base)
@@ -299,9 +302,11 @@ fn retry() -> RetryConfig {
     }
 }
 
-fn client_options() -> ClientOptions {
-    ClientOptions::new().with_connect_timeout(Duration::from_secs(5))
-}
+/// A server that does not answer within it counts as down. (Set as a key,
+/// not as client options: those would replace what `from_env` read, such
+/// as `AWS_ALLOW_HTTP`.)
+const CONNECT_TIMEOUT: ClientConfigKey = ClientConfigKey::ConnectTimeout;
+const CONNECT_SECONDS: &str = "5s";
 
 /// The message for a failed request of a store about the object at `url`
 /// (and the byte `range` of it asked for).
@@ -333,6 +338,11 @@ pub fn store_error(
         )
     } else if is_connect_error(e) {
         format!("cannot connect to the server of {what}: {detail}")
+    } else if detail.ends_with("builder error") {
+        // reqwest refuses a plain http:// URL unless HTTP is allowed.
+        format!(
+            "cannot read {what}: {detail} (for a plain http:// endpoint, SET s3_allow_http = true or AWS_ALLOW_HTTP=true)"
+        )
     } else {
         format!("cannot read {what}: {detail}")
     };
