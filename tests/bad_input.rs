@@ -854,6 +854,20 @@ fn missing_file_is_named() {
 }
 
 #[test]
+fn unsupported_url_scheme_is_named() {
+    let f = Fixture::new();
+    for sql in [
+        "SELECT * FROM 'ftp://host/data/x.parquet'",
+        "SELECT * FROM read_csv('sftp://host/x.csv')",
+        "CREATE EXTERNAL TABLE m STORED AS PARQUET LOCATION 'hdfs://nn/x.parquet'",
+    ] {
+        let e = f.error(sql);
+        assert_mentions(&e, &["unsupported scheme", "s3://"]);
+    }
+    f.assert_alive();
+}
+
+#[test]
 fn empty_file_is_an_error_naming_it() {
     let f = Fixture::new();
     let pq = f.file("empty.parquet", b"");

@@ -24,11 +24,25 @@ const REMOTE_SCHEMES: &[&str] = &[
     "s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "adl", "http", "https",
 ];
 
-/// The URL of `location` if it names an object in a remote store.
+/// The URL of `location` if it names an object in a remote store; an
+/// error for a URL whose scheme quarry cannot read (`ftp://…`).
 pub fn remote_url(location: &str) -> Option<Result<Url>> {
     let (scheme, _) = location.split_once("://")?;
-    if !REMOTE_SCHEMES.contains(&scheme.to_lowercase().as_str()) {
+    let scheme = scheme.to_lowercase();
+    if scheme == "file" {
         return None;
+    }
+    if !REMOTE_SCHEMES.contains(&scheme.as_str()) {
+        let is_scheme = scheme.len() > 1
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        return is_scheme.then(|| {
+            Err(QuarryError::Io(format!(
+                "cannot read '{location}': unsupported scheme '{scheme}://' (quarry reads \
+                 local paths, file://, s3://, gs://, az://, azure://, abfs(s)://, http(s)://)"
+            )))
+        });
     }
     Some(
         Url::parse(location).map_err(|e| QuarryError::Io(format!("invalid URL '{location}': {e}"))),
@@ -434,6 +448,11 @@ mod tests {
         assert!(remote_url("HTTPS://h/k.csv").is_some());
         assert!(remote_url("data/x.parquet").is_none());
         assert!(remote_url("file:///tmp/x.parquet").is_none());
+        let err = remote_url("ftp://h/x.parquet").unwrap().unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported scheme 'ftp://'"),
+            "{err}"
+        );
     }
 
     #[test]
