@@ -4,6 +4,7 @@
 mod csv;
 mod memory;
 mod parquet;
+mod read_ahead;
 mod remote;
 pub mod store;
 

@@ -17,6 +17,7 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+use super::read_ahead::{Prefetch, ReadAhead};
 use super::remote::store_error;
 use super::store::{list_files, FileRef, ObjectStores};
 use super::{ScanPartition, TableProvider, TableStats};
@@ -45,6 +46,8 @@ struct ObjectFileReader {
     local: Option<std::fs::File>,
     /// Bytes read so far.
     fetched: Arc<AtomicU64>,
+    /// The row group's bytes, when a read-ahead fetched them already.
+    ahead: Option<Prefetch>,
 }
 
 fn reader(file: &FileRef) -> ObjectFileReader {
@@ -52,6 +55,7 @@ fn reader(file: &FileRef) -> ObjectFileReader {
         file: file.clone(),
         local: None,
         fetched: Arc::new(AtomicU64::new(0)),
+        ahead: None,
     }
 }
 
@@ -136,7 +140,16 @@ impl AsyncFileReader for ObjectFileReader {
         if let Some(r) = self.read_local(&ranges) {
             return Box::pin(async move { r });
         }
-        Box::pin(async move { self.read_remote(&ranges).await })
+        Box::pin(async move {
+            if let Some(ahead) = self.ahead.take() {
+                if let Some(out) = ahead.serve(&ranges).await {
+                    let bytes: u64 = out.iter().map(|b| b.len() as u64).sum();
+                    self.fetched.fetch_add(bytes, Ordering::Relaxed);
+                    return Ok(out);
+                }
+            }
+            self.read_remote(&ranges).await
+        })
     }
 
     fn get_metadata<'a>(
@@ -304,7 +317,6 @@ impl TableProvider for ParquetTable {
         projection: &[usize],
         filters: &[Expr],
     ) -> Result<Vec<Arc<dyn ScanPartition>>> {
-        let mut out: Vec<Arc<dyn ScanPartition>> = Vec::new();
         // The reader yields columns in file order; remember how to put them
         // back in projection order.
         let mut sorted: Vec<usize> = projection.to_vec();
@@ -314,10 +326,10 @@ impl TableProvider for ParquetTable {
             .iter()
             .map(|c| sorted.iter().position(|s| s == c).unwrap_or(0))
             .collect();
+        let mut parts = Vec::new();
         for (file_index, f) in self.files.iter().enumerate() {
-            let keep = row_groups_to_read(f, &self.schema, projection, filters)?;
-            for rg in keep {
-                out.push(Arc::new(RowGroupPartition {
+            for rg in row_groups_to_read(f, &self.schema, projection, filters)? {
+                parts.push(RowGroupPartition {
                     file: f.file.clone(),
                     meta: f.meta.clone(),
                     file_index,
@@ -325,10 +337,26 @@ impl TableProvider for ParquetTable {
                     columns: sorted.clone(),
                     reorder: reorder.clone(),
                     schema: Arc::new(self.schema.project(projection)?),
-                }));
+                    read_ahead: None,
+                });
             }
         }
-        Ok(out)
+        let remote = parts.iter().any(|p| p.file.local_path.is_none());
+        if remote && !sorted.is_empty() {
+            let ahead = ReadAhead::new(
+                parts
+                    .iter()
+                    .map(|p| (p.file.clone(), p.chunk_ranges()))
+                    .collect(),
+            );
+            for (i, p) in parts.iter_mut().enumerate() {
+                p.read_ahead = Some((ahead.clone(), i));
+            }
+        }
+        Ok(parts
+            .into_iter()
+            .map(|p| Arc::new(p) as Arc<dyn ScanPartition>)
+            .collect())
     }
 }
 
@@ -432,21 +460,27 @@ struct RowGroupPartition {
     /// Output column i is decoded column reorder[i].
     reorder: Vec<usize>,
     schema: SchemaRef,
+    /// For a scan of remote files: the scan's read-ahead and this row
+    /// group's place in it.
+    read_ahead: Option<(Arc<ReadAhead>, usize)>,
 }
 
 impl ScanPartition for RowGroupPartition {
     /// The reader fetches the projected column chunks whole, compressed,
     /// and holds a batch's worth of each decoded page besides.
+    /// With a read-ahead, the next row group's compressed bytes are held
+    /// besides (row groups of a file are alike: counted as this one's).
     fn read_buffer_bytes(&self) -> usize {
         let rg = self.meta.metadata().row_group(self.row_group);
         let rows = rg.num_rows().max(1) as usize;
+        let held = if self.read_ahead.is_some() { 2 } else { 1 };
         self.columns
             .iter()
             .filter_map(|&c| rg.columns().get(c))
             .map(|chunk| {
                 let compressed = chunk.compressed_size().max(0) as usize;
                 let decoded = chunk.uncompressed_size().max(0) as usize;
-                compressed + decoded.saturating_mul(BATCH_ROWS.min(rows)) / rows
+                held * compressed + decoded.saturating_mul(BATCH_ROWS.min(rows)) / rows
             })
             .sum()
     }
@@ -464,6 +498,19 @@ impl ScanPartition for RowGroupPartition {
 }
 
 impl RowGroupPartition {
+    /// The byte ranges of the projected columns' chunks in the file.
+    fn chunk_ranges(&self) -> Vec<std::ops::Range<u64>> {
+        let schema = self.meta.parquet_schema();
+        let rg = self.meta.metadata().row_group(self.row_group);
+        (0..rg.num_columns())
+            .filter(|&leaf| self.columns.contains(&schema.get_column_root_idx(leaf)))
+            .map(|leaf| {
+                let (start, len) = rg.column(leaf).byte_range();
+                start..start + len
+            })
+            .collect()
+    }
+
     /// Reads the row group, counting the bytes read in `fetched`.
     fn read_counted(
         &self,
@@ -502,6 +549,10 @@ impl RowGroupPartition {
             || {
                 let mut r = reader(&self.file);
                 r.fetched = fetched.clone();
+                r.ahead = self
+                    .read_ahead
+                    .as_ref()
+                    .and_then(|(ahead, i)| ahead.claim(*i));
                 ParquetRecordBatchStreamBuilder::new_with_metadata(r, self.meta.clone())
                     .with_projection(mask)
                     .with_row_groups(vec![self.row_group])
