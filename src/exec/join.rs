@@ -69,6 +69,9 @@ const DIRECT_RANGE_FACTOR: usize = 12;
 /// filter probes a direct table of all part keys).
 const DIRECT_SMALL_FACTOR: usize = 64;
 const DIRECT_SMALL_RANGE: usize = 1 << 20;
+/// Rows from which a table of integer keys is copied and indexed on two
+/// threads at once (below, a thread's start costs more than it saves).
+const PARALLEL_BUILD_ROWS: usize = 1 << 16;
 
 // ---------------------------------------------------------------------------
 // Build side
@@ -393,47 +396,24 @@ fn check_cancel(cancel: &AtomicBool) -> Result<()> {
     }
 }
 
-impl JoinHashTable {
-    /// `keys` are expressions over `schema` (the right input's schema).
-    pub fn build(schema: SchemaRef, batches: Vec<RecordBatch>, keys: &[Expr]) -> Result<Self> {
-        Self::build_cancellable(schema, batches, keys, None, &AtomicBool::new(false))
-    }
+/// The index of a join table's keys, built from the key arrays alone.
+struct Indexed {
+    key_types: Vec<DataType>,
+    index: KeyIndex,
+    packing: Option<Packing>,
+    row_ids: Vec<u32>,
+    has_null_key: bool,
+}
 
-    /// [`Self::build`], which gives up between its steps once `cancel` is
-    /// set: a large build side takes a second or more.
-    /// With `range`, the one key is compared with that inequality instead
-    /// of `=` (see `KeyIndex::Sorted`).
-    pub fn build_cancellable(
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-        keys: &[Expr],
+impl Indexed {
+    fn build(
+        key_arrays: &[ArrayRef],
+        n: usize,
         range: Option<BinaryOp>,
         cancel: &AtomicBool,
     ) -> Result<Self> {
-        check_columns(
-            &keys.iter().collect::<Vec<_>>(),
-            schema.fields().len(),
-            "a build key",
-        )?;
-        // The pieces of string views each bring their own list of data
-        // buffers; every batch taken from the table would copy the whole
-        // list (in Q9 at SF 10 that was 1.4 GB): one buffer after compacting.
-        let batch = compact_views(concat_batches(&schema, &batches)?)?;
-        drop(batches);
-        check_cancel(cancel)?;
-        let n = batch.num_rows();
-        if n >= NONE as usize {
-            return Err(QuarryError::exec(format!(
-                "hash join: build side of {n} rows is too large for one partition"
-            )));
-        }
-        let key_arrays = keys
-            .iter()
-            .map(|k| evaluate_array(k, &batch))
-            .collect::<Result<Vec<_>>>()?;
-        check_cancel(cancel)?;
         let key_types: Vec<DataType> = key_arrays.iter().map(|a| a.data_type().clone()).collect();
-        let nulls = key_nulls(&key_arrays);
+        let nulls = key_nulls(key_arrays);
         let null_count = nulls.as_ref().map_or(0, |b| b.null_count());
         let non_null = n - null_count;
         let valid = |i: usize| nulls.as_ref().is_none_or(|b| b.is_valid(i));
@@ -452,7 +432,7 @@ impl JoinHashTable {
             _ => None,
         };
         let (index, row_ids) = if let Some(op) = range {
-            sorted_index(op, &key_arrays, non_null, &valid, cancel)?
+            sorted_index(op, key_arrays, non_null, &valid, cancel)?
         } else if key_arrays.is_empty() {
             (KeyIndex::Unit, (0..n as u32).collect())
         } else if let (Some(p), Some(columns)) = (&packing, &int_columns) {
@@ -467,7 +447,7 @@ impl JoinHashTable {
                     .map(|t| SortField::new(t.clone()))
                     .collect(),
             )?;
-            let rows = converter.convert_columns(&key_arrays)?;
+            let rows = converter.convert_columns(key_arrays)?;
             let hasher = row_hasher();
             let (table, row_ids) = SlotTable::build(
                 n,
@@ -490,15 +470,104 @@ impl JoinHashTable {
                 row_ids,
             )
         };
-        Ok(JoinHashTable {
-            schema,
-            batch,
+        Ok(Indexed {
             key_types,
             index,
             packing,
             row_ids,
             has_null_key: null_count > 0,
         })
+    }
+
+    fn into_table(self, schema: SchemaRef, batch: RecordBatch) -> JoinHashTable {
+        JoinHashTable {
+            schema,
+            batch,
+            key_types: self.key_types,
+            index: self.index,
+            packing: self.packing,
+            row_ids: self.row_ids,
+            has_null_key: self.has_null_key,
+        }
+    }
+}
+
+/// The rows of a join table as one batch. The pieces of string views each
+/// bring their own list of data buffers; every batch taken from the table
+/// would copy the whole list (in Q9 at SF 10 that was 1.4 GB): one buffer
+/// after compacting.
+fn table_batch(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    compact_views(concat_batches(schema, batches)?)
+}
+
+impl JoinHashTable {
+    /// `keys` are expressions over `schema` (the right input's schema).
+    pub fn build(schema: SchemaRef, batches: Vec<RecordBatch>, keys: &[Expr]) -> Result<Self> {
+        Self::build_cancellable(schema, batches, keys, None, &AtomicBool::new(false))
+    }
+
+    /// [`Self::build`], which gives up between its steps once `cancel` is
+    /// set: a large build side takes a second or more.
+    /// With `range`, the one key is compared with that inequality instead
+    /// of `=` (see `KeyIndex::Sorted`).
+    pub fn build_cancellable(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        keys: &[Expr],
+        range: Option<BinaryOp>,
+        cancel: &AtomicBool,
+    ) -> Result<Self> {
+        check_columns(
+            &keys.iter().collect::<Vec<_>>(),
+            schema.fields().len(),
+            "a build key",
+        )?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows >= NONE as usize {
+            return Err(QuarryError::exec(format!(
+                "hash join: build side of {rows} rows is too large for one partition"
+            )));
+        }
+        let int_keys = keys
+            .iter()
+            .map(|k| Ok(is_int_key(&k.data_type(&schema)?)))
+            .collect::<Result<Vec<bool>>>()?;
+        if range.is_none() && rows >= PARALLEL_BUILD_ROWS && int_keys.iter().all(|&i| i) {
+            // A large table of integer keys (most of all a broadcast build,
+            // which the other workers wait for): one thread copies the rows
+            // into one batch while this one indexes the keys, evaluated
+            // batch by batch (their copy, 8 bytes a row, lives only while
+            // the index is built).
+            return std::thread::scope(|scope| {
+                let copy = scope.spawn(|| table_batch(&schema, &batches));
+                let key_arrays = keys
+                    .iter()
+                    .map(|k| {
+                        let parts = batches
+                            .iter()
+                            .map(|b| evaluate_array(k, b))
+                            .collect::<Result<Vec<_>>>()?;
+                        let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                        Ok(arrow::compute::concat(&parts)?)
+                    })
+                    .collect::<Result<Vec<_>>>();
+                let indexed = key_arrays.and_then(|k| Indexed::build(&k, rows, None, cancel));
+                let batch = copy.join().map_err(|_| {
+                    QuarryError::exec("internal error: copying a join table's rows panicked")
+                })??;
+                Ok(indexed?.into_table(schema.clone(), batch))
+            });
+        }
+        let batch = table_batch(&schema, &batches)?;
+        drop(batches);
+        check_cancel(cancel)?;
+        let key_arrays = keys
+            .iter()
+            .map(|k| evaluate_array(k, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        check_cancel(cancel)?;
+        let indexed = Indexed::build(&key_arrays, batch.num_rows(), range, cancel)?;
+        Ok(indexed.into_table(schema, batch))
     }
 
     pub fn num_rows(&self) -> usize {
@@ -2336,6 +2405,52 @@ mod tests {
 
     fn ints(v: &[Option<i64>]) -> ArrayRef {
         Arc::new(Int64Array::from(v.to_vec()))
+    }
+
+    #[test]
+    fn a_large_table_copied_and_indexed_on_two_threads_joins_like_a_small_one() {
+        // More rows than PARALLEL_BUILD_ROWS, in several batches, with NULL
+        // keys, duplicates and two integer keys (packed).
+        let n = PARALLEL_BUILD_ROWS as i64 + 40_000;
+        let right_k: Vec<Option<i64>> = (0..n)
+            .map(|i| (i % 1000 != 7).then_some(i % 50_000))
+            .collect();
+        let right_u: Vec<Option<i64>> = (0..n).map(|i| Some(i % 7)).collect();
+        let right_v: Vec<Option<i64>> = (0..n).map(Some).collect();
+        let r = batch(vec![
+            ("k", ints(&right_k)),
+            ("u", ints(&right_u)),
+            ("v", ints(&right_v)),
+        ]);
+        let pieces: Vec<RecordBatch> = (0..n as usize)
+            .step_by(30_000)
+            .map(|start| r.slice(start, 30_000.min(n as usize - start)))
+            .collect();
+        let left_k: Vec<Option<i64>> = (0..20_000).map(|i| Some(i * 3)).collect();
+        let left_u: Vec<Option<i64>> = (0..20_000).map(|i| Some(i % 7)).collect();
+        let l = batch(vec![("k", ints(&left_k)), ("u", ints(&left_u))]);
+        let out = run_chunked(
+            JoinKind::Inner,
+            &l,
+            &pieces,
+            &r.schema(),
+            &[col(0), col(1)],
+            &[col(0), col(1)],
+            None,
+            4096,
+        );
+        let mut expected = vec![];
+        for (lk, lu) in left_k.iter().zip(&left_u) {
+            for j in 0..n as usize {
+                if right_k[j].is_some() && right_k[j] == *lk && right_u[j] == *lu {
+                    let (k, u) = (lk.unwrap(), lu.unwrap());
+                    expected.push(format!("{k}|{u}|{k}|{u}|{j}"));
+                }
+            }
+        }
+        expected.sort();
+        assert!(expected.len() > 1000);
+        assert_eq!(rows(&out), expected);
     }
 
     fn strs(v: &[Option<&str>]) -> ArrayRef {
