@@ -575,6 +575,10 @@ fn generator_is_deterministic_and_varied() {
         "WITH ",
         "count(DISTINCT",
         "avg(",
+        " UNION ALL ",
+        " UNION SELECT",
+        " INTERSECT ",
+        " EXCEPT ",
     ] {
         assert!(many.contains(needle), "no {needle} in 500 queries");
     }

@@ -94,6 +94,11 @@ pub fn to_dot(graph: &TaskGraph) -> String {
         if let Source::Exchange { stage: from } = stage.source {
             let _ = writeln!(dot, "  s{from} -> s{} [label=\"exchange\"];", stage.id);
         }
+        if let Source::Union { inputs } = &stage.source {
+            for (from, _) in inputs {
+                let _ = writeln!(dot, "  s{from} -> s{} [label=\"union\"];", stage.id);
+            }
+        }
         for op in &stage.ops {
             if let OpSpec::HashJoin {
                 build_stage,

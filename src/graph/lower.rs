@@ -233,6 +233,23 @@ impl<'p> Lowering<'p> {
                 filter,
                 schema,
             } => self.lower_join(left, right, *kind, on, filter.as_ref(), schema.clone())?,
+            LogicalPlan::Union { inputs, schema } => {
+                // Each input runs in stages of its own and forwards its
+                // partitions; the union's partitions are all of them.
+                let mut parts = Vec::new();
+                for input in inputs {
+                    let p = self.lower(input)?;
+                    let partitions = p.partitions;
+                    let stage = self.close(p, Sink::Forward { partitions });
+                    parts.push((stage, partitions));
+                }
+                Pipeline {
+                    partitions: parts.iter().map(|(_, n)| n).sum(),
+                    source: Source::Union { inputs: parts },
+                    ops: vec![],
+                    schema: schema.clone(),
+                }
+            }
             LogicalPlan::Limit { input, skip, fetch } => {
                 let mut p = self.lower(input)?;
                 if p.partitions > 1 {

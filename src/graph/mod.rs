@@ -51,6 +51,27 @@ pub enum Source {
     Exchange {
         stage: usize,
     },
+    /// The inputs of a UNION ALL, one after another: each is a stage and
+    /// the number of partitions its forward sink holds; partition p reads
+    /// the p-th of them all.
+    Union {
+        inputs: Vec<(usize, usize)>,
+    },
+}
+
+impl Source {
+    /// For a union, the input stage and its partition that partition `p`
+    /// reads.
+    pub fn union_part(inputs: &[(usize, usize)], p: usize) -> Option<(usize, usize)> {
+        let mut first = 0;
+        for &(stage, parts) in inputs {
+            if p < first + parts {
+                return Some((stage, p - first));
+            }
+            first += parts;
+        }
+        None
+    }
 }
 
 impl fmt::Debug for Source {
@@ -61,6 +82,10 @@ impl fmt::Debug for Source {
             }
             Source::Values(b) => write!(f, "Values ({} batches)", b.len()),
             Source::Exchange { stage } => write!(f, "Exchange from stage {stage}"),
+            Source::Union { inputs } => {
+                let stages: Vec<String> = inputs.iter().map(|(s, _)| s.to_string()).collect();
+                write!(f, "Union of stages {}", stages.join(", "))
+            }
         }
     }
 }
@@ -189,8 +214,10 @@ impl Stage {
     /// The stages whose output this stage reads.
     pub fn inputs(&self) -> Vec<usize> {
         let mut v = Vec::new();
-        if let Source::Exchange { stage } = self.source {
-            v.push(stage);
+        match &self.source {
+            Source::Exchange { stage } => v.push(*stage),
+            Source::Union { inputs } => v.extend(inputs.iter().map(|(s, _)| *s)),
+            Source::Scan { .. } | Source::Values(_) => {}
         }
         for op in &self.ops {
             if let OpSpec::HashJoin { build_stage, .. } | OpSpec::KeyFilter { build_stage, .. } = op

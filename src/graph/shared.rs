@@ -133,6 +133,16 @@ pub fn same_plan(a: &LogicalPlan, b: &LogicalPlan) -> bool {
             },
         ) => k1 == k2 && o1 == o2 && f1 == f2 && s1 == s2 && same_plan(l1, l2) && same_plan(r1, r2),
         // inline rows are cheap to repeat
+        (
+            P::Union {
+                inputs: i1,
+                schema: s1,
+            },
+            P::Union {
+                inputs: i2,
+                schema: s2,
+            },
+        ) => s1 == s2 && i1.len() == i2.len() && i1.iter().zip(i2).all(|(x, y)| same_plan(x, y)),
         _ => false,
     }
 }

@@ -100,6 +100,13 @@ pub fn estimate(plan: &LogicalPlan) -> Estimate {
                 base: l.base.max(r.base),
             }
         }
+        LogicalPlan::Union { inputs, .. } => {
+            let parts: Vec<Estimate> = inputs.iter().map(estimate).collect();
+            Estimate {
+                rows: parts.iter().map(|e| e.rows).sum(),
+                base: parts.iter().map(|e| e.base).fold(0.0, f64::max),
+            }
+        }
     }
 }
 
@@ -170,6 +177,15 @@ pub fn column_range(plan: &LogicalPlan, i: usize) -> Option<(f64, f64)> {
             } else {
                 None
             }
+        }
+        LogicalPlan::Union { inputs, .. } => {
+            let ranges = inputs
+                .iter()
+                .map(|p| column_range(p, i))
+                .collect::<Option<Vec<_>>>()?;
+            ranges
+                .into_iter()
+                .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
         }
         LogicalPlan::Values { .. } => None,
     }

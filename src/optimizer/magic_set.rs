@@ -336,7 +336,8 @@ fn trace<'a>(
             on,
             ..
         } => trace_join(left, right, *kind, on, cols, depth, out),
-        LogicalPlan::Scan(_) | LogicalPlan::Values { .. } => {}
+        // (a column of a union comes from several inputs)
+        LogicalPlan::Scan(_) | LogicalPlan::Values { .. } | LogicalPlan::Union { .. } => {}
     }
 }
 

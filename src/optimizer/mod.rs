@@ -96,5 +96,9 @@ pub(crate) fn map_inputs(
             filter,
             schema,
         },
+        LogicalPlan::Union { inputs, schema } => LogicalPlan::Union {
+            inputs: inputs.into_iter().map(&mut *f).collect::<Result<_>>()?,
+            schema,
+        },
     })
 }

@@ -165,6 +165,13 @@ fn prune(plan: LogicalPlan, required: &[usize]) -> Result<LogicalPlan> {
             skip,
             fetch,
         }),
+        LogicalPlan::Union { inputs, schema } => Ok(LogicalPlan::Union {
+            inputs: inputs
+                .into_iter()
+                .map(|p| prune(p, required))
+                .collect::<Result<_>>()?,
+            schema: Arc::new(schema.project(required)?),
+        }),
         LogicalPlan::Join {
             left,
             right,

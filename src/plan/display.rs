@@ -233,6 +233,7 @@ impl LogicalPlan {
                     write!(f, " filter={}", flt.display(&both))?;
                 }
             }
+            LogicalPlan::Union { inputs, .. } => write!(f, "Union: {} inputs", inputs.len())?,
             LogicalPlan::Limit { skip, fetch, .. } => {
                 write!(f, "Limit: skip={skip}")?;
                 if let Some(n) = fetch {

@@ -68,6 +68,12 @@ pub enum LogicalPlan {
         filter: Option<Expr>,
         schema: SchemaRef,
     },
+    /// The rows of every input, one after another (UNION ALL). The inputs
+    /// have the schema's column types; the names are the first input's.
+    Union {
+        inputs: Vec<LogicalPlan>,
+        schema: SchemaRef,
+    },
 }
 
 /// The output schema of a join: left ++ right for inner and outer joins
@@ -110,7 +116,8 @@ impl LogicalPlan {
             LogicalPlan::Values { schema, .. }
             | LogicalPlan::Project { schema, .. }
             | LogicalPlan::Aggregate { schema, .. }
-            | LogicalPlan::Join { schema, .. } => schema.clone(),
+            | LogicalPlan::Join { schema, .. }
+            | LogicalPlan::Union { schema, .. } => schema.clone(),
             LogicalPlan::Filter { input, .. }
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Limit { input, .. } => input.schema(),
@@ -126,6 +133,7 @@ impl LogicalPlan {
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Limit { input, .. } => vec![input],
             LogicalPlan::Join { left, right, .. } => vec![left, right],
+            LogicalPlan::Union { inputs, .. } => inputs.iter().collect(),
         }
     }
 

@@ -72,8 +72,10 @@ impl PartitionStore {
     ) -> Self {
         let mut readers = vec![0usize; stages.len()];
         for s in stages {
-            if let Source::Exchange { stage } = s.source {
-                readers[stage] += 1;
+            match &s.source {
+                Source::Exchange { stage } => readers[*stage] += 1,
+                Source::Union { inputs } => inputs.iter().for_each(|(s, _)| readers[*s] += 1),
+                Source::Scan { .. } | Source::Values(_) => {}
             }
             for op in &s.ops {
                 if let OpSpec::HashJoin { build_stage, .. } = op {
@@ -431,6 +433,14 @@ pub fn run_task(
         Source::Exchange { stage: from } => store
             .take(*from, partition)
             .and_then(|batches| batches.into_iter().try_for_each(|b| on_batch(b?))),
+        Source::Union { inputs } => match Source::union_part(inputs, partition) {
+            Some((from, part)) => store
+                .take(from, part)
+                .and_then(|batches| batches.into_iter().try_for_each(|b| on_batch(b?))),
+            None => Err(QuarryError::exec(format!(
+                "internal error: a union has no partition {partition}"
+            ))),
+        },
     };
     match read {
         Ok(()) => {}

@@ -139,11 +139,12 @@ impl<'a> Binder<'a> {
                 let inner = match other {
                     SetExpr::Query(inner) => self.bind_query(inner)?,
                     SetExpr::Values(v) => self.bind_values(v)?,
-                    SetExpr::SetOperation { .. } => {
-                        return Err(QuarryError::plan(
-                            "UNION, INTERSECT and EXCEPT are not supported yet",
-                        ))
-                    }
+                    SetExpr::SetOperation {
+                        left,
+                        op,
+                        set_quantifier,
+                        right,
+                    } => self.bind_set_operation(left, *op, *set_quantifier, right)?,
                     other => return Err(QuarryError::plan(format!("unsupported query: {other}"))),
                 };
                 self.order_by_output(inner, order_by)?
@@ -179,7 +180,7 @@ impl<'a> Binder<'a> {
         })
     }
 
-    fn bind_values(&self, v: &ast::Values) -> Result<Bound> {
+    pub(super) fn bind_values(&self, v: &ast::Values) -> Result<Bound> {
         let empty = Scope::default();
         let schema = Schema::empty();
         let eb = ExprBinder::new(&empty, &schema);
@@ -517,7 +518,11 @@ impl<'a> Binder<'a> {
         Ok(scan_of(&path, provider, Some(&base_name(&path))))
     }
 
-    fn bind_select(&self, select: &ast::Select, order_by: &[ast::OrderByExpr]) -> Result<Bound> {
+    pub(super) fn bind_select(
+        &self,
+        select: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+    ) -> Result<Bound> {
         if select.having.is_some() && matches!(select.group_by, GroupByExpr::All(_)) {
             return Err(QuarryError::plan("GROUP BY ALL is not supported"));
         }

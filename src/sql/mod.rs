@@ -4,6 +4,7 @@ mod binder;
 mod coerce;
 mod expr;
 mod scope;
+mod set_ops;
 mod subquery;
 
 pub use binder::Binder;

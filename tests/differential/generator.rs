@@ -12,6 +12,8 @@
 //! - EXISTS / NOT EXISTS / IN / NOT IN subqueries, correlated or not, and
 //!   scalar subqueries (aggregates, correlated on a key);
 //! - derived tables and CTEs;
+//! - UNION ALL, UNION, INTERSECT and EXCEPT of two selects of the same
+//!   columns under different filters;
 //! - every query ends with ORDER BY over all output columns, and a LIMIT when
 //!   it could return many rows, so that the answer is one well-defined list.
 //!
@@ -919,8 +921,62 @@ impl Gen {
         match self.rng.below(100) {
             0..=7 => self.derived_query(false),
             8..=12 => self.derived_query(true),
+            13..=19 => self.set_query(),
             _ => self.simple_query(),
         }
+    }
+
+    /// `SELECT cols FROM … WHERE p1 <op> SELECT cols FROM … WHERE p2`,
+    /// ordered by every column: the same columns (mostly groupable ones,
+    /// so that the sides share rows) under two filters.
+    fn set_query(&mut self) -> String {
+        let (from, rels, conds) = self.gen_from();
+        let scope = columns_of(&rels);
+        let groupable: Vec<Col> = scope.iter().filter(|c| c.def.group).cloned().collect();
+        let k = 1 + self.rng.below(3);
+        let mut cols: Vec<String> = Vec::new();
+        for _ in 0..k {
+            let c = if !groupable.is_empty() && self.rng.chance(75) {
+                self.rng.pick(&groupable).clone()
+            } else {
+                self.rng.pick(&scope).clone()
+            };
+            cols.push(c.sql);
+        }
+        let side = |g: &mut Self, alias: bool| {
+            let mut where_ = conds.clone();
+            if g.rng.chance(80) {
+                where_.push(g.predicate(&scope, &rels, 0));
+            }
+            let items: Vec<String> = cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if alias {
+                        format!("{c} AS c{i}")
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            let filter = if where_.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", where_.join(" AND "))
+            };
+            format!("SELECT {} FROM {from}{filter}", items.join(", "))
+        };
+        let left = side(self, true);
+        let right = side(self, false);
+        let op = *self
+            .rng
+            .pick(&["UNION ALL", "UNION", "INTERSECT", "EXCEPT"]);
+        let order: Vec<String> = (1..=k).map(|i| i.to_string()).collect();
+        format!(
+            "{left} {op} {right} ORDER BY {} LIMIT {}",
+            order.join(", "),
+            self.rng.range(1, 40)
+        )
     }
 
     /// SELECT … FROM (SELECT …) AS d, or WITH w AS (…) SELECT … FROM w.
