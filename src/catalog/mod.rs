@@ -6,6 +6,7 @@ mod memory;
 mod parquet;
 mod read_ahead;
 mod remote;
+mod series;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ pub use self::csv::CsvTable;
 pub use self::memory::MemTable;
 pub use self::parquet::ParquetTable;
 pub use self::remote::RemoteOptions;
+pub use self::series::SeriesTable;
 pub use self::store::ObjectStores;
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;

@@ -484,11 +484,15 @@ impl<'a> Binder<'a> {
         loc: Option<crate::error::Location>,
     ) -> Result<Bound> {
         let fname = name.to_string().to_lowercase();
+        if fname == "range" || fname == "generate_series" {
+            return self.bind_series(&fname, args, loc);
+        }
         let format = match fname.as_str() {
             "read_parquet" => "parquet",
             "read_csv" | "read_csv_auto" => "csv",
             other => {
-                let hint = crate::catalog::closest(other, ["read_parquet", "read_csv"].into_iter())
+                let names = ["read_parquet", "read_csv", "range", "generate_series"];
+                let hint = crate::catalog::closest(other, names.into_iter())
                     .map(|c| format!(", did you mean '{c}'?"))
                     .unwrap_or_default();
                 return Err(QuarryError::plan_at(
@@ -516,6 +520,47 @@ impl<'a> Binder<'a> {
         };
         let provider = open_table(&path, Some(format), self.catalog.stores())?;
         Ok(scan_of(&path, provider, Some(&base_name(&path))))
+    }
+
+    /// `range(…)` / `generate_series(…)` over constant integer arguments.
+    fn bind_series(
+        &self,
+        fname: &str,
+        args: &[FunctionArg],
+        loc: Option<crate::error::Location>,
+    ) -> Result<Bound> {
+        let empty = Scope::default();
+        let schema = Schema::empty();
+        let eb = ExprBinder::new(&empty, &schema);
+        let one_row = one_row_batch();
+        let not_integer = || {
+            QuarryError::plan_at(
+                format!("{fname}() takes constant integer arguments (start, stop, step)"),
+                loc,
+            )
+        };
+        let values = args
+            .iter()
+            .map(|a| {
+                let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a else {
+                    return Err(not_integer());
+                };
+                let bound = eb.bind(e)?;
+                if !bound.data_type(&schema)?.is_integer() {
+                    return Err(not_integer());
+                }
+                let value = crate::exec::expr::evaluate_array(&bound, &one_row)?;
+                match ScalarValue::try_from_array(&value, 0)?
+                    .cast_to(&arrow::datatypes::DataType::Int64)?
+                {
+                    ScalarValue::Int64(Some(v)) => Ok(v),
+                    _ => Err(not_integer()),
+                }
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        let table = crate::catalog::SeriesTable::new(fname, &values, fname == "generate_series")
+            .map_err(|e| QuarryError::plan_at(e.to_string(), loc))?;
+        Ok(scan_of(fname, Arc::new(table), Some(fname)))
     }
 
     pub(super) fn bind_select(
