@@ -430,6 +430,9 @@ fn function(
         .into_iter()
         .map(|v| v.into_array(len))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(result) = super::functions::evaluate(func, &arrays, data_type) {
+        return finish(cast_checked(&result?, data_type)?, all_scalar);
+    }
     let result: ArrayRef = match func {
         ScalarFunc::Extract(part) => {
             use arrow::compute::kernels::temporal::{date_part, DatePart as P};
@@ -497,6 +500,12 @@ fn function(
                 result = arrow::compute::kernels::zip::zip(&present, a, &result)?;
             }
             result
+        }
+        other => {
+            return Err(QuarryError::exec(format!(
+                "internal error: no kernel for {}()",
+                other.name()
+            )))
         }
     };
     finish(cast_checked(&result, data_type)?, all_scalar)

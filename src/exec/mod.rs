@@ -3,6 +3,7 @@
 pub mod aggregate;
 pub mod decimal;
 pub mod expr;
+mod functions;
 pub mod group_keys;
 pub mod join;
 mod key_bitmap;

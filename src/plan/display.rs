@@ -83,12 +83,7 @@ impl fmt::Display for ExprDisplay<'_> {
                     ScalarFunc::Extract(part) => {
                         write!(f, "extract({part:?} FROM {})", args.join(", "))
                     }
-                    other => write!(
-                        f,
-                        "{}({})",
-                        format!("{other:?}").to_lowercase(),
-                        args.join(", ")
-                    ),
+                    other => write!(f, "{}({})", other.name(), args.join(", ")),
                 }
             }
             Expr::Aggregate(a) => write!(f, "{}", a.display(s)),

@@ -95,6 +95,85 @@ pub enum ScalarFunc {
     /// (row count, value): the value, or an error when the count says a
     /// scalar subquery returned more than one row.
     AssertSingleRow,
+    /// concat(a, …): the arguments as text, NULLs skipped
+    Concat,
+    Replace,
+    /// trim(s [, characters]) from both ends, the start or the end
+    Trim(TrimSide),
+    StartsWith,
+    EndsWith,
+    Contains,
+    /// strpos(s, part): 1-based position in characters, 0 when absent
+    Strpos,
+    Left,
+    Right,
+    Repeat,
+    Reverse,
+    Lpad,
+    Rpad,
+    NullIf,
+    /// greatest / least of the arguments, NULLs ignored
+    Greatest,
+    Least,
+    Sqrt,
+    Power,
+    Exp,
+    Ln,
+    Log10,
+    Floor,
+    Ceil,
+    Sign,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrimSide {
+    Both,
+    Leading,
+    Trailing,
+}
+
+impl ScalarFunc {
+    /// The function's name in SQL.
+    pub fn name(self) -> &'static str {
+        use ScalarFunc::*;
+        match self {
+            Extract(_) => "extract",
+            Substring => "substring",
+            Upper => "upper",
+            Lower => "lower",
+            Length => "length",
+            Abs => "abs",
+            Round => "round",
+            Coalesce => "coalesce",
+            AssertSingleRow => "assert_single_row",
+            Concat => "concat",
+            Replace => "replace",
+            Trim(TrimSide::Both) => "trim",
+            Trim(TrimSide::Leading) => "ltrim",
+            Trim(TrimSide::Trailing) => "rtrim",
+            StartsWith => "starts_with",
+            EndsWith => "ends_with",
+            Contains => "contains",
+            Strpos => "strpos",
+            Left => "left",
+            Right => "right",
+            Repeat => "repeat",
+            Reverse => "reverse",
+            Lpad => "lpad",
+            Rpad => "rpad",
+            NullIf => "nullif",
+            Greatest => "greatest",
+            Least => "least",
+            Sqrt => "sqrt",
+            Power => "power",
+            Exp => "exp",
+            Ln => "ln",
+            Log10 => "log10",
+            Floor => "floor",
+            Ceil => "ceil",
+            Sign => "sign",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

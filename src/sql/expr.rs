@@ -16,7 +16,7 @@ use super::scope::Scope;
 use super::subquery::PendingSubquery;
 use crate::catalog::closest;
 use crate::error::{Location, QuarryError, Result};
-use crate::plan::expr::DatePart;
+use crate::plan::expr::{DatePart, TrimSide};
 use crate::plan::types::{is_string, sql_type_name};
 use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, ScalarFunc};
 
@@ -30,6 +30,37 @@ const SCALARS: &[&str] = &[
     "coalesce",
     "substring",
     "substr",
+    "concat",
+    "replace",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "starts_with",
+    "ends_with",
+    "contains",
+    "strpos",
+    "instr",
+    "left",
+    "right",
+    "repeat",
+    "reverse",
+    "lpad",
+    "rpad",
+    "nullif",
+    "greatest",
+    "least",
+    "sqrt",
+    "pow",
+    "power",
+    "exp",
+    "ln",
+    "log",
+    "log10",
+    "floor",
+    "ceil",
+    "ceiling",
+    "sign",
+    "mod",
 ];
 
 pub struct ExprBinder<'a> {
@@ -396,6 +427,56 @@ impl ExprBinder<'_> {
                     data_type: DataType::Int64,
                 })
             }
+            ast::Expr::Trim {
+                trim_where,
+                trim_what,
+                expr,
+                trim_characters,
+            } => {
+                let side = match trim_where {
+                    None | Some(ast::TrimWhereField::Both) => TrimSide::Both,
+                    Some(ast::TrimWhereField::Leading) => TrimSide::Leading,
+                    Some(ast::TrimWhereField::Trailing) => TrimSide::Trailing,
+                };
+                let mut args = vec![self.bind(expr)?];
+                match (trim_what, trim_characters.as_deref()) {
+                    (Some(what), None) => args.push(self.bind(what)?),
+                    (None, Some([chars])) => args.push(self.bind(chars)?),
+                    (None, None) => {}
+                    _ => {
+                        return Err(QuarryError::plan_at(
+                            "trim takes a string and the characters to remove",
+                            at(e),
+                        ))
+                    }
+                }
+                self.scalar_function(ScalarFunc::Trim(side), args, at(e))
+            }
+            ast::Expr::Floor { expr, field } | ast::Expr::Ceil { expr, field } => {
+                let func = if matches!(e, ast::Expr::Floor { .. }) {
+                    ScalarFunc::Floor
+                } else {
+                    ScalarFunc::Ceil
+                };
+                if !matches!(
+                    field,
+                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime)
+                ) {
+                    return Err(QuarryError::plan_at(
+                        format!(
+                            "{}() with a scale or a TO field is not supported",
+                            func.name()
+                        ),
+                        at(e),
+                    ));
+                }
+                let args = vec![self.bind(expr)?];
+                self.scalar_function(func, args, at(e))
+            }
+            ast::Expr::Position { expr, r#in } => {
+                let args = vec![self.bind(r#in)?, self.bind(expr)?];
+                self.scalar_function(ScalarFunc::Strpos, args, at(e))
+            }
             ast::Expr::Substring {
                 expr,
                 substring_from,
@@ -573,6 +654,47 @@ impl ExprBinder<'_> {
             "length" => ScalarFunc::Length,
             "coalesce" => ScalarFunc::Coalesce,
             "substring" | "substr" => ScalarFunc::Substring,
+            "concat" => ScalarFunc::Concat,
+            "replace" => ScalarFunc::Replace,
+            "trim" => ScalarFunc::Trim(TrimSide::Both),
+            "ltrim" => ScalarFunc::Trim(TrimSide::Leading),
+            "rtrim" => ScalarFunc::Trim(TrimSide::Trailing),
+            "starts_with" => ScalarFunc::StartsWith,
+            "ends_with" => ScalarFunc::EndsWith,
+            "contains" => ScalarFunc::Contains,
+            "strpos" | "instr" => ScalarFunc::Strpos,
+            "left" => ScalarFunc::Left,
+            "right" => ScalarFunc::Right,
+            "repeat" => ScalarFunc::Repeat,
+            "reverse" => ScalarFunc::Reverse,
+            "lpad" => ScalarFunc::Lpad,
+            "rpad" => ScalarFunc::Rpad,
+            "nullif" => ScalarFunc::NullIf,
+            "greatest" => ScalarFunc::Greatest,
+            "least" => ScalarFunc::Least,
+            "sqrt" => ScalarFunc::Sqrt,
+            "pow" | "power" => ScalarFunc::Power,
+            "exp" => ScalarFunc::Exp,
+            "ln" => ScalarFunc::Ln,
+            "log" | "log10" => ScalarFunc::Log10,
+            "floor" => ScalarFunc::Floor,
+            "ceil" | "ceiling" => ScalarFunc::Ceil,
+            "sign" => ScalarFunc::Sign,
+            "mod" => {
+                if bound.len() != 2 {
+                    return Err(QuarryError::plan_at(
+                        format!("mod() takes 2 arguments, got {}", bound.len()),
+                        loc,
+                    ));
+                }
+                let mut it = bound.into_iter();
+                let (l, r) = (it.next(), it.next());
+                let (Some(l), Some(r)) = (l, r) else {
+                    return Err(QuarryError::plan_at("mod() takes 2 arguments", loc));
+                };
+                let (lt, rt) = (self.type_of(&l)?, self.type_of(&r)?);
+                return super::coerce::binary(BinaryOp::Modulo, l, lt, r, rt, loc);
+            }
             _ => {
                 let hint = closest(&name, AGGREGATES.iter().chain(SCALARS).copied())
                     .map(|c| format!(", did you mean '{c}'?"))
@@ -597,7 +719,7 @@ impl ExprBinder<'_> {
             .iter()
             .map(|a| self.type_of(a))
             .collect::<Result<Vec<_>>>()?;
-        let name = format!("{func:?}").to_lowercase();
+        let name = func.name();
         let arity = |lo: usize, hi: usize| -> Result<()> {
             if args.len() < lo || args.len() > hi {
                 let want = if lo == hi {
@@ -684,6 +806,104 @@ impl ExprBinder<'_> {
             }
             ScalarFunc::Extract(_) => DataType::Int64,
             ScalarFunc::AssertSingleRow => types[1].clone(),
+            ScalarFunc::Concat => {
+                arity(1, usize::MAX)?;
+                DataType::Utf8
+            }
+            ScalarFunc::Replace
+            | ScalarFunc::Trim(_)
+            | ScalarFunc::StartsWith
+            | ScalarFunc::EndsWith
+            | ScalarFunc::Contains
+            | ScalarFunc::Strpos
+            | ScalarFunc::Reverse => {
+                match func {
+                    ScalarFunc::Replace => arity(3, 3)?,
+                    ScalarFunc::Trim(_) => arity(1, 2)?,
+                    ScalarFunc::Reverse => arity(1, 1)?,
+                    _ => arity(2, 2)?,
+                }
+                if let Some(t) = types.iter().find(|t| !is_text(t)) {
+                    return Err(wrong(t));
+                }
+                match func {
+                    ScalarFunc::StartsWith | ScalarFunc::EndsWith | ScalarFunc::Contains => {
+                        DataType::Boolean
+                    }
+                    ScalarFunc::Strpos => DataType::Int64,
+                    _ => DataType::Utf8,
+                }
+            }
+            ScalarFunc::Left | ScalarFunc::Right | ScalarFunc::Repeat => {
+                arity(2, 2)?;
+                if !is_text(&types[0]) {
+                    return Err(wrong(&types[0]));
+                }
+                if !is_count(&types[1]) {
+                    return Err(wrong(&types[1]));
+                }
+                DataType::Utf8
+            }
+            ScalarFunc::Lpad | ScalarFunc::Rpad => {
+                arity(3, 3)?;
+                if !is_text(&types[0]) || !is_text(&types[2]) {
+                    return Err(wrong(if is_text(&types[0]) {
+                        &types[2]
+                    } else {
+                        &types[0]
+                    }));
+                }
+                if !is_count(&types[1]) {
+                    return Err(wrong(&types[1]));
+                }
+                DataType::Utf8
+            }
+            ScalarFunc::NullIf | ScalarFunc::Greatest | ScalarFunc::Least => {
+                if func == ScalarFunc::NullIf {
+                    arity(2, 2)?;
+                } else {
+                    arity(1, usize::MAX)?;
+                }
+                let mut t = DataType::Null;
+                let mut prev = Expr::Literal(ScalarValue::Null);
+                for (a, at) in args.iter().zip(&types) {
+                    t = comparison_type(&prev, &t, a, at, loc)?;
+                    prev = a.clone();
+                }
+                args = args
+                    .into_iter()
+                    .zip(&types)
+                    .map(|(a, at)| if *at == t { a } else { a.cast(t.clone()) })
+                    .collect();
+                t
+            }
+            ScalarFunc::Sqrt
+            | ScalarFunc::Exp
+            | ScalarFunc::Ln
+            | ScalarFunc::Log10
+            | ScalarFunc::Power
+            | ScalarFunc::Sign
+            | ScalarFunc::Floor
+            | ScalarFunc::Ceil => {
+                if func == ScalarFunc::Power {
+                    arity(2, 2)?;
+                } else {
+                    arity(1, 1)?;
+                }
+                if let Some(t) = types
+                    .iter()
+                    .find(|t| !crate::plan::types::is_numeric(t) && !t.is_null())
+                {
+                    return Err(wrong(t));
+                }
+                match (func, &types[0]) {
+                    (ScalarFunc::Sign, _) => DataType::Int64,
+                    (ScalarFunc::Floor | ScalarFunc::Ceil, DataType::Decimal128(p, _)) => {
+                        DataType::Decimal128(*p, 0)
+                    }
+                    _ => DataType::Float64,
+                }
+            }
         };
         Ok(Expr::Function {
             func,
@@ -941,4 +1161,14 @@ pub fn sql_data_type(t: &ast::DataType, loc: Option<Location>) -> Result<DataTyp
             ))
         }
     })
+}
+
+/// A text argument (NULL also fits).
+fn is_text(t: &DataType) -> bool {
+    is_string(t) || t.is_null()
+}
+
+/// A count argument: an integer (or NULL).
+fn is_count(t: &DataType) -> bool {
+    t.is_integer() || t.is_null()
 }

@@ -1,0 +1,292 @@
+//! The string and math functions of the SQL library, over whole arrays.
+//! Text arguments come as `Utf8` (the caller casts views and literals),
+//! numbers of the math functions as `Float64` (decimals' floor and ceil
+//! keep their type). A NULL argument gives NULL, except in concat (NULLs
+//! skipped) and greatest/least (NULLs ignored), as in DuckDB.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray,
+};
+use arrow::compute::kernels::cmp;
+use arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
+
+use crate::error::{QuarryError, Result};
+use crate::plan::expr::TrimSide;
+use crate::plan::ScalarFunc;
+
+/// `func` over `arrays` (all of one length), or None for a function this
+/// module does not evaluate.
+pub fn evaluate(
+    func: ScalarFunc,
+    arrays: &[ArrayRef],
+    data_type: &DataType,
+) -> Option<Result<ArrayRef>> {
+    use ScalarFunc::*;
+    Some(match func {
+        Concat => concat(arrays),
+        Replace => {
+            texts(arrays).map(|t| map_text(&t, |row| Some(row[0]?.replace(row[1]?, row[2]?))))
+        }
+        Trim(side) => texts(arrays).map(|t| {
+            map_text(&t, |row| {
+                trim(side, row[0]?, row.get(1).copied().unwrap_or(Some(" "))?)
+            })
+        }),
+        StartsWith => texts(arrays).map(|t| map_bool(&t, |a, b| a.starts_with(b))),
+        EndsWith => texts(arrays).map(|t| map_bool(&t, |a, b| a.ends_with(b))),
+        Contains => texts(arrays).map(|t| map_bool(&t, |a, b| a.contains(b))),
+        Strpos => texts(arrays).map(|t| strpos(&t)),
+        Reverse => texts(arrays).map(|t| map_text(&t, |row| Some(row[0]?.chars().rev().collect()))),
+        Left | Right | Repeat => text_and_count(arrays).map(|(s, n)| {
+            let out: StringArray = s
+                .iter()
+                .zip(n.iter())
+                .map(|(s, n)| Some(text_count(func, s?, n?)))
+                .collect();
+            Arc::new(out) as ArrayRef
+        }),
+        Lpad | Rpad => pad(func, arrays),
+        NullIf => nullif(arrays),
+        Greatest | Least => extreme(func == Greatest, arrays),
+        Sqrt => floats(arrays, f64::sqrt),
+        Exp => floats(arrays, f64::exp),
+        Ln => floats(arrays, f64::ln),
+        Log10 => floats(arrays, f64::log10),
+        Power => power(arrays),
+        Sign => sign(arrays),
+        Floor | Ceil => round_to_integer(func == Floor, arrays, data_type),
+        _ => return None,
+    })
+}
+
+fn cast(a: &ArrayRef, t: &DataType) -> Result<ArrayRef> {
+    Ok(arrow::compute::cast(a, t)?)
+}
+
+/// The arguments as text.
+fn texts(arrays: &[ArrayRef]) -> Result<Vec<StringArray>> {
+    arrays
+        .iter()
+        .map(|a| Ok(cast(a, &DataType::Utf8)?.as_string::<i32>().clone()))
+        .collect()
+}
+
+/// `f` over the rows of text arguments.
+fn map_text(args: &[StringArray], f: impl Fn(&[Option<&str>]) -> Option<String>) -> ArrayRef {
+    let n = args.first().map_or(0, |a| a.len());
+    let mut row = Vec::with_capacity(args.len());
+    let out: StringArray = (0..n)
+        .map(|i| {
+            row.clear();
+            row.extend(args.iter().map(|a| a.is_valid(i).then(|| a.value(i))));
+            f(&row)
+        })
+        .collect();
+    Arc::new(out)
+}
+
+fn map_bool(args: &[StringArray], f: impl Fn(&str, &str) -> bool) -> ArrayRef {
+    let out: BooleanArray = args[0]
+        .iter()
+        .zip(args[1].iter())
+        .map(|(a, b)| Some(f(a?, b?)))
+        .collect();
+    Arc::new(out)
+}
+
+fn trim(side: TrimSide, s: &str, chars: &str) -> Option<String> {
+    let strip = |c: char| chars.contains(c);
+    Some(
+        match side {
+            TrimSide::Both => s.trim_matches(strip),
+            TrimSide::Leading => s.trim_start_matches(strip),
+            TrimSide::Trailing => s.trim_end_matches(strip),
+        }
+        .to_string(),
+    )
+}
+
+fn concat(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let args = texts(arrays)?;
+    let n = args.first().map_or(0, |a| a.len());
+    let out: StringArray = (0..n)
+        .map(|i| {
+            let mut s = String::new();
+            for a in &args {
+                if a.is_valid(i) {
+                    s.push_str(a.value(i));
+                }
+            }
+            Some(s)
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// The 1-based character position of the second argument in the first.
+fn strpos(args: &[StringArray]) -> ArrayRef {
+    let out: Int64Array = args[0]
+        .iter()
+        .zip(args[1].iter())
+        .map(|(s, part)| {
+            let (s, part) = (s?, part?);
+            Some(
+                s.find(part)
+                    .map_or(0, |at| s[..at].chars().count() as i64 + 1),
+            )
+        })
+        .collect();
+    Arc::new(out)
+}
+
+fn text_and_count(arrays: &[ArrayRef]) -> Result<(StringArray, Int64Array)> {
+    let s = cast(&arrays[0], &DataType::Utf8)?
+        .as_string::<i32>()
+        .clone();
+    let n = cast(&arrays[1], &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone();
+    Ok((s, n))
+}
+
+/// left(s, n) / right(s, n): the first / last n characters (all but the
+/// last / first -n for a negative n); repeat(s, n): s n times.
+fn text_count(func: ScalarFunc, s: &str, n: i64) -> String {
+    let len = s.chars().count() as i64;
+    let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
+    match func {
+        ScalarFunc::Left => s.chars().take(keep).collect(),
+        ScalarFunc::Right => s.chars().skip(len as usize - keep).collect(),
+        _ => s.repeat(n.max(0) as usize),
+    }
+}
+
+/// lpad / rpad(s, n, fill): s cut or filled to n characters.
+fn pad(func: ScalarFunc, arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let (s, n) = text_and_count(arrays)?;
+    let fill = cast(&arrays[2], &DataType::Utf8)?;
+    let fill = fill.as_string::<i32>();
+    let out: StringArray = (0..s.len())
+        .map(|i| {
+            if s.is_null(i) || n.is_null(i) || fill.is_null(i) {
+                return None;
+            }
+            let (s, fill) = (s.value(i), fill.value(i));
+            let want = n.value(i).max(0) as usize;
+            let len = s.chars().count();
+            if len >= want {
+                return Some(s.chars().take(want).collect::<String>());
+            }
+            if fill.is_empty() {
+                return Some(s.to_string());
+            }
+            let filler: String = fill.chars().cycle().take(want - len).collect();
+            Some(if func == ScalarFunc::Lpad {
+                filler + s
+            } else {
+                s.to_string() + &filler
+            })
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// nullif(a, b): NULL where a = b, else a (both already of one type).
+fn nullif(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    if arrays[0].data_type().is_null() {
+        return Ok(arrays[0].clone());
+    }
+    let equal = cmp::eq(&arrays[0], &arrays[1])?;
+    let null = arrow::array::new_null_array(arrays[0].data_type(), arrays[0].len());
+    // (a NULL comparison is not equal: a stays)
+    let equal = known_true(&equal);
+    Ok(arrow::compute::kernels::zip::zip(
+        &equal, &null, &arrays[0],
+    )?)
+}
+
+/// greatest / least of arguments of one type, NULLs ignored.
+fn extreme(greatest: bool, arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let mut best = arrays[0].clone();
+    if best.data_type().is_null() {
+        return Ok(best);
+    }
+    for a in &arrays[1..] {
+        let better = if greatest {
+            cmp::gt(a, &best)?
+        } else {
+            cmp::lt(a, &best)?
+        };
+        // take `a` where it wins or where best is NULL and a is not
+        let better = known_true(&better);
+        let fills = arrow::compute::and(
+            &arrow::compute::is_null(&best)?,
+            &arrow::compute::is_not_null(a)?,
+        )?;
+        let take = arrow::compute::or(&better, &fills)?;
+        best = arrow::compute::kernels::zip::zip(&take, a, &best)?;
+    }
+    Ok(best)
+}
+
+/// True where `b` is true; NULL counts as false.
+fn known_true(b: &BooleanArray) -> BooleanArray {
+    match b.nulls() {
+        Some(_) => arrow::compute::prep_null_mask_filter(b),
+        None => b.clone(),
+    }
+}
+
+fn floats(arrays: &[ArrayRef], f: impl Fn(f64) -> f64) -> Result<ArrayRef> {
+    let x = cast(&arrays[0], &DataType::Float64)?;
+    let out: Float64Array = x.as_primitive::<Float64Type>().unary(f);
+    Ok(Arc::new(out))
+}
+
+fn power(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = cast(&arrays[0], &DataType::Float64)?;
+    let y = cast(&arrays[1], &DataType::Float64)?;
+    let out: Float64Array = arrow::compute::binary(
+        x.as_primitive::<Float64Type>(),
+        y.as_primitive::<Float64Type>(),
+        f64::powf,
+    )?;
+    Ok(Arc::new(out))
+}
+
+fn sign(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = cast(&arrays[0], &DataType::Float64)?;
+    let out: Int64Array = x.as_primitive::<Float64Type>().unary(|v| {
+        if v > 0.0 {
+            1
+        } else if v < 0.0 {
+            -1
+        } else {
+            0
+        }
+    });
+    Ok(Arc::new(out))
+}
+
+/// floor / ceil: a decimal to a decimal of scale 0, anything else as DOUBLE.
+fn round_to_integer(floor: bool, arrays: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef> {
+    let x = &arrays[0];
+    if let (DataType::Decimal128(_, scale), DataType::Decimal128(p, 0)) = (x.data_type(), data_type)
+    {
+        let unit = 10i128
+            .checked_pow(*scale as u32)
+            .ok_or_else(|| QuarryError::exec("floor/ceil: decimal scale out of range"))?;
+        let out: Decimal128Array = x.as_primitive::<Decimal128Type>().unary(|v| {
+            let q = v.div_euclid(unit);
+            if floor || v.rem_euclid(unit) == 0 {
+                q
+            } else {
+                q + 1
+            }
+        });
+        return Ok(Arc::new(out.with_precision_and_scale(*p, 0)?));
+    }
+    floats(arrays, if floor { f64::floor } else { f64::ceil })
+}
