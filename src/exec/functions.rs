@@ -39,13 +39,16 @@ pub fn evaluate(
         Contains => texts(arrays).map(|t| map_bool(&t, |a, b| a.contains(b))),
         Strpos => texts(arrays).map(|t| strpos(&t)),
         Reverse => texts(arrays).map(|t| map_text(&t, |row| Some(row[0]?.chars().rev().collect()))),
-        Left | Right | Repeat => text_and_count(arrays).map(|(s, n)| {
-            let out: StringArray = s
+        Left | Right | Repeat => text_and_count(arrays).and_then(|(s, n)| {
+            let out = s
                 .iter()
                 .zip(n.iter())
-                .map(|(s, n)| Some(text_count(func, s?, n?)))
-                .collect();
-            Arc::new(out) as ArrayRef
+                .map(|(s, n)| match (s, n) {
+                    (Some(s), Some(n)) => text_count(func, s, n).map(Some),
+                    _ => Ok(None),
+                })
+                .collect::<Result<StringArray>>()?;
+            Ok(Arc::new(out) as ArrayRef)
         }),
         Lpad | Rpad => pad(func, arrays),
         NullIf => nullif(arrays),
@@ -151,16 +154,34 @@ fn text_and_count(arrays: &[ArrayRef]) -> Result<(StringArray, Int64Array)> {
     Ok((s, n))
 }
 
+/// The longest string repeat, lpad and rpad make: past it the query is an
+/// error rather than an allocation the memory budget never saw.
+const MAX_RESULT_BYTES: u64 = 64 << 20;
+
+fn check_size(func: ScalarFunc, bytes: u64) -> Result<()> {
+    if bytes > MAX_RESULT_BYTES {
+        return Err(QuarryError::exec(format!(
+            "{}(): a result of {bytes} bytes is too large (at most {MAX_RESULT_BYTES})",
+            func.name()
+        )));
+    }
+    Ok(())
+}
+
 /// left(s, n) / right(s, n): the first / last n characters (all but the
 /// last / first -n for a negative n); repeat(s, n): s n times.
-fn text_count(func: ScalarFunc, s: &str, n: i64) -> String {
+fn text_count(func: ScalarFunc, s: &str, n: i64) -> Result<String> {
     let len = s.chars().count() as i64;
     let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
-    match func {
+    Ok(match func {
         ScalarFunc::Left => s.chars().take(keep).collect(),
         ScalarFunc::Right => s.chars().skip(len as usize - keep).collect(),
-        _ => s.repeat(n.max(0) as usize),
-    }
+        _ => {
+            let times = n.max(0) as u64;
+            check_size(func, (s.len() as u64).saturating_mul(times))?;
+            s.repeat(times as usize)
+        }
+    })
 }
 
 /// lpad / rpad(s, n, fill): s cut or filled to n characters.
@@ -168,28 +189,31 @@ fn pad(func: ScalarFunc, arrays: &[ArrayRef]) -> Result<ArrayRef> {
     let (s, n) = text_and_count(arrays)?;
     let fill = cast(&arrays[2], &DataType::Utf8)?;
     let fill = fill.as_string::<i32>();
-    let out: StringArray = (0..s.len())
+    let out = (0..s.len())
         .map(|i| {
             if s.is_null(i) || n.is_null(i) || fill.is_null(i) {
-                return None;
+                return Ok(None);
             }
             let (s, fill) = (s.value(i), fill.value(i));
-            let want = n.value(i).max(0) as usize;
+            let want = n.value(i).max(0) as u64;
+            // (the result has `want` characters, at least as many bytes)
+            check_size(func, want)?;
+            let want = want as usize;
             let len = s.chars().count();
             if len >= want {
-                return Some(s.chars().take(want).collect::<String>());
+                return Ok(Some(s.chars().take(want).collect::<String>()));
             }
             if fill.is_empty() {
-                return Some(s.to_string());
+                return Ok(Some(s.to_string()));
             }
             let filler: String = fill.chars().cycle().take(want - len).collect();
-            Some(if func == ScalarFunc::Lpad {
+            Ok(Some(if func == ScalarFunc::Lpad {
                 filler + s
             } else {
                 s.to_string() + &filler
-            })
+            }))
         })
-        .collect();
+        .collect::<Result<StringArray>>()?;
     Ok(Arc::new(out))
 }
 

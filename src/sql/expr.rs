@@ -724,11 +724,21 @@ impl ExprBinder<'_> {
             if args.len() < lo || args.len() > hi {
                 let want = if lo == hi {
                     format!("{lo}")
+                } else if hi == usize::MAX {
+                    format!("at least {lo}")
                 } else {
                     format!("{lo} to {hi}")
                 };
                 Err(QuarryError::plan_at(
-                    format!("{name}() takes {want} arguments, got {}", args.len()),
+                    format!(
+                        "{name}() takes {want} argument{}, got {}",
+                        if hi == 1 || (lo == 1 && hi == usize::MAX) {
+                            ""
+                        } else {
+                            "s"
+                        },
+                        args.len()
+                    ),
                     loc,
                 ))
             } else {
