@@ -187,11 +187,20 @@ fn as_bool(a: &ArrayRef) -> Result<&BooleanArray> {
 
 /// Casts that fail on bad values instead of producing NULL.
 pub fn cast_checked(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    cast_rounded(a, to, false)
+}
+
+/// TRY_CAST: a value that does not convert becomes NULL.
+pub fn cast_or_null(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    cast_rounded(a, to, true)
+}
+
+fn cast_rounded(a: &ArrayRef, to: &DataType, safe: bool) -> Result<ArrayRef> {
     if a.data_type() == to {
         return Ok(a.clone());
     }
     let opts = CastOptions {
-        safe: false,
+        safe,
         format_options: FormatOptions::default(),
     };
     // As DuckDB and PostgreSQL: CAST(3.7 AS INTEGER) is 4, not 3.

@@ -60,6 +60,7 @@ pub fn evaluate(
         Power => power(arrays),
         Sign => sign(arrays),
         Floor | Ceil => round_to_integer(func == Floor, arrays, data_type),
+        TryCast => super::expr::cast_or_null(&arrays[0], data_type),
         _ => return None,
     })
 }

@@ -123,6 +123,8 @@ pub enum ScalarFunc {
     Floor,
     Ceil,
     Sign,
+    /// TRY_CAST(x AS type): the function's type is the target
+    TryCast,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,6 +174,7 @@ impl ScalarFunc {
             Floor => "floor",
             Ceil => "ceil",
             Sign => "sign",
+            TryCast => "try_cast",
         }
     }
 }

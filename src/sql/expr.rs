@@ -375,11 +375,27 @@ impl ExprBinder<'_> {
                 data_type,
                 ..
             } => {
-                if *kind == CastKind::TryCast || *kind == CastKind::SafeCast {
-                    return Err(QuarryError::plan_at("TRY_CAST is not supported", at(e)));
-                }
                 let inner = self.bind(expr)?;
-                Ok(inner.cast(sql_data_type(data_type, at(e))?))
+                let to = sql_data_type(data_type, at(e))?;
+                if *kind == CastKind::TryCast || *kind == CastKind::SafeCast {
+                    let from = self.type_of(&inner)?;
+                    if !arrow::compute::can_cast_types(&from, &to) {
+                        return Err(QuarryError::plan_at(
+                            format!(
+                                "cannot cast {} to {}",
+                                sql_type_name(&from),
+                                sql_type_name(&to)
+                            ),
+                            at(e),
+                        ));
+                    }
+                    return Ok(Expr::Function {
+                        func: ScalarFunc::TryCast,
+                        args: vec![inner],
+                        data_type: to,
+                    });
+                }
+                Ok(inner.cast(to))
             }
             ast::Expr::TypedString(ts) => {
                 let text = match &ts.value.value {
@@ -816,6 +832,10 @@ impl ExprBinder<'_> {
             }
             ScalarFunc::Extract(_) => DataType::Int64,
             ScalarFunc::AssertSingleRow => types[1].clone(),
+            // (bound by the CAST syntax, never by name)
+            ScalarFunc::TryCast => {
+                return Err(QuarryError::plan_at("use TRY_CAST(x AS type)", loc));
+            }
             ScalarFunc::Concat => {
                 arity(1, usize::MAX)?;
                 DataType::Utf8
