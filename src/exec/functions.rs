@@ -51,6 +51,7 @@ pub fn evaluate(
             Ok(Arc::new(out) as ArrayRef)
         }),
         Lpad | Rpad => pad(func, arrays),
+        SplitPart => split_part(arrays),
         NullIf => nullif(arrays),
         Greatest | Least => extreme(func == Greatest, arrays),
         Sqrt => floats(arrays, f64::sqrt),
@@ -215,6 +216,44 @@ fn pad(func: ScalarFunc, arrays: &[ArrayRef]) -> Result<ArrayRef> {
             }))
         })
         .collect::<Result<StringArray>>()?;
+    Ok(Arc::new(out))
+}
+
+/// split_part(s, separator, n): the n-th piece counted from 1 (from the
+/// end for a negative n), '' past the pieces or for n = 0; an empty
+/// separator cuts between characters.
+fn split_part(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let (s, n) = text_and_count(&[arrays[0].clone(), arrays[2].clone()])?;
+    let sep = cast(&arrays[1], &DataType::Utf8)?;
+    let sep = sep.as_string::<i32>();
+    let out: StringArray = (0..s.len())
+        .map(|i| {
+            if s.is_null(i) || sep.is_null(i) || n.is_null(i) {
+                return None;
+            }
+            let (s, sep, n) = (s.value(i), sep.value(i), n.value(i));
+            let pieces: Vec<&str> = if sep.is_empty() {
+                s.char_indices()
+                    .map(|(at, c)| &s[at..at + c.len_utf8()])
+                    .collect()
+            } else {
+                s.split(sep).collect()
+            };
+            let at = if n > 0 {
+                Some(n as usize - 1)
+            } else if n < 0 {
+                pieces.len().checked_sub(n.unsigned_abs() as usize)
+            } else {
+                None
+            };
+            Some(
+                at.and_then(|k| pieces.get(k))
+                    .copied()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
     Ok(Arc::new(out))
 }
 

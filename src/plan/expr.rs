@@ -98,6 +98,8 @@ pub enum ScalarFunc {
     /// concat(a, …): the arguments as text, NULLs skipped
     Concat,
     Replace,
+    /// split_part(s, separator, n): the n-th piece (from the end for n < 0)
+    SplitPart,
     /// trim(s [, characters]) from both ends, the start or the end
     Trim(TrimSide),
     StartsWith,
@@ -150,6 +152,7 @@ impl ScalarFunc {
             AssertSingleRow => "assert_single_row",
             Concat => "concat",
             Replace => "replace",
+            SplitPart => "split_part",
             Trim(TrimSide::Both) => "trim",
             Trim(TrimSide::Leading) => "ltrim",
             Trim(TrimSide::Trailing) => "rtrim",

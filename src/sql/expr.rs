@@ -32,6 +32,8 @@ const SCALARS: &[&str] = &[
     "substr",
     "concat",
     "replace",
+    "split_part",
+    "date_part",
     "trim",
     "ltrim",
     "rtrim",
@@ -672,6 +674,57 @@ impl ExprBinder<'_> {
             "substring" | "substr" => ScalarFunc::Substring,
             "concat" => ScalarFunc::Concat,
             "replace" => ScalarFunc::Replace,
+            "split_part" => ScalarFunc::SplitPart,
+            "date_part" => {
+                // date_part('year', d) is extract(year FROM d)
+                let part = match bound.first() {
+                    Some(Expr::Literal(ScalarValue::Utf8(Some(p)))) => {
+                        match p.to_lowercase().as_str() {
+                            "year" | "years" => DatePart::Year,
+                            "quarter" => DatePart::Quarter,
+                            "month" | "months" => DatePart::Month,
+                            "day" | "days" => DatePart::Day,
+                            "dow" | "dayofweek" => DatePart::DayOfWeek,
+                            "doy" | "dayofyear" => DatePart::DayOfYear,
+                            other => {
+                                return Err(QuarryError::plan_at(
+                                    format!(
+                                        "date_part('{other}', …) is not supported (year, \
+                                         quarter, month, day, dow, doy are)"
+                                    ),
+                                    loc,
+                                ))
+                            }
+                        }
+                    }
+                    _ => {
+                        return Err(QuarryError::plan_at(
+                            "date_part takes a part name string and a DATE",
+                            loc,
+                        ))
+                    }
+                };
+                let mut args = bound;
+                if args.len() != 2 {
+                    return Err(QuarryError::plan_at(
+                        format!("date_part() takes 2 arguments, got {}", args.len()),
+                        loc,
+                    ));
+                }
+                let v = args.remove(1);
+                let t = self.type_of(&v)?;
+                if !matches!(t, DataType::Date32 | DataType::Null) {
+                    return Err(QuarryError::plan_at(
+                        format!("date_part needs a DATE, got {}", sql_type_name(&t)),
+                        loc,
+                    ));
+                }
+                return Ok(Expr::Function {
+                    func: ScalarFunc::Extract(part),
+                    args: vec![v],
+                    data_type: DataType::Int64,
+                });
+            }
             "trim" => ScalarFunc::Trim(TrimSide::Both),
             "ltrim" => ScalarFunc::Trim(TrimSide::Leading),
             "rtrim" => ScalarFunc::Trim(TrimSide::Trailing),
@@ -863,6 +916,16 @@ impl ExprBinder<'_> {
                     ScalarFunc::Strpos => DataType::Int64,
                     _ => DataType::Utf8,
                 }
+            }
+            ScalarFunc::SplitPart => {
+                arity(3, 3)?;
+                if let Some(t) = types[..2].iter().find(|t| !is_text(t)) {
+                    return Err(wrong(t));
+                }
+                if !is_count(&types[2]) {
+                    return Err(wrong(&types[2]));
+                }
+                DataType::Utf8
             }
             ScalarFunc::Left | ScalarFunc::Right | ScalarFunc::Repeat => {
                 arity(2, 2)?;
