@@ -866,23 +866,6 @@ impl ExprBinder<'_> {
                 }
                 DataType::Utf8
             }
-            ScalarFunc::Coalesce => {
-                if args.is_empty() {
-                    arity(1, usize::MAX)?;
-                }
-                let mut t = DataType::Null;
-                let mut prev = Expr::Literal(ScalarValue::Null);
-                for (a, at) in args.iter().zip(&types) {
-                    t = comparison_type(&prev, &t, a, at, loc)?;
-                    prev = a.clone();
-                }
-                args = args
-                    .into_iter()
-                    .zip(&types)
-                    .map(|(a, at)| if *at == t { a } else { a.cast(t.clone()) })
-                    .collect();
-                t
-            }
             ScalarFunc::Extract(_) => DataType::Int64,
             ScalarFunc::AssertSingleRow => types[1].clone(),
             // (bound by the CAST syntax, never by name)
@@ -951,7 +934,11 @@ impl ExprBinder<'_> {
                 }
                 DataType::Utf8
             }
-            ScalarFunc::NullIf | ScalarFunc::Greatest | ScalarFunc::Least => {
+            // the arguments meet at one type, as a comparison's sides do
+            ScalarFunc::Coalesce
+            | ScalarFunc::NullIf
+            | ScalarFunc::Greatest
+            | ScalarFunc::Least => {
                 if func == ScalarFunc::NullIf {
                     arity(2, 2)?;
                 } else {
