@@ -181,6 +181,23 @@ fn bad_data_directories_are_refused() {
     // a file that is not Parquet
     std::fs::write(data.join("part.parquet"), "not parquet").unwrap();
     fails_with(&bench("0.01"), "not a readable Parquet file");
+    // remote data that cannot be read: refused before anything runs
+    let remote = quarry(&[
+        "tpch",
+        "bench",
+        "--sf",
+        "0.01",
+        "--engines",
+        "quarry",
+        "--data",
+        "ftp://host/tpch",
+        "--results",
+        path(&results),
+    ]);
+    fails_with(
+        &remote,
+        "--data ftp://host/tpch: cannot read 'ftp://host/tpch/",
+    );
     // nothing presented as a result, nothing generated over their files
     assert!(!results.exists());
     assert_eq!(

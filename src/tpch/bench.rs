@@ -194,6 +194,18 @@ fn remote_data(o: &BenchOptions) -> Option<String> {
     crate::catalog::store::is_remote(data).then(|| data.trim_end_matches('/').to_string())
 }
 
+/// Every TPC-H table is an object under `url` that quarry can reach (with
+/// the credentials of the environment): bad remote data is refused before
+/// anything runs, as a bad local directory is.
+fn check_remote_tables(url: &str) -> Result<()> {
+    let stores = crate::catalog::ObjectStores::default();
+    for table in gen::TABLES {
+        crate::catalog::store::list_files(&format!("{url}/{table}.parquet"), "parquet", &stores)
+            .map_err(|e| QuarryError::Config(format!("--data {url}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// The quarry checkout: the first of the current directory and its parents
 /// that holds `tpch/peers.py`, else the one this binary was built from.
 fn project_root() -> Option<PathBuf> {
@@ -491,7 +503,10 @@ pub fn run(options: BenchOptions) -> Result<()> {
 
     let remote = remote_data(&o);
     let data_abs = match &remote {
-        Some(url) => PathBuf::from(url),
+        Some(url) => {
+            check_remote_tables(url)?;
+            PathBuf::from(url)
+        }
         None => {
             prepare_data(&data_dir, o.sf)?;
             std::fs::canonicalize(&data_dir).map_err(|e| {
