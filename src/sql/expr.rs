@@ -432,18 +432,7 @@ impl ExprBinder<'_> {
                     }
                 };
                 let v = self.bind(expr)?;
-                let t = self.type_of(&v)?;
-                if !matches!(t, DataType::Date32 | DataType::Null) {
-                    return Err(QuarryError::plan_at(
-                        format!("extract needs a DATE, got {}", sql_type_name(&t)),
-                        at(e),
-                    ));
-                }
-                Ok(Expr::Function {
-                    func: ScalarFunc::Extract(part),
-                    args: vec![v],
-                    data_type: DataType::Int64,
-                })
+                self.extract(part, v, "extract", at(e))
             }
             ast::Expr::Trim {
                 trim_where,
@@ -711,19 +700,7 @@ impl ExprBinder<'_> {
                         loc,
                     ));
                 }
-                let v = args.remove(1);
-                let t = self.type_of(&v)?;
-                if !matches!(t, DataType::Date32 | DataType::Null) {
-                    return Err(QuarryError::plan_at(
-                        format!("date_part needs a DATE, got {}", sql_type_name(&t)),
-                        loc,
-                    ));
-                }
-                return Ok(Expr::Function {
-                    func: ScalarFunc::Extract(part),
-                    args: vec![v],
-                    data_type: DataType::Int64,
-                });
+                return self.extract(part, args.remove(1), "date_part", loc);
             }
             "trim" => ScalarFunc::Trim(TrimSide::Both),
             "ltrim" => ScalarFunc::Trim(TrimSide::Leading),
@@ -775,6 +752,22 @@ impl ExprBinder<'_> {
             }
         };
         self.scalar_function(func, bound, loc)
+    }
+
+    /// `part` of the DATE `v` (extract(…) and date_part(…), named `what`).
+    fn extract(&self, part: DatePart, v: Expr, what: &str, loc: Option<Location>) -> Result<Expr> {
+        let t = self.type_of(&v)?;
+        if !matches!(t, DataType::Date32 | DataType::Null) {
+            return Err(QuarryError::plan_at(
+                format!("{what} needs a DATE, got {}", sql_type_name(&t)),
+                loc,
+            ));
+        }
+        Ok(Expr::Function {
+            func: ScalarFunc::Extract(part),
+            args: vec![v],
+            data_type: DataType::Int64,
+        })
     }
 
     /// Checks arguments and decides the result type of a scalar function.
