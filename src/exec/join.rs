@@ -45,6 +45,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 
 use super::expr::{evaluate_array, evaluate_predicate};
 use super::key_bitmap::KeyBitmap;
+use super::key_ranks::KeyRanks;
 use super::operator::{Operator, SpillCount};
 use crate::error::{QuarryError, Result};
 use crate::plan::{BinaryOp, Expr, JoinKind};
@@ -69,6 +70,10 @@ const DIRECT_RANGE_FACTOR: usize = 12;
 /// filter probes a direct table of all part keys).
 const DIRECT_SMALL_FACTOR: usize = 64;
 const DIRECT_SMALL_RANGE: usize = 1 << 20;
+/// Sparser integer keys, over a range up to this many times their number,
+/// are indexed by their rank (see `key_ranks`): at most 32 bytes of rank
+/// blocks and 4 of offsets a key, against the 24..48 of the hashed table.
+const RANKED_RANGE_FACTOR: u128 = 128;
 /// Rows from which a table of integer keys is copied and indexed on two
 /// threads at once (below, a thread's start costs more than it saves).
 const PARALLEL_BUILD_ROWS: usize = 1 << 16;
@@ -208,6 +213,9 @@ enum KeyIndex {
     /// A single (or packed) integer key of dense range: key `k` owns
     /// `row_ids[offsets[k - min] .. offsets[k - min + 1]]`.
     Direct { min: i64, offsets: Vec<u32> },
+    /// A single (or packed) integer key of a sparser range: key `k` owns
+    /// `row_ids[offsets[r] .. offsets[r + 1]]`, `r` its rank among the keys.
+    Ranked { ranks: KeyRanks, offsets: Vec<u32> },
     /// A single (or packed) integer key, hashed; `tag` is the key. Keys
     /// sparse over a small range also get a bitmap that turns away most
     /// probe keys the table lacks before their probe sequence.
@@ -246,6 +254,8 @@ impl std::fmt::Debug for JoinHashTable {
             (KeyIndex::NoKeys, _) => "no keys",
             (KeyIndex::Direct { .. }, None) => "direct",
             (KeyIndex::Direct { .. }, Some(_)) => "packed direct",
+            (KeyIndex::Ranked { .. }, None) => "ranked",
+            (KeyIndex::Ranked { .. }, Some(_)) => "packed ranked",
             (KeyIndex::IntHash { .. }, None) => "int hash",
             (KeyIndex::IntHash { .. }, Some(_)) => "packed int hash",
             (KeyIndex::Rows { .. }, _) => "row hash",
@@ -588,6 +598,7 @@ impl JoinHashTable {
         let index = match &self.index {
             KeyIndex::Unit | KeyIndex::NoKeys => 0,
             KeyIndex::Direct { offsets, .. } => offsets.capacity() * 4,
+            KeyIndex::Ranked { ranks, offsets } => ranks.bytes() + offsets.capacity() * 4,
             KeyIndex::IntHash { table, present } => {
                 table.memory_size() + present.as_ref().map_or(0, KeyBitmap::bytes)
             }
@@ -652,6 +663,38 @@ impl JoinHashTable {
                         (0, 0)
                     }
                 }));
+            }
+            KeyIndex::Ranked { ranks, offsets } => {
+                let values = int_keys()?;
+                let found = |k: i64| match ranks.rank(k) {
+                    Some(r) => {
+                        let s = offsets[r as usize];
+                        (s, offsets[r as usize + 1] - s)
+                    }
+                    None => (0, 0),
+                };
+                if ranks.bytes() + offsets.len() * 4 > PREFETCH_MIN_BYTES {
+                    // Two loads a key: its block is fetched ahead, and once
+                    // that is in, its offset (probe keys in order, as from a
+                    // table sorted by the key, mostly hit lines already in).
+                    groups.extend((0..n).map(|i| {
+                        if let Some(block) = values
+                            .get(i + PREFETCH_AHEAD)
+                            .and_then(|&k| ranks.block_of(k))
+                        {
+                            prefetch(block);
+                        }
+                        if let Some(r) = values
+                            .get(i + PREFETCH_AHEAD / 2)
+                            .and_then(|&k| ranks.rank(k))
+                        {
+                            prefetch(&offsets[r as usize]);
+                        }
+                        found(values[i])
+                    }));
+                } else {
+                    groups.extend(values.iter().map(|&k| found(k)));
+                }
             }
             KeyIndex::IntHash { table, present } => {
                 let values = int_keys()?;
@@ -1015,6 +1058,32 @@ fn build_int_index(
         }
         offsets.truncate(width + 1);
         return Ok((KeyIndex::Direct { min, offsets }, row_ids));
+    }
+    if range < RANKED_RANGE_FACTOR * non_null as u128 {
+        check_cancel(cancel)?;
+        let ranks = KeyRanks::new(min, max, (0..n).filter(|&i| valid(i)).map(|i| values[i]));
+        check_cancel(cancel)?;
+        // The counting sort of `Direct`, by rank instead of by key.
+        let mut offsets = vec![0u32; ranks.distinct() + 2];
+        for (i, &v) in values.iter().enumerate() {
+            if let Some(r) = ranks.rank(v).filter(|_| valid(i)) {
+                offsets[r as usize + 2] += 1;
+            }
+        }
+        for j in 1..offsets.len() {
+            offsets[j] += offsets[j - 1];
+        }
+        check_cancel(cancel)?;
+        let mut row_ids = vec![0u32; non_null];
+        for (i, &v) in values.iter().enumerate() {
+            if let Some(r) = ranks.rank(v).filter(|_| valid(i)) {
+                let c = &mut offsets[r as usize + 1];
+                row_ids[*c as usize] = i as u32;
+                *c += 1;
+            }
+        }
+        offsets.truncate(ranks.distinct() + 1);
+        return Ok((KeyIndex::Ranked { ranks, offsets }, row_ids));
     }
     let (table, row_ids) = SlotTable::build(
         n,
@@ -3062,13 +3131,17 @@ mod tests {
             build(vec![Some(i64::MIN), Some(i64::MAX), Some(0)]).index,
             KeyIndex::IntHash { .. }
         ));
+        assert!(matches!(
+            build((0..=20).map(|i| Some(i * 100)).collect()).index,
+            KeyIndex::Ranked { .. }
+        ));
         assert!(matches!(build(vec![None, None]).index, KeyIndex::NoKeys));
     }
 
     #[test]
     fn sparse_integer_keys_get_a_bitmap_that_agrees_with_the_table() {
-        // every 97th key up to 100 000: too sparse for a direct table
-        let keys: Vec<Option<i64>> = (0..1031).map(|i| Some(i * 97)).collect();
+        // every 500th key up to 515 000: too sparse for a direct or ranked table
+        let keys: Vec<Option<i64>> = (0..1031).map(|i| Some(i * 500)).collect();
         let r = batch(vec![("k", ints(&keys))]);
         let table = JoinHashTable::build(r.schema(), vec![r.clone()], &[col(0)]).unwrap();
         assert!(
@@ -3081,10 +3154,10 @@ mod tests {
             ),
             "{table:?}"
         );
-        let probe: Vec<Option<i64>> = (-5..100_100).map(Some).chain([None]).collect();
+        let probe: Vec<Option<i64>> = (-5..520_000).map(Some).chain([None]).collect();
         let l = batch(vec![("p", ints(&probe))]);
         let matched = run(JoinKind::Semi, &l, &r, &[col(0)], &[col(0)], None);
-        let expected: Vec<String> = (0..1031).map(|i| (i * 97).to_string()).collect();
+        let expected: Vec<String> = (0..1031).map(|i| (i * 500).to_string()).collect();
         assert_eq!(
             matched,
             sorted(&expected.iter().map(String::as_str).collect::<Vec<_>>())
@@ -3092,26 +3165,33 @@ mod tests {
     }
 
     #[test]
-    fn a_million_keys_over_a_range_of_64_million_get_a_bitmap() {
-        let keys: Vec<Option<i64>> = (0..1_000_000).map(|i| Some(i * 64)).collect();
-        let r = batch(vec![("k", ints(&keys))]);
+    fn a_million_keys_over_a_range_of_64_million_are_ranked() {
+        // (every key twice, the second copy's row after all first copies)
+        let keys: Vec<Option<i64>> = (0..2_000_000).map(|i| Some(i % 1_000_000 * 64)).collect();
+        let rows: Vec<Option<i64>> = (0..2_000_000).map(Some).collect();
+        let r = batch(vec![("k", ints(&keys)), ("row", ints(&rows))]);
         let table = JoinHashTable::build(r.schema(), vec![r.clone()], &[col(0)]).unwrap();
-        let KeyIndex::IntHash {
-            present: Some(present),
-            ..
-        } = &table.index
-        else {
-            panic!("no bitmap: {table:?}");
-        };
-        assert!(present.contains(0) && present.contains(64 * 999_999));
-        assert!(!present.contains(1) && !present.contains(64 * 1_000_000));
-        let probe: Vec<Option<i64>> = [-64, 0, 63, 64, 640_000, 64 * 999_999 + 1]
+        assert!(matches!(table.index, KeyIndex::Ranked { .. }), "{table:?}");
+        let probe: Vec<Option<i64>> = [-64, 0, 63, 64, 640_000, 64 * 999_999 + 1, 64 * 999_999]
             .into_iter()
             .map(Some)
+            .chain([None])
             .collect();
         let l = batch(vec![("p", ints(&probe))]);
-        let matched = run(JoinKind::Semi, &l, &r, &[col(0)], &[col(0)], None);
-        assert_eq!(matched, sorted(&["0", "64", "640000"]));
+        let joined = run(JoinKind::Inner, &l, &r, &[col(0)], &[col(0)], None);
+        assert_eq!(
+            joined,
+            sorted(&[
+                "0|0|0",
+                "0|0|1000000",
+                "64|64|1",
+                "64|64|1000001",
+                "640000|640000|10000",
+                "640000|640000|1010000",
+                "63999936|63999936|999999",
+                "63999936|63999936|1999999",
+            ])
+        );
     }
 
     /// A small deterministic generator (no rand dependency).
@@ -3132,11 +3212,13 @@ mod tests {
     #[test]
     fn random_against_nested_loop() {
         let mut rng = Lcg(42);
-        let scenarios: [(i64, i64, usize, &str); 6] = [
+        let scenarios: [(i64, i64, usize, &str); 8] = [
             (1, 1, 0, "direct"),
+            (400, 1, 0, "ranked"),
             (1 << 40, 1, 0, "int hash"),
             (1, 1, 1, "row hash"),
             (1, 1, 2, "packed direct"),
+            (100, 1, 2, "packed ranked"),
             (1 << 20, 1 << 20, 2, "packed int hash"),
             (1 << 40, 1 << 40, 2, "row hash"),
         ];

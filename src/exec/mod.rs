@@ -8,6 +8,7 @@ pub mod group_keys;
 pub mod join;
 mod key_bitmap;
 pub mod key_filter;
+mod key_ranks;
 pub mod operator;
 pub mod repartition;
 pub mod sort;
