@@ -828,7 +828,6 @@ impl Packing {
             ranges: vec![],
             shifts: vec![],
         };
-        let mut shift = 0u32;
         for col in columns {
             let (mut min, mut max) = (i64::MAX, i64::MIN);
             for (i, &v) in col.iter().enumerate() {
@@ -840,11 +839,18 @@ impl Packing {
             if min > max {
                 (min, max) = (0, 0);
             }
-            let range = max.wrapping_sub(min) as u64;
             p.mins.push(min);
-            p.ranges.push(range);
-            p.shifts.push(shift);
-            shift += 64 - range.leading_zeros();
+            p.ranges.push(max.wrapping_sub(min) as u64);
+        }
+        // The key of the widest range takes the high bits, where a coarse
+        // bitmap of the packed keys looks (see `build_int_index`).
+        let mut by_range: Vec<usize> = (0..columns.len()).collect();
+        by_range.sort_by_key(|&k| p.ranges[k]);
+        p.shifts = vec![0; columns.len()];
+        let mut shift = 0u32;
+        for k in by_range {
+            p.shifts[k] = shift;
+            shift += 64 - p.ranges[k].leading_zeros();
             if shift > 63 {
                 return None;
             }
@@ -1095,12 +1101,11 @@ fn build_int_index(
     // cache (a small table of sparse keys: Q17's 204 parts of 200 000),
     // and never more than 4 MiB.
     let bitmap_width = (table.bytes() as u64 * 8).clamp(PRESENT_CACHE_BITS, PRESENT_MAX_RANGE);
-    let present = KeyBitmap::new(
-        min,
-        max,
-        bitmap_width,
-        (0..n).filter(|&i| valid(i)).map(|i| values[i]),
-    );
+    let keys = || (0..n).filter(|&i| valid(i)).map(|i| values[i]);
+    // Keys of a range too wide for a bit each (packed keys: Q9's part and
+    // supplier keys) get a bit per block of keys, in a core's share of cache.
+    let present = KeyBitmap::new(min, max, bitmap_width, keys())
+        .or_else(|| KeyBitmap::coarse(min, max, PRESENT_CACHE_BITS, keys()));
     Ok((KeyIndex::IntHash { table, present }, row_ids))
 }
 
