@@ -110,9 +110,11 @@ pub fn estimate(plan: &LogicalPlan) -> Estimate {
     }
 }
 
-/// Rows of an equi-join: |L| · |R| / the larger distinct count of a key,
-/// taking the most selective key; a side without statistics for its key
-/// counts its rows as distinct.
+/// Rows of an equi-join: |L| · |R| / the larger distinct count of the
+/// keys. A side's distinct keys are the product of each key column's
+/// distinct values, at most its rows (a side without statistics for a key
+/// counts its rows as distinct): partsupp's (partkey, suppkey) pairs are
+/// as many as its rows, not as few as its part keys.
 pub fn join_rows(
     left: &LogicalPlan,
     l: Estimate,
@@ -120,15 +122,15 @@ pub fn join_rows(
     r: Estimate,
     on: &[(Expr, Expr)],
 ) -> f64 {
-    let divisor = on
-        .iter()
-        .map(|(lk, rk)| {
-            let dl = key_distinct(left, lk).unwrap_or(l.rows).min(l.rows);
-            let dr = key_distinct(right, rk).unwrap_or(r.rows).min(r.rows);
-            dl.max(dr).max(1.0)
-        })
-        .fold(1.0, f64::max);
-    l.rows * r.rows / divisor
+    let distinct = |plan: &LogicalPlan, rows: f64, key: &dyn Fn(&(Expr, Expr)) -> &Expr| {
+        on.iter()
+            .map(|pair| key_distinct(plan, key(pair)).unwrap_or(rows).min(rows))
+            .fold(1.0, |product, d| product * d)
+            .min(rows)
+    };
+    let dl = distinct(left, l.rows, &|(lk, _)| lk);
+    let dr = distinct(right, r.rows, &|(_, rk)| rk);
+    l.rows * r.rows / dl.max(dr).max(1.0)
 }
 
 /// Distinct values of a key expression (a column, possibly cast).
@@ -323,5 +325,18 @@ mod tests {
         assert_eq!(estimate(&grouped_by(t(), 1)).rows, 10_000.0);
         // two keys: 10^8 combinations, so half the rows, as without statistics
         assert_eq!(estimate(&grouped_by(t(), 2)).rows, 3_000_000.0);
+    }
+
+    #[test]
+    fn a_join_on_two_keys_counts_their_combinations() {
+        // lineitem-like L (6M rows) and partsupp-like R (800K rows), both
+        // keys ranging over 1..=200 000: R has as many key pairs as rows
+        let l = table(&["lp", "ls"], 6_000_000, 1, 200_000);
+        let r = table(&["rp", "rs"], 800_000, 1, 200_000);
+        let (el, er) = (estimate(&l), estimate(&r));
+        let one_key = join_rows(&l, el, &r, er, &[(col(0), col(0))]);
+        assert_eq!(one_key, 6_000_000.0 * 800_000.0 / 200_000.0);
+        let two_keys = join_rows(&l, el, &r, er, &[(col(0), col(0)), (col(1), col(1))]);
+        assert_eq!(two_keys, 800_000.0);
     }
 }

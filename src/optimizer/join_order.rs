@@ -137,6 +137,126 @@ impl Joined {
     }
 }
 
+/// Whether two shrink factors are the same up to rounding: Q9's part
+/// joined with lineitem and with partsupp both keep a tenth, which must not
+/// be decided by the last bit of a division.
+fn same_shrink(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+/// Equalities between columns of different relations that follow from
+/// the others: from `p_partkey = l_partkey AND ps_partkey = l_partkey`
+/// follows `p_partkey = ps_partkey`, which lets Q9 join part with partsupp
+/// before either meets lineitem. Only plain columns of one type are
+/// equated; the joins drop whichever of the equalities become redundant
+/// (see `Equalities`).
+fn implied_equalities(conditions: &[Expr], relations: &[Relation]) -> Vec<Expr> {
+    let columns = relations
+        .iter()
+        .map(|r| r.offset + r.width)
+        .max()
+        .unwrap_or(0);
+    let mut classes = Equalities::new(columns);
+    let mut stated = BTreeSet::new();
+    for c in conditions {
+        if let Some((a, b)) = column_equality(c) {
+            stated.insert((a.min(b), a.max(b)));
+            if column_type(a, relations) == column_type(b, relations) {
+                classes.union(a, b);
+            }
+        }
+    }
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); columns];
+    for &(a, b) in &stated {
+        for x in [a, b] {
+            let root = classes.find(x);
+            if !members[root].contains(&x) {
+                members[root].push(x);
+            }
+        }
+    }
+    let mut implied = Vec::new();
+    for class in members.iter().filter(|m| m.len() > 2) {
+        for (i, &a) in class.iter().enumerate() {
+            for &b in &class[i + 1..] {
+                let pair = (a.min(b), a.max(b));
+                if owner_of(a, relations) != owner_of(b, relations) && !stated.contains(&pair) {
+                    implied.push(Expr::binary(
+                        BinaryOp::Eq,
+                        Expr::Column(pair.0),
+                        Expr::Column(pair.1),
+                    ));
+                }
+            }
+        }
+    }
+    implied
+}
+
+/// `(a, b)` for the condition `column a = column b`.
+fn column_equality(e: &Expr) -> Option<(usize, usize)> {
+    match e {
+        Expr::Binary {
+            op: BinaryOp::Eq,
+            left,
+            right,
+        } => match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(a), Expr::Column(b)) if a != b => Some((*a, *b)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn column_type(col: usize, relations: &[Relation]) -> Option<arrow::datatypes::DataType> {
+    let r = &relations[owner_of(col, relations)];
+    let schema = r.plan.schema();
+    schema
+        .fields()
+        .get(col - r.offset)
+        .map(|f| f.data_type().clone())
+}
+
+/// Classes of columns known equal (a union-find over global columns).
+#[derive(Clone)]
+struct Equalities {
+    parent: Vec<usize>,
+}
+
+impl Equalities {
+    fn new(columns: usize) -> Self {
+        Equalities {
+            parent: (0..columns).collect(),
+        }
+    }
+
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        self.parent[ra] = rb;
+    }
+
+    /// Whether `e` equates two columns already known equal; if it equates
+    /// two others, they are known equal from now on.
+    fn redundant(&mut self, e: &Expr) -> bool {
+        let Some((a, b)) = column_equality(e) else {
+            return false;
+        };
+        if self.find(a) == self.find(b) {
+            return true;
+        }
+        self.union(a, b);
+        false
+    }
+}
+
 struct Condition {
     expr: Expr,
     relations: BTreeSet<usize>,
@@ -146,6 +266,8 @@ struct Condition {
 struct JoinGraph {
     relations: Vec<Option<Relation>>,
     conditions: Vec<Condition>,
+    /// Columns the joins made so far have equated.
+    equal: Equalities,
 }
 
 impl JoinGraph {
@@ -155,6 +277,8 @@ impl JoinGraph {
             .iter()
             .flat_map(|c| implied_filters(c, &relations))
             .collect();
+        conditions.extend(implied);
+        let implied = implied_equalities(&conditions, &relations);
         conditions.extend(implied);
         let mut kept = Vec::new();
         for c in conditions {
@@ -177,9 +301,15 @@ impl JoinGraph {
                 });
             }
         }
+        let columns = relations
+            .iter()
+            .map(|r| r.offset + r.width)
+            .max()
+            .unwrap_or(0);
         Ok(JoinGraph {
             relations: relations.into_iter().map(Some).collect(),
             conditions: kept,
+            equal: Equalities::new(columns),
         })
     }
 
@@ -219,7 +349,10 @@ impl JoinGraph {
                     let larger = parts[i].estimate.rows.max(parts[j].estimate.rows);
                     let shrink = rows / larger.max(1.0);
                     let better = best.is_none_or(|(s, r, _, _)| {
-                        shrink.total_cmp(&s).then(rows.total_cmp(&r)).is_lt()
+                        same_shrink(shrink, s)
+                            .then(|| rows.total_cmp(&r))
+                            .unwrap_or_else(|| shrink.total_cmp(&s))
+                            .is_lt()
                     });
                     if better {
                         best = Some((shrink, rows, i, j));
@@ -267,10 +400,12 @@ impl JoinGraph {
         let mut layout = a.layout.clone();
         layout.extend(b.layout.iter().copied());
         let nl = a.layout.len();
+        let mut equal = self.equal.clone();
         let keys: Vec<(Expr, Expr)> = self
             .conditions
             .iter()
             .filter(|c| !c.applied && self.connects(c, a, b))
+            .filter(|c| !equal.redundant(&c.expr))
             .filter_map(|c| {
                 let local = c
                     .expr
@@ -313,6 +448,9 @@ impl JoinGraph {
                 continue;
             }
             c.applied = true;
+            if self.equal.redundant(&c.expr) {
+                continue;
+            }
             let local = c.expr.clone().remap_columns(&|g| {
                 layout
                     .iter()
@@ -561,5 +699,75 @@ mod tests {
         };
         let out = reorder_joins(plan).unwrap();
         assert!(joins_exactly(&out, &["fk", "ok"]), "{out}");
+    }
+
+    #[test]
+    fn equalities_through_a_third_relation_join_the_other_two_first() {
+        // Q9's shape: σP.pk = L.lp and PS.psp = L.lp, PS.pss = L.ls. From
+        // them follows σP.pk = PS.psp: σP ⋈ PS first (a few rows), then L
+        // joins that on its two keys, the third equality being redundant.
+        let l = table(&["lp", "ls"], 6_000_000, 1, 200_000);
+        let p = table(&["pk", "px"], 200_000, 1, 200_000);
+        let ps = table(&["psp", "pss"], 800_000, 1, 200_000);
+        let filtered_p = LogicalPlan::Filter {
+            input: Box::new(p),
+            predicate: Expr::binary(BinaryOp::Eq, col(1), Expr::lit(ScalarValue::Int64(Some(7)))),
+        };
+        let cross = |a, b| LogicalPlan::join(a, b, JoinKind::Inner, vec![], None);
+        // columns: lp 0, ls 1, pk 2, px 3, psp 4, pss 5
+        let plan = LogicalPlan::Filter {
+            input: Box::new(cross(cross(l, filtered_p), ps)),
+            predicate: Expr::and_all(vec![eq(2, 0), eq(4, 0), eq(5, 1)]),
+        };
+        let out = reorder_joins(plan).unwrap();
+        assert!(joins_exactly(&out, &["pk", "psp"]), "{out}");
+        fn keys_of_top_join(plan: &LogicalPlan) -> Option<usize> {
+            match plan {
+                LogicalPlan::Join { on, .. } => Some(on.len()),
+                _ => plan.inputs().into_iter().find_map(keys_of_top_join),
+            }
+        }
+        assert_eq!(keys_of_top_join(&out), Some(2), "{out}");
+    }
+
+    #[test]
+    fn columns_of_different_types_are_not_equated_through_a_third() {
+        let relations = vec![
+            Relation {
+                plan: table(&["a"], 10, 1, 10),
+                offset: 0,
+                width: 1,
+            },
+            Relation {
+                plan: table(&["b"], 10, 1, 10),
+                offset: 1,
+                width: 1,
+            },
+            Relation {
+                plan: LogicalPlan::project(
+                    table(&["c"], 10, 1, 10),
+                    vec![col(0).cast(arrow::datatypes::DataType::Int32)],
+                    &["c".to_string()],
+                )
+                .unwrap(),
+                offset: 2,
+                width: 1,
+            },
+        ];
+        assert_eq!(
+            implied_equalities(&[eq(0, 1), eq(1, 2)], &relations).len(),
+            0
+        );
+        let same: Vec<Relation> = (0..3)
+            .map(|r| Relation {
+                plan: table(&["x"], 10, 1, 10),
+                offset: r,
+                width: 1,
+            })
+            .collect();
+        assert_eq!(
+            implied_equalities(&[eq(0, 1), eq(1, 2)], &same),
+            vec![eq(0, 2)]
+        );
     }
 }
