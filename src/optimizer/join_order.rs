@@ -349,10 +349,11 @@ impl JoinGraph {
                     let larger = parts[i].estimate.rows.max(parts[j].estimate.rows);
                     let shrink = rows / larger.max(1.0);
                     let better = best.is_none_or(|(s, r, _, _)| {
-                        same_shrink(shrink, s)
-                            .then(|| rows.total_cmp(&r))
-                            .unwrap_or_else(|| shrink.total_cmp(&s))
-                            .is_lt()
+                        if same_shrink(shrink, s) {
+                            rows.total_cmp(&r).is_lt()
+                        } else {
+                            shrink < s
+                        }
                     });
                     if better {
                         best = Some((shrink, rows, i, j));
