@@ -112,9 +112,10 @@ pub fn estimate(plan: &LogicalPlan) -> Estimate {
 
 /// Rows of an equi-join: |L| · |R| / the larger distinct count of the
 /// keys. A side's distinct keys are the product of each key column's
-/// distinct values, at most its rows (a side without statistics for a key
-/// counts its rows as distinct): partsupp's (partkey, suppkey) pairs are
-/// as many as its rows, not as few as its part keys.
+/// distinct values (at most as many as the other side's table has), at
+/// most its rows (a side without statistics for a key counts its rows as
+/// distinct): partsupp's (partkey, suppkey) pairs are as many as its rows,
+/// not as few as its part keys.
 pub fn join_rows(
     left: &LogicalPlan,
     l: Estimate,
@@ -122,80 +123,161 @@ pub fn join_rows(
     r: Estimate,
     on: &[(Expr, Expr)],
 ) -> f64 {
-    let distinct = |plan: &LogicalPlan, rows: f64, key: &dyn Fn(&(Expr, Expr)) -> &Expr| {
-        on.iter()
-            .map(|pair| key_distinct(plan, key(pair)).unwrap_or(rows).min(rows))
+    let keys: Vec<(KeyStats, KeyStats)> = on
+        .iter()
+        .map(|(lk, rk)| (key_stats(left, lk), key_stats(right, rk)))
+        .collect();
+    join_rows_of(l.rows, r.rows, &keys)
+}
+
+/// What a join estimate knows of one side of a key.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyStats {
+    /// Distinct values from the column's range, before capping by rows.
+    range: Option<f64>,
+    /// Distinct values of the table column before any filter, when they
+    /// are sparse: fewer than its range is wide (orders' keys, not its
+    /// customers' or lineitem's order keys).
+    sparse: Option<f64>,
+}
+
+/// The statistics of key expression `key` over `plan`'s output.
+fn key_stats(plan: &LogicalPlan, key: &Expr) -> KeyStats {
+    KeyStats {
+        range: key_column(key).and_then(|i| column_range_width(plan, i)),
+        sparse: sparse_distinct(plan, key),
+    }
+}
+
+/// `join_rows` from the sides' rows and each key's statistics.
+fn join_rows_of(l_rows: f64, r_rows: f64, keys: &[(KeyStats, KeyStats)]) -> f64 {
+    // A key's values that can find a match are among the other side's
+    // table's values: lineitem's order keys range as wide as its 60M
+    // rows, but match at most the 15M keys orders holds sparsely over
+    // that range.
+    let distinct = |rows: f64, left_side: bool| {
+        keys.iter()
+            .map(|&(l, r)| {
+                let (mine, other) = if left_side { (l, r) } else { (r, l) };
+                let d = mine.range.unwrap_or(rows).min(rows);
+                other.sparse.map_or(d, |b| d.min(b))
+            })
             .fold(1.0, |product, d| product * d)
             .min(rows)
     };
-    let dl = distinct(left, l.rows, &|(lk, _)| lk);
-    let dr = distinct(right, r.rows, &|(_, rk)| rk);
-    l.rows * r.rows / dl.max(dr).max(1.0)
+    let dl = distinct(l_rows, true);
+    let dr = distinct(r_rows, false);
+    l_rows * r_rows / dl.max(dr).max(1.0)
+}
+
+/// The column a key reads, possibly through a cast.
+fn key_column(key: &Expr) -> Option<usize> {
+    match key {
+        Expr::Column(i) => Some(*i),
+        Expr::Cast { expr, .. } => key_column(expr),
+        _ => None,
+    }
+}
+
+/// The width of the range of output column `i` of `plan` (integers and
+/// dates only).
+fn column_range_width(plan: &LogicalPlan, i: usize) -> Option<f64> {
+    let t = plan.schema().fields().get(i)?.data_type().clone();
+    if !(t.is_integer() || t == arrow::datatypes::DataType::Date32) {
+        return None;
+    }
+    let (lo, hi) = column_range(plan, i)?;
+    Some(hi - lo + 1.0)
 }
 
 /// Distinct values of a key expression (a column, possibly cast).
 fn key_distinct(plan: &LogicalPlan, key: &Expr) -> Option<f64> {
-    match key {
-        Expr::Column(i) => column_distinct(plan, *i),
-        Expr::Cast { expr, .. } => key_distinct(plan, expr),
-        _ => None,
-    }
+    column_distinct(plan, key_column(key)?)
 }
 
 /// Distinct values of output column `i` of `plan`: for integers and dates,
 /// the width of their range in the table's statistics, capped by the
 /// plan's estimated rows.
 pub fn column_distinct(plan: &LogicalPlan, i: usize) -> Option<f64> {
-    let t = plan.schema().fields().get(i)?.data_type().clone();
-    if !(t.is_integer() || t == arrow::datatypes::DataType::Date32) {
-        return None;
-    }
-    let (lo, hi) = column_range(plan, i)?;
-    Some((hi - lo + 1.0).min(estimate(plan).rows))
+    Some(column_range_width(plan, i)?.min(estimate(plan).rows))
 }
 
 /// The (min, max) of output column `i` of `plan`, traced to a table column.
 pub fn column_range(plan: &LogicalPlan, i: usize) -> Option<(f64, f64)> {
+    column_origin(plan, i).map(|o| (o.min, o.max))
+}
+
+/// Distinct values the table column under `key` has before any filter,
+/// if it has fewer rows than its range is wide (then its rows).
+fn sparse_distinct(plan: &LogicalPlan, key: &Expr) -> Option<f64> {
+    let i = key_column(key)?;
+    let width = column_range_width(plan, i)?;
+    let rows = column_origin(plan, i)?.table_rows;
+    (rows < width).then_some(rows)
+}
+
+/// A table column's statistics: its range and the table's rows.
+struct Origin {
+    min: f64,
+    max: f64,
+    table_rows: f64,
+}
+
+/// The statistics of the table column under output column `i` of `plan`.
+fn column_origin(plan: &LogicalPlan, i: usize) -> Option<Origin> {
     match plan {
-        LogicalPlan::Scan(s) => s.provider.column_range(*s.projection.get(i)?),
+        LogicalPlan::Scan(s) => {
+            let (min, max) = s.provider.column_range(*s.projection.get(i)?)?;
+            let table_rows = s
+                .provider
+                .statistics()
+                .num_rows
+                .map_or(UNKNOWN_ROWS, |n| n as f64);
+            Some(Origin {
+                min,
+                max,
+                table_rows,
+            })
+        }
         LogicalPlan::Filter { input, .. }
         | LogicalPlan::Sort { input, .. }
-        | LogicalPlan::Limit { input, .. } => column_range(input, i),
-        LogicalPlan::Project { input, exprs, .. } => expr_range(input, exprs.get(i)?),
-        LogicalPlan::Aggregate { input, group, .. } => expr_range(input, group.get(i)?),
+        | LogicalPlan::Limit { input, .. } => column_origin(input, i),
+        LogicalPlan::Project { input, exprs, .. } => expr_origin(input, exprs.get(i)?),
+        LogicalPlan::Aggregate { input, group, .. } => expr_origin(input, group.get(i)?),
         LogicalPlan::Join {
             left, right, kind, ..
         } => {
             let nl = left.schema().fields().len();
             if matches!(kind, JoinKind::RightSemi | JoinKind::RightAnti) {
-                column_range(right, i)
+                column_origin(right, i)
             } else if i < nl {
-                column_range(left, i)
+                column_origin(left, i)
             } else if matches!(
                 kind,
                 JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full
             ) {
-                column_range(right, i - nl)
+                column_origin(right, i - nl)
             } else {
                 None
             }
         }
-        LogicalPlan::Union { inputs, .. } => {
-            let ranges = inputs
-                .iter()
-                .map(|p| column_range(p, i))
-                .collect::<Option<Vec<_>>>()?;
-            ranges
-                .into_iter()
-                .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
-        }
+        LogicalPlan::Union { inputs, .. } => inputs
+            .iter()
+            .map(|p| column_origin(p, i))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .reduce(|a, b| Origin {
+                min: a.min.min(b.min),
+                max: a.max.max(b.max),
+                table_rows: a.table_rows + b.table_rows,
+            }),
         LogicalPlan::Values { .. } => None,
     }
 }
 
-fn expr_range(plan: &LogicalPlan, e: &Expr) -> Option<(f64, f64)> {
+fn expr_origin(plan: &LogicalPlan, e: &Expr) -> Option<Origin> {
     match e {
-        Expr::Column(i) => column_range(plan, *i),
+        Expr::Column(i) => column_origin(plan, *i),
         _ => None,
     }
 }
@@ -338,5 +420,20 @@ mod tests {
         assert_eq!(one_key, 6_000_000.0 * 800_000.0 / 200_000.0);
         let two_keys = join_rows(&l, el, &r, er, &[(col(0), col(0)), (col(1), col(1))]);
         assert_eq!(two_keys, 800_000.0);
+    }
+
+    #[test]
+    fn a_key_matches_at_most_the_keys_the_other_table_holds_sparsely() {
+        // lineitem-like L: 6M rows whose order keys span 1..=6M; orders-like
+        // O: 1.5M keys spread over the same range. Every L row has its O row.
+        let l = table(&["lk"], 6_000_000, 1, 6_000_000);
+        let o = table(&["ok"], 1_500_000, 1, 6_000_000);
+        let rows = join_rows(&l, estimate(&l), &o, estimate(&o), &[(col(0), col(0))]);
+        assert_eq!(rows, 6_000_000.0);
+        // a dense key (as many rows as its range is wide) caps nothing
+        let c = table(&["ck"], 150_000, 1, 150_000);
+        let f = table(&["fk"], 6_000_000, 1, 1_500_000);
+        let rows = join_rows(&f, estimate(&f), &c, estimate(&c), &[(col(0), col(0))]);
+        assert_eq!(rows, 6_000_000.0 * 150_000.0 / 1_500_000.0);
     }
 }
