@@ -487,12 +487,20 @@ impl<'a> Binder<'a> {
         if fname == "range" || fname == "generate_series" {
             return self.bind_series(&fname, args, loc);
         }
+        if fname == "quarry_functions" {
+            if !args.is_empty() {
+                return Err(QuarryError::plan_at(
+                    "quarry_functions() takes no arguments",
+                    loc,
+                ));
+            }
+            return Ok(scan_of(&fname, Arc::new(functions_table()?), Some(&fname)));
+        }
         let format = match fname.as_str() {
             "read_parquet" => "parquet",
             "read_csv" | "read_csv_auto" => "csv",
             other => {
-                let names = ["read_parquet", "read_csv", "range", "generate_series"];
-                let hint = crate::catalog::closest(other, names.into_iter())
+                let hint = crate::catalog::closest(other, TABLE_FUNCTIONS.iter().copied())
                     .map(|c| format!(", did you mean '{c}'?"))
                     .unwrap_or_default();
                 return Err(QuarryError::plan_at(
@@ -917,6 +925,45 @@ pub fn split_join_condition(condition: Expr, nl: usize) -> (Vec<(Expr, Expr)>, O
     (keys, filter)
 }
 
+/// The functions of FROM.
+const TABLE_FUNCTIONS: &[&str] = &[
+    "read_parquet",
+    "read_csv",
+    "read_csv_auto",
+    "range",
+    "generate_series",
+    "quarry_functions",
+];
+
+/// `quarry_functions()`: every function's name and kind ('scalar',
+/// 'aggregate', 'table'), by name, as DuckDB's `duckdb_functions()` lists
+/// its own.
+fn functions_table() -> Result<crate::catalog::MemTable> {
+    use super::expr::{AGGREGATES, SCALARS, SPECIAL_FORMS};
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field};
+    let mut rows: Vec<(&str, &str)> = SCALARS
+        .iter()
+        .chain(SPECIAL_FORMS)
+        .map(|n| (*n, "scalar"))
+        .chain(AGGREGATES.iter().map(|n| (*n, "aggregate")))
+        .chain(TABLE_FUNCTIONS.iter().map(|n| (*n, "table")))
+        .collect();
+    rows.sort_unstable();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("function_name", DataType::Utf8, false),
+        Field::new("function_type", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )?;
+    Ok(crate::catalog::MemTable::new(schema, vec![batch]))
+}
+
 fn one_row_batch() -> RecordBatch {
     let opts = RecordBatchOptions::new().with_row_count(Some(1));
     RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &opts)
@@ -1098,5 +1145,40 @@ fn reject_wildcard_options(options: &ast::WildcardAdditionalOptions) -> Result<(
             location_of(options.wildcard_token.0.span),
         )),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TABLE_FUNCTIONS;
+    use crate::session::{Session, SessionConfig};
+    use crate::sql::expr::{AGGREGATES, SCALARS, SPECIAL_FORMS};
+
+    /// `quarry_functions()` lists only what the binder knows.
+    #[test]
+    fn every_listed_function_is_known_to_the_binder() {
+        let session = Session::new(SessionConfig::default()).unwrap();
+        for name in SCALARS.iter().chain(AGGREGATES) {
+            if let Err(e) = session.sql(&format!("SELECT {name}(1)")) {
+                assert!(!e.to_string().contains("unknown function"), "{name}: {e}");
+            }
+        }
+        for sql in [
+            "SELECT CAST(1 AS BIGINT)",
+            "SELECT TRY_CAST('x' AS BIGINT)",
+            "SELECT EXTRACT(year FROM DATE '2020-01-02')",
+            "SELECT POSITION('b' IN 'abc')",
+        ] {
+            session.sql(sql).unwrap();
+        }
+        assert_eq!(SPECIAL_FORMS.len(), 4);
+        for name in TABLE_FUNCTIONS {
+            if let Err(e) = session.sql(&format!("SELECT * FROM {name}()")) {
+                assert!(
+                    !e.to_string().contains("unknown table function"),
+                    "{name}: {e}"
+                );
+            }
+        }
     }
 }

@@ -20,8 +20,9 @@ use crate::plan::expr::{DatePart, TrimSide};
 use crate::plan::types::{is_string, sql_type_name};
 use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, ScalarFunc};
 
-const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
-const SCALARS: &[&str] = &[
+pub(crate) const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
+/// Functions called by name (besides the SQL forms of `SPECIAL_FORMS`).
+pub(crate) const SCALARS: &[&str] = &[
     "abs",
     "round",
     "upper",
@@ -64,6 +65,9 @@ const SCALARS: &[&str] = &[
     "sign",
     "mod",
 ];
+/// Scalar functions with a syntax of their own: `CAST(x AS t)`,
+/// `TRY_CAST(x AS t)`, `EXTRACT(part FROM d)`, `POSITION(s IN t)`.
+pub(crate) const SPECIAL_FORMS: &[&str] = &["cast", "try_cast", "extract", "position"];
 
 pub struct ExprBinder<'a> {
     pub scope: &'a Scope,
