@@ -559,6 +559,12 @@ pub enum AggFunc {
     Avg,
     Min,
     Max,
+    /// var_samp / variance
+    VarSamp,
+    VarPop,
+    /// stddev_samp / stddev
+    StddevSamp,
+    StddevPop,
 }
 
 impl AggFunc {
@@ -570,7 +576,19 @@ impl AggFunc {
             AggFunc::Avg => "avg",
             AggFunc::Min => "min",
             AggFunc::Max => "max",
+            AggFunc::VarSamp => "var_samp",
+            AggFunc::VarPop => "var_pop",
+            AggFunc::StddevSamp => "stddev_samp",
+            AggFunc::StddevPop => "stddev_pop",
         }
+    }
+
+    /// The variance and standard deviation family.
+    pub fn is_variance(self) -> bool {
+        matches!(
+            self,
+            AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop
+        )
     }
 }
 
@@ -595,7 +613,11 @@ impl AggregateExpr {
 pub fn aggregate_result_type(func: AggFunc, arg: &DataType) -> DataType {
     match func {
         AggFunc::Count | AggFunc::CountStar => DataType::Int64,
-        AggFunc::Avg => DataType::Float64,
+        AggFunc::Avg
+        | AggFunc::VarSamp
+        | AggFunc::VarPop
+        | AggFunc::StddevSamp
+        | AggFunc::StddevPop => DataType::Float64,
         AggFunc::Sum => match arg {
             DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
             t if t.is_floating() => DataType::Float64,

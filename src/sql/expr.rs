@@ -20,7 +20,19 @@ use crate::plan::expr::{DatePart, TrimSide};
 use crate::plan::types::{is_string, sql_type_name};
 use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, ScalarFunc};
 
-pub(crate) const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
+pub(crate) const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "var_samp",
+    "variance",
+    "var_pop",
+    "stddev_samp",
+    "stddev",
+    "stddev_pop",
+];
 /// Functions called by name (besides the SQL forms of `SPECIAL_FORMS`).
 pub(crate) const SCALARS: &[&str] = &[
     "abs",
@@ -1001,6 +1013,10 @@ impl ExprBinder<'_> {
             "sum" => AggFunc::Sum,
             "avg" => AggFunc::Avg,
             "min" => AggFunc::Min,
+            "var_samp" | "variance" => AggFunc::VarSamp,
+            "var_pop" => AggFunc::VarPop,
+            "stddev_samp" | "stddev" => AggFunc::StddevSamp,
+            "stddev_pop" => AggFunc::StddevPop,
             _ => AggFunc::Max,
         };
         let arg = match args {
@@ -1028,7 +1044,7 @@ impl ExprBinder<'_> {
         if let Some(a) = &arg {
             let t = self.type_of(a)?;
             let numeric = crate::plan::types::is_numeric(&t) || t == DataType::Null;
-            if matches!(func, AggFunc::Sum | AggFunc::Avg) && !numeric {
+            if (matches!(func, AggFunc::Sum | AggFunc::Avg) || func.is_variance()) && !numeric {
                 return Err(QuarryError::plan_at(
                     format!("{name}() is not defined for {}", sql_type_name(&t)),
                     loc,
