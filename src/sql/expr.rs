@@ -32,6 +32,8 @@ pub(crate) const AGGREGATES: &[&str] = &[
     "stddev_samp",
     "stddev",
     "stddev_pop",
+    "bool_and",
+    "bool_or",
 ];
 /// Functions called by name (besides the SQL forms of `SPECIAL_FORMS`).
 pub(crate) const SCALARS: &[&str] = &[
@@ -1017,6 +1019,9 @@ impl ExprBinder<'_> {
             "var_pop" => AggFunc::VarPop,
             "stddev_samp" | "stddev" => AggFunc::StddevSamp,
             "stddev_pop" => AggFunc::StddevPop,
+            // over booleans, false < true: all true is the least, any true
+            // the greatest
+            "bool_and" => AggFunc::Min,
             _ => AggFunc::Max,
         };
         let arg = match args {
@@ -1047,6 +1052,13 @@ impl ExprBinder<'_> {
             if (matches!(func, AggFunc::Sum | AggFunc::Avg) || func.is_variance()) && !numeric {
                 return Err(QuarryError::plan_at(
                     format!("{name}() is not defined for {}", sql_type_name(&t)),
+                    loc,
+                ));
+            }
+            let boolean = matches!(t, DataType::Boolean | DataType::Null);
+            if matches!(name, "bool_and" | "bool_or") && !boolean {
+                return Err(QuarryError::plan_at(
+                    format!("{name}() takes a BOOLEAN, not {}", sql_type_name(&t)),
                     loc,
                 ));
             }
