@@ -8,7 +8,8 @@
 //! - filters compare columns with literals of their own type drawn from the
 //!   column's domain at SF 0.01 (so that they select something);
 //! - GROUP BY over low-cardinality columns and expressions, with count,
-//!   count(DISTINCT), sum, avg, min and max, and HAVING;
+//!   count(DISTINCT), sum, avg, min, max, stddev_samp and var_pop, and
+//!   HAVING;
 //! - EXISTS / NOT EXISTS / IN / NOT IN subqueries, correlated or not, and
 //!   scalar subqueries (aggregates, correlated on a key);
 //! - derived tables and CTEs;
@@ -1256,7 +1257,17 @@ impl Gen {
             }
             _ if !numeric.is_empty() => {
                 let e = self.numeric_expr(&numeric);
-                let f = *self.rng.pick(&["sum", "avg", "sum", "min", "max"]);
+                let f = *self.rng.pick(&[
+                    "sum",
+                    "avg",
+                    "sum",
+                    "min",
+                    "max",
+                    "sum",
+                    "avg",
+                    "stddev_samp",
+                    "var_pop",
+                ]);
                 // (no round() of a DOUBLE: a value near .5 rounds either way
                 // depending on the order of summation)
                 format!("{f}({e})")
