@@ -620,8 +620,9 @@ impl ExprBinder<'_> {
             FunctionArguments::List(list) => !list.clauses.is_empty(),
             _ => false,
         };
+        let is_aggregate = AGGREGATES.contains(&name.as_str());
         let unsupported = [
-            (f.filter.is_some(), "FILTER (WHERE …)"),
+            (f.filter.is_some() && !is_aggregate, "FILTER (WHERE …)"),
             (f.null_treatment.is_some(), "IGNORE/RESPECT NULLS"),
             (!f.within_group.is_empty(), "WITHIN GROUP"),
             (
@@ -652,14 +653,14 @@ impl ExprBinder<'_> {
                 ),
             ),
         };
-        if AGGREGATES.contains(&name.as_str()) {
+        if is_aggregate {
             if !self.allow_aggregates {
                 return Err(QuarryError::plan_at(
                     format!("aggregate function {name}() is not allowed here"),
                     loc,
                 ));
             }
-            return self.bind_aggregate(&name, &args, distinct, loc);
+            return self.bind_aggregate(&name, &args, distinct, f.filter.as_deref(), loc);
         }
         let bound = args
             .iter()
@@ -1003,11 +1004,15 @@ impl ExprBinder<'_> {
         })
     }
 
+    /// An aggregate call; `filter` is its `FILTER (WHERE …)`: the rows it
+    /// does not hold for count as NULL arguments (`count(*)` counts the
+    /// rows it holds for).
     fn bind_aggregate(
         &self,
         name: &str,
         args: &[FunctionArg],
         distinct: bool,
+        filter: Option<&ast::Expr>,
         loc: Option<Location>,
     ) -> Result<Expr> {
         let func = match name {
@@ -1024,21 +1029,22 @@ impl ExprBinder<'_> {
             "bool_and" => AggFunc::Min,
             _ => AggFunc::Max,
         };
+        // No aggregate inside an aggregate.
+        let bind_inner = |e: &ast::Expr| {
+            let inner = ExprBinder::new(self.scope, self.schema);
+            inner.bind(e).map_err(|err| match err {
+                QuarryError::Plan { message, location }
+                    if message.contains("is not allowed here") =>
+                {
+                    QuarryError::plan_at("aggregate function calls cannot be nested", location)
+                }
+                other => other,
+            })
+        };
         let arg = match args {
             [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == AggFunc::Count => None,
             [] if func == AggFunc::Count => None,
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] => {
-                // No aggregate inside an aggregate.
-                let inner = ExprBinder::new(self.scope, self.schema);
-                Some(inner.bind(e).map_err(|err| match err {
-                    QuarryError::Plan { message, location }
-                        if message.contains("is not allowed here") =>
-                    {
-                        QuarryError::plan_at("aggregate function calls cannot be nested", location)
-                    }
-                    other => other,
-                })?)
-            }
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] => Some(bind_inner(e)?),
             _ => {
                 return Err(QuarryError::plan_at(
                     format!("{name}() takes exactly one argument, got {}", args.len()),
@@ -1063,6 +1069,29 @@ impl ExprBinder<'_> {
                 ));
             }
         }
+        let arg = match filter {
+            None => arg,
+            Some(f) => {
+                let condition = bind_inner(f)?;
+                let t = self.type_of(&condition)?;
+                if !matches!(t, DataType::Boolean | DataType::Null) {
+                    return Err(QuarryError::plan_at(
+                        format!(
+                            "FILTER (WHERE …) takes a BOOLEAN, not {}",
+                            sql_type_name(&t)
+                        ),
+                        loc,
+                    ));
+                }
+                let value = arg.unwrap_or(Expr::lit(ScalarValue::Int64(Some(1))));
+                let data_type = self.type_of(&value)?;
+                Some(Expr::Case {
+                    branches: vec![(condition, value)],
+                    else_expr: None,
+                    data_type,
+                })
+            }
+        };
         let func = if arg.is_none() {
             AggFunc::CountStar
         } else {
