@@ -112,10 +112,10 @@ pub fn estimate(plan: &LogicalPlan) -> Estimate {
 
 /// Rows of an equi-join: |L| · |R| / the larger distinct count of the
 /// keys. A side's distinct keys are the product of each key column's
-/// distinct values (at most as many as the other side's table has), at
-/// most its rows (a side without statistics for a key counts its rows as
-/// distinct): partsupp's (partkey, suppkey) pairs are as many as its rows,
-/// not as few as its part keys.
+/// distinct values (each at most the keys the other side's table holds
+/// sparsely over its range), at most its rows (a side without statistics
+/// for a key counts its rows as distinct): partsupp's (partkey, suppkey)
+/// pairs are as many as its rows, not as few as its part keys.
 pub fn join_rows(
     left: &LogicalPlan,
     l: Estimate,
