@@ -151,12 +151,7 @@ fn same_shrink(a: f64, b: f64) -> bool {
 /// equated; the joins drop whichever of the equalities become redundant
 /// (see `Equalities`).
 fn implied_equalities(conditions: &[Expr], relations: &[Relation]) -> Vec<Expr> {
-    let columns = relations
-        .iter()
-        .map(|r| r.offset + r.width)
-        .max()
-        .unwrap_or(0);
-    let mut classes = Equalities::new(columns);
+    let mut classes = Equalities::over(relations);
     let mut stated = BTreeSet::new();
     for c in conditions {
         if let Some((a, b)) = column_equality(c) {
@@ -166,7 +161,7 @@ fn implied_equalities(conditions: &[Expr], relations: &[Relation]) -> Vec<Expr> 
             }
         }
     }
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); columns];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); classes.parent.len()];
     for &(a, b) in &stated {
         for x in [a, b] {
             let root = classes.find(x);
@@ -224,7 +219,13 @@ struct Equalities {
 }
 
 impl Equalities {
-    fn new(columns: usize) -> Self {
+    /// Every global column of `relations` in a class of its own.
+    fn over(relations: &[Relation]) -> Self {
+        let columns = relations
+            .iter()
+            .map(|r| r.offset + r.width)
+            .max()
+            .unwrap_or(0);
         Equalities {
             parent: (0..columns).collect(),
         }
@@ -301,15 +302,10 @@ impl JoinGraph {
                 });
             }
         }
-        let columns = relations
-            .iter()
-            .map(|r| r.offset + r.width)
-            .max()
-            .unwrap_or(0);
         Ok(JoinGraph {
+            equal: Equalities::over(&relations),
             relations: relations.into_iter().map(Some).collect(),
             conditions: kept,
-            equal: Equalities::new(columns),
         })
     }
 
