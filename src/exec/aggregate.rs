@@ -1250,7 +1250,6 @@ impl GroupAccumulator for AvgAcc {
     }
 
     fn evaluate(&mut self) -> Result<ArrayRef> {
-        let divisor = 10f64.powi(self.scale);
         let out: Float64Array = (0..self.counts.len())
             .map(|g| {
                 let c = self.counts[g];
@@ -1259,21 +1258,25 @@ impl GroupAccumulator for AvgAcc {
                 } else if self.is_float() {
                     Some(self.float_sums[g] / c as f64)
                 } else {
-                    // One division of exact integers (while they fit a
-                    // double's 53 bits) is rounded once, as the true
-                    // quotient would be: an average of exactly 0.05 is 0.05.
-                    let sum = self.int_sums[g];
-                    match 10i128
-                        .checked_pow(self.scale.max(0) as u32)
-                        .and_then(|p| p.checked_mul(c as i128))
-                    {
-                        Some(d) => Some(sum as f64 / d as f64),
-                        None => Some(sum as f64 / divisor / c as f64),
-                    }
+                    Some(decimal_average(self.int_sums[g], self.scale, c))
                 }
             })
             .collect();
         Ok(Arc::new(out))
+    }
+}
+
+/// The average of `count` values whose unscaled decimal sum is `sum` at
+/// `scale`. One division of exact integers (while they fit a double's 53
+/// bits) is rounded once, as the true quotient would be: an average of
+/// exactly 0.05 is 0.05.
+pub(crate) fn decimal_average(sum: i128, scale: i32, count: i64) -> f64 {
+    match 10i128
+        .checked_pow(scale.max(0) as u32)
+        .and_then(|p| p.checked_mul(count as i128))
+    {
+        Some(d) => sum as f64 / d as f64,
+        None => sum as f64 / 10f64.powi(scale) / count as f64,
     }
 }
 

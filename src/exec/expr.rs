@@ -502,6 +502,7 @@ fn function(
             }
             arrays[1].clone()
         }
+        ScalarFunc::AverageOf => average_of(&arrays[0], &arrays[1])?,
         ScalarFunc::Coalesce => {
             let mut result = arrays[arrays.len() - 1].clone();
             for a in arrays.iter().rev().skip(1) {
@@ -622,4 +623,41 @@ fn round(arrays: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef> {
             Ok(Arc::new(out))
         }
     }
+}
+
+/// `average_of(sum, count)`: per row what `avg` gives for a group of
+/// `count` values summing to `sum` (a decimal or a double), NULL for none.
+fn average_of(sums: &ArrayRef, counts: &ArrayRef) -> Result<ArrayRef> {
+    let counts = cast_checked(counts, &DataType::Int64)?;
+    let counts = counts.as_primitive::<arrow::datatypes::Int64Type>();
+    let out: arrow::array::Float64Array = match sums.data_type() {
+        DataType::Decimal128(_, scale) => {
+            let sums = sums.as_primitive::<arrow::datatypes::Decimal128Type>();
+            sums.iter()
+                .zip(counts.iter())
+                .map(|(s, c)| match (s, c) {
+                    (Some(s), Some(c)) if c > 0 => {
+                        Some(super::aggregate::decimal_average(s, *scale as i32, c))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+        DataType::Float64 => {
+            let sums = sums.as_primitive::<arrow::datatypes::Float64Type>();
+            sums.iter()
+                .zip(counts.iter())
+                .map(|(s, c)| match (s, c) {
+                    (Some(s), Some(c)) if c > 0 => Some(s / c as f64),
+                    _ => None,
+                })
+                .collect()
+        }
+        other => {
+            return Err(QuarryError::exec(format!(
+                "internal error: average_of a sum of type {other}"
+            )))
+        }
+    };
+    Ok(Arc::new(out))
 }

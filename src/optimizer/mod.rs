@@ -1,5 +1,6 @@
 //! The optimizer: a list of rules, each in its own file, applied in order.
 
+mod average_sums;
 mod build_side;
 pub mod cardinality;
 mod common_subexpressions;
@@ -30,6 +31,7 @@ pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     // the semi joins it adds are pushed down
     let plan = magic_set::reduce_grouped_joins(plan)?;
     let plan = semi_join_pushdown::push_down_semi_joins(plan)?;
+    let plan = average_sums::share_average_sums(plan)?;
     let plan = common_subexpressions::share_aggregate_subexpressions(plan)?;
     let plan = projection_pushdown::push_down_projections(plan)?;
     let plan = merge_projections::merge_projections(plan)?;

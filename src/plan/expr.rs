@@ -127,6 +127,10 @@ pub enum ScalarFunc {
     Sign,
     /// TRY_CAST(x AS type): the function's type is the target
     TryCast,
+    /// (sum, count) → DOUBLE: the average that `avg` gives for a group with
+    /// that sum and count, NULL for no rows. Not callable from SQL: the
+    /// optimizer computes an `avg` from a `sum` of the same values with it.
+    AverageOf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,6 +182,7 @@ impl ScalarFunc {
             Ceil => "ceil",
             Sign => "sign",
             TryCast => "try_cast",
+            AverageOf => "average_of",
         }
     }
 }

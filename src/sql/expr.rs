@@ -880,6 +880,7 @@ impl ExprBinder<'_> {
             }
             ScalarFunc::Extract(_) => DataType::Int64,
             ScalarFunc::AssertSingleRow => types[1].clone(),
+            ScalarFunc::AverageOf => DataType::Float64,
             // (bound by the CAST syntax, never by name)
             ScalarFunc::TryCast => {
                 return Err(QuarryError::plan_at("use TRY_CAST(x AS type)", loc));
