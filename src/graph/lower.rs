@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::shared::{repeated_subplans, same_plan};
 use super::{OpSpec, Sink, Source, Stage, TaskGraph};
 use crate::error::Result;
 use crate::exec::aggregate::{state_fields, AggMode};
 use crate::optimizer::cardinality::{estimate, known_groups};
+use crate::plan::repeated::{repeated_subplans, same_plan};
 use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan};
 
 /// Build sides estimated at up to this many rows are broadcast: one shared

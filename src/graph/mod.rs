@@ -4,7 +4,6 @@
 //! sources of the next.
 
 mod lower;
-mod shared;
 
 use std::fmt;
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 mod display;
 pub mod expr;
 pub mod logical;
+pub mod repeated;
 pub mod types;
 
 pub use expr::{AggFunc, AggregateExpr, BinaryOp, Expr, JoinKind, ScalarFunc, SortKey};
