@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn occurrences_of_a_repeated_join_keep_the_columns_any_of_them_reads() {
         // t ⋈ t grouped by b on one side and by c on the other
-        let t = table(&["a", "b", "c", "d"], 1000, 0, 9);
+        let t = table(&["a", "b", "c", "d"], 1_000_000, 0, 9);
         let join = LogicalPlan::join(t.clone(), t, JoinKind::Inner, vec![(col(0), col(0))], None);
         let plan = LogicalPlan::join(
             counts_by(join.clone(), 1),
