@@ -20,11 +20,21 @@
 //! read (no more base rows than the aggregate reads), and its keys must be
 //! estimated to keep under a quarter of the groups; of the subtrees that
 //! qualify, the most selective wins, then the cheapest, then the deepest.
+//!
+//! When the outer side joins the aggregate's very input x with S on those
+//! keys (Q17: `lineitem ⋈ part` outside, `avg(l_quantity)` of lineitem per
+//! part inside) and every aggregate ignores repeated rows (min, max, avg),
+//! the aggregate reads that join instead of `x ⋉ S`: a row of x repeats
+//! once per matching row of S, the same number of times for every row of a
+//! group, which leaves a group's minimum, maximum and average as they are.
+//! Both sides then hold the same join, which is computed once (see
+//! `plan::repeated`), instead of reading x a second time.
 
 use super::cardinality::{column_distinct, estimate};
 use super::map_inputs;
 use crate::error::Result;
-use crate::plan::{Expr, JoinKind, LogicalPlan};
+use crate::plan::repeated::same_plan;
+use crate::plan::{AggFunc, AggregateExpr, Expr, JoinKind, LogicalPlan};
 
 /// Apply only when S's keys are estimated to keep at most this fraction of
 /// the groups: below it the semi join's probe is cheaper than aggregating.
@@ -222,7 +232,73 @@ fn reduce(
             Some((group.get(g)?.clone(), Expr::Column(pos)))
         })
         .collect();
-    Ok(Some(with_reduced_input(grouped.clone(), keys, on)))
+    if let LogicalPlan::Aggregate { aggs, .. } = aggregate {
+        if let Some(join) = outer_join_of(outer, cand.plan, input, aggs, group, &pairs) {
+            return Ok(Some(with_aggregate_input(grouped.clone(), &mut |_| {
+                join.clone()
+            })));
+        }
+    }
+    Ok(Some(with_aggregate_input(grouped.clone(), &mut |input| {
+        LogicalPlan::join(input, keys.clone(), JoinKind::Semi, on.clone(), None)
+    })))
+}
+
+/// The inner join of the outer side whose left input is the aggregate's
+/// `input` and whose right input is the candidate `s`, on exactly the key
+/// `pairs`, when every aggregate ignores repeated rows (see the module's
+/// note).
+fn outer_join_of(
+    outer: &LogicalPlan,
+    s: &LogicalPlan,
+    input: &LogicalPlan,
+    aggs: &[AggregateExpr],
+    group: &[Expr],
+    pairs: &[(usize, usize)],
+) -> Option<LogicalPlan> {
+    let ignores_repeats = |a: &AggregateExpr| match a.func {
+        AggFunc::Min | AggFunc::Max => true,
+        AggFunc::Avg => !a.distinct,
+        _ => false,
+    };
+    if !aggs.iter().all(ignores_repeats) {
+        return None;
+    }
+    let join = parent_join(outer, s)?;
+    let LogicalPlan::Join {
+        left,
+        right,
+        kind: JoinKind::Inner,
+        on,
+        filter: None,
+        ..
+    } = join
+    else {
+        return None;
+    };
+    // x on the left keeps its columns where the aggregate reads them.
+    if !std::ptr::eq(right.as_ref(), s) || !same_plan(left, input) {
+        return None;
+    }
+    let wanted: Vec<(Expr, Expr)> = pairs
+        .iter()
+        .filter_map(|&(g, c)| Some((group.get(g)?.clone(), Expr::Column(c))))
+        .collect();
+    let same_keys = on.len() == wanted.len() && wanted.iter().all(|w| on.contains(w));
+    same_keys.then(|| join.clone())
+}
+
+/// The join of `plan` that has `child` (itself, not an equal copy) as an
+/// input.
+fn parent_join<'a>(plan: &'a LogicalPlan, child: &LogicalPlan) -> Option<&'a LogicalPlan> {
+    if let LogicalPlan::Join { left, right, .. } = plan {
+        if std::ptr::eq(left.as_ref(), child) || std::ptr::eq(right.as_ref(), child) {
+            return Some(plan);
+        }
+    }
+    plan.inputs()
+        .into_iter()
+        .find_map(|input| parent_join(input, child))
 }
 
 /// The aggregate under a chain of projections and filters, and for each of
@@ -256,20 +332,23 @@ fn find_aggregate(
 }
 
 /// `plan` (the chain `find_aggregate` walked) with its aggregate's input
-/// semi-joined with `keys` on `on`.
-fn with_reduced_input(plan: LogicalPlan, keys: LogicalPlan, on: Vec<(Expr, Expr)>) -> LogicalPlan {
+/// replaced by `new_input` of it.
+fn with_aggregate_input(
+    plan: LogicalPlan,
+    new_input: &mut dyn FnMut(LogicalPlan) -> LogicalPlan,
+) -> LogicalPlan {
     match plan {
         LogicalPlan::Project {
             input,
             exprs,
             schema,
         } => LogicalPlan::Project {
-            input: Box::new(with_reduced_input(*input, keys, on)),
+            input: Box::new(with_aggregate_input(*input, new_input)),
             exprs,
             schema,
         },
         LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
-            input: Box::new(with_reduced_input(*input, keys, on)),
+            input: Box::new(with_aggregate_input(*input, new_input)),
             predicate,
         },
         LogicalPlan::Aggregate {
@@ -278,7 +357,7 @@ fn with_reduced_input(plan: LogicalPlan, keys: LogicalPlan, on: Vec<(Expr, Expr)
             aggs,
             schema,
         } => LogicalPlan::Aggregate {
-            input: Box::new(LogicalPlan::join(*input, keys, JoinKind::Semi, on, None)),
+            input: Box::new(new_input(*input)),
             group,
             aggs,
             schema,
@@ -436,8 +515,9 @@ mod tests {
     use datafusion_common::ScalarValue;
 
     use super::*;
-    use crate::optimizer::test_plans::{col, values};
-    use crate::plan::{AggFunc, AggregateExpr, BinaryOp};
+    use crate::optimizer::test_plans::{col, table, values};
+    use crate::plan::repeated::repeated_subplans;
+    use crate::plan::BinaryOp;
 
     /// `c = 1`: keeps a twentieth of the rows by the estimates.
     fn eq1(c: usize) -> Expr {
@@ -615,5 +695,43 @@ mod tests {
         assert_eq!(out.schema(), before);
         let below = reduced_input(&out).unwrap_or_else(|| panic!("{out}"));
         assert!(below.contains("SemiJoin: t0 = k"), "{out}");
+    }
+
+    #[test]
+    fn an_average_reads_the_outer_join_of_its_input_and_a_sum_does_not() {
+        // (L [lk, lx] ⋈ σ P [pk, pw] on lk = pk) ⟕ (f(lx) of L by lk) on pk
+        let l = table(&["lk", "lx"], 1_000_000, 0, 9_999);
+        let outer = LogicalPlan::join(
+            l.clone(),
+            filtered(table(&["pk", "pw"], 1_000, 0, 999)),
+            JoinKind::Inner,
+            vec![(col(0), col(0))],
+            None,
+        );
+        let plan = |func| {
+            let agg = AggregateExpr {
+                func,
+                arg: Some(col(1)),
+                distinct: false,
+            };
+            let names = ["g".to_string(), "a".to_string()];
+            let grouped = LogicalPlan::aggregate(l.clone(), vec![col(0)], vec![agg], &names);
+            let on = vec![(col(2), col(0))];
+            LogicalPlan::join(outer.clone(), grouped.unwrap(), JoinKind::Left, on, None)
+        };
+        for func in [AggFunc::Avg, AggFunc::Min, AggFunc::Max] {
+            let out = reduce_grouped_joins(plan(func)).unwrap();
+            assert!(reduced_input(&out).is_none(), "{out}");
+            // the outer join, twice: computed once
+            let found = repeated_subplans(&out);
+            assert_eq!(found.len(), 1, "{out}");
+            assert!(same_plan(found[0], &outer), "{out}");
+        }
+        // a sum or count would count L's rows once per match in P
+        for func in [AggFunc::Sum, AggFunc::Count] {
+            let out = reduce_grouped_joins(plan(func)).unwrap();
+            let below = reduced_input(&out).unwrap_or_else(|| panic!("{out}"));
+            assert!(below.contains("SemiJoin: lk = pk"), "{out}");
+        }
     }
 }
