@@ -233,21 +233,26 @@ fn reduce(
         })
         .collect();
     if let LogicalPlan::Aggregate { aggs, .. } = aggregate {
-        if let Some(join) = outer_join_of(outer, cand.plan, input, aggs, group, &pairs) {
+        if let Some((join, columns)) = outer_join_of(outer, cand.plan, input, aggs, group, &pairs) {
+            // The aggregate's columns of x, where they are in the join.
+            let moved = move |c: usize| columns[c];
             return Ok(Some(with_aggregate_input(grouped.clone(), &mut |_| {
-                join.clone()
+                (join.clone(), Some(&moved))
             })));
         }
     }
     Ok(Some(with_aggregate_input(grouped.clone(), &mut |input| {
-        LogicalPlan::join(input, keys.clone(), JoinKind::Semi, on.clone(), None)
+        let reduced = LogicalPlan::join(input, keys.clone(), JoinKind::Semi, on.clone(), None);
+        (reduced, None)
     })))
 }
 
-/// The inner join of the outer side whose left input is the aggregate's
-/// `input` and whose right input is the candidate `s`, on exactly the key
-/// `pairs`, when every aggregate ignores repeated rows (see the module's
-/// note).
+/// The subtree of the outer side that is the aggregate's `input` joined
+/// with the candidate `s` on exactly the key `pairs` (s joined by an inner
+/// join, read by nothing else), when every aggregate ignores repeated rows
+/// (see the module's note); with, per column of `input`, its column in the
+/// subtree. A projection that only reorders the columns of the input (as
+/// join ordering leaves one) is looked through.
 fn outer_join_of(
     outer: &LogicalPlan,
     s: &LogicalPlan,
@@ -255,7 +260,7 @@ fn outer_join_of(
     aggs: &[AggregateExpr],
     group: &[Expr],
     pairs: &[(usize, usize)],
-) -> Option<LogicalPlan> {
+) -> Option<(LogicalPlan, Vec<usize>)> {
     let ignores_repeats = |a: &AggregateExpr| match a.func {
         AggFunc::Min | AggFunc::Max => true,
         AggFunc::Avg => !a.distinct,
@@ -264,41 +269,194 @@ fn outer_join_of(
     if !aggs.iter().all(ignores_repeats) {
         return None;
     }
-    let join = parent_join(outer, s)?;
-    let LogicalPlan::Join {
-        left,
-        right,
-        kind: JoinKind::Inner,
-        on,
-        filter: None,
+    // The input as a plan and, per input column, its column of that plan.
+    let mut inputs = vec![(
+        input,
+        (0..input.schema().fields().len()).collect::<Vec<_>>(),
+    )];
+    if let LogicalPlan::Project {
+        input: inner,
+        exprs,
         ..
-    } = join
-    else {
-        return None;
-    };
-    // x on the left keeps its columns where the aggregate reads them.
-    if !std::ptr::eq(right.as_ref(), s) || !same_plan(left, input) {
-        return None;
-    }
-    let wanted: Vec<(Expr, Expr)> = pairs
-        .iter()
-        .filter_map(|&(g, c)| Some((group.get(g)?.clone(), Expr::Column(c))))
-        .collect();
-    let same_keys = on.len() == wanted.len() && wanted.iter().all(|w| on.contains(w));
-    same_keys.then(|| join.clone())
-}
-
-/// The join of `plan` that has `child` (itself, not an equal copy) as an
-/// input.
-fn parent_join<'a>(plan: &'a LogicalPlan, child: &LogicalPlan) -> Option<&'a LogicalPlan> {
-    if let LogicalPlan::Join { left, right, .. } = plan {
-        if std::ptr::eq(left.as_ref(), child) || std::ptr::eq(right.as_ref(), child) {
-            return Some(plan);
+    } = input
+    {
+        let picked: Option<Vec<usize>> = exprs
+            .iter()
+            .map(|e| match e {
+                Expr::Column(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        if let Some(picked) = picked {
+            inputs.push((inner.as_ref(), picked));
         }
     }
-    plan.inputs()
+    let mut subtrees = Vec::new();
+    holding(outer, s, &mut subtrees);
+    for (x, picked) in &inputs {
+        let wanted: Vec<(Expr, Expr)> = pairs
+            .iter()
+            .filter_map(|&(g, c)| {
+                let key = group.get(g)?.clone().remap_columns(&|i| picked[i]);
+                Some((key, Expr::Column(c)))
+            })
+            .collect();
+        for t in &subtrees {
+            let Some(r) = without(t, s) else { continue };
+            let same_keys = r.on.len() == wanted.len() && wanted.iter().all(|w| r.on.contains(w));
+            if same_keys && same_plan(&r.plan, x) {
+                let at_t = |c: usize| if c >= r.at { c + r.width } else { c };
+                return Some(((*t).clone(), picked.iter().map(|&c| at_t(c)).collect()));
+            }
+        }
+    }
+    None
+}
+
+/// The subtrees of `plan` that hold `s` (itself, not an equal copy),
+/// innermost first.
+fn holding<'a>(plan: &'a LogicalPlan, s: &LogicalPlan, out: &mut Vec<&'a LogicalPlan>) -> bool {
+    if std::ptr::eq(plan, s) {
+        return true;
+    }
+    let inside = plan
+        .inputs()
         .into_iter()
-        .find_map(|input| parent_join(input, child))
+        .any(|input| holding(input, s, out));
+    if inside {
+        out.push(plan);
+    }
+    inside
+}
+
+/// A plan with a relation taken out: the plan, where the relation's
+/// columns were (`at`, `width` of them), and the keys it was joined on
+/// (the other side's over the plan's columns, its own over its columns).
+struct Removed {
+    plan: LogicalPlan,
+    at: usize,
+    width: usize,
+    on: Vec<(Expr, Expr)>,
+}
+
+/// `plan` without `s`, which an inner join with no other condition joins
+/// in; only joins and filters may lie between, and none may read s's
+/// columns. Taking s out of the kept side of a left, semi, anti or mark
+/// join keeps the rest of the join as it was (s only drops rows there).
+fn without(plan: &LogicalPlan, s: &LogicalPlan) -> Option<Removed> {
+    match plan {
+        LogicalPlan::Join {
+            left,
+            right,
+            kind: JoinKind::Inner,
+            on,
+            filter: None,
+            ..
+        } if std::ptr::eq(right.as_ref(), s) => Some(Removed {
+            plan: left.as_ref().clone(),
+            at: left.schema().fields().len(),
+            width: s.schema().fields().len(),
+            on: on.clone(),
+        }),
+        LogicalPlan::Join {
+            left,
+            right,
+            kind: JoinKind::Inner,
+            on,
+            filter: None,
+            ..
+        } if std::ptr::eq(left.as_ref(), s) => Some(Removed {
+            plan: right.as_ref().clone(),
+            at: 0,
+            width: s.schema().fields().len(),
+            on: on.iter().map(|(sk, k)| (k.clone(), sk.clone())).collect(),
+        }),
+        LogicalPlan::Join {
+            left,
+            right,
+            kind,
+            on,
+            filter,
+            ..
+        } => {
+            let nl = left.schema().fields().len();
+            let in_left = matches!(
+                kind,
+                JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti | JoinKind::Mark
+            );
+            let (r, base) = match without(left, s) {
+                Some(r) if in_left => (r, 0),
+                Some(_) => return None,
+                None if *kind == JoinKind::Inner => (without(right, s)?, nl),
+                None => return None,
+            };
+            // s's columns, as columns of the join's output
+            let (from, to) = (base + r.at, base + r.at + r.width);
+            let skip = |c: usize| if c >= to { c - r.width } else { c };
+            let reads_s = |e: &Expr| {
+                let mut cols = Vec::new();
+                e.columns(&mut cols);
+                cols.iter().any(|&c| c >= from && c < to)
+            };
+            let (left_skip, right_skip): (&dyn Fn(usize) -> usize, &dyn Fn(usize) -> usize) =
+                if base == 0 {
+                    (&skip, &|c| c)
+                } else {
+                    (&|c| c, &|c| skip(c + nl) - nl)
+                };
+            let mut keys = Vec::with_capacity(on.len());
+            for (l, rk) in on {
+                if reads_s(l) || reads_s(&rk.clone().remap_columns(&|c| c + nl)) {
+                    return None;
+                }
+                keys.push((
+                    l.clone().remap_columns(left_skip),
+                    rk.clone().remap_columns(right_skip),
+                ));
+            }
+            let filter = match filter {
+                Some(f) if reads_s(f) => return None,
+                Some(f) => Some(f.clone().remap_columns(&skip)),
+                None => None,
+            };
+            let (new_left, new_right) = if base == 0 {
+                (r.plan, right.as_ref().clone())
+            } else {
+                (left.as_ref().clone(), r.plan)
+            };
+            let on =
+                r.on.into_iter()
+                    .map(|(k, sk)| (k.remap_columns(&|c| c + base), sk))
+                    .collect();
+            Some(Removed {
+                plan: LogicalPlan::join(new_left, new_right, *kind, keys, filter),
+                at: from,
+                width: r.width,
+                on,
+            })
+        }
+        LogicalPlan::Filter { input, predicate } => {
+            let r = without(input, s)?;
+            let (from, to) = (r.at, r.at + r.width);
+            let mut cols = Vec::new();
+            predicate.columns(&mut cols);
+            if cols.iter().any(|&c| c >= from && c < to) {
+                return None;
+            }
+            let predicate =
+                predicate
+                    .clone()
+                    .remap_columns(&|c| if c >= to { c - r.width } else { c });
+            Some(Removed {
+                plan: LogicalPlan::Filter {
+                    input: Box::new(r.plan),
+                    predicate,
+                },
+                ..r
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The aggregate under a chain of projections and filters, and for each of
@@ -331,11 +489,15 @@ fn find_aggregate(
     }
 }
 
+/// What replaces an aggregate's input, and where the columns the aggregate
+/// reads are in it (None: where they were).
+type NewInput<'a> = (LogicalPlan, Option<&'a dyn Fn(usize) -> usize>);
+
 /// `plan` (the chain `find_aggregate` walked) with its aggregate's input
 /// replaced by `new_input` of it.
-fn with_aggregate_input(
+fn with_aggregate_input<'a>(
     plan: LogicalPlan,
-    new_input: &mut dyn FnMut(LogicalPlan) -> LogicalPlan,
+    new_input: &mut dyn FnMut(LogicalPlan) -> NewInput<'a>,
 ) -> LogicalPlan {
     match plan {
         LogicalPlan::Project {
@@ -356,12 +518,27 @@ fn with_aggregate_input(
             group,
             aggs,
             schema,
-        } => LogicalPlan::Aggregate {
-            input: Box::new(new_input(*input)),
-            group,
-            aggs,
-            schema,
-        },
+        } => {
+            let (input, moved) = new_input(*input);
+            let (group, aggs) = match moved {
+                None => (group, aggs),
+                Some(map) => (
+                    group.into_iter().map(|g| g.remap_columns(map)).collect(),
+                    aggs.into_iter()
+                        .map(|mut a| {
+                            a.arg = a.arg.map(|x| x.remap_columns(map));
+                            a
+                        })
+                        .collect(),
+                ),
+            };
+            LogicalPlan::Aggregate {
+                input: Box::new(input),
+                group,
+                aggs,
+                schema,
+            }
+        }
         other => other,
     }
 }
@@ -733,5 +910,84 @@ mod tests {
             let below = reduced_input(&out).unwrap_or_else(|| panic!("{out}"));
             assert!(below.contains("SemiJoin: lk = pk"), "{out}");
         }
+    }
+
+    #[test]
+    fn the_outer_join_is_found_around_the_reducing_relation_and_under_a_reordering() {
+        // outer: (L [lk, lx] ⋈ σ P [pk, pw] on lk = pk) ⋈ R [rk, rw] on lx = rk
+        // aggregate: min(rw) by lk of Project[rk, rw, lk, lx](L ⋈ R on lx = rk)
+        let l = table(&["lk", "lx"], 1_000_000, 0, 9_999);
+        let r = table(&["rk", "rw"], 1_000, 0, 999);
+        let p = filtered(table(&["pk", "pw"], 1_000, 0, 999));
+        let lp = LogicalPlan::join(l.clone(), p, JoinKind::Inner, vec![(col(0), col(0))], None);
+        let on_r = vec![(col(1), col(0))];
+        let outer = LogicalPlan::join(lp, r.clone(), JoinKind::Inner, on_r.clone(), None);
+        let lr = LogicalPlan::join(l, r, JoinKind::Inner, vec![(col(1), col(0))], None);
+        let names = ["rk", "rw", "lk", "lx"].map(String::from);
+        let x = LogicalPlan::project(lr, vec![col(2), col(3), col(0), col(1)], &names).unwrap();
+        let min = AggregateExpr {
+            func: AggFunc::Min,
+            arg: Some(col(1)),
+            distinct: false,
+        };
+        let names = ["g".to_string(), "m".to_string()];
+        let grouped = LogicalPlan::aggregate(x, vec![col(2)], vec![min], &names).unwrap();
+        let plan = LogicalPlan::join(
+            outer.clone(),
+            grouped,
+            JoinKind::Left,
+            vec![(col(2), col(0))],
+            None,
+        );
+        let before = plan.schema();
+        let out = reduce_grouped_joins(plan).unwrap();
+        assert_eq!(out.schema(), before);
+        let found = repeated_subplans(&out);
+        assert_eq!(found.len(), 1, "{out}");
+        assert!(same_plan(found[0], &outer), "{out}");
+        // lk and rw, where they are in the outer join: columns 0 and 5
+        let LogicalPlan::Join { right, .. } = &out else {
+            panic!("{out}")
+        };
+        let LogicalPlan::Aggregate { group, aggs, .. } = right.as_ref() else {
+            panic!("{out}")
+        };
+        assert_eq!(group, &vec![col(0)]);
+        assert_eq!(aggs[0].arg, Some(col(5)));
+    }
+
+    #[test]
+    fn the_reducing_relation_may_be_the_left_input_of_the_outer_join() {
+        // (σ P [pk, pw] ⋈ L [lk, lx] on pk = lk) ⟕ (avg(lx) of L by lk) on pk
+        let l = table(&["lk", "lx"], 1_000_000, 0, 9_999);
+        let p = filtered(table(&["pk", "pw"], 1_000, 0, 999));
+        let outer = LogicalPlan::join(p, l.clone(), JoinKind::Inner, vec![(col(0), col(0))], None);
+        let avg = AggregateExpr {
+            func: AggFunc::Avg,
+            arg: Some(col(1)),
+            distinct: false,
+        };
+        let names = ["g".to_string(), "a".to_string()];
+        let grouped = LogicalPlan::aggregate(l, vec![col(0)], vec![avg], &names).unwrap();
+        let plan = LogicalPlan::join(
+            outer.clone(),
+            grouped,
+            JoinKind::Left,
+            vec![(col(0), col(0))],
+            None,
+        );
+        let out = reduce_grouped_joins(plan).unwrap();
+        let found = repeated_subplans(&out);
+        assert_eq!(found.len(), 1, "{out}");
+        assert!(same_plan(found[0], &outer), "{out}");
+        // lk and lx come after P's two columns
+        let LogicalPlan::Join { right, .. } = &out else {
+            panic!("{out}")
+        };
+        let LogicalPlan::Aggregate { group, aggs, .. } = right.as_ref() else {
+            panic!("{out}")
+        };
+        assert_eq!(group, &vec![col(2)]);
+        assert_eq!(aggs[0].arg, Some(col(3)));
     }
 }
