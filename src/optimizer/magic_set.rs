@@ -352,25 +352,24 @@ fn without(plan: &LogicalPlan, s: &LogicalPlan) -> Option<Removed> {
             on,
             filter: None,
             ..
-        } if std::ptr::eq(right.as_ref(), s) => Some(Removed {
-            plan: left.as_ref().clone(),
-            at: left.schema().fields().len(),
-            width: s.schema().fields().len(),
-            on: on.clone(),
-        }),
-        LogicalPlan::Join {
-            left,
-            right,
-            kind: JoinKind::Inner,
-            on,
-            filter: None,
-            ..
-        } if std::ptr::eq(left.as_ref(), s) => Some(Removed {
-            plan: right.as_ref().clone(),
-            at: 0,
-            width: s.schema().fields().len(),
-            on: on.iter().map(|(sk, k)| (k.clone(), sk.clone())).collect(),
-        }),
+        } if std::ptr::eq(right.as_ref(), s) || std::ptr::eq(left.as_ref(), s) => {
+            let width = s.schema().fields().len();
+            Some(if std::ptr::eq(right.as_ref(), s) {
+                Removed {
+                    plan: left.as_ref().clone(),
+                    at: left.schema().fields().len(),
+                    width,
+                    on: on.clone(),
+                }
+            } else {
+                Removed {
+                    plan: right.as_ref().clone(),
+                    at: 0,
+                    width,
+                    on: on.iter().map(|(sk, k)| (k.clone(), sk.clone())).collect(),
+                }
+            })
+        }
         LogicalPlan::Join {
             left,
             right,
@@ -874,39 +873,64 @@ mod tests {
         assert!(below.contains("SemiJoin: t0 = k"), "{out}");
     }
 
+    /// `outer` ⟕ (`func`(x.#`arg`) of `x` grouped by x.#`key`) on
+    /// outer.#`outer_key` = the group key.
+    fn with_grouped(
+        outer: &LogicalPlan,
+        outer_key: usize,
+        x: LogicalPlan,
+        key: usize,
+        func: AggFunc,
+        arg: usize,
+    ) -> LogicalPlan {
+        let agg = AggregateExpr {
+            func,
+            arg: Some(col(arg)),
+            distinct: false,
+        };
+        let names = ["g".to_string(), "a".to_string()];
+        let grouped = LogicalPlan::aggregate(x, vec![col(key)], vec![agg], &names).unwrap();
+        let on = vec![(col(outer_key), col(0))];
+        LogicalPlan::join(outer.clone(), grouped, JoinKind::Left, on, None)
+    }
+
+    /// Asserts that `out` computes `outer` twice (so, shared: once) and
+    /// that its aggregate, the join's right input, reads the columns
+    /// `group` and `arg` of it.
+    fn assert_reads_outer(out: &LogicalPlan, outer: &LogicalPlan, group: usize, arg: usize) {
+        let found = repeated_subplans(out);
+        assert_eq!(found.len(), 1, "{out}");
+        assert!(same_plan(found[0], outer), "{out}");
+        let LogicalPlan::Join { right, .. } = out else {
+            panic!("{out}")
+        };
+        let LogicalPlan::Aggregate {
+            group: keys, aggs, ..
+        } = right.as_ref()
+        else {
+            panic!("{out}")
+        };
+        assert_eq!(keys, &vec![col(group)], "{out}");
+        assert_eq!(aggs[0].arg, Some(col(arg)), "{out}");
+    }
+
+    fn join_on_first(left: LogicalPlan, right: LogicalPlan) -> LogicalPlan {
+        LogicalPlan::join(left, right, JoinKind::Inner, vec![(col(0), col(0))], None)
+    }
+
     #[test]
     fn an_average_reads_the_outer_join_of_its_input_and_a_sum_does_not() {
         // (L [lk, lx] ⋈ σ P [pk, pw] on lk = pk) ⟕ (f(lx) of L by lk) on pk
         let l = table(&["lk", "lx"], 1_000_000, 0, 9_999);
-        let outer = LogicalPlan::join(
-            l.clone(),
-            filtered(table(&["pk", "pw"], 1_000, 0, 999)),
-            JoinKind::Inner,
-            vec![(col(0), col(0))],
-            None,
-        );
-        let plan = |func| {
-            let agg = AggregateExpr {
-                func,
-                arg: Some(col(1)),
-                distinct: false,
-            };
-            let names = ["g".to_string(), "a".to_string()];
-            let grouped = LogicalPlan::aggregate(l.clone(), vec![col(0)], vec![agg], &names);
-            let on = vec![(col(2), col(0))];
-            LogicalPlan::join(outer.clone(), grouped.unwrap(), JoinKind::Left, on, None)
-        };
+        let outer = join_on_first(l.clone(), filtered(table(&["pk", "pw"], 1_000, 0, 999)));
         for func in [AggFunc::Avg, AggFunc::Min, AggFunc::Max] {
-            let out = reduce_grouped_joins(plan(func)).unwrap();
+            let out = reduce_grouped_joins(with_grouped(&outer, 2, l.clone(), 0, func, 1)).unwrap();
             assert!(reduced_input(&out).is_none(), "{out}");
-            // the outer join, twice: computed once
-            let found = repeated_subplans(&out);
-            assert_eq!(found.len(), 1, "{out}");
-            assert!(same_plan(found[0], &outer), "{out}");
+            assert_reads_outer(&out, &outer, 0, 1);
         }
         // a sum or count would count L's rows once per match in P
         for func in [AggFunc::Sum, AggFunc::Count] {
-            let out = reduce_grouped_joins(plan(func)).unwrap();
+            let out = reduce_grouped_joins(with_grouped(&outer, 2, l.clone(), 0, func, 1)).unwrap();
             let below = reduced_input(&out).unwrap_or_else(|| panic!("{out}"));
             assert!(below.contains("SemiJoin: lk = pk"), "{out}");
         }
@@ -918,76 +942,27 @@ mod tests {
         // aggregate: min(rw) by lk of Project[rk, rw, lk, lx](L ⋈ R on lx = rk)
         let l = table(&["lk", "lx"], 1_000_000, 0, 9_999);
         let r = table(&["rk", "rw"], 1_000, 0, 999);
-        let p = filtered(table(&["pk", "pw"], 1_000, 0, 999));
-        let lp = LogicalPlan::join(l.clone(), p, JoinKind::Inner, vec![(col(0), col(0))], None);
+        let lp = join_on_first(l.clone(), filtered(table(&["pk", "pw"], 1_000, 0, 999)));
         let on_r = vec![(col(1), col(0))];
         let outer = LogicalPlan::join(lp, r.clone(), JoinKind::Inner, on_r.clone(), None);
-        let lr = LogicalPlan::join(l, r, JoinKind::Inner, vec![(col(1), col(0))], None);
+        let lr = LogicalPlan::join(l, r, JoinKind::Inner, on_r, None);
         let names = ["rk", "rw", "lk", "lx"].map(String::from);
         let x = LogicalPlan::project(lr, vec![col(2), col(3), col(0), col(1)], &names).unwrap();
-        let min = AggregateExpr {
-            func: AggFunc::Min,
-            arg: Some(col(1)),
-            distinct: false,
-        };
-        let names = ["g".to_string(), "m".to_string()];
-        let grouped = LogicalPlan::aggregate(x, vec![col(2)], vec![min], &names).unwrap();
-        let plan = LogicalPlan::join(
-            outer.clone(),
-            grouped,
-            JoinKind::Left,
-            vec![(col(2), col(0))],
-            None,
-        );
+        let plan = with_grouped(&outer, 2, x, 2, AggFunc::Min, 1);
         let before = plan.schema();
         let out = reduce_grouped_joins(plan).unwrap();
         assert_eq!(out.schema(), before);
-        let found = repeated_subplans(&out);
-        assert_eq!(found.len(), 1, "{out}");
-        assert!(same_plan(found[0], &outer), "{out}");
         // lk and rw, where they are in the outer join: columns 0 and 5
-        let LogicalPlan::Join { right, .. } = &out else {
-            panic!("{out}")
-        };
-        let LogicalPlan::Aggregate { group, aggs, .. } = right.as_ref() else {
-            panic!("{out}")
-        };
-        assert_eq!(group, &vec![col(0)]);
-        assert_eq!(aggs[0].arg, Some(col(5)));
+        assert_reads_outer(&out, &outer, 0, 5);
     }
 
     #[test]
     fn the_reducing_relation_may_be_the_left_input_of_the_outer_join() {
         // (σ P [pk, pw] ⋈ L [lk, lx] on pk = lk) ⟕ (avg(lx) of L by lk) on pk
         let l = table(&["lk", "lx"], 1_000_000, 0, 9_999);
-        let p = filtered(table(&["pk", "pw"], 1_000, 0, 999));
-        let outer = LogicalPlan::join(p, l.clone(), JoinKind::Inner, vec![(col(0), col(0))], None);
-        let avg = AggregateExpr {
-            func: AggFunc::Avg,
-            arg: Some(col(1)),
-            distinct: false,
-        };
-        let names = ["g".to_string(), "a".to_string()];
-        let grouped = LogicalPlan::aggregate(l, vec![col(0)], vec![avg], &names).unwrap();
-        let plan = LogicalPlan::join(
-            outer.clone(),
-            grouped,
-            JoinKind::Left,
-            vec![(col(0), col(0))],
-            None,
-        );
-        let out = reduce_grouped_joins(plan).unwrap();
-        let found = repeated_subplans(&out);
-        assert_eq!(found.len(), 1, "{out}");
-        assert!(same_plan(found[0], &outer), "{out}");
+        let outer = join_on_first(filtered(table(&["pk", "pw"], 1_000, 0, 999)), l.clone());
+        let out = reduce_grouped_joins(with_grouped(&outer, 0, l, 0, AggFunc::Avg, 1)).unwrap();
         // lk and lx come after P's two columns
-        let LogicalPlan::Join { right, .. } = &out else {
-            panic!("{out}")
-        };
-        let LogicalPlan::Aggregate { group, aggs, .. } = right.as_ref() else {
-            panic!("{out}")
-        };
-        assert_eq!(group, &vec![col(2)]);
-        assert_eq!(aggs[0].arg, Some(col(3)));
+        assert_reads_outer(&out, &outer, 2, 3);
     }
 }
