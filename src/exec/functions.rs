@@ -60,6 +60,7 @@ pub fn evaluate(
         Log10 => floats(arrays, f64::log10),
         Power => power(arrays),
         Sign => sign(arrays),
+        MakeDate => make_date(arrays),
         Floor | Ceil => round_to_integer(func == Floor, arrays, data_type),
         TryCast => super::expr::cast_or_null(&arrays[0], data_type),
         _ => return None,
@@ -353,4 +354,37 @@ fn round_to_integer(floor: bool, arrays: &[ArrayRef], data_type: &DataType) -> R
         return Ok(Arc::new(out.with_precision_and_scale(*p, 0)?));
     }
     floats(arrays, if floor { f64::floor } else { f64::ceil })
+}
+
+/// make_date(year, month, day): days since 1970-01-01, NULL where an
+/// argument is; a day the calendar does not have is an error naming it.
+fn make_date(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let parts = arrays
+        .iter()
+        .map(|a| {
+            Ok(cast(a, &DataType::Int64)?
+                .as_primitive::<Int64Type>()
+                .clone())
+        })
+        .collect::<Result<Vec<Int64Array>>>()?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .ok_or_else(|| QuarryError::exec("internal error: no epoch"))?;
+    let days = (0..parts[0].len())
+        .map(|i| {
+            let [y, m, d] = [0, 1, 2].map(|p| parts[p].is_valid(i).then(|| parts[p].value(i)));
+            let (Some(y), Some(m), Some(d)) = (y, m, d) else {
+                return Ok(None);
+            };
+            let date = i32::try_from(y).ok().and_then(|y| {
+                chrono::NaiveDate::from_ymd_opt(y, u32::try_from(m).ok()?, u32::try_from(d).ok()?)
+            });
+            match date.and_then(|date| i32::try_from((date - epoch).num_days()).ok()) {
+                Some(days) => Ok(Some(days)),
+                None => Err(QuarryError::exec(format!(
+                    "make_date({y}, {m}, {d}): no such date"
+                ))),
+            }
+        })
+        .collect::<Result<arrow::array::Date32Array>>()?;
+    Ok(Arc::new(days))
 }

@@ -127,6 +127,9 @@ pub enum ScalarFunc {
     Sign,
     /// TRY_CAST(x AS type): the function's type is the target
     TryCast,
+    /// make_date(year, month, day) → DATE; an error for a day that does
+    /// not exist
+    MakeDate,
     /// (sum, count) → DOUBLE: the average that `avg` gives for a group with
     /// that sum and count, NULL for no rows. Not callable from SQL: the
     /// optimizer computes an `avg` from a `sum` of the same values with it.
@@ -182,6 +185,7 @@ impl ScalarFunc {
             Ceil => "ceil",
             Sign => "sign",
             TryCast => "try_cast",
+            MakeDate => "make_date",
             AverageOf => "average_of",
         }
     }

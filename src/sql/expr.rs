@@ -49,6 +49,7 @@ pub(crate) const SCALARS: &[&str] = &[
     "replace",
     "split_part",
     "date_part",
+    "make_date",
     "trim",
     "ltrim",
     "rtrim",
@@ -745,6 +746,7 @@ impl ExprBinder<'_> {
             "floor" => ScalarFunc::Floor,
             "ceil" | "ceiling" => ScalarFunc::Ceil,
             "sign" => ScalarFunc::Sign,
+            "make_date" => ScalarFunc::MakeDate,
             "mod" => {
                 if bound.len() != 2 {
                     return Err(QuarryError::plan_at(
@@ -969,6 +971,13 @@ impl ExprBinder<'_> {
                     .map(|(a, at)| if *at == t { a } else { a.cast(t.clone()) })
                     .collect();
                 t
+            }
+            ScalarFunc::MakeDate => {
+                arity(3, 3)?;
+                if let Some(t) = types.iter().find(|t| !t.is_integer() && !t.is_null()) {
+                    return Err(wrong(t));
+                }
+                DataType::Date32
             }
             ScalarFunc::Sqrt
             | ScalarFunc::Exp
