@@ -341,8 +341,8 @@ fn sorted_indices(columns: &[SortColumn]) -> Result<arrow::array::UInt32Array> {
     let values: Vec<ArrayRef> = columns.iter().map(|c| c.values.clone()).collect();
     let rows = RowConverter::new(fields)?.convert_columns(&values)?;
     let mut indices: Vec<u32> = (0..rows.num_rows() as u32).collect();
-    // stable: rows with equal keys keep their order, as lexsort's merge
-    // of equal runs would not promise
+    // stable: rows with equal keys keep their input order (lexsort does
+    // not promise that)
     indices.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
     Ok(indices.into())
 }

@@ -29,7 +29,10 @@ pub fn share_average_sums(plan: LogicalPlan) -> Result<LogicalPlan> {
         return Ok(plan);
     };
     let in_schema = input.schema();
-    if !aggs.iter().any(|a| sum_to_share(a, &aggs, &in_schema)) {
+    if !aggs
+        .iter()
+        .any(|a| summed_argument(a, &aggs, &in_schema).is_some())
+    {
         return Ok(LogicalPlan::Aggregate {
             input,
             group,
@@ -43,12 +46,11 @@ pub fn share_average_sums(plan: LogicalPlan) -> Result<LogicalPlan> {
     let mut shared: Vec<AggregateExpr> = Vec::new();
     let mut outputs: Vec<Expr> = (0..keys).map(Expr::Column).collect();
     for a in &aggs {
-        if sum_to_share(a, &aggs, &in_schema) {
-            let x = a.arg.clone().unwrap_or(Expr::Column(0));
-            let count = counting(&x, &in_schema);
+        if let Some(x) = summed_argument(a, &aggs, &in_schema) {
+            let count = counting(x, &in_schema);
             let sum = AggregateExpr {
                 func: AggFunc::Sum,
-                arg: Some(x),
+                arg: Some(x.clone()),
                 distinct: false,
             };
             outputs.push(Expr::Function {
@@ -80,20 +82,25 @@ pub fn share_average_sums(plan: LogicalPlan) -> Result<LogicalPlan> {
     })
 }
 
-/// Whether `a` is an `avg` whose argument the aggregate also sums (see the
-/// module's note for the types).
-fn sum_to_share(a: &AggregateExpr, aggs: &[AggregateExpr], input: &Schema) -> bool {
-    let Some(x) = &a.arg else { return false };
+/// The argument of `a` if it is an `avg` whose argument the aggregate also
+/// sums (see the module's note for the types).
+fn summed_argument<'a>(
+    a: &'a AggregateExpr,
+    aggs: &[AggregateExpr],
+    input: &Schema,
+) -> Option<&'a Expr> {
+    let x = a.arg.as_ref()?;
     let summed_alike = matches!(
         x.data_type(input),
         Ok(DataType::Decimal128(_, _) | DataType::Float64)
     );
-    a.func == AggFunc::Avg
+    let shares = a.func == AggFunc::Avg
         && !a.distinct
         && summed_alike
         && aggs
             .iter()
-            .any(|s| s.func == AggFunc::Sum && !s.distinct && s.arg.as_ref() == Some(x))
+            .any(|s| s.func == AggFunc::Sum && !s.distinct && s.arg.as_ref() == Some(x));
+    shares.then_some(x)
 }
 
 /// `count(x)`, or `count(*)` when x cannot be NULL.
