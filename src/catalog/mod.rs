@@ -6,6 +6,7 @@ mod memory;
 mod parquet;
 mod read_ahead;
 mod remote;
+mod row_group_pages;
 mod series;
 pub mod store;
 
