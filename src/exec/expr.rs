@@ -162,9 +162,12 @@ pub fn evaluate(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
             args,
             data_type,
         } => function(*func, args, data_type, batch),
-        Expr::Aggregate(_) | Expr::OuterColumn { .. } | Expr::SubqueryRef { .. } => Err(
-            QuarryError::exec("internal error: a binder-only expression reached execution"),
-        ),
+        Expr::Aggregate(_)
+        | Expr::Window(_)
+        | Expr::OuterColumn { .. }
+        | Expr::SubqueryRef { .. } => Err(QuarryError::exec(
+            "internal error: a binder-only expression reached execution",
+        )),
     }
 }
 

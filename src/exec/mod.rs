@@ -13,3 +13,4 @@ pub mod operator;
 pub mod repartition;
 pub mod sort;
 pub mod view_compare;
+pub mod window;

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::exec::aggregate::{state_fields, AggMode};
 use crate::optimizer::cardinality::{estimate, known_groups};
 use crate::plan::repeated::{repeated_subplans, same_plan};
-use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan};
+use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan, SortKey};
 
 /// Build sides estimated at up to this many rows are broadcast: one shared
 /// hash table, and the probe side streams through without a repartition.
@@ -249,6 +249,51 @@ impl<'p> Lowering<'p> {
                     ops: vec![],
                     schema: schema.clone(),
                 }
+            }
+            LogicalPlan::Window {
+                input,
+                exprs,
+                schema,
+            } => {
+                let mut p = self.lower(input)?;
+                let (partition_by, order_by) = match exprs.first() {
+                    Some(w) => (w.partition_by.clone(), w.order_by.clone()),
+                    None => (vec![], vec![]),
+                };
+                // The rows of a window partition meet in one task: hashed
+                // by the partition keys (several tasks in parallel), or all
+                // gathered when there are none.
+                if p.partitions > 1 {
+                    let sink = if partition_by.is_empty() {
+                        Sink::Gather
+                    } else {
+                        self.partitioned_sink(partition_by.clone(), &p.schema)?
+                    };
+                    p = self.exchange(p, sink);
+                }
+                let keys: Vec<SortKey> = partition_by
+                    .iter()
+                    .map(|e| SortKey {
+                        expr: e.clone(),
+                        asc: true,
+                        nulls_first: false,
+                    })
+                    .chain(order_by)
+                    .collect();
+                if !keys.is_empty() {
+                    p.ops.push(OpSpec::Sort {
+                        keys,
+                        fetch: None,
+                        schema: p.schema.clone(),
+                    });
+                }
+                p.ops.push(OpSpec::Window {
+                    exprs: exprs.clone(),
+                    input_schema: p.schema.clone(),
+                    schema: schema.clone(),
+                });
+                p.schema = schema.clone();
+                p
             }
             LogicalPlan::Limit { input, skip, fetch } => {
                 let mut p = self.lower(input)?;

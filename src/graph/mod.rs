@@ -20,7 +20,8 @@ use crate::exec::join::{HashJoinOp, JoinBuild};
 use crate::exec::key_filter::{KeyFilterOp, KeySet};
 use crate::exec::operator::{FilterOp, LimitOp, Operator, ProjectOp};
 use crate::exec::sort::SortOp;
-use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, SortKey};
+use crate::exec::window::WindowOp;
+use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, SortKey, WindowExpr};
 use crate::runtime::memory::MemoryPool;
 
 #[derive(Debug)]
@@ -143,6 +144,13 @@ pub enum OpSpec {
     Limit {
         skip: usize,
         fetch: Option<usize>,
+    },
+    /// Window functions over input sorted by their partition and order
+    /// keys (see `exec::window`).
+    Window {
+        exprs: Vec<WindowExpr>,
+        input_schema: SchemaRef,
+        schema: SchemaRef,
     },
     /// Drop rows whose `probe_keys` are not among the keys of what
     /// `build_stage` produced (a runtime join filter, see `key_filter`).
@@ -276,6 +284,16 @@ impl OpSpec {
                 .with_cancel(tables.cancel().clone()),
             ),
             OpSpec::Limit { skip, fetch } => Box::new(LimitOp::new(*skip, *fetch)),
+            OpSpec::Window {
+                exprs,
+                input_schema,
+                schema,
+            } => Box::new(WindowOp::new(
+                exprs.clone(),
+                input_schema.clone(),
+                schema.clone(),
+                tables.memory(),
+            )),
             OpSpec::KeyFilter {
                 build_stage,
                 probe_keys,
@@ -353,6 +371,7 @@ impl OpSpec {
             OpSpec::KeyFilter { build_stage, .. } => {
                 format!("KeyFilter(keys of stage {build_stage})")
             }
+            OpSpec::Window { exprs, .. } => format!("Window({} functions)", exprs.len()),
             OpSpec::Limit { skip, fetch } => match fetch {
                 Some(f) => format!("Limit(skip={skip}, fetch={f})"),
                 None => format!("Limit(skip={skip})"),

@@ -47,6 +47,7 @@ pub fn estimate(plan: &LogicalPlan) -> Estimate {
             }
         }
         LogicalPlan::Project { input, .. }
+        | LogicalPlan::Window { input, .. }
         | LogicalPlan::Sort {
             input, fetch: None, ..
         } => estimate(input),
@@ -243,6 +244,8 @@ fn column_origin(plan: &LogicalPlan, i: usize) -> Option<Origin> {
         | LogicalPlan::Sort { input, .. }
         | LogicalPlan::Limit { input, .. } => column_origin(input, i),
         LogicalPlan::Project { input, exprs, .. } => expr_origin(input, exprs.get(i)?),
+        // (a window function's column has no table column under it)
+        LogicalPlan::Window { input, .. } => column_origin(input, i),
         LogicalPlan::Aggregate { input, group, .. } => expr_origin(input, group.get(i)?),
         LogicalPlan::Join {
             left, right, kind, ..

@@ -90,7 +90,10 @@ fn largest_repeated<'a>(exprs: impl Iterator<Item = &'a Expr>) -> Option<Expr> {
 fn candidates<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     match e {
         Expr::Column(_) | Expr::Literal(_) => return,
-        Expr::Aggregate(_) | Expr::OuterColumn { .. } | Expr::SubqueryRef { .. } => return,
+        Expr::Aggregate(_)
+        | Expr::Window(_)
+        | Expr::OuterColumn { .. }
+        | Expr::SubqueryRef { .. } => return,
         _ => out.push(e),
     }
     if let Expr::Case { .. } = e {

@@ -591,8 +591,12 @@ fn trace<'a>(
             on,
             ..
         } => trace_join(left, right, *kind, on, cols, depth, out),
-        // (a column of a union comes from several inputs)
-        LogicalPlan::Scan(_) | LogicalPlan::Values { .. } | LogicalPlan::Union { .. } => {}
+        // (a column of a union comes from several inputs; a window's rows
+        // see each other)
+        LogicalPlan::Scan(_)
+        | LogicalPlan::Values { .. }
+        | LogicalPlan::Union { .. }
+        | LogicalPlan::Window { .. } => {}
     }
 }
 

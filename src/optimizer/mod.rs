@@ -98,6 +98,15 @@ pub(crate) fn map_inputs(
             filter,
             schema,
         },
+        LogicalPlan::Window {
+            input,
+            exprs,
+            schema,
+        } => LogicalPlan::Window {
+            input: bx(input)?,
+            exprs,
+            schema,
+        },
         LogicalPlan::Union { inputs, schema } => LogicalPlan::Union {
             inputs: inputs.into_iter().map(&mut *f).collect::<Result<_>>()?,
             schema,

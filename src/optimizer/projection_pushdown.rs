@@ -203,6 +203,39 @@ impl Pruner {
                 };
                 select(sorted, &needed, required)
             }
+            LogicalPlan::Window {
+                input,
+                exprs,
+                schema,
+            } => {
+                // Every window expression stays (they are few); the input
+                // keeps what is asked of it and what they read.
+                let n_in = input.schema().fields().len();
+                let mut needed: Vec<usize> =
+                    required.iter().copied().filter(|&i| i < n_in).collect();
+                exprs
+                    .iter()
+                    .flat_map(|w| w.exprs())
+                    .for_each(|e| e.columns(&mut needed));
+                let needed = normalize(needed);
+                let input = self.prune(*input, &needed)?;
+                let pos = position_in(&needed);
+                let exprs: Vec<_> = exprs
+                    .into_iter()
+                    .map(|w| match Expr::Window(Box::new(w)).remap_columns(&pos) {
+                        Expr::Window(w) => *w,
+                        _ => unreachable!("remapping keeps the node"),
+                    })
+                    .collect();
+                let names: Vec<String> = schema.fields()[n_in..]
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let window = LogicalPlan::window(input, exprs, &names)?;
+                let mut have = needed.clone();
+                have.extend(n_in..schema.fields().len());
+                select(window, &have, required)
+            }
             LogicalPlan::Limit { input, skip, fetch } => Ok(LogicalPlan::Limit {
                 input: Box::new(self.prune(*input, required)?),
                 skip,

@@ -87,6 +87,7 @@ impl fmt::Display for ExprDisplay<'_> {
                 }
             }
             Expr::Aggregate(a) => write!(f, "{}", a.display(s)),
+            Expr::Window(w) => write!(f, "{}", w.display(s)),
             Expr::OuterColumn { index, .. } => write!(f, "outer.#{index}"),
             Expr::SubqueryRef { id, .. } => write!(f, "subquery#{id}"),
         }
@@ -183,6 +184,14 @@ impl LogicalPlan {
                     .map(|e| e.display(&in_schema).to_string())
                     .collect();
                 write!(f, "Aggregate: group=[{}] aggs=[{}]", join(g), join(a))?;
+            }
+            LogicalPlan::Window { input, exprs, .. } => {
+                let in_schema = input.schema();
+                let w: Vec<String> = exprs
+                    .iter()
+                    .map(|w| w.display(&in_schema).to_string())
+                    .collect();
+                write!(f, "Window: {}", join(w))?;
             }
             LogicalPlan::Sort { input, keys, fetch } => {
                 let in_schema = input.schema();

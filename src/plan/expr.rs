@@ -243,6 +243,9 @@ pub enum Expr {
     /// An aggregate call met while binding SELECT/HAVING/ORDER BY; the binder
     /// replaces it by a column of the Aggregate node before the plan is built.
     Aggregate(Box<AggregateExpr>),
+    /// A window function call met while binding SELECT/QUALIFY/ORDER BY;
+    /// the binder replaces it by a column of a Window node.
+    Window(Box<super::window::WindowExpr>),
     /// A column of the enclosing query, met while binding a correlated
     /// subquery; decorrelation turns it into a join key or join filter.
     OuterColumn {
@@ -324,6 +327,7 @@ impl Expr {
             Expr::Cast { to, .. } => to.clone(),
             Expr::Case { data_type, .. } | Expr::Function { data_type, .. } => data_type.clone(),
             Expr::Aggregate(a) => a.data_type(input)?,
+            Expr::Window(w) => w.data_type(input)?,
             Expr::OuterColumn { data_type, .. } | Expr::SubqueryRef { data_type, .. } => {
                 data_type.clone()
             }
@@ -388,6 +392,7 @@ impl Expr {
             Expr::Like { expr, pattern, .. } => vec![expr, pattern],
             Expr::Function { args, .. } => args.iter().collect(),
             Expr::Aggregate(a) => a.arg.iter().collect(),
+            Expr::Window(w) => w.exprs().collect(),
         }
     }
 
@@ -474,6 +479,21 @@ impl Expr {
                 a.arg = a.arg.map(&mut *f).transpose()?;
                 Expr::Aggregate(a)
             }
+            Expr::Window(mut w) => {
+                w.args = std::mem::take(&mut w.args)
+                    .into_iter()
+                    .map(&mut *f)
+                    .collect::<Result<_>>()?;
+                w.partition_by = std::mem::take(&mut w.partition_by)
+                    .into_iter()
+                    .map(&mut *f)
+                    .collect::<Result<_>>()?;
+                for k in &mut w.order_by {
+                    let e = std::mem::replace(&mut k.expr, Expr::Column(0));
+                    k.expr = f(e)?;
+                }
+                Expr::Window(w)
+            }
         })
     }
 
@@ -530,6 +550,7 @@ impl Expr {
                 e,
                 Expr::Column(_)
                     | Expr::Aggregate(_)
+                    | Expr::Window(_)
                     | Expr::OuterColumn { .. }
                     | Expr::SubqueryRef { .. }
             ) {

@@ -68,6 +68,13 @@ pub enum LogicalPlan {
         filter: Option<Expr>,
         schema: SchemaRef,
     },
+    /// The input's columns, then one per window expression; all of them
+    /// share one PARTITION BY and ORDER BY (one sort of the input).
+    Window {
+        input: Box<LogicalPlan>,
+        exprs: Vec<super::window::WindowExpr>,
+        schema: SchemaRef,
+    },
     /// The rows of every input, one after another (UNION ALL). The inputs
     /// have the schema's column types; the names are the first input's.
     Union {
@@ -117,6 +124,7 @@ impl LogicalPlan {
             | LogicalPlan::Project { schema, .. }
             | LogicalPlan::Aggregate { schema, .. }
             | LogicalPlan::Join { schema, .. }
+            | LogicalPlan::Window { schema, .. }
             | LogicalPlan::Union { schema, .. } => schema.clone(),
             LogicalPlan::Filter { input, .. }
             | LogicalPlan::Sort { input, .. }
@@ -131,6 +139,7 @@ impl LogicalPlan {
             | LogicalPlan::Project { input, .. }
             | LogicalPlan::Aggregate { input, .. }
             | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Window { input, .. }
             | LogicalPlan::Limit { input, .. } => vec![input],
             LogicalPlan::Join { left, right, .. } => vec![left, right],
             LogicalPlan::Union { inputs, .. } => inputs.iter().collect(),
@@ -165,6 +174,29 @@ impl LogicalPlan {
             .map(|(e, n)| e.to_field(n, &in_schema))
             .collect::<Result<Vec<Field>>>()?;
         Ok(LogicalPlan::Project {
+            input: Box::new(input),
+            exprs,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// Window expressions (sharing one window) over `input`, output
+    /// columns named `names`.
+    pub fn window(
+        input: LogicalPlan,
+        exprs: Vec<super::window::WindowExpr>,
+        names: &[String],
+    ) -> Result<LogicalPlan> {
+        let in_schema = input.schema();
+        let mut fields: Vec<Field> = in_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (w, n) in exprs.iter().zip(names) {
+            fields.push(Field::new(n, w.data_type(&in_schema)?, w.nullable()));
+        }
+        Ok(LogicalPlan::Window {
             input: Box::new(input),
             exprs,
             schema: Arc::new(Schema::new(fields)),

@@ -6,6 +6,8 @@ pub mod expr;
 pub mod logical;
 pub mod repeated;
 pub mod types;
+pub mod window;
 
 pub use expr::{AggFunc, AggregateExpr, BinaryOp, Expr, JoinKind, ScalarFunc, SortKey};
 pub use logical::LogicalPlan;
+pub use window::{FrameBound, FrameUnits, WindowExpr, WindowFrame, WindowFunc};

@@ -16,6 +16,7 @@ use super::expr::ExprBinder;
 use super::location_of;
 use super::scope::Scope;
 use super::subquery::{collect_aggregates, join_pending, rewrite_after_aggregate};
+use super::window::{collect_windows, plan_windows, replace_windows};
 use crate::catalog::{open_table, Catalog, CatalogEntry, TableProvider};
 use crate::error::{QuarryError, Result};
 use crate::plan::logical::Scan;
@@ -584,7 +585,6 @@ impl<'a> Binder<'a> {
             (select.top.is_some(), "TOP"),
             (select.into.is_some(), "INTO"),
             (!select.lateral_views.is_empty(), "LATERAL VIEW"),
-            (select.qualify.is_some(), "QUALIFY"),
             (select.prewhere.is_some(), "PREWHERE"),
             (!select.connect_by.is_empty(), "CONNECT BY"),
             (!select.cluster_by.is_empty(), "CLUSTER BY"),
@@ -613,6 +613,8 @@ impl<'a> Binder<'a> {
         let agg_binder = ExprBinder {
             allow_aggregates: true,
             subqueries: Some(self),
+            allow_windows: std::cell::Cell::new(true),
+            aliases: RefCell::new(vec![]),
             ..ExprBinder::new(&scope, &in_schema)
         };
         // SELECT items, with * expanded.
@@ -686,8 +688,32 @@ impl<'a> Binder<'a> {
         let having = select
             .having
             .as_ref()
-            .map(|h| agg_binder.bind_predicate(h, "HAVING"))
+            .map(|h| {
+                agg_binder.allow_windows.set(false);
+                let bound = agg_binder.bind_predicate(h, "HAVING");
+                agg_binder.allow_windows.set(true);
+                bound
+            })
             .transpose()?;
+        *agg_binder.aliases.borrow_mut() = items
+            .iter()
+            .map(|it| (it.name.clone(), it.expr.clone()))
+            .collect();
+        let mut qualify = select
+            .qualify
+            .as_ref()
+            .map(|q| agg_binder.bind_predicate(q, "QUALIFY"))
+            .transpose()?;
+        agg_binder.aliases.borrow_mut().clear();
+        if qualify
+            .as_ref()
+            .is_some_and(|q| collect_windows(std::iter::once(q)).is_empty())
+            && collect_windows(items.iter().map(|i| &i.expr)).is_empty()
+        {
+            return Err(QuarryError::plan(
+                "QUALIFY needs a window function in the SELECT list or in QUALIFY",
+            ));
+        }
         // ORDER BY: an output column (by name or ordinal) or an expression.
         enum OrderRef {
             Output(usize),
@@ -762,6 +788,7 @@ impl<'a> Binder<'a> {
                 .iter()
                 .map(|i| &i.expr)
                 .chain(having.iter())
+                .chain(qualify.iter())
                 .chain(order_exprs),
         );
         let mut having = having;
@@ -778,6 +805,7 @@ impl<'a> Binder<'a> {
                 it.expr = rewrite(it.expr.clone())?;
             }
             having = having.map(rewrite).transpose()?;
+            qualify = qualify.map(rewrite).transpose()?;
             for (r, _) in order_refs.iter_mut() {
                 if let OrderRef::Expr(e) = r {
                     *e = rewrite(e.clone())?;
@@ -790,6 +818,7 @@ impl<'a> Binder<'a> {
         if !agg_binder.pending.borrow().is_empty() {
             let mut exprs: Vec<Expr> = items.iter().map(|i| i.expr.clone()).collect();
             exprs.extend(having.clone());
+            exprs.extend(qualify.clone());
             for (r, _) in &order_refs {
                 if let OrderRef::Expr(e) = r {
                     exprs.push(e.clone());
@@ -804,6 +833,9 @@ impl<'a> Binder<'a> {
             if having.is_some() {
                 having = resolved.next();
             }
+            if qualify.is_some() {
+                qualify = resolved.next();
+            }
             for (r, _) in order_refs.iter_mut() {
                 if let OrderRef::Expr(e) = r {
                     if let Some(x) = resolved.next() {
@@ -816,6 +848,38 @@ impl<'a> Binder<'a> {
             plan = LogicalPlan::Filter {
                 input: Box::new(plan),
                 predicate: h,
+            };
+        }
+        // Window functions: over the rows after HAVING, before QUALIFY,
+        // DISTINCT, ORDER BY and the projection.
+        let mut order_exprs: Vec<&mut Expr> = Vec::new();
+        for (r, _) in order_refs.iter_mut() {
+            if let OrderRef::Expr(e) = r {
+                order_exprs.push(e);
+            }
+        }
+        let windows = collect_windows(
+            items
+                .iter()
+                .map(|i| &i.expr)
+                .chain(qualify.iter())
+                .chain(order_exprs.iter().map(|e| &**e)),
+        );
+        if !windows.is_empty() {
+            let (windowed, placed) = plan_windows(plan, &windows)?;
+            plan = windowed;
+            for it in items.iter_mut() {
+                it.expr = replace_windows(it.expr.clone(), &placed)?;
+            }
+            qualify = qualify.map(|q| replace_windows(q, &placed)).transpose()?;
+            for e in order_exprs {
+                *e = replace_windows(e.clone(), &placed)?;
+            }
+        }
+        if let Some(q) = qualify {
+            plan = LogicalPlan::Filter {
+                input: Box::new(plan),
+                predicate: q,
             };
         }
         // Projection, plus hidden columns for ORDER BY expressions not selected.
@@ -936,7 +1000,7 @@ const TABLE_FUNCTIONS: &[&str] = &[
 ];
 
 /// `quarry_functions()`: every function's name and kind ('scalar',
-/// 'aggregate', 'table'), by name, as DuckDB's `duckdb_functions()` lists
+/// 'aggregate', 'window', 'table'), by name, as DuckDB's `duckdb_functions()` lists
 /// its own.
 fn functions_table() -> Result<crate::catalog::MemTable> {
     use super::expr::{AGGREGATES, SCALARS, SPECIAL_FORMS};
@@ -947,6 +1011,11 @@ fn functions_table() -> Result<crate::catalog::MemTable> {
         .chain(SPECIAL_FORMS)
         .map(|n| (*n, "scalar"))
         .chain(AGGREGATES.iter().map(|n| (*n, "aggregate")))
+        .chain(
+            crate::plan::WindowFunc::NAMES
+                .iter()
+                .map(|n| (*n, "window")),
+        )
         .chain(TABLE_FUNCTIONS.iter().map(|n| (*n, "table")))
         .collect();
     rows.sort_unstable();
@@ -1044,7 +1113,7 @@ fn ordinal(e: &ast::Expr, n: usize) -> Result<Option<usize>> {
     Ok(None)
 }
 
-fn sort_key(expr: Expr, options: &ast::OrderByOptions) -> SortKey {
+pub(super) fn sort_key(expr: Expr, options: &ast::OrderByOptions) -> SortKey {
     let asc = options.asc.unwrap_or(true);
     // DuckDB's default: NULLS LAST whatever the direction.
     SortKey {
@@ -1175,6 +1244,17 @@ mod tests {
                 .find(|(form, _)| form == name)
                 .unwrap_or_else(|| panic!("no statement tries the listed form {name}"));
             session.sql(sql).unwrap();
+        }
+        for name in crate::plan::WindowFunc::NAMES {
+            let sql = match name {
+                "ntile" => "SELECT ntile(2) OVER ()".to_string(),
+                "nth_value" => "SELECT nth_value(1, 1) OVER ()".to_string(),
+                "row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist" => {
+                    format!("SELECT {name}() OVER ()")
+                }
+                _ => format!("SELECT {name}(1) OVER ()"),
+            };
+            session.sql(&sql).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         for name in TABLE_FUNCTIONS {
             if let Err(e) = session.sql(&format!("SELECT * FROM {name}()")) {

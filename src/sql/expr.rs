@@ -97,6 +97,12 @@ pub struct ExprBinder<'a> {
     pub pending: RefCell<Vec<PendingSubquery>>,
     /// How deep in an expression `bind` is now.
     pub depth: std::cell::Cell<usize>,
+    /// Whether window function calls are allowed here (SELECT, QUALIFY,
+    /// ORDER BY; not inside another window call).
+    pub allow_windows: std::cell::Cell<bool>,
+    /// SELECT-list names an identifier that is no column may stand for
+    /// (QUALIFY `r = 1` with `… AS r`), each with its bound expression.
+    pub aliases: RefCell<Vec<(String, Expr)>>,
 }
 
 /// The deepest expression bound (as DuckDB's `max_expression_depth`): the
@@ -121,11 +127,23 @@ impl<'a> ExprBinder<'a> {
             outer: None,
             pending: RefCell::new(vec![]),
             depth: std::cell::Cell::new(0),
+            allow_windows: std::cell::Cell::new(false),
+            aliases: RefCell::new(vec![]),
         }
     }
 
-    /// Resolves a column in this scope, else in the enclosing query's.
+    /// Resolves a column in this scope, else a SELECT-list name where
+    /// those are allowed, else a column of the enclosing query.
     fn column(&self, qualifier: Option<&str>, ident: &ast::Ident) -> Result<Expr> {
+        if qualifier.is_none() && self.scope.resolve(None, &ident.value, None).is_err() {
+            let aliases = self.aliases.borrow();
+            if let Some((_, e)) = aliases
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(&ident.value))
+            {
+                return Ok(e.clone());
+            }
+        }
         match self
             .scope
             .resolve(qualifier, &ident.value, location_of(ident.span))
@@ -611,10 +629,7 @@ impl ExprBinder<'_> {
     fn bind_function(&self, f: &ast::Function, loc: Option<Location>) -> Result<Expr> {
         let name = f.name.to_string().to_lowercase();
         if f.over.is_some() {
-            return Err(QuarryError::plan_at(
-                "window functions are not supported yet",
-                loc,
-            ));
+            return self.bind_window(f, &name, loc);
         }
         // Clauses that change what a function computes: refuse, not ignore.
         let clauses = match &f.args {
@@ -761,6 +776,12 @@ impl ExprBinder<'_> {
                 };
                 let (lt, rt) = (self.type_of(&l)?, self.type_of(&r)?);
                 return super::coerce::binary(BinaryOp::Modulo, l, lt, r, rt, loc);
+            }
+            _ if crate::plan::WindowFunc::by_name(&name).is_some() => {
+                return Err(QuarryError::plan_at(
+                    format!("{name}() is a window function: it needs an OVER clause"),
+                    loc,
+                ));
             }
             _ => {
                 let hint = closest(&name, AGGREGATES.iter().chain(SCALARS).copied())
@@ -1044,7 +1065,7 @@ impl ExprBinder<'_> {
             let inner = ExprBinder::new(self.scope, self.schema);
             inner.bind(e).map_err(|err| match err {
                 QuarryError::Plan { message, location }
-                    if message.contains("is not allowed here") =>
+                    if message.starts_with("aggregate function") =>
                 {
                     QuarryError::plan_at("aggregate function calls cannot be nested", location)
                 }

@@ -6,6 +6,7 @@ mod expr;
 mod scope;
 mod set_ops;
 mod subquery;
+mod window;
 
 pub use binder::Binder;
 pub use expr::sql_data_type;

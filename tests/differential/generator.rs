@@ -15,6 +15,10 @@
 //! - derived tables and CTEs;
 //! - UNION ALL, UNION, INTERSECT and EXCEPT of two selects of the same
 //!   columns under different filters;
+//! - window functions over PARTITION BY / ORDER BY / frames: those whose
+//!   value depends on the order among peers (row_number, lag, ROWS frames
+//!   …) order by the window's keys and then every table's primary key, so
+//!   that the order is total;
 //! - every query ends with ORDER BY over all output columns, and a LIMIT when
 //!   it could return many rows, so that the answer is one well-defined list.
 //!
@@ -923,6 +927,7 @@ impl Gen {
             0..=7 => self.derived_query(false),
             8..=12 => self.derived_query(true),
             13..=19 => self.set_query(),
+            20..=29 => self.window_query(),
             _ => self.simple_query(),
         }
     }
@@ -1081,6 +1086,123 @@ impl Gen {
         } else {
             body
         }
+    }
+
+    /// Window functions next to their PARTITION BY and ORDER BY columns,
+    /// ordered by every output column.
+    fn window_query(&mut self) -> String {
+        let (from, rels, mut conds) = self.gen_from();
+        let scope = columns_of(&rels);
+        if self.rng.chance(50) {
+            conds.push(self.predicate(&scope, &rels, 0));
+        }
+        let groupable: Vec<&Col> = scope.iter().filter(|c| c.def.group).collect();
+        let mut partition = Vec::new();
+        for _ in 0..self.rng.below(3) {
+            if groupable.is_empty() {
+                break;
+            }
+            let c = self.rng.pick(&groupable).sql.clone();
+            if !partition.contains(&c) {
+                partition.push(c);
+            }
+        }
+        let mut order = Vec::new();
+        for _ in 0..self.rng.below(3) {
+            let c = self.rng.pick(&scope).sql.clone();
+            if !order.contains(&c) && !partition.contains(&c) {
+                order.push(c);
+            }
+        }
+        // every table's key after the window's own order: a total order
+        let mut total = order.clone();
+        for r in &rels {
+            for k in primary_key(r.table.name) {
+                total.push(format!("{}.{k}", r.alias));
+            }
+        }
+        let clause = |order: &[String], frame: &str| {
+            let mut parts = Vec::new();
+            if !partition.is_empty() {
+                parts.push(format!("PARTITION BY {}", partition.join(", ")));
+            }
+            if !order.is_empty() {
+                parts.push(format!("ORDER BY {}", order.join(", ")));
+            }
+            if !frame.is_empty() {
+                parts.push(frame.to_string());
+            }
+            format!("OVER ({})", parts.join(" "))
+        };
+        let numeric: Vec<&Col> = scope
+            .iter()
+            .filter(|c| matches!(c.def.ty, Int | Dec))
+            .collect();
+        let mut outs: Vec<String> = partition.iter().chain(&order).cloned().collect();
+        for _ in 0..1 + self.rng.below(3) {
+            let x = self.rng.pick(&scope).sql.clone();
+            let w = match self.rng.below(14) {
+                // the same value whatever the order among peers
+                0 => format!("rank() {}", clause(&order, "")),
+                1 => format!("dense_rank() {}", clause(&order, "")),
+                2 => format!("cume_dist() {}", clause(&order, "")),
+                3 => format!("count(*) {}", clause(&order, "")),
+                4 | 5 if !numeric.is_empty() => {
+                    let e = self.numeric_expr(&numeric);
+                    let f = *self.rng.pick(&["sum", "min", "max", "count"]);
+                    format!("{f}({e}) {}", clause(&order, ""))
+                }
+                // the order among peers matters: a total order
+                6 => format!("row_number() {}", clause(&total, "")),
+                7 => format!("ntile({}) {}", self.rng.range(1, 6), clause(&total, "")),
+                8 => {
+                    let f = *self.rng.pick(&["lag", "lead"]);
+                    match self.rng.below(3) {
+                        0 => format!("{f}({x}) {}", clause(&total, "")),
+                        _ => format!("{f}({x}, {}) {}", self.rng.range(1, 4), clause(&total, "")),
+                    }
+                }
+                9 => format!("first_value({x}) {}", clause(&total, "")),
+                10 => format!(
+                    "last_value({x}) {}",
+                    clause(&total, "ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING")
+                ),
+                11 => format!(
+                    "nth_value({x}, {}) {}",
+                    self.rng.range(1, 4),
+                    clause(&total, "")
+                ),
+                12 | 13 if !numeric.is_empty() => {
+                    let e = self.numeric_expr(&numeric);
+                    let f = *self.rng.pick(&["sum", "min", "max", "count"]);
+                    let (a, b) = (self.rng.range(0, 3), self.rng.range(0, 3));
+                    let frame = match self.rng.below(3) {
+                        0 => format!("ROWS BETWEEN {a} PRECEDING AND {b} FOLLOWING"),
+                        1 => format!("ROWS BETWEEN UNBOUNDED PRECEDING AND {b} FOLLOWING"),
+                        _ => format!("ROWS {a} PRECEDING"),
+                    };
+                    format!("{f}({e}) {}", clause(&total, &frame))
+                }
+                _ => format!("count({x}) {}", clause(&order, "")),
+            };
+            outs.push(w);
+        }
+        let items: Vec<String> = outs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| format!("{o} AS c{i}"))
+            .collect();
+        let mut sql = format!("SELECT {} FROM {from}", items.join(", "));
+        if !conds.is_empty() {
+            sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
+        }
+        let order_all: Vec<String> = (1..=outs.len()).map(|i| i.to_string()).collect();
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT {}",
+            order_all.join(", "),
+            self.rng.range(1, 40)
+        ));
+        sql
     }
 
     fn simple_query(&mut self) -> String {
@@ -1423,6 +1545,20 @@ fn join_condition(a: &str, at: &str, ac: &str, b: &str, bt: &str, bc: &str) -> S
         _ => {}
     }
     cond
+}
+
+/// The columns that tell a table's rows apart.
+fn primary_key(table: &str) -> &'static [&'static str] {
+    match table {
+        "lineitem" => &["l_orderkey", "l_linenumber"],
+        "orders" => &["o_orderkey"],
+        "customer" => &["c_custkey"],
+        "part" => &["p_partkey"],
+        "partsupp" => &["ps_partkey", "ps_suppkey"],
+        "supplier" => &["s_suppkey"],
+        "nation" => &["n_nationkey"],
+        _ => &["r_regionkey"],
+    }
 }
 
 fn columns_of(rels: &[Rel]) -> Vec<Col> {
