@@ -6,8 +6,9 @@
 //! across batches.
 //!
 //! A frame is a range of rows `[start, end)` of the partition per row.
-//! ROWS frames count rows; RANGE frames (UNBOUNDED or CURRENT ROW bounds)
-//! count peer groups, the runs of rows with equal order keys.
+//! ROWS frames count rows; RANGE frames go by the order key: CURRENT ROW
+//! to the current row's first or last peer (the rows with equal order
+//! keys), an offset as far as the rows whose key is within it.
 
 use std::sync::Arc;
 
@@ -283,7 +284,7 @@ fn window_values(w: &WindowExpr, chunk: &RecordBatch, at: &Layout) -> Result<Arr
                 }
                 _ => None,
             };
-            let frames = Frames::of(w, at);
+            let frames = Frames::of(w, chunk, at)?;
             let indices = UInt32Array::from_iter((0..n).map(|i| {
                 let (s, e) = frames.at(i);
                 let j = match (w.func, nth) {
@@ -297,7 +298,7 @@ fn window_values(w: &WindowExpr, chunk: &RecordBatch, at: &Layout) -> Result<Arr
             take(values.as_ref(), &indices, None)?
         }
         WindowFunc::Aggregate(f) => {
-            let frames = Frames::of(w, at);
+            let frames = Frames::of(w, chunk, at)?;
             let arg = match w.args.first() {
                 Some(e) => Some(evaluate_array(e, chunk)?),
                 None => None,
@@ -355,9 +356,11 @@ struct Frames {
 }
 
 impl Frames {
-    fn of(w: &WindowExpr, at: &Layout) -> Frames {
+    fn of(w: &WindowExpr, chunk: &RecordBatch, at: &Layout) -> Result<Frames> {
         let rows = w.frame.units == FrameUnits::Rows;
-        let bound = |b: FrameBound, i: usize, is_end: bool| -> usize {
+        let start_reach = RangeReach::of(w, &w.frame.start, chunk)?;
+        let end_reach = RangeReach::of(w, &w.frame.end, chunk)?;
+        let bound = |b: &FrameBound, reach: &Option<RangeReach>, i: usize, is_end: bool| -> usize {
             let (first, last) = (at.part_start[i] as u64, at.part_end[i] as u64);
             let past = i as u64 + is_end as u64;
             let at_row = match b {
@@ -366,8 +369,12 @@ impl Frames {
                 FrameBound::CurrentRow if rows => past,
                 FrameBound::CurrentRow if is_end => at.peer_end[i] as u64,
                 FrameBound::CurrentRow => at.peer_start[i] as u64,
-                FrameBound::Preceding(k) => past.saturating_sub(k),
-                FrameBound::Following(k) => past.saturating_add(k),
+                FrameBound::Preceding(k) => past.saturating_sub(*k),
+                FrameBound::Following(k) => past.saturating_add(*k),
+                FrameBound::RangeOffset { .. } => match reach {
+                    Some(r) => r.bound(i, is_end, at) as u64,
+                    None => past,
+                },
             };
             at_row.clamp(first, last) as usize
         };
@@ -379,12 +386,12 @@ impl Frames {
             part_start: at.part_start.clone(),
         };
         for i in 0..n {
-            let s = bound(w.frame.start, i, false);
-            let e = bound(w.frame.end, i, true).max(s);
+            let s = bound(&w.frame.start, &start_reach, i, false);
+            let e = bound(&w.frame.end, &end_reach, i, true).max(s);
             frames.start.push(s);
             frames.end.push(e);
         }
-        frames
+        Ok(frames)
     }
 
     fn at(&self, i: usize) -> (usize, usize) {
@@ -393,6 +400,64 @@ impl Frames {
 
     fn len(&self) -> usize {
         self.start.len()
+    }
+}
+
+/// A RANGE offset bound over a chunk: each row's order key and the key its
+/// bound reaches, in the row format of the sort's order, so that "before"
+/// is a byte comparison whatever the direction and the NULLs' place.
+struct RangeReach {
+    keys: Rows,
+    reach: Rows,
+    null_key: Vec<bool>,
+}
+
+impl RangeReach {
+    fn of(w: &WindowExpr, bound: &FrameBound, chunk: &RecordBatch) -> Result<Option<RangeReach>> {
+        let (FrameBound::RangeOffset { reach, .. }, Some(key)) = (bound, w.order_by.first()) else {
+            return Ok(None);
+        };
+        let reach = evaluate_array(reach, chunk)?;
+        let keys = cast(&evaluate_array(&key.expr, chunk)?, reach.data_type())?;
+        let field = SortField::new_with_options(
+            reach.data_type().clone(),
+            SortOptions {
+                descending: !key.asc,
+                nulls_first: key.nulls_first,
+            },
+        );
+        let converter = RowConverter::new(vec![field])?;
+        Ok(Some(RangeReach {
+            null_key: (0..keys.len()).map(|i| keys.is_null(i)).collect(),
+            keys: converter.convert_columns(&[keys])?,
+            reach: converter.convert_columns(&[reach])?,
+        }))
+    }
+
+    /// Where row `i`'s frame starts (the first row of its partition whose
+    /// key is not before the reach) or ends (the first after it). A row
+    /// whose key is NULL has its peers as the frame.
+    fn bound(&self, i: usize, is_end: bool, at: &Layout) -> usize {
+        if self.null_key[i] {
+            return if is_end {
+                at.peer_end[i]
+            } else {
+                at.peer_start[i]
+            };
+        }
+        let reach = self.reach.row(i);
+        let (mut lo, mut hi) = (at.part_start[i], at.part_end[i]);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let key = self.keys.row(mid);
+            let before = if is_end { key <= reach } else { key < reach };
+            if before {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 }
 
@@ -613,7 +678,7 @@ mod tests {
             window(
                 WindowFunc::Aggregate(AggFunc::Sum),
                 vec![Expr::Column(1)],
-                sliding,
+                sliding.clone(),
             ),
             window(WindowFunc::Lag, vec![Expr::Column(1)], sliding),
         ];

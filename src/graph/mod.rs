@@ -371,7 +371,10 @@ impl OpSpec {
             OpSpec::KeyFilter { build_stage, .. } => {
                 format!("KeyFilter(keys of stage {build_stage})")
             }
-            OpSpec::Window { exprs, .. } => format!("Window({} functions)", exprs.len()),
+            OpSpec::Window { exprs, .. } => match exprs.len() {
+                1 => "Window(1 function)".to_string(),
+                n => format!("Window({n} functions)"),
+            },
             OpSpec::Limit { skip, fetch } => match fetch {
                 Some(f) => format!("Limit(skip={skip}, fetch={f})"),
                 None => format!("Limit(skip={skip})"),

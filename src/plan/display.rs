@@ -34,6 +34,18 @@ impl fmt::Display for ExprDisplay<'_> {
                 | datafusion_common::ScalarValue::Utf8View(Some(t)) => write!(f, "'{t}'"),
                 v if v.is_null() => write!(f, "NULL"),
                 datafusion_common::ScalarValue::Date32(_) => write!(f, "DATE '{v}'"),
+                datafusion_common::ScalarValue::IntervalMonthDayNano(Some(i)) => {
+                    let mut parts = Vec::new();
+                    for (n, unit) in [(i.months as i64, "month"), (i.days as i64, "day")] {
+                        if n != 0 {
+                            parts.push(format!("{n} {unit}"));
+                        }
+                    }
+                    if i.nanoseconds != 0 || parts.is_empty() {
+                        parts.push(format!("{} second", i.nanoseconds as f64 / 1e9));
+                    }
+                    write!(f, "INTERVAL '{}'", parts.join(" "))
+                }
                 v => write!(f, "{v}"),
             },
             Expr::Binary { op, left, right } => {

@@ -492,6 +492,9 @@ impl Expr {
                     let e = std::mem::replace(&mut k.expr, Expr::Column(0));
                     k.expr = f(e)?;
                 }
+                let frame =
+                    std::mem::replace(&mut w.frame, super::window::WindowFrame::default_for(false));
+                w.frame = frame.map_reaches(&mut *f)?;
                 Expr::Window(w)
             }
         })

@@ -116,16 +116,26 @@ pub enum FrameUnits {
     Range,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FrameBound {
     UnboundedPreceding,
+    /// ROWS: this many rows before the current row.
     Preceding(u64),
     CurrentRow,
+    /// ROWS: this many rows after the current row.
     Following(u64),
     UnboundedFollowing,
+    /// RANGE `offset` PRECEDING or FOLLOWING: as far as the rows whose
+    /// order key reaches `reach`, the current row's key moved by the offset
+    /// (back for PRECEDING, in the direction of the sort).
+    RangeOffset {
+        offset: Box<Expr>,
+        preceding: bool,
+        reach: Box<Expr>,
+    },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowFrame {
     pub units: FrameUnits,
     pub start: FrameBound,
@@ -133,6 +143,27 @@ pub struct WindowFrame {
 }
 
 impl WindowFrame {
+    /// The reach expressions of its RANGE offsets.
+    pub fn reaches(&self) -> impl Iterator<Item = &Expr> {
+        [&self.start, &self.end]
+            .into_iter()
+            .filter_map(|b| match b {
+                FrameBound::RangeOffset { reach, .. } => Some(&**reach),
+                _ => None,
+            })
+    }
+
+    /// Its reach expressions, mapped by `f`.
+    pub fn map_reaches(mut self, f: &mut dyn FnMut(Expr) -> Result<Expr>) -> Result<WindowFrame> {
+        for b in [&mut self.start, &mut self.end] {
+            if let FrameBound::RangeOffset { reach, .. } = b {
+                let e = std::mem::replace(&mut **reach, Expr::Column(0));
+                **reach = f(e)?;
+            }
+        }
+        Ok(self)
+    }
+
     /// The frame without a frame clause: with ORDER BY, the rows up to the
     /// current row and its peers; without, the whole partition.
     pub fn default_for(ordered: bool) -> WindowFrame {
@@ -193,12 +224,14 @@ impl WindowExpr {
         )
     }
 
-    /// Every expression it reads: arguments, partition and order keys.
+    /// Every expression it reads: arguments, partition and order keys,
+    /// the reach of RANGE offsets.
     pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
         self.args
             .iter()
             .chain(&self.partition_by)
             .chain(self.order_by.iter().map(|k| &k.expr))
+            .chain(self.frame.reaches())
     }
 
     /// Whether two window expressions share their partitioning and order,
@@ -252,12 +285,19 @@ impl fmt::Display for WindowDisplay<'_> {
             parts.push(format!("ORDER BY {}", keys.join(", ")));
         }
         if w.frame != WindowFrame::default_for(!w.order_by.is_empty()) {
-            let bound = |b: FrameBound| match b {
+            let bound = |b: &FrameBound| match b {
                 FrameBound::UnboundedPreceding => "UNBOUNDED PRECEDING".to_string(),
                 FrameBound::Preceding(n) => format!("{n} PRECEDING"),
                 FrameBound::CurrentRow => "CURRENT ROW".to_string(),
                 FrameBound::Following(n) => format!("{n} FOLLOWING"),
                 FrameBound::UnboundedFollowing => "UNBOUNDED FOLLOWING".to_string(),
+                FrameBound::RangeOffset {
+                    offset, preceding, ..
+                } => format!(
+                    "{} {}",
+                    d(offset),
+                    if *preceding { "PRECEDING" } else { "FOLLOWING" }
+                ),
             };
             let units = match w.frame.units {
                 FrameUnits::Rows => "ROWS",
@@ -265,8 +305,8 @@ impl fmt::Display for WindowDisplay<'_> {
             };
             parts.push(format!(
                 "{units} BETWEEN {} AND {}",
-                bound(w.frame.start),
-                bound(w.frame.end)
+                bound(&w.frame.start),
+                bound(&w.frame.end)
             ));
         }
         write!(f, "{})", parts.join(" "))

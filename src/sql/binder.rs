@@ -590,7 +590,6 @@ impl<'a> Binder<'a> {
             (!select.cluster_by.is_empty(), "CLUSTER BY"),
             (!select.distribute_by.is_empty(), "DISTRIBUTE BY"),
             (!select.sort_by.is_empty(), "SORT BY"),
-            (!select.named_window.is_empty(), "WINDOW"),
             (select.exclude.is_some(), "EXCLUDE"),
             (select.value_table_mode.is_some(), "SELECT AS VALUE/STRUCT"),
             (select.select_modifiers.is_some(), "SELECT modifiers"),
@@ -615,6 +614,11 @@ impl<'a> Binder<'a> {
             subqueries: Some(self),
             allow_windows: std::cell::Cell::new(true),
             aliases: RefCell::new(vec![]),
+            named_windows: select
+                .named_window
+                .iter()
+                .map(|d| (d.0.value.clone(), d.1.clone()))
+                .collect(),
             ..ExprBinder::new(&scope, &in_schema)
         };
         // SELECT items, with * expanded.

@@ -103,6 +103,8 @@ pub struct ExprBinder<'a> {
     /// SELECT-list names an identifier that is no column may stand for
     /// (QUALIFY `r = 1` with `… AS r`), each with its bound expression.
     pub aliases: RefCell<Vec<(String, Expr)>>,
+    /// The windows of the query's WINDOW clause, by name.
+    pub named_windows: Vec<(String, ast::NamedWindowExpr)>,
 }
 
 /// The deepest expression bound (as DuckDB's `max_expression_depth`): the
@@ -129,6 +131,7 @@ impl<'a> ExprBinder<'a> {
             depth: std::cell::Cell::new(0),
             allow_windows: std::cell::Cell::new(false),
             aliases: RefCell::new(vec![]),
+            named_windows: vec![],
         }
     }
 

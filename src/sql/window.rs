@@ -8,8 +8,11 @@ use super::expr::ExprBinder;
 use crate::error::{Location, QuarryError, Result};
 use crate::plan::types::is_numeric;
 use crate::plan::{
-    AggFunc, Expr, FrameBound, FrameUnits, LogicalPlan, WindowExpr, WindowFrame, WindowFunc,
+    AggFunc, BinaryOp, Expr, FrameBound, FrameUnits, LogicalPlan, SortKey, WindowExpr, WindowFrame,
+    WindowFunc,
 };
+use arrow::datatypes::DataType;
+use datafusion_common::ScalarValue;
 
 /// The aggregates that work as window functions.
 const WINDOW_AGGREGATES: [(&str, AggFunc); 5] = [
@@ -46,9 +49,10 @@ impl ExprBinder<'_> {
             },
         };
         let spec = match &f.over {
-            Some(ast::WindowType::WindowSpec(spec)) if spec.window_name.is_none() => spec,
-            _ => return Err(err("named windows (WINDOW w AS …) are not supported".into())),
+            Some(over) => self.resolve_window(over, loc)?,
+            None => return Err(err(format!("{name}() needs an OVER clause"))),
         };
+        let spec = &spec;
         let unsupported = [
             (f.filter.is_some(), "FILTER (WHERE …)"),
             (f.null_treatment.is_some(), "IGNORE/RESPECT NULLS"),
@@ -91,7 +95,7 @@ impl ExprBinder<'_> {
         self.check_window_args(func, name, &args, loc)?;
         let frame = match &spec.window_frame {
             None => WindowFrame::default_for(!order_by.is_empty()),
-            Some(fr) => frame(fr, loc)?,
+            Some(fr) => self.bind_frame(fr, &order_by, loc)?,
         };
         Ok(Expr::Window(Box::new(WindowExpr {
             func,
@@ -100,6 +104,72 @@ impl ExprBinder<'_> {
             order_by,
             frame,
         })))
+    }
+
+    /// The window of an OVER clause with the named windows it refers to
+    /// (`OVER w`, `OVER (w ORDER BY …)`) filled in: their PARTITION BY,
+    /// their ORDER BY unless it adds one, their frame unless it has one.
+    fn resolve_window(
+        &self,
+        over: &ast::WindowType,
+        loc: Option<Location>,
+    ) -> Result<ast::WindowSpec> {
+        let err = |m: String| QuarryError::plan_at(m, loc);
+        let reference = |name: &ast::Ident| ast::WindowSpec {
+            window_name: Some(name.clone()),
+            partition_by: vec![],
+            order_by: vec![],
+            window_frame: None,
+        };
+        let mut spec = match over {
+            ast::WindowType::WindowSpec(s) => s.clone(),
+            ast::WindowType::NamedWindow(name) => reference(name),
+        };
+        let mut followed = 0;
+        while let Some(name) = spec.window_name.take() {
+            followed += 1;
+            if followed > self.named_windows.len() {
+                return Err(err(format!("window {name} refers to itself")));
+            }
+            let Some((_, base)) = self
+                .named_windows
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&name.value))
+            else {
+                let hint = crate::catalog::closest(
+                    &name.value,
+                    self.named_windows.iter().map(|(n, _)| n.as_str()),
+                )
+                .map(|c| format!(", did you mean '{c}'?"))
+                .unwrap_or_default();
+                return Err(err(format!("no window named '{name}'{hint}")));
+            };
+            let base = match base {
+                ast::NamedWindowExpr::WindowSpec(s) => s.clone(),
+                ast::NamedWindowExpr::NamedWindow(n) => reference(n),
+            };
+            if !spec.partition_by.is_empty() {
+                return Err(err(format!(
+                    "a window based on window {name} cannot have a PARTITION BY of its own"
+                )));
+            }
+            if !spec.order_by.is_empty() && !base.order_by.is_empty() {
+                return Err(err(format!(
+                    "a window based on window {name} cannot replace its ORDER BY"
+                )));
+            }
+            spec = ast::WindowSpec {
+                window_name: base.window_name,
+                partition_by: base.partition_by,
+                order_by: if spec.order_by.is_empty() {
+                    base.order_by
+                } else {
+                    spec.order_by
+                },
+                window_frame: spec.window_frame.or(base.window_frame),
+            };
+        }
+        Ok(spec)
     }
 
     #[allow(clippy::type_complexity)]
@@ -200,59 +270,178 @@ impl ExprBinder<'_> {
     }
 }
 
-fn frame(fr: &ast::WindowFrame, loc: Option<Location>) -> Result<WindowFrame> {
-    let err = |m: &str| QuarryError::plan_at(m, loc);
-    let units = match fr.units {
-        ast::WindowFrameUnits::Rows => FrameUnits::Rows,
-        ast::WindowFrameUnits::Range => FrameUnits::Range,
-        ast::WindowFrameUnits::Groups => return Err(err("GROUPS frames are not supported")),
-    };
-    let offset = |e: &ast::Expr| -> Result<u64> {
-        if units == FrameUnits::Range {
+impl ExprBinder<'_> {
+    /// A frame clause. A RANGE offset needs one ORDER BY key, numeric with
+    /// a non-negative number, or a DATE with an interval (or a number of
+    /// days).
+    fn bind_frame(
+        &self,
+        fr: &ast::WindowFrame,
+        order_by: &[SortKey],
+        loc: Option<Location>,
+    ) -> Result<WindowFrame> {
+        let err = |m: &str| QuarryError::plan_at(m, loc);
+        let units = match fr.units {
+            ast::WindowFrameUnits::Rows => FrameUnits::Rows,
+            ast::WindowFrameUnits::Range => FrameUnits::Range,
+            ast::WindowFrameUnits::Groups => return Err(err("GROUPS frames are not supported")),
+        };
+        let rows_offset = |e: &ast::Expr| -> Result<u64> {
+            match e {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::Number(n, _) => n
+                        .parse::<u64>()
+                        .map_err(|_| err("a ROWS offset must be a non-negative integer")),
+                    _ => Err(err("a ROWS offset must be a non-negative integer")),
+                },
+                _ => Err(err("a ROWS offset must be a non-negative integer constant")),
+            }
+        };
+        let bound = |b: &ast::WindowFrameBound| -> Result<FrameBound> {
+            Ok(match (b, units) {
+                (ast::WindowFrameBound::CurrentRow, _) => FrameBound::CurrentRow,
+                (ast::WindowFrameBound::Preceding(None), _) => FrameBound::UnboundedPreceding,
+                (ast::WindowFrameBound::Following(None), _) => FrameBound::UnboundedFollowing,
+                (ast::WindowFrameBound::Preceding(Some(e)), FrameUnits::Rows) => {
+                    FrameBound::Preceding(rows_offset(e)?)
+                }
+                (ast::WindowFrameBound::Following(Some(e)), FrameUnits::Rows) => {
+                    FrameBound::Following(rows_offset(e)?)
+                }
+                (ast::WindowFrameBound::Preceding(Some(e)), FrameUnits::Range) => {
+                    self.range_offset(e, true, order_by, loc)?
+                }
+                (ast::WindowFrameBound::Following(Some(e)), FrameUnits::Range) => {
+                    self.range_offset(e, false, order_by, loc)?
+                }
+            })
+        };
+        let start = bound(&fr.start_bound)?;
+        let end = match &fr.end_bound {
+            Some(b) => bound(b)?,
+            None => FrameBound::CurrentRow,
+        };
+        if start == FrameBound::UnboundedFollowing {
+            return Err(err("a frame cannot start at UNBOUNDED FOLLOWING"));
+        }
+        if end == FrameBound::UnboundedPreceding {
+            return Err(err("a frame cannot end at UNBOUNDED PRECEDING"));
+        }
+        let preceding = |b: &FrameBound| {
+            matches!(
+                b,
+                FrameBound::Preceding(_)
+                    | FrameBound::RangeOffset {
+                        preceding: true,
+                        ..
+                    }
+            )
+        };
+        let following = |b: &FrameBound| {
+            matches!(
+                b,
+                FrameBound::Following(_)
+                    | FrameBound::RangeOffset {
+                        preceding: false,
+                        ..
+                    }
+            )
+        };
+        if (start == FrameBound::CurrentRow && preceding(&end))
+            || (following(&start) && (preceding(&end) || end == FrameBound::CurrentRow))
+        {
+            return Err(err("a frame cannot end before it starts"));
+        }
+        Ok(WindowFrame { units, start, end })
+    }
+
+    /// `RANGE offset PRECEDING|FOLLOWING`: the offset and the key it
+    /// reaches from each row's.
+    fn range_offset(
+        &self,
+        e: &ast::Expr,
+        preceding: bool,
+        order_by: &[SortKey],
+        loc: Option<Location>,
+    ) -> Result<FrameBound> {
+        let err = |m: String| QuarryError::plan_at(m, loc);
+        let [key] = order_by else {
             return Err(err(
-                "RANGE frames with an offset are not supported (ROWS frames are)",
+                "a RANGE frame with an offset needs exactly one ORDER BY key".into(),
             ));
+        };
+        let offset = crate::optimizer::fold_expr(self.bind(e)?)?;
+        let Expr::Literal(value) = &offset else {
+            return Err(err("a RANGE offset must be a constant".into()));
+        };
+        let key_type = self.type_of(&key.expr)?;
+        let offset = match (&key_type, value) {
+            // a number of days before or after a date
+            (DataType::Date32, v) if v.data_type().is_integer() => {
+                let days = v.cast_to(&DataType::Int32).ok().and_then(|d| match d {
+                    ScalarValue::Int32(Some(d)) => Some(d),
+                    _ => None,
+                });
+                match days {
+                    Some(d) => Expr::Literal(ScalarValue::new_interval_mdn(0, d, 0)),
+                    None => return Err(err(format!("RANGE offset {value} is out of range"))),
+                }
+            }
+            _ => offset,
+        };
+        let Expr::Literal(value) = &offset else {
+            return Err(err("a RANGE offset must be a constant".into()));
+        };
+        let negative = match value {
+            ScalarValue::IntervalMonthDayNano(Some(i)) => {
+                i.months < 0 || i.days < 0 || i.nanoseconds < 0
+            }
+            v if v.is_null() => return Err(err("a RANGE offset cannot be NULL".into())),
+            v => v
+                .cast_to(&DataType::Float64)
+                .ok()
+                .and_then(|f| match f {
+                    ScalarValue::Float64(Some(f)) => Some(f < 0.0),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    err(format!(
+                        "a RANGE offset must be a number or an interval, not {}",
+                        crate::plan::types::sql_type_name(&v.data_type())
+                    ))
+                })?,
+        };
+        if negative {
+            return Err(err("a RANGE offset cannot be negative".into()));
         }
-        match e {
-            ast::Expr::Value(v) => match &v.value {
-                ast::Value::Number(n, _) => n
-                    .parse::<u64>()
-                    .map_err(|_| err("a frame offset must be a non-negative integer")),
-                _ => Err(err("a frame offset must be a non-negative integer")),
-            },
-            _ => Err(err(
-                "a frame offset must be a non-negative integer constant",
-            )),
-        }
-    };
-    let bound = |b: &ast::WindowFrameBound| -> Result<FrameBound> {
-        Ok(match b {
-            ast::WindowFrameBound::CurrentRow => FrameBound::CurrentRow,
-            ast::WindowFrameBound::Preceding(None) => FrameBound::UnboundedPreceding,
-            ast::WindowFrameBound::Preceding(Some(e)) => FrameBound::Preceding(offset(e)?),
-            ast::WindowFrameBound::Following(None) => FrameBound::UnboundedFollowing,
-            ast::WindowFrameBound::Following(Some(e)) => FrameBound::Following(offset(e)?),
+        // back from the key for PRECEDING in an ascending order
+        let op = if preceding == key.asc {
+            BinaryOp::Minus
+        } else {
+            BinaryOp::Plus
+        };
+        let offset_type = self.type_of(&offset)?;
+        let reach = super::coerce::binary(
+            op,
+            key.expr.clone(),
+            key_type.clone(),
+            offset.clone(),
+            offset_type,
+            loc,
+        )
+        .map_err(|_| {
+            err(format!(
+                "a RANGE offset of {} does not apply to an ORDER BY key of {}",
+                crate::plan::types::sql_type_name(&self.type_of(&offset).unwrap_or(DataType::Null)),
+                crate::plan::types::sql_type_name(&key_type)
+            ))
+        })?;
+        Ok(FrameBound::RangeOffset {
+            offset: Box::new(offset),
+            preceding,
+            reach: Box::new(reach),
         })
-    };
-    let start = bound(&fr.start_bound)?;
-    let end = match &fr.end_bound {
-        Some(b) => bound(b)?,
-        None => FrameBound::CurrentRow,
-    };
-    if start == FrameBound::UnboundedFollowing {
-        return Err(err("a frame cannot start at UNBOUNDED FOLLOWING"));
     }
-    if end == FrameBound::UnboundedPreceding {
-        return Err(err("a frame cannot end at UNBOUNDED PRECEDING"));
-    }
-    let starts_after_current = matches!(start, FrameBound::Following(_));
-    let ends_before_current = matches!(end, FrameBound::Preceding(_));
-    if (start == FrameBound::CurrentRow && ends_before_current)
-        || (starts_after_current && (ends_before_current || end == FrameBound::CurrentRow))
-    {
-        return Err(err("a frame cannot end before it starts"));
-    }
-    Ok(WindowFrame { units, start, end })
 }
 
 /// The distinct window calls in `exprs`, in order of appearance.

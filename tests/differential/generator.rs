@@ -1141,7 +1141,7 @@ impl Gen {
         let mut outs: Vec<String> = partition.iter().chain(&order).cloned().collect();
         for _ in 0..1 + self.rng.below(3) {
             let x = self.rng.pick(&scope).sql.clone();
-            let w = match self.rng.below(14) {
+            let w = match self.rng.below(16) {
                 // the same value whatever the order among peers
                 0 => format!("rank() {}", clause(&order, "")),
                 1 => format!("dense_rank() {}", clause(&order, "")),
@@ -1182,6 +1182,32 @@ impl Gen {
                         _ => format!("ROWS {a} PRECEDING"),
                     };
                     format!("{f}({e}) {}", clause(&total, &frame))
+                }
+                14 | 15 => {
+                    // a RANGE offset over one numeric or date key
+                    let keys: Vec<&Col> = scope.iter().filter(|c| c.def.ty != Str).collect();
+                    let key = (*self.rng.pick(&keys)).clone();
+                    let (a, b) = (self.rng.range(0, 40), self.rng.range(0, 40));
+                    let (a, b) = match key.def.ty {
+                        Date => (format!("INTERVAL {a} DAY"), format!("INTERVAL {b} DAY")),
+                        Dec => (format!("{a}.5"), format!("{b}.25")),
+                        _ => (a.to_string(), b.to_string()),
+                    };
+                    let dir = if self.rng.chance(30) { " DESC" } else { "" };
+                    let frame = match self.rng.below(3) {
+                        0 => format!("RANGE BETWEEN {a} PRECEDING AND {b} FOLLOWING"),
+                        1 => format!("RANGE BETWEEN CURRENT ROW AND {b} FOLLOWING"),
+                        _ => format!("RANGE {a} PRECEDING"),
+                    };
+                    let key_order = [format!("{}{dir}", key.sql)];
+                    let f = *self.rng.pick(&["count", "min", "max", "sum"]);
+                    let arg = match f {
+                        "sum" if !numeric.is_empty() => self.numeric_expr(&numeric),
+                        "sum" => "1".to_string(),
+                        _ => x.clone(),
+                    };
+                    outs.push(key.sql.clone());
+                    format!("{f}({arg}) {}", clause(&key_order, &frame))
                 }
                 _ => format!("count({x}) {}", clause(&order, "")),
             };
