@@ -506,6 +506,11 @@ fn function(
             arrays[1].clone()
         }
         ScalarFunc::AverageOf => average_of(&arrays[0], &arrays[1])?,
+        ScalarFunc::Grouping => {
+            return Err(QuarryError::exec(
+                "internal error: grouping() left in a plan",
+            ))
+        }
         ScalarFunc::Coalesce => {
             let mut result = arrays[arrays.len() - 1].clone();
             for a in arrays.iter().rev().skip(1) {

@@ -134,6 +134,10 @@ pub enum ScalarFunc {
     /// that sum and count, NULL for no rows. Not callable from SQL: the
     /// optimizer computes an `avg` from a `sum` of the same values with it.
     AverageOf,
+    /// grouping(x, …) → BIGINT: a 1 bit for each argument the row's
+    /// grouping set does not group by. The binder replaces it by a column
+    /// of the grouping sets' plan; it never runs.
+    Grouping,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,6 +191,7 @@ impl ScalarFunc {
             TryCast => "try_cast",
             MakeDate => "make_date",
             AverageOf => "average_of",
+            Grouping => "grouping",
         }
     }
 }

@@ -13,6 +13,7 @@ use sqlparser::ast::{
 };
 
 use super::expr::ExprBinder;
+use super::grouping_sets;
 use super::location_of;
 use super::scope::Scope;
 use super::subquery::{collect_aggregates, join_pending, rewrite_after_aggregate};
@@ -741,46 +742,67 @@ impl<'a> Binder<'a> {
             order_refs.push((r, &o.options));
         }
         // GROUP BY expressions, by expression, output alias or ordinal.
-        let group_asts: Vec<ast::Expr> = match &select.group_by {
+        let (group_asts, set_asts): (Vec<ast::Expr>, Option<Vec<Vec<ast::Expr>>>) = match &select
+            .group_by
+        {
             GroupByExpr::Expressions(exprs, modifiers) => {
-                if !modifiers.is_empty() {
-                    return Err(QuarryError::plan(
-                        "ROLLUP, CUBE and GROUPING SETS are not supported",
-                    ));
+                match grouping_sets::grouping_sets(exprs, modifiers)? {
+                    None => (exprs.clone(), None),
+                    Some(sets) => (sets.concat(), Some(sets)),
                 }
-                exprs.clone()
             }
             GroupByExpr::All(_) => return Err(QuarryError::plan("GROUP BY ALL is not supported")),
         };
-        let mut group = Vec::new();
-        for g in &group_asts {
-            let bound = if let Some(i) = ordinal(g, items.len())? {
-                match &items[i].ast {
-                    Some(a) => plain.bind(a)?,
-                    None => items[i].expr.clone(),
-                }
-            } else {
-                match plain.bind(g) {
-                    Ok(e) => e,
-                    Err(err) => {
-                        // GROUP BY an output alias
-                        let alias = match g {
-                            ast::Expr::Identifier(id) => items
-                                .iter()
-                                .find(|it| it.name.eq_ignore_ascii_case(&id.value)),
-                            _ => None,
-                        };
-                        match alias.and_then(|it| it.ast.as_ref()) {
-                            Some(a) => plain.bind(a)?,
-                            None => return Err(err),
-                        }
+        let bind_group = |g: &ast::Expr| -> Result<Expr> {
+            if let Some(i) = ordinal(g, items.len())? {
+                return match &items[i].ast {
+                    Some(a) => plain.bind(a),
+                    None => Ok(items[i].expr.clone()),
+                };
+            }
+            match plain.bind(g) {
+                Ok(e) => Ok(e),
+                Err(err) => {
+                    // GROUP BY an output alias
+                    let alias = match g {
+                        ast::Expr::Identifier(id) => items
+                            .iter()
+                            .find(|it| it.name.eq_ignore_ascii_case(&id.value)),
+                        _ => None,
+                    };
+                    match alias.and_then(|it| it.ast.as_ref()) {
+                        Some(a) => plain.bind(a),
+                        None => Err(err),
                     }
                 }
-            };
+            }
+        };
+        let mut group = Vec::new();
+        for g in &group_asts {
+            let bound = bind_group(g)?;
             if !group.contains(&bound) {
                 group.push(bound);
             }
         }
+        // each grouping set as positions in `group`
+        let sets: Option<Vec<Vec<usize>>> = match &set_asts {
+            None => None,
+            Some(sets) => Some(
+                sets.iter()
+                    .map(|set| {
+                        let mut positions: Vec<usize> = Vec::new();
+                        for g in set {
+                            let bound = bind_group(g)?;
+                            let i = group.iter().position(|x| *x == bound).unwrap_or(0);
+                            if !positions.contains(&i) {
+                                positions.push(i);
+                            }
+                        }
+                        Ok(positions)
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+        };
         let mut order_exprs: Vec<&Expr> = Vec::new();
         for (r, _) in &order_refs {
             if let OrderRef::Expr(e) = r {
@@ -796,14 +818,13 @@ impl<'a> Binder<'a> {
                 .chain(order_exprs),
         );
         let mut having = having;
-        let aggregated = !group.is_empty() || !aggs.is_empty();
+        let aggregated = !group.is_empty() || !aggs.is_empty() || sets.is_some();
         if aggregated {
             let mut names: Vec<String> = group
                 .iter()
                 .map(|g| g.display(&in_schema).to_string())
                 .collect();
             names.extend(aggs.iter().map(|a| a.display(&in_schema).to_string()));
-            plan = LogicalPlan::aggregate(plan, group.clone(), aggs.clone(), &names)?;
             let rewrite = |e: Expr| rewrite_after_aggregate(e, &group, &aggs, &in_schema);
             for it in items.iter_mut() {
                 it.expr = rewrite(it.expr.clone())?;
@@ -813,6 +834,33 @@ impl<'a> Binder<'a> {
             for (r, _) in order_refs.iter_mut() {
                 if let OrderRef::Expr(e) = r {
                     *e = rewrite(e.clone())?;
+                }
+            }
+            let mut rewritten: Vec<&Expr> = items.iter().map(|i| &i.expr).collect();
+            rewritten.extend(having.iter().chain(qualify.iter()));
+            for (r, _) in &order_refs {
+                if let OrderRef::Expr(e) = r {
+                    rewritten.push(e);
+                }
+            }
+            let calls = grouping_sets::grouping_calls(rewritten.into_iter(), group.len())?;
+            if sets.is_none() && calls.is_empty() {
+                plan = LogicalPlan::aggregate(plan, group.clone(), aggs.clone(), &names)?;
+            } else {
+                let all = vec![(0..group.len()).collect()];
+                let sets = sets.as_deref().unwrap_or(&all);
+                plan = grouping_sets::plan(plan, &group, &aggs, &names, sets, &calls)?;
+                let first = group.len() + aggs.len();
+                let replace = |e: Expr| grouping_sets::replace_grouping_calls(e, first, &calls);
+                for it in items.iter_mut() {
+                    it.expr = replace(it.expr.clone())?;
+                }
+                having = having.map(replace).transpose()?;
+                qualify = qualify.map(replace).transpose()?;
+                for (r, _) in order_refs.iter_mut() {
+                    if let OrderRef::Expr(e) = r {
+                        *e = replace(e.clone())?;
+                    }
                 }
             }
         }

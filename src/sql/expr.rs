@@ -79,6 +79,8 @@ pub(crate) const SCALARS: &[&str] = &[
     "ceiling",
     "sign",
     "mod",
+    "grouping",
+    "grouping_id",
 ];
 /// Scalar functions with a syntax of their own: `CAST(x AS t)`,
 /// `TRY_CAST(x AS t)`, `EXTRACT(part FROM d)`, `POSITION(s IN t)`.
@@ -692,6 +694,25 @@ impl ExprBinder<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
         let func = match name.as_str() {
+            "grouping" | "grouping_id" => {
+                if !self.allow_aggregates {
+                    return Err(QuarryError::plan_at(
+                        format!("{name}() is allowed only in the SELECT list, HAVING and ORDER BY of a query with GROUP BY"),
+                        loc,
+                    ));
+                }
+                if bound.is_empty() {
+                    return Err(QuarryError::plan_at(
+                        format!("{name}() takes at least one argument"),
+                        loc,
+                    ));
+                }
+                return Ok(Expr::Function {
+                    func: ScalarFunc::Grouping,
+                    args: bound,
+                    data_type: DataType::Int64,
+                });
+            }
             "abs" => ScalarFunc::Abs,
             "round" => ScalarFunc::Round,
             "upper" => ScalarFunc::Upper,
@@ -907,6 +928,7 @@ impl ExprBinder<'_> {
             ScalarFunc::Extract(_) => DataType::Int64,
             ScalarFunc::AssertSingleRow => types[1].clone(),
             ScalarFunc::AverageOf => DataType::Float64,
+            ScalarFunc::Grouping => DataType::Int64,
             // (bound by the CAST syntax, never by name)
             ScalarFunc::TryCast => {
                 return Err(QuarryError::plan_at("use TRY_CAST(x AS type)", loc));

@@ -3,6 +3,7 @@
 mod binder;
 mod coerce;
 mod expr;
+mod grouping_sets;
 mod scope;
 mod set_ops;
 mod subquery;

@@ -7,9 +7,9 @@
 //!   inner, comma-with-WHERE or LEFT;
 //! - filters compare columns with literals of their own type drawn from the
 //!   column's domain at SF 0.01 (so that they select something);
-//! - GROUP BY over low-cardinality columns and expressions, with count,
-//!   count(DISTINCT), sum, avg, min, max, stddev_samp and var_pop, and
-//!   HAVING;
+//! - GROUP BY over low-cardinality columns and expressions (now and then
+//!   as ROLLUP, CUBE or GROUPING SETS), with count, count(DISTINCT), sum,
+//!   avg, min, max, stddev_samp and var_pop, and HAVING;
 //! - EXISTS / NOT EXISTS / IN / NOT IN subqueries, correlated or not, and
 //!   scalar subqueries (aggregates, correlated on a key);
 //! - derived tables and CTEs;
@@ -1314,7 +1314,14 @@ impl Gen {
             sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
         }
         if !group_by.is_empty() {
-            sql.push_str(&format!(" GROUP BY {}", group_by.join(", ")));
+            let keys = group_by.join(", ");
+            let clause = match self.rng.below(20) {
+                0 => format!("ROLLUP ({keys})"),
+                1 => format!("CUBE ({keys})"),
+                2 => format!("GROUPING SETS (({keys}), ())"),
+                _ => keys,
+            };
+            sql.push_str(&format!(" GROUP BY {clause}"));
         }
         if let Some(h) = having {
             sql.push_str(&format!(" HAVING {h}"));
