@@ -23,9 +23,12 @@ use super::group_keys::GroupKeys;
 use super::operator::{Operator, SpillCount};
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::aggregate_result_type;
+use crate::plan::expr::AggParam;
 use crate::plan::{AggFunc, AggregateExpr, Expr};
 use crate::runtime::memory::{format_bytes, MemoryPool, Reservation};
 use crate::runtime::spill::SpillFile;
+
+mod more;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggMode {
@@ -56,6 +59,30 @@ pub fn state_fields(agg: &AggregateExpr, arg_type: &DataType, name: &str) -> Vec
             Field::new(format!("{name}[mean]"), DataType::Float64, false),
             Field::new(format!("{name}[m2]"), DataType::Float64, false),
         ],
+        AggFunc::StringAgg => vec![Field::new(format!("{name}[joined]"), DataType::Utf8, true)],
+        // the argument is row(arg, val): its two values
+        AggFunc::ArgMin | AggFunc::ArgMax => match arg_type {
+            DataType::Struct(fields) => fields
+                .iter()
+                .map(|f| Field::new(format!("{name}[{}]", f.name()), f.data_type().clone(), true))
+                .collect(),
+            other => vec![Field::new(format!("{name}[arg]"), other.clone(), true)],
+        },
+        AggFunc::QuantileCont | AggFunc::QuantileDisc => vec![Field::new(
+            format!("{name}[values]"),
+            DataType::List(Arc::new(Field::new_list_field(
+                more::kept_type(arg_type),
+                true,
+            ))),
+            true,
+        )],
+        AggFunc::ApproxCountDistinct => {
+            vec![Field::new(
+                format!("{name}[sketch]"),
+                DataType::Binary,
+                true,
+            )]
+        }
     }
 }
 
@@ -243,7 +270,7 @@ impl AggregateOp {
                 None => Arc::new(Int64Array::from_value(1, n)),
             }
         };
-        for agg in &self.aggs {
+        for (agg, arg_type) in self.aggs.iter().zip(&self.arg_types) {
             let arg = agg
                 .arg
                 .as_ref()
@@ -254,6 +281,19 @@ impl AggregateOp {
                     .ok_or_else(|| QuarryError::exec("internal error: aggregate without argument"))
             };
             match agg.func {
+                AggFunc::StringAgg
+                | AggFunc::ArgMin
+                | AggFunc::ArgMax
+                | AggFunc::QuantileCont
+                | AggFunc::QuantileDisc
+                | AggFunc::ApproxCountDistinct => {
+                    // each row the one row of a group of its own
+                    let mut acc = new_accumulator(agg, arg_type)?;
+                    let groups: Vec<usize> = (0..n).collect();
+                    acc.update(&groups, n, Some(&value()?))?;
+                    acc.resize(n);
+                    columns.extend(acc.state()?);
+                }
                 AggFunc::Count | AggFunc::CountStar => columns.push(counts(arg.as_ref())),
                 AggFunc::Sum | AggFunc::Min | AggFunc::Max => columns.push(value()?),
                 AggFunc::Avg => {
@@ -776,7 +816,31 @@ fn new_accumulator(agg: &AggregateExpr, arg_type: &DataType) -> Result<Box<dyn G
         AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
             Box::new(VarianceAcc::new(agg.func))
         }
+        AggFunc::StringAgg => Box::new(more::StringAggAcc::new(match &agg.param {
+            Some(AggParam::Separator(s)) => s.clone(),
+            _ => return Err(missing_param(agg)),
+        })),
+        AggFunc::ArgMin | AggFunc::ArgMax => Box::new(more::ArgMinMaxAcc::new(
+            agg.func == AggFunc::ArgMin,
+            arg_type,
+        )?),
+        AggFunc::QuantileCont | AggFunc::QuantileDisc => match agg.param {
+            Some(AggParam::Quantile(q)) => Box::new(more::QuantileAcc::new(
+                q,
+                agg.func == AggFunc::QuantileCont,
+                arg_type,
+            )),
+            _ => return Err(missing_param(agg)),
+        },
+        AggFunc::ApproxCountDistinct => Box::new(more::ApproxDistinctAcc::new()),
     })
+}
+
+fn missing_param(agg: &AggregateExpr) -> QuarryError {
+    QuarryError::exec(format!(
+        "internal error: {}() without its constant argument",
+        agg.func.name()
+    ))
 }
 
 /// var_samp, var_pop, stddev_samp, stddev_pop: per group the count, the
@@ -1540,6 +1604,7 @@ mod tests {
             func,
             arg: arg.map(Expr::Column),
             distinct: false,
+            param: None,
         }
     }
 
@@ -1588,8 +1653,74 @@ mod tests {
     /// Group by k: count(*), sum(v), avg(v), min(s), max(v), in Single mode,
     /// under a budget of `limit` bytes; the output as sorted text rows.
     fn run(limit: usize, dir: &Path, groups: i64) -> (Result<Vec<String>>, usize, SpillCount) {
+        run_with(test_aggs(), limit, dir, groups)
+    }
+
+    /// string_agg(s), median(v), quantile_disc(s, 0.25),
+    /// approx_count_distinct(v), arg_max(s, v) and arg_min(v, s): the
+    /// aggregates whose state grows with their group's values.
+    fn more_aggs() -> (Vec<AggregateExpr>, Vec<DataType>) {
+        use crate::plan::expr::Quantile;
+        use crate::plan::ScalarFunc;
+        let with = |func, arg, param| AggregateExpr {
+            param: Some(param),
+            ..agg(func, Some(arg))
+        };
+        let row = |a: usize, v: usize, types: [DataType; 2]| {
+            let fields: Vec<Field> = ["arg", "val"]
+                .iter()
+                .zip(types)
+                .map(|(n, t)| Field::new(*n, t, true))
+                .collect();
+            let t = DataType::Struct(fields.into());
+            let e = Expr::Function {
+                func: ScalarFunc::Row,
+                args: vec![Expr::Column(a), Expr::Column(v)],
+                data_type: t.clone(),
+            };
+            (e, t)
+        };
+        let (max_row, max_type) = row(2, 1, [DataType::Utf8, DataType::Int64]);
+        let (min_row, min_type) = row(1, 2, [DataType::Int64, DataType::Utf8]);
+        let half = Quantile::Decimal {
+            unscaled: 5,
+            scale: 1,
+        };
+        let quarter = Quantile::Double(0.25f64.to_bits());
+        let aggs = vec![
+            with(AggFunc::StringAgg, 2, AggParam::Separator(Some(";".into()))),
+            with(AggFunc::QuantileCont, 1, AggParam::Quantile(half)),
+            with(AggFunc::QuantileDisc, 2, AggParam::Quantile(quarter)),
+            agg(AggFunc::ApproxCountDistinct, Some(1)),
+            AggregateExpr {
+                arg: Some(max_row),
+                ..agg(AggFunc::ArgMax, None)
+            },
+            AggregateExpr {
+                arg: Some(min_row),
+                ..agg(AggFunc::ArgMin, None)
+            },
+        ];
+        let arg_types = vec![
+            DataType::Utf8,
+            DataType::Int64,
+            DataType::Utf8,
+            DataType::Int64,
+            max_type,
+            min_type,
+        ];
+        (aggs, arg_types)
+    }
+
+    /// Group by k: `aggs` in Single mode, under a budget of `limit` bytes;
+    /// the output as sorted text rows.
+    fn run_with(
+        (aggs, arg_types): (Vec<AggregateExpr>, Vec<DataType>),
+        limit: usize,
+        dir: &Path,
+        groups: i64,
+    ) -> (Result<Vec<String>>, usize, SpillCount) {
         let (schema, batches) = input(groups, 3);
-        let (aggs, arg_types) = test_aggs();
         let mut fields = vec![Field::new("k", DataType::Int64, true)];
         for (i, (a, t)) in aggs.iter().zip(&arg_types).enumerate() {
             fields.push(Field::new(
@@ -1641,8 +1772,16 @@ mod tests {
         per_group: i64,
         hint: &Arc<AtomicBool>,
     ) -> (Vec<String>, usize, Vec<String>) {
+        run_two_phase_with(test_aggs(), groups, per_group, hint)
+    }
+
+    fn run_two_phase_with(
+        (mut aggs, mut arg_types): (Vec<AggregateExpr>, Vec<DataType>),
+        groups: i64,
+        per_group: i64,
+        hint: &Arc<AtomicBool>,
+    ) -> (Vec<String>, usize, Vec<String>) {
         let (schema, batches) = input(groups, per_group);
-        let (mut aggs, mut arg_types) = test_aggs();
         aggs.push(agg(AggFunc::Count, Some(1)));
         arg_types.push(DataType::Int64);
         let mut fields = vec![Field::new("k", DataType::Int64, true)];
@@ -1760,6 +1899,69 @@ mod tests {
         let hint = Arc::new(AtomicBool::new(false));
         run_two_phase(5_000, 1, &hint);
         assert!(!hint.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn values_held_per_group_pass_through_and_merge_to_the_single_phase_answer() {
+        // 150K groups seen twice: the partial aggregate passes rows through
+        let hint = Arc::new(AtomicBool::new(false));
+        let (rows, state_rows, expected) = run_two_phase_with(more_aggs(), 150_000, 2, &hint);
+        assert!(state_rows > 250_000, "{state_rows} state rows");
+        assert_eq!(rows, expected);
+        // key 7: v NULL (7 % 7 == 0) and 150007, s "s7" and "s7"
+        let want = "7|s7;s7|150007.0|s7|1|s7|150007|1";
+        assert!(rows.iter().any(|r| r == want), "{:?}", &rows[7]);
+        // few groups: aggregated, with states merged
+        let hint = Arc::new(AtomicBool::new(false));
+        let (rows, state_rows, expected) = run_two_phase_with(more_aggs(), 1_000, 300, &hint);
+        assert!(state_rows <= 2_000, "{state_rows}");
+        assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn values_held_per_group_are_reserved_and_spill() {
+        let dir = tempfile::tempdir().unwrap();
+        let (expected, levels, _) = run_with(more_aggs(), usize::MAX, dir.path(), 50_000);
+        let expected = expected.unwrap();
+        assert_eq!((expected.len(), levels), (50_000, 0));
+        let (got, levels, spilled) = run_with(more_aggs(), 2 << 20, dir.path(), 50_000);
+        assert_eq!(got.unwrap(), expected);
+        assert!(levels >= 1 && spilled.files >= SPILL_PARTITIONS);
+        assert_eq!(files_in(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_quantile_without_groups_over_the_budget_names_the_aggregate() {
+        // without keys nothing can spill: the values must fit
+        let (schema, batches) = input(1_000, 300);
+        let (aggs, arg_types) = more_aggs();
+        let (aggs, arg_types) = (vec![aggs[1].clone()], vec![arg_types[1].clone()]);
+        let fields = vec![Field::new("m", DataType::Float64, true)];
+        let pool = MemoryPool::new(100_000);
+        let dir = tempfile::tempdir().unwrap();
+        let mut op = AggregateOp::new(
+            AggMode::Single,
+            vec![],
+            aggs,
+            &schema,
+            Arc::new(Schema::new(fields)),
+            &arg_types,
+            &pool,
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let err = batches
+            .into_iter()
+            .try_for_each(|b| op.push(b, &mut out))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hash aggregate (SingleAggregate)") && err.contains("memory limit"),
+            "{err}"
+        );
+        drop(op);
+        assert_eq!(pool.used(), 0);
     }
 
     fn text_rows(b: &RecordBatch) -> Vec<String> {

@@ -511,6 +511,18 @@ fn function(
                 "internal error: grouping() left in a plan",
             ))
         }
+        ScalarFunc::Row => match data_type {
+            DataType::Struct(fields) => Arc::new(arrow::array::StructArray::try_new(
+                fields.clone(),
+                arrays.clone(),
+                None,
+            )?),
+            other => {
+                return Err(QuarryError::exec(format!(
+                    "internal error: row() of type {other}"
+                )))
+            }
+        },
         ScalarFunc::Coalesce => {
             let mut result = arrays[arrays.len() - 1].clone();
             for a in arrays.iter().rev().skip(1) {

@@ -5,6 +5,7 @@ pub mod decimal;
 pub mod expr;
 mod functions;
 pub mod group_keys;
+mod hyperloglog;
 pub mod join;
 mod key_bitmap;
 pub mod key_filter;

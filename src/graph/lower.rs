@@ -707,6 +707,7 @@ mod tests {
             func: AggFunc::CountStar,
             arg: None,
             distinct: false,
+            param: None,
         }];
         LogicalPlan::aggregate(t, vec![col(0)], aggs, &["k".into(), "n".into()]).unwrap()
     }

@@ -52,6 +52,7 @@ pub fn share_average_sums(plan: LogicalPlan) -> Result<LogicalPlan> {
                 func: AggFunc::Sum,
                 arg: Some(x.clone()),
                 distinct: false,
+                param: None,
             };
             outputs.push(Expr::Function {
                 func: ScalarFunc::AverageOf,
@@ -110,12 +111,14 @@ fn counting(x: &Expr, input: &Schema) -> AggregateExpr {
             func: AggFunc::Count,
             arg: Some(x.clone()),
             distinct: false,
+            param: None,
         }
     } else {
         AggregateExpr {
             func: AggFunc::CountStar,
             arg: None,
             distinct: false,
+            param: None,
         }
     }
 }
@@ -141,6 +144,7 @@ mod tests {
             func,
             arg: arg.map(Expr::Column),
             distinct: false,
+            param: None,
         }
     }
 

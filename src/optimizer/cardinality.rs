@@ -398,6 +398,7 @@ mod tests {
             func: AggFunc::CountStar,
             arg: None,
             distinct: false,
+            param: None,
         }];
         let names: Vec<String> = (0..=keys).map(|i| format!("c{i}")).collect();
         LogicalPlan::aggregate(input, (0..keys).map(col).collect(), aggs, &names).unwrap()

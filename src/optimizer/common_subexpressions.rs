@@ -121,6 +121,7 @@ mod tests {
             func: AggFunc::Sum,
             arg: Some(arg),
             distinct: false,
+            param: None,
         }
     }
 

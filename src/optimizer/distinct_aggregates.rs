@@ -4,8 +4,9 @@
 //! `x` by `g`. Both are ordinary hash aggregates, split into partial and
 //! final phases across partitions, instead of one set of values per group.
 //!
-//! Sound because count, sum, avg, min and max of the distinct values of `x`
-//! are those aggregates over one row per (g, x); a NULL `x` forms its own
+//! Sound because count, sum, avg, min, max, string_agg, the quantiles and
+//! approx_count_distinct of the distinct values of `x` are those aggregates
+//! over one row per (g, x); a NULL `x` forms its own
 //! group in the first step and is skipped by the second, as DISTINCT does.
 
 use super::map_inputs;
@@ -43,7 +44,15 @@ pub fn split_distinct_aggregates(plan: LogicalPlan) -> Result<LogicalPlan> {
             && a.arg.as_ref() == Some(&arg)
             && matches!(
                 a.func,
-                AggFunc::Count | AggFunc::Sum | AggFunc::Avg | AggFunc::Min | AggFunc::Max
+                AggFunc::Count
+                    | AggFunc::Sum
+                    | AggFunc::Avg
+                    | AggFunc::Min
+                    | AggFunc::Max
+                    | AggFunc::StringAgg
+                    | AggFunc::QuantileCont
+                    | AggFunc::QuantileDisc
+                    | AggFunc::ApproxCountDistinct
             )
     });
     if !splittable {
@@ -69,6 +78,7 @@ pub fn split_distinct_aggregates(plan: LogicalPlan) -> Result<LogicalPlan> {
             func: a.func,
             arg: Some(Expr::Column(k)),
             distinct: false,
+            param: a.param.clone(),
         })
         .collect();
     Ok(LogicalPlan::Aggregate {
@@ -94,6 +104,7 @@ mod tests {
             func,
             arg: Some(col(arg)),
             distinct,
+            param: None,
         }
     }
 

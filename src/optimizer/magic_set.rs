@@ -723,6 +723,7 @@ mod tests {
             func: AggFunc::Sum,
             arg: Some(col(nkeys)),
             distinct: false,
+            param: None,
         }];
         let mut agg_names: Vec<String> = (0..nkeys).map(|i| format!("g{i}")).collect();
         agg_names.push("s".into());
@@ -891,6 +892,7 @@ mod tests {
             func,
             arg: Some(col(arg)),
             distinct: false,
+            param: None,
         };
         let names = ["g".to_string(), "a".to_string()];
         let grouped = LogicalPlan::aggregate(x, vec![col(key)], vec![agg], &names).unwrap();

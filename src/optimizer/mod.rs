@@ -4,7 +4,7 @@ mod average_sums;
 mod build_side;
 pub mod cardinality;
 mod common_subexpressions;
-mod constant_folding;
+pub(crate) mod constant_folding;
 mod distinct_aggregates;
 mod join_order;
 mod magic_set;

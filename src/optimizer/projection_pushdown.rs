@@ -331,6 +331,7 @@ mod tests {
             func: AggFunc::CountStar,
             arg: None,
             distinct: false,
+            param: None,
         };
         let names = ["k".to_string(), "n".to_string()];
         LogicalPlan::aggregate(input, vec![col(column)], vec![count], &names).unwrap()

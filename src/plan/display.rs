@@ -122,12 +122,14 @@ impl fmt::Display for AggDisplay<'_> {
         let distinct = if self.agg.distinct { "DISTINCT " } else { "" };
         match &self.agg.arg {
             None => write!(f, "count(*)"),
-            Some(a) => write!(
-                f,
-                "{}({distinct}{})",
-                self.agg.func.name(),
-                a.display(self.schema)
-            ),
+            Some(a) => {
+                let name = self.agg.func.name();
+                write!(f, "{name}({distinct}{}", a.display(self.schema))?;
+                match &self.agg.param {
+                    Some(p) => write!(f, ", {p})"),
+                    None => write!(f, ")"),
+                }
+            }
         }
     }
 }

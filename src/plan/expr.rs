@@ -1,6 +1,8 @@
 //! Bound, typed expressions. Columns are referenced by their index in the
 //! input schema of the node that evaluates the expression.
 
+use std::fmt;
+
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion_common::ScalarValue;
 
@@ -138,6 +140,9 @@ pub enum ScalarFunc {
     /// grouping set does not group by. The binder replaces it by a column
     /// of the grouping sets' plan; it never runs.
     Grouping,
+    /// (arg, val) → a STRUCT of the two. Not callable from SQL: the one
+    /// argument of arg_min / arg_max.
+    Row,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -192,6 +197,7 @@ impl ScalarFunc {
             MakeDate => "make_date",
             AverageOf => "average_of",
             Grouping => "grouping",
+            Row => "row",
         }
     }
 }
@@ -603,6 +609,64 @@ pub enum AggFunc {
     /// stddev_samp / stddev
     StddevSamp,
     StddevPop,
+    /// string_agg(x, separator) / listagg: the non-NULL values as text,
+    /// joined by the separator (`AggParam::Separator`)
+    StringAgg,
+    /// arg_min(arg, val) / min_by / argmin: `arg` of the row with the least
+    /// `val`, rows with a NULL in either skipped. The aggregate's argument
+    /// is `row(arg, val)`.
+    ArgMin,
+    /// arg_max(arg, val) / max_by / argmax
+    ArgMax,
+    /// quantile_cont(x, q) and median: interpolated between the two
+    /// nearest values (`AggParam::Quantile`)
+    QuantileCont,
+    /// quantile_disc(x, q): the nearest value itself
+    QuantileDisc,
+    /// approx_count_distinct(x): a HyperLogLog estimate
+    ApproxCountDistinct,
+}
+
+/// The constant argument of an aggregate after its column. Kept beside the
+/// `AggFunc` rather than in it, so that the function stays `Copy`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AggParam {
+    /// string_agg's separator; None: a NULL separator, whose result is NULL
+    /// (as in DuckDB)
+    Separator(Option<String>),
+    Quantile(Quantile),
+}
+
+impl fmt::Display for AggParam {
+    /// As SQL (for EXPLAIN).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AggParam::Separator(Some(s)) => write!(f, "'{}'", s.replace('\'', "''")),
+            AggParam::Separator(None) => write!(f, "NULL"),
+            AggParam::Quantile(q) => write!(f, "{}", q.value()),
+        }
+    }
+}
+
+/// The fraction `q` of quantile_cont / quantile_disc, in [-1, 1] (a
+/// negative one counts from the top, as DuckDB's does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quantile {
+    /// A decimal literal, q = unscaled / 10^scale: quantile_disc picks its
+    /// value by exact arithmetic then, as DuckDB does (0.3 of 10 values is
+    /// exactly 3, where 10 * 0.3f64 is not).
+    Decimal { unscaled: i64, scale: u8 },
+    /// Any other number, as the bits of the f64 (for Eq and Hash).
+    Double(u64),
+}
+
+impl Quantile {
+    pub fn value(self) -> f64 {
+        match self {
+            Quantile::Decimal { unscaled, scale } => unscaled as f64 / 10f64.powi(scale as i32),
+            Quantile::Double(bits) => f64::from_bits(bits),
+        }
+    }
 }
 
 impl AggFunc {
@@ -618,6 +682,12 @@ impl AggFunc {
             AggFunc::VarPop => "var_pop",
             AggFunc::StddevSamp => "stddev_samp",
             AggFunc::StddevPop => "stddev_pop",
+            AggFunc::StringAgg => "string_agg",
+            AggFunc::ArgMin => "arg_min",
+            AggFunc::ArgMax => "arg_max",
+            AggFunc::QuantileCont => "quantile_cont",
+            AggFunc::QuantileDisc => "quantile_disc",
+            AggFunc::ApproxCountDistinct => "approx_count_distinct",
         }
     }
 
@@ -628,6 +698,14 @@ impl AggFunc {
             AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop
         )
     }
+
+    /// count and approx_count_distinct: 0 over no rows, never NULL.
+    pub fn is_count(self) -> bool {
+        matches!(
+            self,
+            AggFunc::Count | AggFunc::CountStar | AggFunc::ApproxCountDistinct
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -636,6 +714,8 @@ pub struct AggregateExpr {
     /// None only for count(*).
     pub arg: Option<Expr>,
     pub distinct: bool,
+    /// The constant argument of string_agg and the quantiles.
+    pub param: Option<AggParam>,
 }
 
 impl AggregateExpr {
@@ -650,7 +730,16 @@ impl AggregateExpr {
 
 pub fn aggregate_result_type(func: AggFunc, arg: &DataType) -> DataType {
     match func {
-        AggFunc::Count | AggFunc::CountStar => DataType::Int64,
+        AggFunc::Count | AggFunc::CountStar | AggFunc::ApproxCountDistinct => DataType::Int64,
+        AggFunc::StringAgg => DataType::Utf8,
+        // the argument is row(arg, val)
+        AggFunc::ArgMin | AggFunc::ArgMax => match arg {
+            DataType::Struct(fields) if !fields.is_empty() => fields[0].data_type().clone(),
+            other => other.clone(),
+        },
+        // integers interpolate to DOUBLE, decimals and floats keep their type
+        AggFunc::QuantileCont if arg.is_integer() || arg == &DataType::Null => DataType::Float64,
+        AggFunc::QuantileCont | AggFunc::QuantileDisc => arg.clone(),
         AggFunc::Avg
         | AggFunc::VarSamp
         | AggFunc::VarPop

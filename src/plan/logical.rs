@@ -217,7 +217,7 @@ impl LogicalPlan {
         }
         for (a, n) in aggs.iter().zip(&names[group.len()..]) {
             // count never yields NULL; the others do on empty or all-NULL input
-            let nullable = !matches!(a.func, super::AggFunc::Count | super::AggFunc::CountStar);
+            let nullable = !a.func.is_count();
             fields.push(Field::new(n, a.data_type(&in_schema)?, nullable));
         }
         Ok(LogicalPlan::Aggregate {

@@ -182,6 +182,7 @@ mod tests {
             func: AggFunc::CountStar,
             arg: None,
             distinct: false,
+            param: None,
         }];
         LogicalPlan::aggregate(filtered, vec![col(0)], aggs, &["a".into(), "n".into()]).unwrap()
     }

@@ -16,6 +16,7 @@ use super::scope::Scope;
 use super::subquery::PendingSubquery;
 use crate::catalog::closest;
 use crate::error::{Location, QuarryError, Result};
+use crate::plan::expr::{AggParam, Quantile};
 use crate::plan::expr::{DatePart, TrimSide};
 use crate::plan::types::{is_string, sql_type_name};
 use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, ScalarFunc};
@@ -34,6 +35,18 @@ pub(crate) const AGGREGATES: &[&str] = &[
     "stddev_pop",
     "bool_and",
     "bool_or",
+    "string_agg",
+    "listagg",
+    "arg_min",
+    "arg_max",
+    "min_by",
+    "max_by",
+    "argmin",
+    "argmax",
+    "median",
+    "quantile_cont",
+    "quantile_disc",
+    "approx_count_distinct",
 ];
 /// Functions called by name (besides the SQL forms of `SPECIAL_FORMS`).
 pub(crate) const SCALARS: &[&str] = &[
@@ -929,6 +942,14 @@ impl ExprBinder<'_> {
             ScalarFunc::AssertSingleRow => types[1].clone(),
             ScalarFunc::AverageOf => DataType::Float64,
             ScalarFunc::Grouping => DataType::Int64,
+            // (made by the binder for arg_min / arg_max, never by name)
+            ScalarFunc::Row => DataType::Struct(
+                types
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| arrow::datatypes::Field::new(format!("f{i}"), t.clone(), true))
+                    .collect(),
+            ),
             // (bound by the CAST syntax, never by name)
             ScalarFunc::TryCast => {
                 return Err(QuarryError::plan_at("use TRY_CAST(x AS type)", loc));
@@ -1071,20 +1092,6 @@ impl ExprBinder<'_> {
         filter: Option<&ast::Expr>,
         loc: Option<Location>,
     ) -> Result<Expr> {
-        let func = match name {
-            "count" => AggFunc::Count,
-            "sum" => AggFunc::Sum,
-            "avg" => AggFunc::Avg,
-            "min" => AggFunc::Min,
-            "var_samp" | "variance" => AggFunc::VarSamp,
-            "var_pop" => AggFunc::VarPop,
-            "stddev_samp" | "stddev" => AggFunc::StddevSamp,
-            "stddev_pop" => AggFunc::StddevPop,
-            // over booleans, false < true: all true is the least, any true
-            // the greatest
-            "bool_and" => AggFunc::Min,
-            _ => AggFunc::Max,
-        };
         // No aggregate inside an aggregate.
         let bind_inner = |e: &ast::Expr| {
             let inner = ExprBinder::new(self.scope, self.schema);
@@ -1097,15 +1104,160 @@ impl ExprBinder<'_> {
                 other => other,
             })
         };
-        let arg = match args {
-            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if func == AggFunc::Count => None,
-            [] if func == AggFunc::Count => None,
-            [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] => Some(bind_inner(e)?),
-            _ => {
-                return Err(QuarryError::plan_at(
-                    format!("{name}() takes exactly one argument, got {}", args.len()),
+        let exprs = args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(Some(e)),
+                FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => Ok(None),
+                other => Err(QuarryError::plan_at(
+                    format!("unsupported argument {other} of {name}()"),
                     loc,
-                ))
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let arity = |n: usize| -> Result<()> {
+            if exprs.len() == n && exprs.iter().all(|e| e.is_some()) {
+                return Ok(());
+            }
+            if exprs.len() == n {
+                return Err(QuarryError::plan_at(
+                    format!("{name}() does not take *"),
+                    loc,
+                ));
+            }
+            let what = if n == 1 {
+                "exactly one argument".to_string()
+            } else {
+                format!("{n} arguments")
+            };
+            Err(QuarryError::plan_at(
+                format!("{name}() takes {what}, got {}", exprs.len()),
+                loc,
+            ))
+        };
+        // The argument at `i`, bound (its place checked by `arity`).
+        let bound = |i: usize| -> Result<Expr> {
+            match exprs.get(i) {
+                Some(Some(e)) => bind_inner(e),
+                _ => Err(QuarryError::plan_at(
+                    format!("{name}() is missing an argument"),
+                    loc,
+                )),
+            }
+        };
+        let (func, arg, param) = match name {
+            "count" => match exprs.as_slice() {
+                // count(*): Count of nothing, so that a FILTER gives it an
+                // argument below (else it becomes CountStar)
+                [] | [None] => (AggFunc::Count, None, None),
+                _ => {
+                    arity(1)?;
+                    (AggFunc::Count, Some(bound(0)?), None)
+                }
+            },
+            "string_agg" | "listagg" => {
+                // the separator defaults to ',' as in DuckDB
+                let separator = if exprs.len() == 1 {
+                    arity(1)?;
+                    Some(",".to_string())
+                } else {
+                    arity(2)?;
+                    match self.constant_argument(bound(1)?, name, "separator", loc)? {
+                        ScalarValue::Null => None,
+                        ScalarValue::Utf8(s)
+                        | ScalarValue::Utf8View(s)
+                        | ScalarValue::LargeUtf8(s) => s,
+                        _ => {
+                            return Err(QuarryError::plan_at(
+                                format!("the separator of {name}() must be a string"),
+                                loc,
+                            ))
+                        }
+                    }
+                };
+                // other values joined as their text, as in DuckDB
+                let x = bound(0)?;
+                let x = if is_string(&self.type_of(&x)?) {
+                    x
+                } else {
+                    x.cast(DataType::Utf8)
+                };
+                let param = AggParam::Separator(separator);
+                (AggFunc::StringAgg, Some(x), Some(param))
+            }
+            "arg_min" | "arg_max" | "min_by" | "max_by" | "argmin" | "argmax" => {
+                arity(2)?;
+                let (a, v) = (bound(0)?, bound(1)?);
+                let fields = vec![
+                    arrow::datatypes::Field::new("arg", self.type_of(&a)?, true),
+                    arrow::datatypes::Field::new("val", self.type_of(&v)?, true),
+                ];
+                let func = if matches!(name, "arg_min" | "min_by" | "argmin") {
+                    AggFunc::ArgMin
+                } else {
+                    AggFunc::ArgMax
+                };
+                // an aggregate has one argument: the two go as one row
+                let row = Expr::Function {
+                    func: ScalarFunc::Row,
+                    args: vec![a, v],
+                    data_type: DataType::Struct(fields.into()),
+                };
+                (func, Some(row), None)
+            }
+            "median" | "quantile_cont" | "quantile_disc" => {
+                let q = if name == "median" {
+                    arity(1)?;
+                    Quantile::Decimal {
+                        unscaled: 5,
+                        scale: 1,
+                    }
+                } else {
+                    arity(2)?;
+                    let q = self.constant_argument(bound(1)?, name, "quantile", loc)?;
+                    quantile(q, name, loc)?
+                };
+                let x = bound(0)?;
+                let t = self.type_of(&x)?;
+                let numeric = crate::plan::types::is_numeric(&t) || t == DataType::Null;
+                // The median of what does not interpolate (text, booleans)
+                // is a value of the group, as in DuckDB. DuckDB interpolates
+                // dates to a TIMESTAMP, a type quarry lacks: an error.
+                let interpolate = name == "quantile_cont"
+                    || (name == "median" && !is_string(&t) && t != DataType::Boolean);
+                if interpolate && !numeric {
+                    return Err(QuarryError::plan_at(
+                        format!(
+                            "{name}() is not supported for {} (quantile_disc() is)",
+                            sql_type_name(&t)
+                        ),
+                        loc,
+                    ));
+                }
+                let func = if interpolate {
+                    AggFunc::QuantileCont
+                } else {
+                    AggFunc::QuantileDisc
+                };
+                (func, Some(x), Some(AggParam::Quantile(q)))
+            }
+            _ => {
+                arity(1)?;
+                let func = match name {
+                    "sum" => AggFunc::Sum,
+                    "avg" => AggFunc::Avg,
+                    "min" => AggFunc::Min,
+                    "var_samp" | "variance" => AggFunc::VarSamp,
+                    "var_pop" => AggFunc::VarPop,
+                    "stddev_samp" | "stddev" => AggFunc::StddevSamp,
+                    "stddev_pop" => AggFunc::StddevPop,
+                    "approx_count_distinct" => AggFunc::ApproxCountDistinct,
+                    // over booleans, false < true: all true is the least, any
+                    // true the greatest
+                    "bool_and" => AggFunc::Min,
+                    _ => AggFunc::Max,
+                };
+                (func, Some(bound(0)?), None)
             }
         };
         if let Some(a) = &arg {
@@ -1153,11 +1305,63 @@ impl ExprBinder<'_> {
         } else {
             func
         };
+        let distinct = distinct && func != AggFunc::CountStar;
         Ok(Expr::Aggregate(Box::new(AggregateExpr {
             func,
             arg,
-            distinct: distinct && func != AggFunc::CountStar,
+            distinct,
+            param,
         })))
+    }
+
+    /// The value of an aggregate's constant argument `what` (a quantile, a
+    /// separator): an expression of literals, folded.
+    fn constant_argument(
+        &self,
+        e: Expr,
+        name: &str,
+        what: &str,
+        loc: Option<Location>,
+    ) -> Result<ScalarValue> {
+        match crate::optimizer::constant_folding::fold_expr(e)? {
+            Expr::Literal(v) => Ok(v),
+            _ => Err(QuarryError::plan_at(
+                format!("the {what} of {name}() must be a constant"),
+                loc,
+            )),
+        }
+    }
+}
+
+/// The quantile `v` of `name`(x, q): a number in [-1, 1] (a negative one
+/// counts from the top, as in DuckDB), not NULL.
+fn quantile(v: ScalarValue, name: &str, loc: Option<Location>) -> Result<Quantile> {
+    if v.is_null() {
+        return Err(QuarryError::plan_at(
+            format!("the quantile of {name}() must not be NULL"),
+            loc,
+        ));
+    }
+    let q = match v {
+        // a decimal literal, kept exact (its scale at most 18: an i64's
+        // digits)
+        ScalarValue::Decimal128(Some(u), _, scale) if (0..=18).contains(&scale) => {
+            i64::try_from(u).ok().map(|unscaled| Quantile::Decimal {
+                unscaled,
+                scale: scale as u8,
+            })
+        }
+        ref other => match other.cast_to(&DataType::Float64) {
+            Ok(ScalarValue::Float64(Some(f))) => Some(Quantile::Double(f.to_bits())),
+            _ => None,
+        },
+    };
+    match q {
+        Some(q) if (-1.0..=1.0).contains(&q.value()) => Ok(q),
+        _ => Err(QuarryError::plan_at(
+            format!("the quantile of {name}() must be a number between -1 and 1, got {v}"),
+            loc,
+        )),
     }
 }
 

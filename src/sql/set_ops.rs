@@ -111,6 +111,7 @@ impl Binder<'_> {
             func: AggFunc::Max,
             arg: Some(Expr::Column(c)),
             distinct: false,
+            param: None,
         };
         let mut agg_names = names.clone();
         agg_names.extend(["from_left".to_string(), "from_right".to_string()]);

@@ -233,11 +233,13 @@ fn single_row_check(value: Expr) -> (Expr, Vec<AggregateExpr>) {
         func: crate::plan::AggFunc::CountStar,
         arg: None,
         distinct: false,
+        param: None,
     };
     let min = AggregateExpr {
         func: crate::plan::AggFunc::Min,
         arg: Some(value),
         distinct: false,
+        param: None,
     };
     let checked = Expr::Function {
         func: crate::plan::ScalarFunc::AssertSingleRow,
@@ -304,10 +306,7 @@ fn value_over_no_rows(
     let empty = value.clone().transform_down(&mut |x| match x {
         Expr::Aggregate(a) => {
             let t = a.data_type(schema)?;
-            let v = if matches!(
-                a.func,
-                crate::plan::AggFunc::Count | crate::plan::AggFunc::CountStar
-            ) {
+            let v = if a.func.is_count() {
                 datafusion_common::ScalarValue::Int64(Some(0))
             } else {
                 datafusion_common::ScalarValue::try_from(&t)?
