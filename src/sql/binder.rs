@@ -21,7 +21,9 @@ use super::window::{collect_windows, plan_windows, replace_windows};
 use crate::catalog::{open_table, Catalog, CatalogEntry, TableProvider};
 use crate::error::{QuarryError, Result};
 use crate::plan::logical::Scan;
-use crate::plan::{Expr, JoinKind, LogicalPlan, SortKey};
+use crate::plan::{
+    BinaryOp, Expr, JoinKind, LogicalPlan, SortKey, WindowExpr, WindowFrame, WindowFunc,
+};
 
 /// A bound relation: its plan and the names its columns go by.
 pub struct Bound {
@@ -741,6 +743,37 @@ impl<'a> Binder<'a> {
             };
             order_refs.push((r, &o.options));
         }
+        // DISTINCT ON keys go through the same binding and rewriting as
+        // ORDER BY's, after them; they are split off at the projection.
+        let no_options = ast::OrderByOptions {
+            asc: None,
+            nulls_first: None,
+        };
+        let distinct_on: &[ast::Expr] = match &select.distinct {
+            Some(ast::Distinct::On(exprs)) => exprs,
+            _ => &[],
+        };
+        let sort_key_count = order_refs.len();
+        for e in distinct_on {
+            let r = match ordinal(e, items.len())? {
+                Some(i) => OrderRef::Output(i),
+                None => match e {
+                    ast::Expr::Identifier(id)
+                        if items
+                            .iter()
+                            .any(|it| it.name.eq_ignore_ascii_case(&id.value)) =>
+                    {
+                        let i = items
+                            .iter()
+                            .position(|it| it.name.eq_ignore_ascii_case(&id.value))
+                            .unwrap_or(0);
+                        OrderRef::Output(i)
+                    }
+                    _ => OrderRef::Expr(agg_binder.bind(e)?),
+                },
+            };
+            order_refs.push((r, &no_options));
+        }
         // GROUP BY expressions, by expression, output alias or ordinal.
         let (group_asts, set_asts): (Vec<ast::Expr>, Option<Vec<Vec<ast::Expr>>>) = match &select
             .group_by
@@ -939,7 +972,8 @@ impl<'a> Binder<'a> {
         let mut names: Vec<String> = items.iter().map(|i| i.name.clone()).collect();
         let visible = exprs.len();
         let mut keys = Vec::new();
-        for (r, options) in order_refs {
+        let mut on_columns = Vec::new();
+        for (k, (r, options)) in order_refs.into_iter().enumerate() {
             let col = match r {
                 OrderRef::Output(i) => i,
                 OrderRef::Expr(e) => match exprs.iter().position(|x| *x == e) {
@@ -951,15 +985,13 @@ impl<'a> Binder<'a> {
                     }
                 },
             };
-            keys.push(sort_key(Expr::Column(col), options));
-        }
-        let distinct = match &select.distinct {
-            None | Some(ast::Distinct::All) => false,
-            Some(ast::Distinct::Distinct) => true,
-            Some(ast::Distinct::On(_)) => {
-                return Err(QuarryError::plan("DISTINCT ON is not supported"))
+            if k < sort_key_count {
+                keys.push(sort_key(Expr::Column(col), options));
+            } else {
+                on_columns.push(Expr::Column(col));
             }
-        };
+        }
+        let distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
         if distinct && exprs.len() > visible {
             return Err(QuarryError::plan(
                 "for SELECT DISTINCT, ORDER BY expressions must appear in the select list",
@@ -970,6 +1002,27 @@ impl<'a> Binder<'a> {
             let n = names.len();
             plan =
                 LogicalPlan::aggregate(plan, (0..n).map(Expr::Column).collect(), vec![], &names)?;
+        }
+        if !distinct_on.is_empty() {
+            // the first row of each DISTINCT ON key in the ORDER BY's order
+            let first = WindowExpr {
+                func: WindowFunc::RowNumber,
+                args: vec![],
+                partition_by: on_columns,
+                order_by: keys.clone(),
+                frame: WindowFrame::default_for(!keys.is_empty()),
+            };
+            let n = names.len();
+            names.push("__distinct_on".to_string());
+            plan = LogicalPlan::window(plan, vec![first], &names[n..])?;
+            plan = LogicalPlan::Filter {
+                input: Box::new(plan),
+                predicate: Expr::binary(
+                    BinaryOp::Eq,
+                    Expr::Column(n),
+                    Expr::lit(ScalarValue::Int64(Some(1))),
+                ),
+            };
         }
         if !keys.is_empty() {
             plan = LogicalPlan::Sort {
