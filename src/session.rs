@@ -18,6 +18,8 @@ use crate::runtime::memory::{format_bytes, MemoryPool};
 use crate::runtime::{run_graph, ProgressFn, RunOptions, RunStats};
 use crate::sql::{parse, Binder, QuarryStatement};
 
+mod dml;
+
 /// The stack a statement is planned on (reserved, touched only as used).
 const PLANNING_STACK_BYTES: usize = 256 << 20;
 
@@ -407,6 +409,15 @@ impl Session {
                 Ok(QueryResult::empty())
             }
             Statement::CreateTable(ct) => self.create_table(ct),
+            Statement::Insert(ins) => self.insert(ins),
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                ..
+            } => self.copy(source, *to, target, options, legacy_options),
             Statement::Drop {
                 object_type,
                 if_exists,
@@ -495,9 +506,25 @@ impl Session {
             let (schema, batches) = declared_columns(ct, result.schema, result.batches)?;
             Arc::new(MemTable::new(schema, batches))
         } else {
-            return Err(QuarryError::plan(
-                "CREATE TABLE needs AS SELECT … (or use CREATE EXTERNAL TABLE … LOCATION 'path')",
-            ));
+            // an empty table of the declared columns, for INSERT and COPY FROM
+            check_table_columns(ct)?;
+            if ct.columns.is_empty() {
+                return Err(QuarryError::plan(format!(
+                    "CREATE TABLE {name} needs its columns (name type, …) or AS SELECT …"
+                )));
+            }
+            let fields = ct
+                .columns
+                .iter()
+                .map(|c| {
+                    Ok(Field::new(
+                        c.name.value.clone(),
+                        crate::sql::sql_data_type(&c.data_type, None)?,
+                        true,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Arc::new(MemTable::new(Arc::new(Schema::new(fields)), vec![]))
         };
         self.catalog.write().map_err(poisoned)?.insert(
             &name,

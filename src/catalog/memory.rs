@@ -1,4 +1,4 @@
-//! In-memory tables (CREATE TABLE … AS SELECT).
+//! In-memory tables (CREATE TABLE, CREATE TABLE … AS SELECT, INSERT).
 
 use std::sync::Arc;
 
@@ -18,6 +18,10 @@ pub struct MemTable {
 impl MemTable {
     pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
         MemTable { schema, batches }
+    }
+
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
     }
 }
 
@@ -52,6 +56,10 @@ impl TableProvider for MemTable {
 
     fn kind(&self) -> &'static str {
         "memory"
+    }
+
+    fn as_memory(&self) -> Option<&MemTable> {
+        Some(self)
     }
 
     fn partitions(

@@ -9,6 +9,7 @@ mod remote;
 mod row_group_pages;
 mod series;
 pub mod store;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -24,6 +25,7 @@ pub use self::parquet::ParquetTable;
 pub use self::remote::RemoteOptions;
 pub use self::series::SeriesTable;
 pub use self::store::ObjectStores;
+pub use self::writer::{write_file, FileFormat, WriteOptions};
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
 
@@ -43,6 +45,10 @@ pub trait TableProvider: Debug + Send + Sync {
     }
     /// "parquet", "csv" or "memory".
     fn kind(&self) -> &'static str;
+    /// The table itself when its rows are in memory (INSERT adds to those).
+    fn as_memory(&self) -> Option<&MemTable> {
+        None
+    }
     /// Splits a scan of the columns `projection` into partitions. `filters` are
     /// conjuncts over the projected schema; a provider may use them to skip
     /// partitions that cannot match (the caller still applies them).

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::Schema;
+use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_common::ScalarValue;
 use sqlparser::ast::{
@@ -206,16 +206,28 @@ impl<'a> Binder<'a> {
         let names: Vec<String> = (0..columns.len()).map(|i| format!("column{i}")).collect();
         let arrays = columns
             .into_iter()
-            .map(|vals| {
-                // Rows meet at one type per column.
-                let t = vals.iter().map(|v| v.data_type()).find(|t| !t.is_null());
-                let vals = match t {
-                    Some(t) => vals
-                        .into_iter()
-                        .map(|v| v.cast_to(&t))
-                        .collect::<std::result::Result<Vec<_>, _>>()?,
-                    None => vals,
-                };
+            .enumerate()
+            .map(|(i, vals)| {
+                // Rows meet at one type per column, the one that holds
+                // every value (1.5 and 2.25: DECIMAL(3,2)).
+                let mut t = DataType::Null;
+                let mut prev = Expr::Literal(ScalarValue::Null);
+                for v in &vals {
+                    let (e, vt) = (Expr::Literal(v.clone()), v.data_type());
+                    t = super::coerce::comparison_type(&prev, &t, &e, &vt, None).map_err(|_| {
+                        QuarryError::plan(format!(
+                            "column {} of VALUES holds both {} and {}",
+                            i + 1,
+                            crate::plan::types::sql_type_name(&t),
+                            crate::plan::types::sql_type_name(&vt)
+                        ))
+                    })?;
+                    prev = e;
+                }
+                let vals = vals
+                    .into_iter()
+                    .map(|v| v.cast_to(&t))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
                 Ok(ScalarValue::iter_to_array(vals)?)
             })
             .collect::<Result<Vec<_>>>()?;
