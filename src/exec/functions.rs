@@ -52,6 +52,9 @@ pub fn evaluate(
         }),
         Lpad | Rpad => pad(func, arrays),
         SplitPart => split_part(arrays),
+        RegexpMatches | RegexpFullMatch | RegexpReplace | RegexpExtract => {
+            super::regexp::evaluate(func, arrays)
+        }
         NullIf => nullif(arrays),
         Greatest | Least => extreme(func == Greatest, arrays),
         Sqrt => floats(arrays, f64::sqrt),

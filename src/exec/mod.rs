@@ -11,6 +11,7 @@ mod key_bitmap;
 pub mod key_filter;
 mod key_ranks;
 pub mod operator;
+pub(crate) mod regexp;
 pub mod repartition;
 pub mod sort;
 pub mod view_compare;

@@ -102,6 +102,16 @@ pub enum ScalarFunc {
     Replace,
     /// split_part(s, separator, n): the n-th piece (from the end for n < 0)
     SplitPart,
+    /// regexp_matches(s, pattern [, options]) → BOOLEAN: a match anywhere
+    RegexpMatches,
+    /// regexp_full_match(s, pattern [, options]) → BOOLEAN: the whole of s
+    RegexpFullMatch,
+    /// regexp_replace(s, pattern, replacement [, options]): the first match
+    /// (every one with option 'g'), `\1` for a group
+    RegexpReplace,
+    /// regexp_extract(s, pattern [, group [, options]]): the group of the
+    /// first match, '' when none
+    RegexpExtract,
     /// trim(s [, characters]) from both ends, the start or the end
     Trim(TrimSide),
     StartsWith,
@@ -169,6 +179,10 @@ impl ScalarFunc {
             Concat => "concat",
             Replace => "replace",
             SplitPart => "split_part",
+            RegexpMatches => "regexp_matches",
+            RegexpFullMatch => "regexp_full_match",
+            RegexpReplace => "regexp_replace",
+            RegexpExtract => "regexp_extract",
             Trim(TrimSide::Both) => "trim",
             Trim(TrimSide::Leading) => "ltrim",
             Trim(TrimSide::Trailing) => "rtrim",

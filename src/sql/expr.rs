@@ -61,6 +61,12 @@ pub(crate) const SCALARS: &[&str] = &[
     "concat",
     "replace",
     "split_part",
+    "regexp_matches",
+    "regexp_full_match",
+    "regexp_replace",
+    "regexp_extract",
+    "current_date",
+    "today",
     "date_part",
     "make_date",
     "trim",
@@ -736,6 +742,22 @@ impl ExprBinder<'_> {
             "concat" => ScalarFunc::Concat,
             "replace" => ScalarFunc::Replace,
             "split_part" => ScalarFunc::SplitPart,
+            "regexp_matches" => ScalarFunc::RegexpMatches,
+            "regexp_full_match" => ScalarFunc::RegexpFullMatch,
+            "regexp_replace" => ScalarFunc::RegexpReplace,
+            "regexp_extract" => ScalarFunc::RegexpExtract,
+            // (bare `current_date` comes here too, a call without arguments)
+            "current_date" | "today" => {
+                if !bound.is_empty() {
+                    return Err(QuarryError::plan_at(
+                        format!("{name}() takes no arguments"),
+                        loc,
+                    ));
+                }
+                // bound once per query, so one value for all its rows: the
+                // UTC date when the query was planned
+                return Ok(Expr::Literal(ScalarValue::Date32(Some(utc_today()?))));
+            }
             "date_part" => {
                 // date_part('year', d) is extract(year FROM d)
                 let part = match bound.first() {
@@ -979,6 +1001,21 @@ impl ExprBinder<'_> {
                         DataType::Boolean
                     }
                     ScalarFunc::Strpos => DataType::Int64,
+                    _ => DataType::Utf8,
+                }
+            }
+            ScalarFunc::RegexpMatches
+            | ScalarFunc::RegexpFullMatch
+            | ScalarFunc::RegexpReplace
+            | ScalarFunc::RegexpExtract => {
+                match func {
+                    ScalarFunc::RegexpReplace => arity(3, 4)?,
+                    ScalarFunc::RegexpExtract => arity(2, 4)?,
+                    _ => arity(2, 3)?,
+                }
+                self.regex_arguments(func, &mut args, &types, loc)?;
+                match func {
+                    ScalarFunc::RegexpMatches | ScalarFunc::RegexpFullMatch => DataType::Boolean,
                     _ => DataType::Utf8,
                 }
             }
@@ -1314,6 +1351,84 @@ impl ExprBinder<'_> {
         })))
     }
 
+    /// Checks the arguments of a regex function (arity checked) and makes
+    /// its options and group literals: those must be constants (as in
+    /// DuckDB); a constant pattern or replacement is checked here so that
+    /// its error comes with the SQL location.
+    fn regex_arguments(
+        &self,
+        func: ScalarFunc,
+        args: &mut [Expr],
+        types: &[DataType],
+        loc: Option<Location>,
+    ) -> Result<()> {
+        use crate::exec::regexp;
+        let name = func.name();
+        let is_extract = func == ScalarFunc::RegexpExtract;
+        let (options_at, text_args) = match func {
+            ScalarFunc::RegexpReplace => (3, 3),
+            ScalarFunc::RegexpExtract => (3, 2),
+            _ => (2, 2),
+        };
+        if let Some((_, t)) = types
+            .iter()
+            .enumerate()
+            .find(|(i, t)| (*i < text_args || *i == options_at) && !is_text(t))
+        {
+            return Err(QuarryError::plan_at(
+                format!("{name}() is not defined for {}", sql_type_name(t)),
+                loc,
+            ));
+        }
+        let plan_err = |m: String| QuarryError::plan_at(m, loc);
+        let mut options = regexp::Options::default();
+        if let Some(o) = args.get(options_at) {
+            let text = match self.constant_argument(o.clone(), name, "options", loc)? {
+                ScalarValue::Utf8(Some(s)) => s,
+                _ => {
+                    return Err(plan_err(format!(
+                        "the options of {name}() must be a string, not NULL"
+                    )))
+                }
+            };
+            options = regexp::options(func, &text).map_err(plan_err)?;
+            args[options_at] = Expr::Literal(ScalarValue::Utf8(Some(text)));
+        }
+        if is_extract {
+            if let Some(g) = args.get(2) {
+                let v = self.constant_argument(g.clone(), name, "group", loc)?;
+                let group = match v.cast_to(&DataType::Int64) {
+                    Ok(ScalarValue::Int64(Some(g))) if (0..=regexp::MAX_GROUP).contains(&g) => g,
+                    _ => {
+                        return Err(plan_err(format!(
+                            "the group of {name}() must be an integer from 0 to {}, got {v}",
+                            regexp::MAX_GROUP
+                        )))
+                    }
+                };
+                args[2] = Expr::Literal(ScalarValue::Int64(Some(group)));
+            }
+        }
+        let constant = |e: &Expr| match crate::optimizer::constant_folding::fold_expr(e.clone()) {
+            Ok(Expr::Literal(ScalarValue::Utf8(Some(s)))) => Some(s),
+            _ => None,
+        };
+        let full = func == ScalarFunc::RegexpFullMatch;
+        let re = match constant(&args[1]) {
+            Some(p) => Some(regexp::compile(&p, options, full).map_err(plan_err)?),
+            None => None,
+        };
+        if func == ScalarFunc::RegexpReplace {
+            if let Some(r) = constant(&args[2]) {
+                let rw = regexp::rewrite(&r).map_err(plan_err)?;
+                if let Some(re) = &re {
+                    regexp::check_groups(re, &rw).map_err(plan_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The value of an aggregate's constant argument `what` (a quantile, a
     /// separator): an expression of literals, folded.
     fn constant_argument(
@@ -1565,4 +1680,14 @@ fn is_text(t: &DataType) -> bool {
 /// A count argument: an integer (or NULL).
 fn is_count(t: &DataType) -> bool {
     t.is_integer() || t.is_null()
+}
+
+/// Today's date in UTC, as days since 1970-01-01 (a DATE's value).
+fn utc_today() -> Result<i32> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| QuarryError::plan(format!("the system clock is before 1970: {e}")))?
+        .as_secs();
+    i32::try_from(secs / 86_400)
+        .map_err(|_| QuarryError::plan("the system clock is past the last DATE"))
 }
