@@ -94,6 +94,26 @@ fn cube(lists: &[Vec<ast::Expr>]) -> Option<Vec<Vec<ast::Expr>>> {
     )
 }
 
+/// The arguments of a `grouping(…)` call as group column positions (None
+/// for one that is not a column), or None when `x` is no such call.
+fn grouping_arguments(x: &Expr) -> Option<Vec<Option<usize>>> {
+    match x {
+        Expr::Function {
+            func: ScalarFunc::Grouping,
+            args,
+            ..
+        } => Some(
+            args.iter()
+                .map(|a| match a {
+                    Expr::Column(i) => Some(*i),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// The `grouping(…)` calls of `exprs` (bound over the aggregate's output,
 /// so that their arguments are group columns), in order of appearance.
 pub(super) fn grouping_calls<'e>(
@@ -104,18 +124,10 @@ pub(super) fn grouping_calls<'e>(
     let mut bad = false;
     for e in exprs {
         e.visit(&mut |x| {
-            if let Expr::Function {
-                func: ScalarFunc::Grouping,
-                args,
-                ..
-            } = x
-            {
+            if let Some(args) = grouping_arguments(x) {
                 let columns: Vec<usize> = args
                     .iter()
-                    .filter_map(|a| match a {
-                        Expr::Column(i) if *i < group_count => Some(*i),
-                        _ => None,
-                    })
+                    .filter_map(|a| a.filter(|i| *i < group_count))
                     .collect();
                 bad |= columns.len() != args.len();
                 if !calls.contains(&columns) {
@@ -140,24 +152,11 @@ pub(super) fn replace_grouping_calls(
     calls: &[Vec<usize>],
 ) -> Result<Expr> {
     e.transform_down(&mut |x| {
-        if let Expr::Function {
-            func: ScalarFunc::Grouping,
-            args,
-            ..
-        } = x
-        {
-            let columns: Vec<usize> = args
-                .iter()
-                .filter_map(|a| match a {
-                    Expr::Column(i) => Some(*i),
-                    _ => None,
-                })
-                .collect();
-            if let Some(k) = calls.iter().position(|c| *c == columns) {
-                return Ok(Some(Expr::Column(first_column + k)));
-            }
-        }
-        Ok(None)
+        let columns: Option<Vec<usize>> =
+            grouping_arguments(x).and_then(|a| a.into_iter().collect());
+        Ok(columns
+            .and_then(|c| calls.iter().position(|call| *call == c))
+            .map(|k| Expr::Column(first_column + k)))
     })
 }
 
