@@ -13,7 +13,9 @@ use super::binder::{Binder, Bound};
 use super::coerce::comparison_type;
 use super::scope::Scope;
 use crate::error::{QuarryError, Result};
-use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, LogicalPlan};
+use crate::plan::{
+    AggFunc, AggregateExpr, BinaryOp, Expr, LogicalPlan, WindowExpr, WindowFrame, WindowFunc,
+};
 
 impl Binder<'_> {
     /// One side of a set operation (its own ORDER BY and LIMIT are those of
@@ -54,11 +56,6 @@ impl Binder<'_> {
                 )))
             }
         };
-        if all && op != SetOperator::Union {
-            return Err(QuarryError::plan(format!(
-                "{name} ALL is not supported yet ({name} without ALL is)"
-            )));
-        }
         let (l, r) = (self.bind_set_side(left)?, self.bind_set_side(right)?);
         let (ls, rs) = (l.plan.schema(), r.plan.schema());
         if ls.fields().len() != rs.fields().len() {
@@ -97,16 +94,27 @@ impl Binder<'_> {
             return Ok(bound(LogicalPlan::aggregate(union, group, vec![], &names)?));
         }
         // INTERSECT and EXCEPT: a row of the left side counts 1 in column
-        // `from_left`, one of the right side 1 in `from_right`.
+        // `from_left`, one of the right side 1 in `from_right`. With ALL,
+        // each side numbers the copies of a row (1, 2, …) and the copy's
+        // number is part of the row: the k-th copy on the left meets the
+        // k-th on the right.
         let one = || Expr::lit(ScalarValue::Int64(Some(1)));
         let zero = || Expr::lit(ScalarValue::Int64(Some(0)));
-        let union = union_all(
-            vec![l.plan, r.plan],
-            &fields,
-            &[vec![one(), zero()], vec![zero(), one()]],
-        )?;
         let n = fields.len();
-        let group: Vec<Expr> = (0..n).map(Expr::Column).collect();
+        let (mut left_tags, mut right_tags) = (vec![one(), zero()], vec![zero(), one()]);
+        let (mut left, mut right) = (l.plan, r.plan);
+        if all {
+            left = number_copies(left)?;
+            right = number_copies(right)?;
+            left_tags.push(Expr::Column(n));
+            right_tags.push(Expr::Column(n));
+        }
+        let union = union_all(vec![left, right], &fields, &[left_tags, right_tags])?;
+        let mut group: Vec<Expr> = (0..n).map(Expr::Column).collect();
+        if all {
+            group.push(Expr::Column(n + 2));
+        }
+        let keys = group.len();
         let max_of = |c: usize| AggregateExpr {
             func: AggFunc::Max,
             arg: Some(Expr::Column(c)),
@@ -114,16 +122,19 @@ impl Binder<'_> {
             param: None,
         };
         let mut agg_names = names.clone();
+        if all {
+            agg_names.push("copy".to_string());
+        }
         agg_names.extend(["from_left".to_string(), "from_right".to_string()]);
         let grouped =
             LogicalPlan::aggregate(union, group, vec![max_of(n), max_of(n + 1)], &agg_names)?;
         let right_count = if op == SetOperator::Intersect { 1 } else { 0 };
         let keep = Expr::binary(
             BinaryOp::And,
-            Expr::binary(BinaryOp::Eq, Expr::Column(n), one()),
+            Expr::binary(BinaryOp::Eq, Expr::Column(keys), one()),
             Expr::binary(
                 BinaryOp::Eq,
-                Expr::Column(n + 1),
+                Expr::Column(keys + 1),
                 Expr::lit(ScalarValue::Int64(Some(right_count))),
             ),
         );
@@ -134,6 +145,20 @@ impl Binder<'_> {
         let columns = (0..n).map(Expr::Column).collect();
         Ok(bound(LogicalPlan::project(filtered, columns, &names)?))
     }
+}
+
+/// `plan` with a last column numbering the copies of each row: 1, 2, …
+/// among the rows equal in every column (NULLs equal to each other).
+fn number_copies(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let columns = plan.schema().fields().len();
+    let copy = WindowExpr {
+        func: WindowFunc::RowNumber,
+        args: vec![],
+        partition_by: (0..columns).map(Expr::Column).collect(),
+        order_by: vec![],
+        frame: WindowFrame::default_for(false),
+    };
+    LogicalPlan::window(plan, vec![copy], &["copy".to_string()])
 }
 
 /// UNION ALL of `inputs`, each cast to the types of `fields` (and given

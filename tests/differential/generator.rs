@@ -13,7 +13,7 @@
 //! - EXISTS / NOT EXISTS / IN / NOT IN subqueries, correlated or not, and
 //!   scalar subqueries (aggregates, correlated on a key);
 //! - derived tables and CTEs;
-//! - UNION ALL, UNION, INTERSECT and EXCEPT of two selects of the same
+//! - UNION [ALL], INTERSECT [ALL] and EXCEPT [ALL] of two selects of the same
 //!   columns under different filters;
 //! - window functions over PARTITION BY / ORDER BY / frames: those whose
 //!   value depends on the order among peers (row_number, lag, ROWS frames
@@ -974,9 +974,14 @@ impl Gen {
         };
         let left = side(self, true);
         let right = side(self, false);
-        let op = *self
-            .rng
-            .pick(&["UNION ALL", "UNION", "INTERSECT", "EXCEPT"]);
+        let op = *self.rng.pick(&[
+            "UNION ALL",
+            "UNION",
+            "INTERSECT",
+            "EXCEPT",
+            "INTERSECT ALL",
+            "EXCEPT ALL",
+        ]);
         let order: Vec<String> = (1..=k).map(|i| i.to_string()).collect();
         format!(
             "{left} {op} {right} ORDER BY {} LIMIT {}",
