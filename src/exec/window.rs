@@ -352,7 +352,6 @@ struct Frames {
     end: Vec<usize>,
     /// Whether every frame starts at its partition's first row.
     from_partition_start: bool,
-    part_start: Vec<usize>,
 }
 
 impl Frames {
@@ -383,7 +382,6 @@ impl Frames {
             start: Vec::with_capacity(n),
             end: Vec::with_capacity(n),
             from_partition_start: w.frame.start == FrameBound::UnboundedPreceding,
-            part_start: at.part_start.clone(),
         };
         for i in 0..n {
             let s = bound(&w.frame.start, &start_reach, i, false);
@@ -556,8 +554,9 @@ fn float_sums(x: &Float64Array, frames: &Frames) -> Vec<f64> {
         let (mut total, mut upto, mut part) = (0.0, 0, usize::MAX);
         return (0..frames.len())
             .map(|i| {
-                if frames.part_start[i] != part {
-                    part = frames.part_start[i];
+                // every frame starts at its partition's first row
+                if frames.start[i] != part {
+                    part = frames.start[i];
                     (total, upto) = (0.0, part);
                 }
                 let e = frames.end[i];

@@ -767,22 +767,15 @@ impl<'a> Binder<'a> {
         };
         let sort_key_count = order_refs.len();
         for e in distinct_on {
-            let r = match ordinal(e, items.len())? {
+            let output = match e {
+                ast::Expr::Identifier(id) => items
+                    .iter()
+                    .position(|it| it.name.eq_ignore_ascii_case(&id.value)),
+                _ => None,
+            };
+            let r = match ordinal(e, items.len())?.or(output) {
                 Some(i) => OrderRef::Output(i),
-                None => match e {
-                    ast::Expr::Identifier(id)
-                        if items
-                            .iter()
-                            .any(|it| it.name.eq_ignore_ascii_case(&id.value)) =>
-                    {
-                        let i = items
-                            .iter()
-                            .position(|it| it.name.eq_ignore_ascii_case(&id.value))
-                            .unwrap_or(0);
-                        OrderRef::Output(i)
-                    }
-                    _ => OrderRef::Expr(agg_binder.bind(e)?),
-                },
+                None => OrderRef::Expr(agg_binder.bind(e)?),
             };
             order_refs.push((r, &no_options));
         }
