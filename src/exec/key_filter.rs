@@ -83,21 +83,35 @@ impl KeySet {
     }
 }
 
+/// After this many rows a key filter that has kept most of them stops
+/// testing: the join it serves drops the few it would have.
+const KEY_FILTER_TRIAL_ROWS: usize = 64 * 1024;
+
 pub struct KeyFilterOp {
     /// None: the build side was not cheap to read (it spilled, or it is
-    /// large), so every row passes.
+    /// large), or the filter dropped too few rows, so every row passes.
     set: Option<Arc<KeySet>>,
     probe_keys: Vec<Expr>,
+    rows_in: usize,
+    rows_kept: usize,
 }
 
 impl KeyFilterOp {
     pub fn new(set: Option<Arc<KeySet>>, probe_keys: Vec<Expr>) -> Self {
-        KeyFilterOp { set, probe_keys }
+        KeyFilterOp {
+            set,
+            probe_keys,
+            rows_in: 0,
+            rows_kept: 0,
+        }
     }
 }
 
 impl Operator for KeyFilterOp {
     fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.rows_in >= KEY_FILTER_TRIAL_ROWS && self.rows_kept * 2 > self.rows_in {
+            self.set = None;
+        }
         let Some(set) = &self.set else {
             out.push(batch);
             return Ok(());
@@ -124,6 +138,8 @@ impl Operator for KeyFilterOp {
             },
         };
         let kept = found.count_set_bits();
+        self.rows_in += batch.num_rows();
+        self.rows_kept += kept;
         if kept == batch.num_rows() {
             out.push(batch);
         } else if kept > 0 {

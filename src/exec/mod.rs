@@ -3,6 +3,7 @@
 pub mod aggregate;
 pub mod decimal;
 pub mod expr;
+pub mod filter;
 mod functions;
 pub mod group_keys;
 mod hyperloglog;

@@ -1,11 +1,10 @@
 //! The push-based operator interface of a fused pipeline, and the streaming
 //! operators (filter, project, limit).
 
-use arrow::array::BooleanArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use super::expr::{evaluate_array, evaluate_predicate};
+use super::expr::evaluate_array;
 use crate::error::Result;
 use crate::plan::Expr;
 
@@ -63,57 +62,6 @@ impl std::ops::AddAssign for SpillCount {
     fn add_assign(&mut self, o: SpillCount) {
         self.bytes += o.bytes;
         self.files += o.files;
-    }
-}
-
-/// Keeps the rows for which every conjunct of the predicate is true. The
-/// conjuncts are evaluated one after the other; once the rows still in
-/// play are fewer than half the batch, the batch is cut down to them, so
-/// that the later conjuncts look at fewer rows.
-pub struct FilterOp {
-    conjuncts: Vec<Expr>,
-}
-
-impl FilterOp {
-    pub fn new(predicate: Expr) -> Self {
-        FilterOp {
-            conjuncts: predicate.split_conjunction(),
-        }
-    }
-}
-
-impl Operator for FilterOp {
-    fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
-        let mut batch = batch;
-        // Rows of `batch` still in play (None: all of them).
-        let mut mask: Option<BooleanArray> = None;
-        for c in &self.conjuncts {
-            let m = evaluate_predicate(c, &batch)?;
-            let m = match mask.take() {
-                Some(prev) => arrow::compute::and(&prev, &m)?,
-                None => m,
-            };
-            let kept = m.true_count();
-            if kept == 0 {
-                return Ok(());
-            }
-            if kept * 2 < batch.num_rows() {
-                batch = arrow::compute::filter_record_batch(&batch, &m)?;
-            } else if kept < batch.num_rows() {
-                mask = Some(m);
-            }
-        }
-        if let Some(m) = mask {
-            batch = arrow::compute::filter_record_batch(&batch, &m)?;
-        }
-        if batch.num_rows() > 0 {
-            out.push(batch);
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut Vec<RecordBatch>) -> Result<()> {
-        Ok(())
     }
 }
 

@@ -7,7 +7,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{OpSpec, Sink, Source, Stage, TaskGraph};
 use crate::error::Result;
 use crate::exec::aggregate::{state_fields, AggMode};
-use crate::optimizer::cardinality::{estimate, known_groups};
+use crate::exec::filter::ConjunctStats;
+use crate::optimizer::cardinality::{estimate, known_groups, share_of_table};
 use crate::plan::repeated::{repeated_subplans, same_plan};
 use crate::plan::{AggFunc, AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan, SortKey};
 
@@ -34,6 +35,74 @@ fn drops_unmatched_probe_rows(kind: JoinKind) -> bool {
             | JoinKind::RightSemi
             | JoinKind::RightAnti
     )
+}
+
+/// A broadcast join whose build side is estimated at most this many rows,
+/// and at most this share of the table its key comes from (so that most
+/// probe rows find no match), drops the probe rows it cannot match before
+/// the probe side's filters run (see `filter_keys_before_filters`).
+const EARLY_KEY_FILTER_MAX_BUILD_ROWS: f64 = 100_000.0;
+const EARLY_KEY_FILTER_MAX_SHARE: f64 = 0.1;
+
+/// Puts `key_filter` (a `KeyFilter` whose probe keys are columns of the
+/// output of `ops`) before the filters at the end of `ops`, through the
+/// projections among them, when its keys are columns there too.
+///
+/// Why: a broadcast join drops the probe rows without a match only after
+/// the filters before it have looked at every row. When the build side is
+/// small (TPC-H Q19: some hundred parts against all of lineitem), testing
+/// the key first leaves the filters, which compare strings, few rows.
+fn filter_keys_before_filters(ops: &mut Vec<OpSpec>, key_filter: OpSpec) {
+    let OpSpec::KeyFilter { probe_keys, .. } = &key_filter else {
+        return;
+    };
+    let mut keys = probe_keys.clone();
+    let mut at = ops.len();
+    let mut passes_filter = false;
+    while at > 0 {
+        match &ops[at - 1] {
+            OpSpec::Filter { .. } => passes_filter = true,
+            OpSpec::Project { exprs, .. } => {
+                let below: Option<Vec<Expr>> = keys
+                    .iter()
+                    .map(|k| match k {
+                        Expr::Column(c) => match exprs.get(*c) {
+                            Some(e @ Expr::Column(_)) => Some(e.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect();
+                match below {
+                    Some(b) => keys = b,
+                    None => break,
+                }
+            }
+            _ => break,
+        }
+        at -= 1;
+    }
+    if !passes_filter || !keys.iter().all(|k| matches!(k, Expr::Column(_))) {
+        return;
+    }
+    let OpSpec::KeyFilter {
+        build_stage,
+        build_keys,
+        build_schema,
+        ..
+    } = key_filter
+    else {
+        return;
+    };
+    ops.insert(
+        at,
+        OpSpec::KeyFilter {
+            build_stage,
+            probe_keys: keys,
+            build_keys,
+            build_schema,
+        },
+    );
 }
 
 /// The most partitions `join_partitions` asks for: past that, a partition
@@ -182,7 +251,12 @@ impl<'p> Lowering<'p> {
             },
             LogicalPlan::Filter { input, predicate } => {
                 let mut p = self.lower(input)?;
-                p.ops.push(OpSpec::Filter(predicate.clone()));
+                p.ops.push(OpSpec::Filter {
+                    predicate: predicate.clone(),
+                    stats: Arc::new(ConjunctStats::new(
+                        predicate.clone().split_conjunction().len(),
+                    )),
+                });
                 p
             }
             LogicalPlan::Project {
@@ -364,7 +438,26 @@ impl<'p> Lowering<'p> {
         let mut probe = self.lower(left)?;
         let left_schema = probe.schema.clone();
         let build_stage = if broadcast {
-            self.close(build, Sink::Gather)
+            let build_stage = self.close(build, Sink::Gather);
+            if range.is_none()
+                && !on.is_empty()
+                && drops_unmatched_probe_rows(kind)
+                && build_rows <= EARLY_KEY_FILTER_MAX_BUILD_ROWS
+                && build_keys.iter().any(|k| {
+                    share_of_table(right, k).is_some_and(|s| s <= EARLY_KEY_FILTER_MAX_SHARE)
+                })
+            {
+                filter_keys_before_filters(
+                    &mut probe.ops,
+                    OpSpec::KeyFilter {
+                        build_stage,
+                        probe_keys: probe_keys.clone(),
+                        build_keys: build_keys.clone(),
+                        build_schema: build_schema.clone(),
+                    },
+                );
+            }
+            build_stage
         } else {
             let partitions = self.join_partitions(build_rows, &build_schema);
             let build_sink = self.sink_into(build_keys.clone(), &build_schema, partitions)?;

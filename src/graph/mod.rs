@@ -16,9 +16,10 @@ pub use lower::{lower, lower_within};
 use crate::catalog::ScanPartition;
 use crate::error::Result;
 use crate::exec::aggregate::{AggMode, AggregateOp};
+use crate::exec::filter::{ConjunctStats, FilterOp};
 use crate::exec::join::{HashJoinOp, JoinBuild};
 use crate::exec::key_filter::{KeyFilterOp, KeySet};
-use crate::exec::operator::{FilterOp, LimitOp, Operator, ProjectOp};
+use crate::exec::operator::{LimitOp, Operator, ProjectOp};
 use crate::exec::sort::SortOp;
 use crate::exec::window::WindowOp;
 use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, SortKey, WindowExpr};
@@ -120,7 +121,11 @@ impl Sink {
 /// The description of an operator; each task instantiates its own.
 #[derive(Debug, Clone)]
 pub enum OpSpec {
-    Filter(Expr),
+    Filter {
+        predicate: Expr,
+        /// What the stage's tasks measured of each conjunct (their order).
+        stats: Arc<ConjunctStats>,
+    },
     Project {
         exprs: Vec<Expr>,
         schema: SchemaRef,
@@ -243,7 +248,9 @@ impl OpSpec {
         tables: &dyn TaskContext,
     ) -> Result<Box<dyn Operator>> {
         Ok(match self {
-            OpSpec::Filter(p) => Box::new(FilterOp::new(p.clone())),
+            OpSpec::Filter { predicate, stats } => {
+                Box::new(FilterOp::new(predicate.clone(), stats.clone()))
+            }
             OpSpec::Project { exprs, schema } => Box::new(ProjectOp {
                 exprs: exprs.clone(),
                 schema: schema.clone(),
@@ -341,7 +348,7 @@ impl OpSpec {
     /// How EXPLAIN names the operator: `FinalAggregate(1 keys)`, `Sort`, …
     pub fn name(&self) -> String {
         match self {
-            OpSpec::Filter(_) => "Filter".into(),
+            OpSpec::Filter { .. } => "Filter".into(),
             OpSpec::Project { .. } => "Project".into(),
             OpSpec::Aggregate { mode, group, .. } => {
                 format!("{mode:?}Aggregate({} keys)", group.len())

@@ -208,6 +208,14 @@ pub fn column_range(plan: &LogicalPlan, i: usize) -> Option<(f64, f64)> {
     column_origin(plan, i).map(|o| (o.min, o.max))
 }
 
+/// The share of the rows of the table under `key` (a column of `plan`)
+/// that `plan` is estimated to keep: of a join key, about the share of the
+/// other side's rows that can find a match.
+pub fn share_of_table(plan: &LogicalPlan, key: &Expr) -> Option<f64> {
+    let origin = column_origin(plan, key_column(key)?)?;
+    Some((estimate(plan).rows / origin.table_rows.max(1.0)).min(1.0))
+}
+
 /// Distinct values the table column under `key` has before any filter,
 /// if it has fewer rows than its range is wide (then its rows).
 fn sparse_distinct(plan: &LogicalPlan, key: &Expr) -> Option<f64> {

@@ -48,6 +48,9 @@ pub struct PartitionStore {
 /// past that its set costs more than it is likely to save.
 const KEY_FILTER_MAX_ROWS: usize = 1 << 20;
 
+/// ... and only when its set takes at most 1/this of the memory limit.
+const KEY_FILTER_MAX_SHARE_OF_LIMIT: usize = 16;
+
 /// The partition store buffers task outputs in memory while the budget in
 /// use stays below 1/STORE_SHARE_DIVISOR of the limit; past that it spills.
 const STORE_SHARE_DIVISOR: usize = 2;
@@ -142,6 +145,11 @@ impl PartitionStore {
             set.insert(&columns, b.num_rows())?;
         }
         set.seal()?;
+        // A filter that would take much of a small budget is not worth the
+        // spilling it causes elsewhere.
+        if set.memory_size() > self.pool.limit() / KEY_FILTER_MAX_SHARE_OF_LIMIT {
+            return Ok(None);
+        }
         let mut reservation = Reservation::new(&self.pool, "a runtime join filter");
         if !reservation.try_grow(set.memory_size()) {
             return Ok(None);
