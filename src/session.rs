@@ -165,6 +165,19 @@ impl QueryResult {
         self.batches.iter().map(|b| b.num_rows()).sum()
     }
 
+    /// The result with its TIMESTAMP and INTERVAL columns as DuckDB's text,
+    /// for output.
+    pub fn displayable(&self) -> Result<Self> {
+        let batches = self
+            .batches
+            .iter()
+            .map(crate::exec::timestamp::displayable)
+            .collect::<Result<Vec<_>>>()?;
+        let empty = RecordBatch::new_empty(self.schema.clone());
+        let schema = crate::exec::timestamp::displayable(&empty)?.schema();
+        Ok(QueryResult { schema, batches })
+    }
+
     /// True for statements that produce no table (DDL, SET).
     pub fn is_empty_statement(&self) -> bool {
         self.schema.fields().is_empty()

@@ -44,6 +44,7 @@ impl DB for QuarryDb {
             .iter()
             .map(|f| column_type(f.data_type()))
             .collect();
+        let result = result.displayable()?;
         let mut rows = Vec::new();
         for batch in &result.batches {
             rows.extend(format_batch(batch)?);
@@ -111,6 +112,7 @@ fn write_fixtures(source: &Path, dir: &Path) {
     }
     write_parquet(&dir.join("orders.parquet"), &orders(), 5);
     write_parquet(&dir.join("numbers.parquet"), &numbers(), 128);
+    write_parquet(&dir.join("events.parquet"), &events(), 3);
     let parts = parts();
     for (i, (offset, len)) in [(0, 2), (2, 3), (5, 1)].into_iter().enumerate() {
         let path = dir.join(format!("parts/part-{}.parquet", i + 1));
@@ -204,6 +206,32 @@ fn parts() -> RecordBatch {
         4 | red washer | 1.00    | 3
         5 | NULL       | 99.99   | 40
         6 | steel beam | 1250.00 | 100
+        ",
+    )
+}
+
+/// Timestamps as files hold them: milliseconds without a zone,
+/// nanoseconds in UTC (read as TIMESTAMP and TIMESTAMP WITH TIME ZONE).
+fn events() -> RecordBatch {
+    use arrow::datatypes::TimeUnit;
+    table(
+        &[
+            ("id", DataType::Int64),
+            ("kind", DataType::Utf8),
+            ("at_ms", DataType::Timestamp(TimeUnit::Millisecond, None)),
+            (
+                "at_ns",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            ),
+            ("day", DataType::Date32),
+        ],
+        "
+        1 | login  | 2024-01-02 03:04:05.123 | 2024-01-02 03:04:05.123456789 | 2024-01-02
+        2 | click  | 2024-01-02 03:04:06     | 2024-01-02 13:00:00           | 2024-01-02
+        3 | login  | 2024-01-03 23:59:59.999 | 1999-12-31 23:59:59.5         | 2024-01-03
+        4 | logout | 2023-12-31 00:00:00     | NULL                          | 2023-12-31
+        5 | click  | NULL                    | 2024-02-29 12:00:00           | NULL
+        6 | login  | 2024-01-02 03:04:05.123 | 1970-01-01 00:00:00           | 2024-01-02
         ",
     )
 }

@@ -66,6 +66,17 @@ impl CsvTable {
                 first.display
             )));
         }
+        // timestamps of any inferred unit are read as microseconds
+        let schema = arrow::datatypes::Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| match super::parquet::engine_type(f.data_type()) {
+                    Some(t) => f.as_ref().clone().with_data_type(t),
+                    None => f.as_ref().clone(),
+                })
+                .collect::<Vec<_>>(),
+        );
         Ok(CsvTable {
             files,
             schema: Arc::new(schema),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::kernels::cmp;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -218,12 +218,20 @@ impl ParquetTable {
                 )));
             }
         }
-        // Fields as the engine sees them: nullable, without file metadata.
+        // Fields as the engine sees them: nullable, without file metadata,
+        // timestamps in microseconds (as DuckDB reads every unit; a column
+        // read in another unit is cast after decoding).
         let schema = Arc::new(arrow::datatypes::Schema::new(
             schema
                 .fields()
                 .iter()
-                .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+                .map(|f| {
+                    let f = f.as_ref().clone().with_metadata(Default::default());
+                    match engine_type(f.data_type()) {
+                        Some(t) => f.with_data_type(t),
+                        None => f,
+                    }
+                })
                 .collect::<Vec<_>>(),
         ));
         Ok(ParquetTable { files, schema })
@@ -598,8 +606,16 @@ impl RowGroupPartition {
             let columns: Vec<ArrayRef> = self
                 .reorder
                 .iter()
-                .map(|&i| batch.column(i).clone())
-                .collect();
+                .zip(self.schema.fields())
+                .map(|(&i, f)| {
+                    let c = batch.column(i);
+                    if c.data_type() == f.data_type() {
+                        Ok(c.clone())
+                    } else {
+                        crate::exec::timestamp::to_micros(c, f.data_type())
+                    }
+                })
+                .collect::<Result<_>>()?;
             sink(RecordBatch::try_new(self.schema.clone(), columns)?)?;
         }
         // Corrupt pages can end a column early without an error: a short
@@ -611,6 +627,22 @@ impl RowGroupPartition {
             )));
         }
         Ok(())
+    }
+}
+
+/// The engine's type for a file's column type where they differ: a
+/// timestamp of any unit is one of microseconds, a zone made UTC (values
+/// with a zone are UTC instants).
+pub(crate) fn engine_type(t: &DataType) -> Option<DataType> {
+    let utc = |tz: &Option<Arc<str>>| {
+        tz.as_deref()
+            .is_none_or(|z| z == crate::exec::timestamp::UTC)
+    };
+    match t {
+        DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond || !utc(tz) => {
+            Some(crate::exec::timestamp::timestamp_type(tz.is_some()))
+        }
+        _ => None,
     }
 }
 

@@ -107,6 +107,11 @@ impl Printer {
         result: &QueryResult,
         elapsed: Duration,
     ) -> Result<(), OutputError> {
+        // timestamps and intervals printed as DuckDB prints them
+        let displayed = result
+            .displayable()
+            .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+        let result = &displayed;
         if result.is_empty_statement() {
             if self.ok_for_statements {
                 writeln!(out, "OK")?;

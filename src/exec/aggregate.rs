@@ -1368,6 +1368,7 @@ fn new_min_max(is_min: bool, t: &DataType) -> Box<dyn GroupAccumulator> {
         DataType::Float64 => prim!(Float64Type),
         DataType::Decimal128(_, _) => prim!(Decimal128Type),
         DataType::Date32 => prim!(Date32Type),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => prim!(TimestampMicrosecondType),
         DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => Box::new(StringMinMax {
             is_min,
             values: vec![],

@@ -205,6 +205,9 @@ fn cast_rounded(a: &ArrayRef, to: &DataType, safe: bool) -> Result<ArrayRef> {
     if a.data_type() == to {
         return Ok(a.clone());
     }
+    if let Some(result) = super::timestamp::cast(a, to, safe) {
+        return result;
+    }
     let opts = CastOptions {
         safe,
         format_options: FormatOptions::default(),
@@ -231,6 +234,15 @@ fn cast_rounded(a: &ArrayRef, to: &DataType, safe: bool) -> Result<ArrayRef> {
 fn binary(op: BinaryOp, l: &Value, r: &Value, n: usize) -> Result<Value> {
     let all_scalar = l.is_scalar() && r.is_scalar();
     let len = if all_scalar { 1 } else { n };
+    let interval = |v: &Value| matches!(data_type(v).as_ref(), DataType::Interval(_));
+    let temporal =
+        |v: &Value| interval(v) || matches!(data_type(v).as_ref(), DataType::Timestamp(_, _));
+    if (op.is_arithmetic() && (temporal(l) || temporal(r))) || (op.is_comparison() && interval(l)) {
+        let (la, ra) = (l.clone().into_array(len)?, r.clone().into_array(len)?);
+        if let Some(result) = super::timestamp::binary(op, &la, &ra) {
+            return finish(result?, all_scalar);
+        }
+    }
     let result: ArrayRef = match op {
         BinaryOp::And | BinaryOp::Or => {
             let la = l.clone().into_array(len)?;
@@ -269,6 +281,13 @@ fn binary(op: BinaryOp, l: &Value, r: &Value, n: usize) -> Result<Value> {
         _ => arrow_binary(op, l, r, len)?,
     };
     finish(result, all_scalar)
+}
+
+fn data_type(v: &Value) -> std::borrow::Cow<'_, DataType> {
+    match v {
+        Value::Array(a) => std::borrow::Cow::Borrowed(a.data_type()),
+        Value::Scalar(s) => std::borrow::Cow::Owned(s.data_type()),
+    }
 }
 
 /// A string-view column `=` or `<>` a non-NULL string literal (either
@@ -467,6 +486,14 @@ fn function(
     if let Some(result) = super::functions::evaluate(func, &arrays, data_type) {
         return finish(cast_checked(&result?, data_type)?, all_scalar);
     }
+    // (a DATE's calendar parts by arrow's kernel below, the rest there)
+    let arrow_date_part = matches!(func, ScalarFunc::Extract(p)
+        if p.is_arrow_date_part() && *arrays[0].data_type() == DataType::Date32);
+    if !arrow_date_part {
+        if let Some(result) = super::datetime::evaluate(func, &arrays, data_type) {
+            return finish(cast_checked(&result?, data_type)?, all_scalar);
+        }
+    }
     let result: ArrayRef = match func {
         ScalarFunc::Extract(part) => {
             use arrow::compute::kernels::temporal::{date_part, DatePart as P};
@@ -477,6 +504,11 @@ fn function(
                 DatePart::Day => P::Day,
                 DatePart::DayOfWeek => P::DayOfWeekSunday0,
                 DatePart::DayOfYear => P::DayOfYear,
+                other => {
+                    return Err(QuarryError::exec(format!(
+                        "internal error: no arrow kernel for extract({other:?})"
+                    )))
+                }
             };
             cast_checked(&date_part(&arrays[0], p)?, &DataType::Int64)?
         }

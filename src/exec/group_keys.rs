@@ -417,6 +417,7 @@ fn packable_type(t: &DataType) -> bool {
             | DataType::UInt64
             | DataType::Date32
             | DataType::Date64
+            | DataType::Timestamp(TimeUnit::Microsecond, _)
             | DataType::Decimal128(_, _)
             | DataType::Utf8
             | DataType::Utf8View
@@ -465,6 +466,7 @@ fn pack(
             DataType::UInt64 => ints!(UInt64Type),
             DataType::Date32 => ints!(Date32Type),
             DataType::Date64 => ints!(Date64Type),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => ints!(TimestampMicrosecondType),
             DataType::Decimal128(_, _) => ints!(Decimal128Type),
             DataType::Boolean => {
                 for (i, v) in a.as_boolean().values().iter().enumerate() {
@@ -603,6 +605,9 @@ fn unpack(
         DataType::UInt64 => ints::<UInt64Type>(column(), nulls, t),
         DataType::Date32 => ints::<Date32Type>(column(), nulls, t),
         DataType::Date64 => ints::<Date64Type>(column(), nulls, t),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            ints::<TimestampMicrosecondType>(column(), nulls, t)
+        }
         DataType::Decimal128(_, _) => ints::<Decimal128Type>(column(), nulls, t),
         DataType::Boolean => Arc::new(BooleanArray::new(column().map(|w| w != 0).collect(), nulls)),
         DataType::Utf8View if u32::try_from(long.bytes.len()).is_ok() => {

@@ -1,6 +1,7 @@
 //! Operators, vectorized over Arrow arrays with the arrow compute kernels.
 
 pub mod aggregate;
+mod datetime;
 pub mod decimal;
 pub mod expr;
 pub mod filter;
@@ -15,5 +16,7 @@ pub mod operator;
 pub(crate) mod regexp;
 pub mod repartition;
 pub mod sort;
+pub(crate) mod strftime;
+pub mod timestamp;
 pub mod view_compare;
 pub mod window;

@@ -35,16 +35,20 @@ impl fmt::Display for ExprDisplay<'_> {
                 v if v.is_null() => write!(f, "NULL"),
                 datafusion_common::ScalarValue::Date32(_) => write!(f, "DATE '{v}'"),
                 datafusion_common::ScalarValue::IntervalMonthDayNano(Some(i)) => {
-                    let mut parts = Vec::new();
-                    for (n, unit) in [(i.months as i64, "month"), (i.days as i64, "day")] {
-                        if n != 0 {
-                            parts.push(format!("{n} {unit}"));
-                        }
-                    }
-                    if i.nanoseconds != 0 || parts.is_empty() {
-                        parts.push(format!("{} second", i.nanoseconds as f64 / 1e9));
-                    }
-                    write!(f, "INTERVAL '{}'", parts.join(" "))
+                    write!(
+                        f,
+                        "INTERVAL '{}'",
+                        crate::exec::timestamp::format_interval(*i)
+                    )
+                }
+                datafusion_common::ScalarValue::TimestampMicrosecond(Some(t), tz) => {
+                    let ts = crate::exec::timestamp::format_timestamp(*t, tz.is_some());
+                    let name = if tz.is_some() {
+                        "TIMESTAMPTZ"
+                    } else {
+                        "TIMESTAMP"
+                    };
+                    write!(f, "{name} '{ts}'")
                 }
                 v => write!(f, "{v}"),
             },
@@ -94,6 +98,9 @@ impl fmt::Display for ExprDisplay<'_> {
                 match func {
                     ScalarFunc::Extract(part) => {
                         write!(f, "extract({part:?} FROM {})", args.join(", "))
+                    }
+                    ScalarFunc::DateTrunc(part) => {
+                        write!(f, "date_trunc({part:?}, {})", args.join(", "))
                     }
                     other => write!(f, "{}({})", other.name(), args.join(", ")),
                 }

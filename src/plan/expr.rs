@@ -84,8 +84,24 @@ impl BinaryOp {
 /// Scalar functions with a fixed meaning; the binder checks their arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScalarFunc {
-    /// extract(part from date) → BIGINT
+    /// extract(part from date | timestamp) → BIGINT (DOUBLE for epoch)
     Extract(DatePart),
+    /// date_trunc(part, timestamp) → the timestamp's type
+    DateTrunc(DatePart),
+    /// strftime(timestamp, format) → VARCHAR; the format a constant
+    Strftime,
+    /// strptime(text, format) → TIMESTAMP; the format a constant
+    Strptime,
+    /// age(a, b) → INTERVAL: years, months, days and time from b to a
+    Age,
+    /// make_timestamp(y, m, d, h, min, s) or make_timestamp(micros)
+    MakeTimestamp,
+    /// epoch_ms(ms) → TIMESTAMP, epoch_ms(timestamp) → BIGINT
+    EpochMs,
+    /// to_timestamp(seconds) → TIMESTAMP WITH TIME ZONE
+    ToTimestamp,
+    /// epoch(timestamp) → DOUBLE seconds since 1970
+    Epoch,
     /// substring(string, start [, length]), 1-based
     Substring,
     Upper,
@@ -168,6 +184,14 @@ impl ScalarFunc {
         use ScalarFunc::*;
         match self {
             Extract(_) => "extract",
+            DateTrunc(_) => "date_trunc",
+            Strftime => "strftime",
+            Strptime => "strptime",
+            Age => "age",
+            MakeTimestamp => "make_timestamp",
+            EpochMs => "epoch_ms",
+            ToTimestamp => "to_timestamp",
+            Epoch => "epoch",
             Substring => "substring",
             Upper => "upper",
             Lower => "lower",
@@ -218,12 +242,71 @@ impl ScalarFunc {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DatePart {
+    Millennium,
+    Century,
+    Decade,
     Year,
+    /// the year of the ISO week
+    IsoYear,
     Quarter,
     Month,
+    /// the ISO week (weeks start on Monday)
+    Week,
     Day,
+    /// 0 (Sunday) to 6
     DayOfWeek,
+    /// 1 (Monday) to 7
+    IsoDayOfWeek,
     DayOfYear,
+    Hour,
+    Minute,
+    /// whole seconds of the minute
+    Second,
+    /// the second's milliseconds, whole seconds included (DuckDB's)
+    Millisecond,
+    Microsecond,
+    /// seconds since 1970, a DOUBLE
+    Epoch,
+}
+
+impl DatePart {
+    /// A part by one of its SQL names (`year`, `years`, `y`, `dow`, …).
+    pub fn from_name(name: &str) -> Option<DatePart> {
+        use DatePart::*;
+        Some(match name.to_lowercase().as_str() {
+            "millennium" | "millennia" | "millenniums" | "mil" | "mils" => Millennium,
+            "century" | "centuries" | "c" | "cent" => Century,
+            "decade" | "decades" | "dec" | "decs" => Decade,
+            "year" | "years" | "y" | "yr" | "yrs" => Year,
+            "isoyear" => IsoYear,
+            "quarter" | "quarters" => Quarter,
+            "month" | "months" | "mon" | "mons" => Month,
+            "week" | "weeks" | "w" | "weekofyear" => Week,
+            "day" | "days" | "d" | "dayofmonth" => Day,
+            "dow" | "dayofweek" | "weekday" => DayOfWeek,
+            "isodow" => IsoDayOfWeek,
+            "doy" | "dayofyear" => DayOfYear,
+            "hour" | "hours" | "h" | "hr" | "hrs" => Hour,
+            "minute" | "minutes" | "m" | "min" | "mins" => Minute,
+            "second" | "seconds" | "s" | "sec" | "secs" => Second,
+            "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => Millisecond,
+            "microsecond" | "microseconds" | "us" | "usec" | "usecs" => Microsecond,
+            "epoch" => Epoch,
+            _ => return None,
+        })
+    }
+
+    /// Whether arrow's kernel gives this part of a DATE as DuckDB does.
+    pub fn is_arrow_date_part(self) -> bool {
+        use DatePart::*;
+        matches!(self, Year | Quarter | Month | Day | DayOfWeek | DayOfYear)
+    }
+
+    /// Whether date_trunc can cut a timestamp at this part.
+    pub fn truncates(self) -> bool {
+        use DatePart::*;
+        !matches!(self, DayOfWeek | IsoDayOfWeek | DayOfYear | Epoch)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -591,6 +674,7 @@ impl Expr {
 
 /// Result type of `+ - * / %` once the binder has coerced both sides.
 pub fn arithmetic_result_type(op: BinaryOp, l: &DataType, r: &DataType) -> DataType {
+    use arrow::datatypes::IntervalUnit;
     use DataType::*;
     match (l, r) {
         (Decimal128(p1, s1), Decimal128(p2, s2)) => match op {
@@ -605,6 +689,10 @@ pub fn arithmetic_result_type(op: BinaryOp, l: &DataType, r: &DataType) -> DataT
         },
         (Date32, Interval(_)) | (Interval(_), Date32) => Date32,
         (Date32, Date32) => Int64,
+        (Timestamp(_, _), Timestamp(_, _)) => Interval(IntervalUnit::MonthDayNano),
+        // (number × interval; the binder puts a timestamp or interval left
+        // otherwise, so the left type is the result's)
+        (n, Interval(_)) if n.is_numeric() => r.clone(),
         _ => l.clone(),
     }
 }

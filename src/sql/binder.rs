@@ -54,6 +54,7 @@ struct Item {
 
 impl<'a> Binder<'a> {
     pub fn new(catalog: &'a Catalog) -> Self {
+        super::temporal::begin_statement();
         Binder {
             catalog,
             ctes: RefCell::new(vec![]),
@@ -1114,11 +1115,13 @@ const TABLE_FUNCTIONS: &[&str] = &[
 /// its own.
 fn functions_table() -> Result<crate::catalog::MemTable> {
     use super::expr::{AGGREGATES, SCALARS, SPECIAL_FORMS};
+    use super::temporal::TEMPORAL_FUNCTIONS;
     use arrow::array::StringArray;
     use arrow::datatypes::{DataType, Field};
     let mut rows: Vec<(&str, &str)> = SCALARS
         .iter()
         .chain(SPECIAL_FORMS)
+        .chain(TEMPORAL_FUNCTIONS)
         .map(|n| (*n, "scalar"))
         .chain(AGGREGATES.iter().map(|n| (*n, "aggregate")))
         .chain(
@@ -1337,7 +1340,8 @@ mod tests {
     #[test]
     fn every_listed_function_is_known_to_the_binder() {
         let session = Session::new(SessionConfig::default()).unwrap();
-        for name in SCALARS.iter().chain(AGGREGATES) {
+        let temporal = crate::sql::temporal::TEMPORAL_FUNCTIONS;
+        for name in SCALARS.iter().chain(AGGREGATES).chain(temporal) {
             if let Err(e) = session.sql(&format!("SELECT {name}(1)")) {
                 assert!(!e.to_string().contains("unknown function"), "{name}: {e}");
             }

@@ -5,8 +5,19 @@ use arrow::datatypes::DataType;
 use datafusion_common::ScalarValue;
 
 use crate::error::{Location, QuarryError, Result};
+use crate::exec::timestamp::timestamp_type;
 use crate::plan::types::{integer_decimal_precision, is_numeric, is_string, sql_type_name};
 use crate::plan::{BinaryOp, Expr};
+
+/// Whether the interval `e` is a constant of whole days, months or years
+/// (no time of day), so that a DATE moved by it stays a DATE.
+fn whole_days(e: &Expr) -> bool {
+    match crate::optimizer::constant_folding::fold_expr(e.clone()) {
+        Ok(Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(iv)))) => iv.nanoseconds == 0,
+        Ok(Expr::Literal(v)) => v.is_null(),
+        _ => false,
+    }
+}
 
 /// The decimal type that holds every value of an integer or decimal type.
 /// Integer literals get only the digits they need.
@@ -98,6 +109,12 @@ pub fn comparison_type(
             }
         }
         (Date32, t) | (t, Date32) if is_string(t) => Date32,
+        // a TIMESTAMP meets WITH TIME ZONE at the latter (the session's
+        // zone UTC), a DATE as its midnight, text read as a timestamp
+        (Timestamp(_, _), Timestamp(_, _)) => timestamp_type(true),
+        (t @ Timestamp(_, _), Date32) | (Date32, t @ Timestamp(_, _)) => t.clone(),
+        (t @ Timestamp(_, _), s) | (s, t @ Timestamp(_, _)) if is_string(s) => t.clone(),
+        (t @ Interval(_), s) | (s, t @ Interval(_)) if is_string(s) => t.clone(),
         (t, Boolean) | (Boolean, t) if is_string(t) => Boolean,
         _ => return Err(mismatch("cannot compare values: type mismatch", lt, rt, at)),
     })
@@ -168,11 +185,37 @@ fn arithmetic(
         let t = if t == Null { Int64 } else { t };
         return Ok(Expr::binary(op, cast_to(l, &lt, &t), cast_to(r, &rt, &t)));
     }
+    let plus_minus = matches!(op, BinaryOp::Plus | BinaryOp::Minus);
     match (&lt, &rt) {
-        (Date32, Interval(_)) if matches!(op, BinaryOp::Plus | BinaryOp::Minus) => {
+        // DATE ± whole days, months or years stays a DATE (as TPC-H's date
+        // arithmetic wants, where DuckDB gives a TIMESTAMP at midnight); an
+        // interval with a time of day makes a TIMESTAMP, as in DuckDB
+        (Date32, Interval(_)) if plus_minus && whole_days(&r) => Ok(Expr::binary(op, l, r)),
+        (Interval(_), Date32) if op == BinaryOp::Plus && whole_days(&l) => {
+            Ok(Expr::binary(op, r, l))
+        }
+        (Date32, Interval(_)) if plus_minus => {
+            Ok(Expr::binary(op, l.cast(timestamp_type(false)), r))
+        }
+        (Interval(_), Date32) if op == BinaryOp::Plus => {
+            Ok(Expr::binary(op, r.cast(timestamp_type(false)), l))
+        }
+        (Timestamp(_, _), Interval(_)) if plus_minus => Ok(Expr::binary(op, l, r)),
+        (Interval(_), Timestamp(_, _)) if op == BinaryOp::Plus => Ok(Expr::binary(op, r, l)),
+        // TIMESTAMP − TIMESTAMP (or DATE) is an INTERVAL
+        (Timestamp(_, _), Timestamp(_, _) | Date32) | (Date32, Timestamp(_, _))
+            if op == BinaryOp::Minus =>
+        {
+            let t = comparison_type(&l, &lt, &r, &rt, at)?;
+            Ok(Expr::binary(op, cast_to(l, &lt, &t), cast_to(r, &rt, &t)))
+        }
+        (Interval(_), Interval(_)) if plus_minus => Ok(Expr::binary(op, l, r)),
+        (Interval(_), n)
+            if is_numeric(n) && matches!(op, BinaryOp::Multiply | BinaryOp::Divide) =>
+        {
             Ok(Expr::binary(op, l, r))
         }
-        (Interval(_), Date32) if op == BinaryOp::Plus => Ok(Expr::binary(op, r, l)),
+        (n, Interval(_)) if is_numeric(n) && op == BinaryOp::Multiply => Ok(Expr::binary(op, r, l)),
         _ if is_numeric(&lt) && is_numeric(&rt) => {
             if op == BinaryOp::Divide && !lt.is_floating() && !rt.is_floating() {
                 // As in DuckDB: `/` on integers and decimals gives DOUBLE.

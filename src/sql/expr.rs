@@ -1,6 +1,6 @@
 //! Binding AST expressions to typed `Expr`s over a scope.
 
-use arrow::datatypes::{DataType, IntervalMonthDayNano, Schema};
+use arrow::datatypes::{DataType, Schema};
 use datafusion_common::ScalarValue;
 use sqlparser::ast::{
     self, BinaryOperator, CastKind, DateTimeField, FunctionArg, FunctionArgExpr, FunctionArguments,
@@ -67,7 +67,6 @@ pub(crate) const SCALARS: &[&str] = &[
     "regexp_extract",
     "current_date",
     "today",
-    "date_part",
     "make_date",
     "trim",
     "ltrim",
@@ -289,6 +288,11 @@ impl ExprBinder<'_> {
                         Ok(Expr::Not(Box::new(inner)))
                     }
                     UnaryOperator::Minus => {
+                        if matches!(t, DataType::Interval(_)) {
+                            // (arrow's negation of intervals is not checked)
+                            let minus_one = Expr::Literal(ScalarValue::Int64(Some(-1)));
+                            return Ok(Expr::binary(BinaryOp::Multiply, inner, minus_one));
+                        }
                         if !crate::plan::types::is_numeric(&t) && t != DataType::Null {
                             return Err(QuarryError::plan_at(
                                 format!("cannot negate a value of type {}", sql_type_name(&t)),
@@ -466,6 +470,9 @@ impl ExprBinder<'_> {
                     other => other.to_string(),
                 };
                 let t = sql_data_type(&ts.data_type, at(e))?;
+                if matches!(t, DataType::Timestamp(_, _)) {
+                    return super::temporal::timestamp_literal(&text, &t, at(e));
+                }
                 let v = ScalarValue::Utf8(Some(text.clone()))
                     .cast_to(&t)
                     .map_err(|_| {
@@ -476,22 +483,15 @@ impl ExprBinder<'_> {
                     })?;
                 Ok(Expr::Literal(v))
             }
-            ast::Expr::Interval(iv) => interval(iv, at(e)),
+            ast::Expr::Interval(iv) => super::temporal::interval(iv, at(e)),
             ast::Expr::Extract { field, expr, .. } => {
-                let part = match field {
-                    DateTimeField::Year | DateTimeField::Years => DatePart::Year,
-                    DateTimeField::Quarter => DatePart::Quarter,
-                    DateTimeField::Month | DateTimeField::Months => DatePart::Month,
-                    DateTimeField::Day | DateTimeField::Days => DatePart::Day,
-                    DateTimeField::Dow | DateTimeField::DayOfWeek => DatePart::DayOfWeek,
-                    DateTimeField::Doy => DatePart::DayOfYear,
-                    other => {
-                        return Err(QuarryError::plan_at(
-                            format!("extract({other}) is not supported"),
-                            at(e),
-                        ))
-                    }
+                let name = match field {
+                    DateTimeField::Custom(ident) => ident.value.clone(),
+                    other => other.to_string(),
                 };
+                let part = DatePart::from_name(&name).ok_or_else(|| {
+                    QuarryError::plan_at(format!("extract({field}) is not supported"), at(e))
+                })?;
                 let v = self.bind(expr)?;
                 self.extract(part, v, "extract", at(e))
             }
@@ -746,7 +746,8 @@ impl ExprBinder<'_> {
             "regexp_full_match" => ScalarFunc::RegexpFullMatch,
             "regexp_replace" => ScalarFunc::RegexpReplace,
             "regexp_extract" => ScalarFunc::RegexpExtract,
-            // (bare `current_date` comes here too, a call without arguments)
+            // (bare `current_date` and `current_timestamp` come here too, calls
+            // without arguments)
             "current_date" | "today" => {
                 if !bound.is_empty() {
                     return Err(QuarryError::plan_at(
@@ -758,43 +759,8 @@ impl ExprBinder<'_> {
                 // UTC date when the query was planned
                 return Ok(Expr::Literal(ScalarValue::Date32(Some(utc_today()?))));
             }
-            "date_part" => {
-                // date_part('year', d) is extract(year FROM d)
-                let part = match bound.first() {
-                    Some(Expr::Literal(ScalarValue::Utf8(Some(p)))) => {
-                        match p.to_lowercase().as_str() {
-                            "year" | "years" => DatePart::Year,
-                            "quarter" => DatePart::Quarter,
-                            "month" | "months" => DatePart::Month,
-                            "day" | "days" => DatePart::Day,
-                            "dow" | "dayofweek" => DatePart::DayOfWeek,
-                            "doy" | "dayofyear" => DatePart::DayOfYear,
-                            other => {
-                                return Err(QuarryError::plan_at(
-                                    format!(
-                                        "date_part('{other}', …) is not supported (year, \
-                                         quarter, month, day, dow, doy are)"
-                                    ),
-                                    loc,
-                                ))
-                            }
-                        }
-                    }
-                    _ => {
-                        return Err(QuarryError::plan_at(
-                            "date_part takes a part name string and a DATE",
-                            loc,
-                        ))
-                    }
-                };
-                let mut args = bound;
-                if args.len() != 2 {
-                    return Err(QuarryError::plan_at(
-                        format!("date_part() takes 2 arguments, got {}", args.len()),
-                        loc,
-                    ));
-                }
-                return self.extract(part, args.remove(1), "date_part", loc);
+            n if super::temporal::TEMPORAL_FUNCTIONS.contains(&n) => {
+                return self.temporal_function(n, bound, loc);
             }
             "trim" => ScalarFunc::Trim(TrimSide::Both),
             "ltrim" => ScalarFunc::Trim(TrimSide::Leading),
@@ -843,7 +809,11 @@ impl ExprBinder<'_> {
                 ));
             }
             _ => {
-                let hint = closest(&name, AGGREGATES.iter().chain(SCALARS).copied())
+                let known = AGGREGATES
+                    .iter()
+                    .chain(SCALARS)
+                    .chain(super::temporal::TEMPORAL_FUNCTIONS);
+                let hint = closest(&name, known.copied())
                     .map(|c| format!(", did you mean '{c}'?"))
                     .unwrap_or_default();
                 return Err(QuarryError::plan_at(
@@ -853,22 +823,6 @@ impl ExprBinder<'_> {
             }
         };
         self.scalar_function(func, bound, loc)
-    }
-
-    /// `part` of the DATE `v` (extract(…) and date_part(…), named `what`).
-    fn extract(&self, part: DatePart, v: Expr, what: &str, loc: Option<Location>) -> Result<Expr> {
-        let t = self.type_of(&v)?;
-        if !matches!(t, DataType::Date32 | DataType::Null) {
-            return Err(QuarryError::plan_at(
-                format!("{what} needs a DATE, got {}", sql_type_name(&t)),
-                loc,
-            ));
-        }
-        Ok(Expr::Function {
-            func: ScalarFunc::Extract(part),
-            args: vec![v],
-            data_type: DataType::Int64,
-        })
     }
 
     /// Checks arguments and decides the result type of a scalar function.
@@ -960,7 +914,20 @@ impl ExprBinder<'_> {
                 }
                 DataType::Utf8
             }
-            ScalarFunc::Extract(_) => DataType::Int64,
+            ScalarFunc::Extract(_)
+            | ScalarFunc::DateTrunc(_)
+            | ScalarFunc::Strftime
+            | ScalarFunc::Strptime
+            | ScalarFunc::Age
+            | ScalarFunc::MakeTimestamp
+            | ScalarFunc::EpochMs
+            | ScalarFunc::ToTimestamp
+            | ScalarFunc::Epoch => {
+                return Err(QuarryError::plan_at(
+                    format!("internal error: {name}() is bound by the date functions"),
+                    loc,
+                ))
+            }
             ScalarFunc::AssertSingleRow => types[1].clone(),
             ScalarFunc::AverageOf => DataType::Float64,
             ScalarFunc::Grouping => DataType::Int64,
@@ -1182,6 +1149,8 @@ impl ExprBinder<'_> {
                 )),
             }
         };
+        // a type the aggregate's result becomes (median of dates)
+        let mut result_cast = None;
         let (func, arg, param) = match name {
             "count" => match exprs.as_slice() {
                 // count(*): Count of nothing, so that a FILTER gives it an
@@ -1254,14 +1223,25 @@ impl ExprBinder<'_> {
                     let q = self.constant_argument(bound(1)?, name, "quantile", loc)?;
                     quantile(q, name, loc)?
                 };
-                let x = bound(0)?;
-                let t = self.type_of(&x)?;
-                let numeric = crate::plan::types::is_numeric(&t) || t == DataType::Null;
+                let mut x = bound(0)?;
+                let mut t = self.type_of(&x)?;
                 // The median of what does not interpolate (text, booleans)
-                // is a value of the group, as in DuckDB. DuckDB interpolates
-                // dates to a TIMESTAMP, a type quarry lacks: an error.
+                // is a value of the group, as in DuckDB.
                 let interpolate = name == "quantile_cont"
                     || (name == "median" && !is_string(&t) && t != DataType::Boolean);
+                if interpolate && matches!(t, DataType::Date32 | DataType::Timestamp(_, _)) {
+                    // dates and timestamps interpolate as their microseconds
+                    // (exact in a double up to the year 2255), the answer a
+                    // TIMESTAMP as in DuckDB
+                    let ts = match &t {
+                        DataType::Timestamp(_, _) => t.clone(),
+                        _ => crate::exec::timestamp::timestamp_type(false),
+                    };
+                    x = x.cast(ts.clone()).cast(DataType::Int64);
+                    t = DataType::Int64;
+                    result_cast = Some(ts);
+                }
+                let numeric = crate::plan::types::is_numeric(&t) || t == DataType::Null;
                 if interpolate && !numeric {
                     return Err(QuarryError::plan_at(
                         format!(
@@ -1343,12 +1323,16 @@ impl ExprBinder<'_> {
             func
         };
         let distinct = distinct && func != AggFunc::CountStar;
-        Ok(Expr::Aggregate(Box::new(AggregateExpr {
+        let aggregate = Expr::Aggregate(Box::new(AggregateExpr {
             func,
             arg,
             distinct,
             param,
-        })))
+        }));
+        Ok(match result_cast {
+            Some(t) => aggregate.cast(DataType::Int64).cast(t),
+            None => aggregate,
+        })
     }
 
     /// Checks the arguments of a regex function (arity checked) and makes
@@ -1572,67 +1556,12 @@ fn number_literal(n: &str, loc: Option<Location>) -> Result<Expr> {
     )))
 }
 
-fn interval(iv: &ast::Interval, loc: Option<Location>) -> Result<Expr> {
-    // `DAY TO SECOND` and the like would read the text as several fields
-    if let Some(last) = &iv.last_field {
-        return Err(QuarryError::plan_at(
-            format!(
-                "INTERVAL … TO {last} is not supported (write one unit, as in INTERVAL '90' DAY)"
-            ),
-            loc,
-        ));
-    }
-    if iv.fractional_seconds_precision.is_some() {
-        return Err(QuarryError::plan_at(
-            "INTERVAL with a fractional seconds precision is not supported",
-            loc,
-        ));
-    }
-    let text = match iv.value.as_ref() {
-        ast::Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) => s.clone(),
-            Value::Number(n, _) => n.clone(),
-            other => other.to_string(),
-        },
-        other => {
-            return Err(QuarryError::plan_at(
-                format!("unsupported interval value {other}"),
-                loc,
-            ))
-        }
-    };
-    // Either INTERVAL '3' MONTH or INTERVAL '3 months'.
-    let (num, unit) = match &iv.leading_field {
-        Some(f) => (text.trim().to_string(), f.to_string().to_lowercase()),
-        None => {
-            let mut parts = text.split_whitespace();
-            let num = parts.next().unwrap_or("").to_string();
-            let unit = parts.next().unwrap_or("").to_lowercase();
-            (num, unit)
-        }
-    };
-    let n: i32 = num
-        .parse()
-        .map_err(|_| QuarryError::plan_at(format!("invalid interval '{text}'"), loc))?;
-    let unit = unit.trim_end_matches('s');
-    let v = match unit {
-        "year" => IntervalMonthDayNano::new(n * 12, 0, 0),
-        "month" => IntervalMonthDayNano::new(n, 0, 0),
-        "week" => IntervalMonthDayNano::new(0, n * 7, 0),
-        "day" => IntervalMonthDayNano::new(0, n, 0),
-        other => {
-            return Err(QuarryError::plan_at(
-                format!("unsupported interval unit '{other}' (use year, month, week or day)"),
-                loc,
-            ))
-        }
-    };
-    Ok(Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v))))
-}
-
 /// Maps a SQL type name to an Arrow type.
 pub fn sql_data_type(t: &ast::DataType, loc: Option<Location>) -> Result<DataType> {
     use ast::DataType as D;
+    if let Some(t) = super::temporal::timestamp_sql_type(t, loc) {
+        return t;
+    }
     Ok(match t {
         D::TinyInt(_) => DataType::Int8,
         D::SmallInt(_) => DataType::Int16,

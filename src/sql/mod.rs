@@ -7,6 +7,7 @@ mod grouping_sets;
 mod scope;
 mod set_ops;
 mod subquery;
+mod temporal;
 mod window;
 
 pub use binder::Binder;
