@@ -1,5 +1,5 @@
 //! quarry: a SQL query engine over Parquet and CSV that runs a partitioned
-//! task graph on all local cores. See DESIGN.md for the flow of a query.
+//! task graph on all local cores. See docs/ARCHITECTURE.md for the flow of a query.
 
 pub mod catalog;
 pub mod cli;
