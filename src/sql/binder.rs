@@ -593,9 +593,6 @@ impl<'a> Binder<'a> {
         select: &ast::Select,
         order_by: &[ast::OrderByExpr],
     ) -> Result<Bound> {
-        if select.having.is_some() && matches!(select.group_by, GroupByExpr::All(_)) {
-            return Err(QuarryError::plan("GROUP BY ALL is not supported"));
-        }
         // A clause the binder would skip changes the answer: refuse it.
         let unsupported = [
             (select.top.is_some(), "TOP"),
@@ -781,17 +778,24 @@ impl<'a> Binder<'a> {
             order_refs.push((r, &no_options));
         }
         // GROUP BY expressions, by expression, output alias or ordinal.
-        let (group_asts, set_asts): (Vec<ast::Expr>, Option<Vec<Vec<ast::Expr>>>) = match &select
-            .group_by
-        {
-            GroupByExpr::Expressions(exprs, modifiers) => {
-                match grouping_sets::grouping_sets(exprs, modifiers)? {
-                    None => (exprs.clone(), None),
-                    Some(sets) => (sets.concat(), Some(sets)),
+        let (group_asts, set_asts): (Vec<ast::Expr>, Option<Vec<Vec<ast::Expr>>>) =
+            match &select.group_by {
+                GroupByExpr::Expressions(exprs, modifiers) => {
+                    match grouping_sets::grouping_sets(exprs, modifiers)? {
+                        None => (exprs.clone(), None),
+                        Some(sets) => (sets.concat(), Some(sets)),
+                    }
                 }
-            }
-            GroupByExpr::All(_) => return Err(QuarryError::plan("GROUP BY ALL is not supported")),
-        };
+                GroupByExpr::All(modifiers) => {
+                    if !modifiers.is_empty() {
+                        return Err(QuarryError::plan(
+                        "GROUP BY ALL WITH ROLLUP / CUBE / TOTALS is not supported: name the keys",
+                    ));
+                    }
+                    (vec![], None)
+                }
+            };
+        let group_by_all = matches!(select.group_by, GroupByExpr::All(_));
         let bind_group = |g: &ast::Expr| -> Result<Expr> {
             if let Some(i) = ordinal(g, items.len())? {
                 return match &items[i].ast {
@@ -817,6 +821,25 @@ impl<'a> Binder<'a> {
             }
         };
         let mut group = Vec::new();
+        if group_by_all {
+            // DuckDB's GROUP BY ALL: every select item that calls no
+            // aggregate and no window function is a key.
+            for it in &items {
+                let item = std::iter::once(&it.expr);
+                if !collect_aggregates(item.clone()).is_empty()
+                    || !super::window::collect_windows(item).is_empty()
+                {
+                    continue;
+                }
+                let bound = match &it.ast {
+                    Some(a) => plain.bind(a)?,
+                    None => it.expr.clone(),
+                };
+                if !group.contains(&bound) {
+                    group.push(bound);
+                }
+            }
+        }
         for g in &group_asts {
             let bound = bind_group(g)?;
             if !group.contains(&bound) {
