@@ -19,6 +19,7 @@ use crate::runtime::{run_graph, ProgressFn, RunOptions, RunStats};
 use crate::sql::{parse, Binder, QuarryStatement};
 
 mod dml;
+mod recursive;
 
 /// The stack a statement is planned on (reserved, touched only as used).
 const PLANNING_STACK_BYTES: usize = 256 << 20;
@@ -365,19 +366,11 @@ impl Session {
     /// Runs a query and returns its result and the run's figures.
     pub fn run_query(&self, q: &ast::Query) -> Result<(QueryResult, RunStats)> {
         let plan = self.plan(q)?;
-        let graph = self.graph(&plan)?;
         self.cancel.store(false, Ordering::Relaxed);
+        self.compute_recursive(&plan, &mut vec![])?;
+        let graph = self.graph(&plan)?;
         let progress = self.progress.read().ok().and_then(|p| p.clone());
-        let config = self.config();
-        let options = RunOptions {
-            threads: config.threads,
-            cancel: self.cancel.clone(),
-            progress: progress.as_deref(),
-            memory: MemoryPool::new(config.memory_limit),
-            temp_dir: config.temp_directory.clone(),
-            memory_pause: config.memory_pause,
-        };
-        let (batches, stats) = run_graph(&graph, options)?;
+        let (batches, stats) = self.run(&graph, progress.as_deref(), None)?;
         if let Ok(mut last) = self.last_run.lock() {
             *last = Some(stats.clone());
         }
@@ -388,6 +381,26 @@ impl Session {
             .map(|b| Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?))
             .collect::<Result<Vec<_>>>()?;
         Ok((QueryResult { schema, batches }, stats))
+    }
+
+    /// Runs a task graph with the session's settings (`threads` workers
+    /// instead of the setting's when given).
+    fn run(
+        &self,
+        graph: &TaskGraph,
+        progress: Option<&ProgressFn>,
+        threads: Option<usize>,
+    ) -> Result<(Vec<RecordBatch>, RunStats)> {
+        let config = self.config();
+        let options = RunOptions {
+            threads: threads.unwrap_or(config.threads),
+            cancel: self.cancel.clone(),
+            progress,
+            memory: MemoryPool::new(config.memory_limit),
+            temp_dir: config.temp_directory.clone(),
+            memory_pause: config.memory_pause,
+        };
+        run_graph(graph, options)
     }
 
     fn execute(&self, statement: &Statement) -> Result<QueryResult> {

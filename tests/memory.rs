@@ -311,3 +311,36 @@ fn count_of_an_inequality_self_join_is_counted_not_made() {
         "n\n900000\n"
     );
 }
+
+#[test]
+fn a_runaway_recursion_is_cancelled_or_meets_the_limit() {
+    let session = std::sync::Arc::new(session_with_numbers());
+    // UNION ALL of the same row for ever: Ctrl-C (the cancel flag) ends it.
+    let cancel = session.cancel_flag();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let started = std::time::Instant::now();
+    let err = session
+        .sql("WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x FROM r) SELECT count(*) FROM r")
+        .unwrap_err();
+    setter.join().unwrap();
+    assert!(matches!(err, quarry::QuarryError::Cancelled), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Rows that double each iteration meet the memory limit.
+    session.sql("SET memory_limit = '16MB'").unwrap();
+    let err = session
+        .sql(
+            "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x FROM r, t) \
+             SELECT count(*) FROM r",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("recursive query 'r' holds more than the memory limit"),
+        "{err}"
+    );
+    // the session goes on
+    assert_eq!(session.sql("SELECT count(*) FROM t").unwrap().num_rows(), 1);
+}

@@ -5,6 +5,7 @@ mod csv;
 mod memory;
 mod parquet;
 mod read_ahead;
+mod recursive;
 mod remote;
 mod row_group_pages;
 mod series;
@@ -22,6 +23,7 @@ use arrow::record_batch::RecordBatch;
 pub use self::csv::CsvTable;
 pub use self::memory::MemTable;
 pub use self::parquet::ParquetTable;
+pub use self::recursive::{RecursiveCte, WorkTable};
 pub use self::remote::RemoteOptions;
 pub use self::series::SeriesTable;
 pub use self::store::ObjectStores;
@@ -47,6 +49,15 @@ pub trait TableProvider: Debug + Send + Sync {
     fn kind(&self) -> &'static str;
     /// The table itself when its rows are in memory (INSERT adds to those).
     fn as_memory(&self) -> Option<&MemTable> {
+        None
+    }
+    /// The table itself when it is a recursive CTE (computed by the session
+    /// before the query that reads it runs).
+    fn as_recursive(&self) -> Option<&RecursiveCte> {
+        None
+    }
+    /// The table itself when it is the work table of a recursive CTE.
+    fn as_work_table(&self) -> Option<&WorkTable> {
         None
     }
     /// Splits a scan of the columns `projection` into partitions. `filters` are

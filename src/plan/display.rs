@@ -270,6 +270,21 @@ impl LogicalPlan {
         for input in self.inputs() {
             input.fmt_indent(f, depth + 1)?;
         }
+        // A recursive CTE's seed and step (computed before the query runs).
+        if let LogicalPlan::Scan(s) = self {
+            if let Some(r) = s.provider.as_recursive() {
+                let union = if r.distinct { "UNION" } else { "UNION ALL" };
+                writeln!(
+                    f,
+                    "{:w$}RecursiveQuery {}: seed {union} step",
+                    "",
+                    r.name,
+                    w = depth * 2 + 2
+                )?;
+                r.seed.fmt_indent(f, depth + 2)?;
+                r.step.fmt_indent(f, depth + 2)?;
+            }
+        }
         Ok(())
     }
 }

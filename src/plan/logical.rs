@@ -146,6 +146,16 @@ impl LogicalPlan {
         }
     }
 
+    /// Calls `f` on every scan in the plan.
+    pub fn visit_scans<'s>(&'s self, f: &mut dyn FnMut(&'s Scan)) {
+        if let LogicalPlan::Scan(s) = self {
+            f(s);
+        }
+        for input in self.inputs() {
+            input.visit_scans(f);
+        }
+    }
+
     /// A join of `left` and `right`; its schema follows from the kind.
     pub fn join(
         left: LogicalPlan,

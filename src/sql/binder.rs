@@ -37,9 +37,12 @@ type BoundCte = (LogicalPlan, Vec<String>);
 pub struct Binder<'a> {
     catalog: &'a Catalog,
     /// Common table expressions visible here, innermost last.
-    ctes: RefCell<Vec<HashMap<String, Arc<BoundCte>>>>,
+    pub(super) ctes: RefCell<Vec<HashMap<String, Arc<BoundCte>>>>,
     /// Views being expanded, to catch a view that refers to itself.
     expanding: RefCell<Vec<String>>,
+    /// WITH queries being bound that may not name themselves (a recursive
+    /// CTE's first part, a WITH RECURSIVE query without UNION).
+    pub(super) defining: RefCell<Vec<String>>,
     /// Numbers the subqueries that become joins.
     pub(super) next_subquery: Cell<usize>,
 }
@@ -59,15 +62,13 @@ impl<'a> Binder<'a> {
             catalog,
             ctes: RefCell::new(vec![]),
             expanding: RefCell::new(vec![]),
+            defining: RefCell::new(vec![]),
             next_subquery: Cell::new(0),
         }
     }
 
     pub fn bind_query(&self, q: &ast::Query) -> Result<Bound> {
         let pushed = if let Some(with) = &q.with {
-            if with.recursive {
-                return Err(QuarryError::plan("WITH RECURSIVE is not supported"));
-            }
             self.ctes.borrow_mut().push(HashMap::new());
             for (k, cte) in with.cte_tables.iter().enumerate() {
                 let name = &cte.alias.name.value;
@@ -78,30 +79,20 @@ impl<'a> Binder<'a> {
                     self.ctes.borrow_mut().pop();
                     return Err(QuarryError::plan(format!("WITH names '{name}' twice")));
                 }
-                let bound = self.bind_query(&cte.query)?;
-                let mut names = bound.scope.names();
-                if !cte.alias.columns.is_empty() {
-                    if cte.alias.columns.len() != names.len() {
-                        return Err(QuarryError::plan(format!(
-                            "WITH {} names {} columns but its query has {}",
-                            cte.alias.name,
-                            cte.alias.columns.len(),
-                            names.len()
-                        )));
+                let bound = if with.recursive {
+                    self.bind_recursive_cte(cte)
+                } else {
+                    self.defining_self(name, || self.bind_query(&cte.query))
+                        .and_then(|b| Ok((cte_column_names(cte, b.scope.names())?, b.plan)))
+                };
+                let (names, plan) = match bound {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.ctes.borrow_mut().pop();
+                        return Err(e);
                     }
-                    names = cte
-                        .alias
-                        .columns
-                        .iter()
-                        .map(|c| c.name.value.clone())
-                        .collect();
-                }
-                if let Some(scope) = self.ctes.borrow_mut().last_mut() {
-                    scope.insert(
-                        cte.alias.name.value.to_lowercase(),
-                        Arc::new((bound.plan, names)),
-                    );
-                }
+                };
+                self.add_cte(name, plan, names);
             }
             true
         } else {
@@ -112,6 +103,13 @@ impl<'a> Binder<'a> {
             self.ctes.borrow_mut().pop();
         }
         result
+    }
+
+    /// Makes `name` stand for `plan` (columns `names`) in the innermost WITH.
+    pub(super) fn add_cte(&self, name: &str, plan: LogicalPlan, names: Vec<String>) {
+        if let Some(scope) = self.ctes.borrow_mut().last_mut() {
+            scope.insert(name.to_lowercase(), Arc::new((plan, names)));
+        }
     }
 
     fn bind_query_body(&self, q: &ast::Query) -> Result<Bound> {
@@ -461,8 +459,10 @@ impl<'a> Binder<'a> {
                 self.expanding.borrow_mut().push(key);
                 // A view sees the catalog, not the CTEs around its use.
                 let saved = self.ctes.take();
+                let defining = self.defining.take();
                 let bound = self.bind_query(query);
                 *self.ctes.borrow_mut() = saved;
+                *self.defining.borrow_mut() = defining;
                 self.expanding.borrow_mut().pop();
                 let bound = bound?;
                 let names = if columns.is_empty() {
@@ -480,6 +480,19 @@ impl<'a> Binder<'a> {
                 if lower.ends_with(".parquet") || lower.ends_with(".csv") {
                     let provider = open_table(text, None, self.catalog.stores())?;
                     return Ok(scan_of(text, provider, Some(&base_name(text))));
+                }
+                if self
+                    .defining
+                    .borrow()
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(text))
+                {
+                    return Err(QuarryError::plan_at(
+                        format!(
+                            "'{text}' refers to itself: only the part after UNION [ALL] of a WITH RECURSIVE query may"
+                        ),
+                        loc,
+                    ));
                 }
                 let hint = self
                     .catalog
@@ -1175,7 +1188,35 @@ fn one_row_batch() -> RecordBatch {
         .unwrap_or_else(|_| RecordBatch::new_empty(Arc::new(Schema::empty())))
 }
 
-fn scan_of(name: &str, provider: Arc<dyn TableProvider>, qualifier: Option<&str>) -> Bound {
+/// The column names of a WITH query: its own list, else its query's.
+pub(super) fn cte_column_names(cte: &ast::Cte, names: Vec<String>) -> Result<Vec<String>> {
+    if cte.alias.columns.is_empty() {
+        return Ok(names);
+    }
+    if cte.alias.columns.len() != names.len() {
+        return Err(QuarryError::plan_at(
+            format!(
+                "WITH {} names {} columns but its query has {}",
+                cte.alias.name,
+                cte.alias.columns.len(),
+                names.len()
+            ),
+            location_of(cte.alias.name.span),
+        ));
+    }
+    Ok(cte
+        .alias
+        .columns
+        .iter()
+        .map(|c| c.name.value.clone())
+        .collect())
+}
+
+pub(super) fn scan_of(
+    name: &str,
+    provider: Arc<dyn TableProvider>,
+    qualifier: Option<&str>,
+) -> Bound {
     let schema = provider.schema();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     Bound {

@@ -4,6 +4,7 @@ mod binder;
 mod coerce;
 mod expr;
 mod grouping_sets;
+mod recursive;
 mod scope;
 mod set_ops;
 mod subquery;
@@ -14,6 +15,8 @@ pub use binder::Binder;
 pub use expr::sql_data_type;
 
 pub use scope::Scope;
+
+pub(crate) use recursive::reads_work_table;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::GenericDialect;

@@ -20,7 +20,7 @@ use crate::plan::{
 impl Binder<'_> {
     /// One side of a set operation (its own ORDER BY and LIMIT are those of
     /// a parenthesised query).
-    fn bind_set_side(&self, side: &SetExpr) -> Result<Bound> {
+    pub(super) fn bind_set_side(&self, side: &SetExpr) -> Result<Bound> {
         match side {
             SetExpr::Select(select) => self.bind_select(select, &[]),
             SetExpr::Query(q) => self.bind_query(q),
