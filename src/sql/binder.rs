@@ -12,8 +12,9 @@ use sqlparser::ast::{
     Spanned, TableFactor,
 };
 
-use super::expr::ExprBinder;
+use super::expr::{ExprBinder, OuterRef};
 use super::grouping_sets;
+use super::lateral::{is_lateral, OuterScope};
 use super::location_of;
 use super::scope::Scope;
 use super::subquery::{collect_aggregates, join_pending, rewrite_after_aggregate};
@@ -43,6 +44,9 @@ pub struct Binder<'a> {
     /// WITH queries being bound that may not name themselves (a recursive
     /// CTE's first part, a WITH RECURSIVE query without UNION).
     pub(super) defining: RefCell<Vec<String>>,
+    /// The query whose columns the one being bound may read anywhere
+    /// (lateral.rs).
+    pub(super) correlated: RefCell<Option<Arc<OuterScope>>>,
     /// Numbers the subqueries that become joins.
     pub(super) next_subquery: Cell<usize>,
 }
@@ -63,6 +67,7 @@ impl<'a> Binder<'a> {
             ctes: RefCell::new(vec![]),
             expanding: RefCell::new(vec![]),
             defining: RefCell::new(vec![]),
+            correlated: RefCell::new(None),
             next_subquery: Cell::new(0),
         }
     }
@@ -251,16 +256,20 @@ impl<'a> Binder<'a> {
     pub(super) fn bind_from(&self, from: &[ast::TableWithJoins]) -> Result<Bound> {
         let mut result: Option<Bound> = None;
         for twj in from {
-            let mut bound = self.bind_table_factor(&twj.relation)?;
+            let mut bound = self.bind_factor_after(&twj.relation, result.as_ref())?;
             for join in &twj.joins {
-                let right = self.bind_table_factor(&join.relation)?;
+                let right = self.bind_factor_after(&join.relation, Some(&bound))?;
                 bound = self.bind_join(bound, right, &join.join_operator)?;
             }
             result = Some(match result {
                 None => bound,
                 Some(left) => {
                     check_distinct_names(&left.scope, &bound.scope)?;
-                    cross_join(left, bound)
+                    if is_lateral(&bound) {
+                        self.lateral_join(left, bound, JoinKind::Inner, None)?
+                    } else {
+                        cross_join(left, bound)
+                    }
                 }
             });
         }
@@ -334,6 +343,9 @@ impl<'a> Binder<'a> {
         if kind != JoinKind::Inner && condition.is_none() {
             return Err(QuarryError::plan("an outer join needs an ON condition"));
         }
+        if is_lateral(&right) {
+            return self.lateral_join(left, right, kind, condition);
+        }
         let (on, filter) = match condition {
             Some(c) => split_join_condition(c, nl),
             None => (vec![], None),
@@ -363,7 +375,7 @@ impl<'a> Binder<'a> {
         Ok(Bound { plan, scope })
     }
 
-    fn bind_table_factor(&self, tf: &TableFactor) -> Result<Bound> {
+    pub(super) fn bind_table_factor(&self, tf: &TableFactor) -> Result<Bound> {
         match tf {
             TableFactor::Table {
                 name,
@@ -630,12 +642,28 @@ impl<'a> Binder<'a> {
         let mut plan = from.plan;
         let scope = from.scope;
         let in_schema = plan.schema();
-        let plain = ExprBinder::new(&scope, &in_schema);
+        // A LATERAL subquery reads its left side's columns anywhere.
+        let correlated = self.correlated.borrow().clone();
+        let outer = correlated.as_deref().map(|o| OuterRef {
+            scope: &o.scope,
+            schema: &o.schema,
+        });
+        let plain = ExprBinder {
+            outer,
+            ..ExprBinder::new(&scope, &in_schema)
+        };
         if let Some(w) = &select.selection {
-            // No enclosing query here, so nothing can be correlated.
-            plan = self.bind_where(plan, &scope, w, None)?.0;
+            let (filtered, reads_outer) = self.bind_where(plan, &scope, w, outer)?;
+            plan = filtered;
+            if !reads_outer.is_empty() {
+                plan = LogicalPlan::Filter {
+                    input: Box::new(plan),
+                    predicate: Expr::and_all(reads_outer),
+                };
+            }
         }
         let agg_binder = ExprBinder {
+            outer,
             allow_aggregates: true,
             subqueries: Some(self),
             allow_windows: std::cell::Cell::new(true),
@@ -951,7 +979,8 @@ impl<'a> Binder<'a> {
                     exprs.push(e.clone());
                 }
             }
-            let (joined, resolved) = join_pending(plan, &agg_binder.pending, exprs, !aggregated)?;
+            let after = aggregated.then_some((&group[..], &aggs[..], in_schema.as_ref()));
+            let (joined, resolved) = join_pending(plan, &agg_binder.pending, exprs, after)?;
             plan = joined;
             let mut resolved = resolved.into_iter();
             for it in items.iter_mut() {

@@ -190,6 +190,11 @@ impl<'a> ExprBinder<'a> {
         let binder = self
             .subqueries
             .ok_or_else(|| QuarryError::plan_at("subqueries are not allowed here", at(e)))?;
+        // Its outer query is this one, not a LATERAL's left side.
+        binder.with_correlated(None, || self.bind_subquery_value(binder, e))
+    }
+
+    fn bind_subquery_value(&self, binder: &Binder<'_>, e: &ast::Expr) -> Result<Expr> {
         let outer = OuterRef {
             scope: self.scope,
             schema: self.schema,

@@ -4,11 +4,13 @@ mod binder;
 mod coerce;
 mod expr;
 mod grouping_sets;
+mod lateral;
 mod recursive;
 mod scope;
 mod set_ops;
 mod subquery;
 mod temporal;
+mod unnest;
 mod window;
 
 pub use binder::Binder;

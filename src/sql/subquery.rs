@@ -16,8 +16,10 @@ use sqlparser::ast::{self, SetExpr, Spanned};
 use super::binder::Binder;
 use super::coerce::comparison_type;
 use super::expr::{ExprBinder, OuterRef};
+use super::lateral::OuterScope;
 use super::location_of;
 use super::scope::Scope;
+use super::unnest::{join_dependent, null_equal_keys, reads_outer, unnest, Dependent};
 use crate::error::{Location, QuarryError, Result};
 use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan};
 
@@ -40,6 +42,27 @@ pub struct PendingSubquery {
     /// (`count(*)` of no rows is 0, EXISTS is false): a column of `plan`
     /// that is never NULL on a match, and the value to use without one.
     pub if_missing: Option<(usize, datafusion_common::ScalarValue)>,
+    /// Planned by the general unnesting: `plan` reads the outer query's
+    /// columns anywhere and is computed per distinct value of them.
+    pub dependent: Option<DependentShape>,
+}
+
+/// What a subquery planned by the general unnesting yields per outer value.
+#[derive(Debug, Clone, Copy)]
+pub enum DependentShape {
+    /// A scalar value; `checked`: more than one row is an error.
+    Scalar { checked: bool },
+    /// Whether any row exists.
+    Exists,
+}
+
+/// How a subquery reads its outer query (`Binder::bind_correlated`).
+enum Correlated<'q> {
+    No,
+    /// The FROM and WHERE, their scope, the correlation, the SELECT.
+    Plain(LogicalPlan, Scope, Correlation, &'q ast::Select),
+    /// The whole subquery, reading outer columns anywhere.
+    General(LogicalPlan),
 }
 
 /// A correlated condition split in two: equalities usable as join keys and
@@ -185,8 +208,24 @@ pub fn apply_subqueries(
     pending: Vec<PendingSubquery>,
 ) -> Result<(LogicalPlan, HashMap<usize, Expr>)> {
     let mut values = HashMap::new();
-    for p in pending {
+    for mut p in pending {
         let width = plan.schema().fields().len();
+        if let Some(shape) = p.dependent {
+            let (per_value, on) = per_outer_value(p.plan, shape, &plan)?;
+            p.plan = per_value;
+            plan = LogicalPlan::join(plan, p.plan, JoinKind::Left, on, None);
+            let column = Expr::Column(width);
+            let value = match p.if_missing {
+                None => column,
+                Some((_, missing)) => Expr::Function {
+                    func: crate::plan::ScalarFunc::Coalesce,
+                    args: vec![column, Expr::Literal(missing)],
+                    data_type: p.data_type.clone(),
+                },
+            };
+            values.insert(p.id, value);
+            continue;
+        }
         let on = typed_keys(
             p.outer_keys.into_iter().zip(p.inner_keys).collect(),
             &plan,
@@ -213,6 +252,106 @@ pub fn apply_subqueries(
         values.insert(p.id, value);
     }
     Ok((plan, values))
+}
+
+/// A subquery that reads `outer`'s columns anywhere, computed per distinct
+/// value of them: a plan of its value and those columns, and the keys that
+/// join it to `outer` (NULLs equal).
+fn per_outer_value(
+    q: LogicalPlan,
+    shape: DependentShape,
+    outer: &LogicalPlan,
+) -> Result<(LogicalPlan, Vec<(Expr, Expr)>)> {
+    let d = Dependent::of(&q, outer)?
+        .ok_or_else(|| QuarryError::plan("internal error: the subquery reads no outer column"))?;
+    let k = d.outer.len();
+    let wq = q.schema().fields().len();
+    let per_d = unnest(q, &d)?;
+    let d_names: Vec<String> = (0..k).map(|j| format!("__d{j}")).collect();
+    let d_columns = |from: usize| (from..from + k).map(Expr::Column);
+    // [value, D…]
+    let shaped = match shape {
+        DependentShape::Scalar { checked: false } => {
+            let mut exprs = vec![Expr::Column(0)];
+            exprs.extend(d_columns(wq));
+            let mut names = vec!["__value".to_string()];
+            names.extend(d_names.iter().cloned());
+            LogicalPlan::project(per_d, exprs, &names)?
+        }
+        DependentShape::Scalar { checked: true } => {
+            let in_schema = per_d.schema();
+            let (checked, aggs) = single_row_check(Expr::Column(0));
+            let group: Vec<Expr> = d_columns(wq).collect();
+            let mut names = d_names.clone();
+            names.extend(["__count".to_string(), "__min".to_string()]);
+            let value = rewrite_after_aggregate(checked, &group, &aggs, &in_schema)?;
+            let grouped = LogicalPlan::aggregate(per_d, group, aggs, &names)?;
+            let value = fix_function_type(value, &grouped.schema())?;
+            let mut exprs = vec![value];
+            exprs.extend(d_columns(0));
+            let mut out = vec!["__value".to_string()];
+            out.extend(d_names.iter().cloned());
+            LogicalPlan::project(grouped, exprs, &out)?
+        }
+        DependentShape::Exists => {
+            let grouped = LogicalPlan::aggregate(per_d, d_columns(wq).collect(), vec![], &d_names)?;
+            let mut exprs = vec![Expr::Literal(datafusion_common::ScalarValue::Boolean(
+                Some(true),
+            ))];
+            exprs.extend(d_columns(0));
+            let mut out = vec!["__present".to_string()];
+            out.extend(d_names.iter().cloned());
+            LogicalPlan::project(grouped, exprs, &out)?
+        }
+    };
+    let pairs: Vec<(usize, usize)> = d
+        .outer
+        .iter()
+        .enumerate()
+        .map(|(j, &o)| (o, 1 + j))
+        .collect();
+    let on = null_equal_keys(&pairs, &outer.schema(), &shaped.schema())?;
+    Ok((shaped, on))
+}
+
+/// A scalar subquery planned by the general unnesting.
+fn scalar_general(plan: LogicalPlan, id: usize, at: Option<Location>) -> Result<PendingSubquery> {
+    let schema = plan.schema();
+    if schema.fields().len() != 1 {
+        return Err(QuarryError::plan_at(
+            "a scalar subquery must return one column",
+            at,
+        ));
+    }
+    let checked = !at_most_one_by_shape(&plan);
+    Ok(PendingSubquery {
+        id,
+        kind: JoinKind::Left,
+        data_type: schema.field(0).data_type().clone(),
+        plan,
+        outer_keys: vec![],
+        inner_keys: vec![],
+        value: 0,
+        if_missing: None,
+        dependent: Some(DependentShape::Scalar { checked }),
+    })
+}
+
+/// Whether `plan` yields at most one row by its shape (an aggregate without
+/// GROUP BY, LIMIT 1).
+fn at_most_one_by_shape(plan: &LogicalPlan) -> bool {
+    let mut p = plan;
+    loop {
+        match p {
+            LogicalPlan::Aggregate { group, .. } => return group.is_empty(),
+            LogicalPlan::Limit { fetch: Some(f), .. } if *f <= 1 => return true,
+            LogicalPlan::Project { input, .. }
+            | LogicalPlan::Filter { input, .. }
+            | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Limit { input, .. } => p = input,
+            _ => return false,
+        }
+    }
 }
 
 /// Replaces subquery placeholders by the values their joins produced.
@@ -255,17 +394,8 @@ fn single_row_check(value: Expr) -> (Expr, Vec<AggregateExpr>) {
 /// An uncorrelated scalar subquery, made to fail when it yields more than
 /// one row (unless its shape already guarantees at most one).
 fn at_most_one_row(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let mut p = &plan;
-    loop {
-        match p {
-            LogicalPlan::Aggregate { group, .. } if group.is_empty() => return Ok(plan),
-            LogicalPlan::Limit { fetch: Some(f), .. } if *f <= 1 => return Ok(plan),
-            LogicalPlan::Project { input, .. }
-            | LogicalPlan::Filter { input, .. }
-            | LogicalPlan::Sort { input, .. }
-            | LogicalPlan::Limit { input, .. } => p = input,
-            _ => break,
-        }
+    if at_most_one_by_shape(&plan) {
+        return Ok(plan);
     }
     let schema = plan.schema();
     let name = schema.field(0).name().clone();
@@ -444,6 +574,16 @@ impl Binder<'_> {
         scope: &Scope,
         condition: &ast::Expr,
     ) -> Result<LogicalPlan> {
+        // Its outer query is this one, not a LATERAL's left side.
+        self.with_correlated(None, || self.bind_semi(plan, scope, condition))
+    }
+
+    fn bind_semi(
+        &self,
+        plan: LogicalPlan,
+        scope: &Scope,
+        condition: &ast::Expr,
+    ) -> Result<LogicalPlan> {
         let at = location_of(condition.span());
         let schema = plan.schema();
         let width = schema.fields().len();
@@ -458,11 +598,16 @@ impl Binder<'_> {
                 } else {
                     JoinKind::Semi
                 };
-                let Some((sub, _, correlation, _)) = self.bind_correlated(subquery, outer, at)?
-                else {
-                    // Uncorrelated: one row of the subquery decides for all.
-                    let sub = self.bind_query(subquery)?.plan;
-                    return Ok(LogicalPlan::join(plan, sub, kind, vec![], None));
+                let (sub, correlation) = match self.bind_correlated(subquery, outer, at)? {
+                    Correlated::No => {
+                        // Uncorrelated: one row of the subquery decides for all.
+                        let sub = self.bind_query(subquery)?.plan;
+                        return Ok(LogicalPlan::join(plan, sub, kind, vec![], None));
+                    }
+                    Correlated::General(sub) => {
+                        return join_dependent(plan, sub, kind, vec![], None);
+                    }
+                    Correlated::Plain(sub, _, correlation, _) => (sub, correlation),
                 };
                 let on = typed_keys(correlation.keys, &plan, &sub, at)?;
                 let filter = (!correlation.residual.is_empty())
@@ -476,9 +621,30 @@ impl Binder<'_> {
             } => {
                 let lhs = ExprBinder::new(scope, &schema).bind(expr)?;
                 let lhs_nullable = lhs.nullable(&schema);
-                if let Some((sub, sub_scope, correlation, select)) =
-                    self.bind_correlated(subquery, outer, at)?
-                {
+                let correlated = self.bind_correlated(subquery, outer, at)?;
+                if let Correlated::General(sub) = correlated {
+                    let sub_schema = sub.schema();
+                    if sub_schema.fields().len() != 1 {
+                        return Err(QuarryError::plan_at(
+                            "the subquery of IN must return one column",
+                            at,
+                        ));
+                    }
+                    if *negated && (lhs_nullable || sub_schema.field(0).is_nullable()) {
+                        return Err(QuarryError::plan_at(
+                            "NOT IN over a subquery that reads the outer query is only supported when neither side can be NULL; use NOT EXISTS",
+                            at,
+                        ));
+                    }
+                    let on = typed_keys(vec![(lhs, Expr::Column(0))], &plan, &sub, at)?;
+                    let kind = if *negated {
+                        JoinKind::Anti
+                    } else {
+                        JoinKind::Semi
+                    };
+                    return join_dependent(plan, sub, kind, on, None);
+                }
+                if let Correlated::Plain(sub, sub_scope, correlation, select) = correlated {
                     // Correlated: match on the IN value and the correlation keys.
                     let item = match select.projection.as_slice() {
                         [ast::SelectItem::UnnamedExpr(e)]
@@ -552,45 +718,62 @@ impl Binder<'_> {
         Ok(bound.plan)
     }
 
-    /// The FROM and WHERE of a subquery that reads `outer`, its scope, the
-    /// conditions that read the outer query, and its SELECT; None when the
-    /// subquery does not read the outer query at all (then the caller binds
-    /// it as a whole).
-    #[allow(clippy::type_complexity)]
+    /// How a subquery in an expression over `outer` is planned: the FROM
+    /// and WHERE of a plain SELECT whose WHERE reads `outer` by equalities
+    /// and other conditions (the fast path), the whole subquery when it reads
+    /// `outer` elsewhere or has GROUP BY, HAVING, DISTINCT or LIMIT (the
+    /// general unnesting), or nothing when it does not read `outer` (then
+    /// the caller binds it as a whole).
     fn bind_correlated<'q>(
         &self,
         q: &'q ast::Query,
         outer: OuterRef<'_>,
-        at: Option<Location>,
-    ) -> Result<Option<(LogicalPlan, Scope, Correlation, &'q ast::Select)>> {
+        _at: Option<Location>,
+    ) -> Result<Correlated<'q>> {
         let select = match q.body.as_ref() {
             SetExpr::Select(s) if q.with.is_none() => s,
-            _ => return Ok(None),
+            _ => return self.general_or_not(q, outer),
         };
         let from = self.bind_from(&select.from)?;
         let (plan, correlated) = match &select.selection {
             Some(w) => self.bind_where(from.plan, &from.scope, w, Some(outer))?,
             None => (from.plan, vec![]),
         };
-        if correlated.is_empty() {
-            return Ok(None);
-        }
         let plain_select = matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
             && select.having.is_none()
             && select.distinct.is_none()
             && q.limit_clause.is_none();
-        if !plain_select {
-            return Err(QuarryError::plan_at(
-                "a subquery that reads the outer query's columns may not use GROUP BY, HAVING, DISTINCT or LIMIT",
-                at,
-            ));
+        if correlated.is_empty() || !plain_select {
+            return self.general_or_not(q, outer);
         }
-        Ok(Some((
+        Ok(Correlated::Plain(
             plan,
             from.scope,
             split_correlation(correlated),
             select,
-        )))
+        ))
+    }
+
+    /// `q` bound with `outer`'s columns readable anywhere in it.
+    fn bind_with_outer(&self, q: &ast::Query, outer: OuterRef<'_>) -> Result<LogicalPlan> {
+        let scope = OuterScope {
+            scope: outer.scope.clone(),
+            schema: std::sync::Arc::new(outer.schema.clone()),
+        };
+        Ok(self
+            .with_correlated(Some(std::sync::Arc::new(scope)), || self.bind_query(q))?
+            .plan)
+    }
+
+    /// `q` bound with `outer`'s columns readable anywhere in it, when it
+    /// reads them.
+    fn general_or_not<'q>(&self, q: &ast::Query, outer: OuterRef<'_>) -> Result<Correlated<'q>> {
+        let plan = self.bind_with_outer(q, outer)?;
+        Ok(if reads_outer(&plan) {
+            Correlated::General(plan)
+        } else {
+            Correlated::No
+        })
     }
 
     /// `EXISTS (q)` as a value: a left join with the subquery's distinct
@@ -603,7 +786,20 @@ impl Binder<'_> {
         let at = location_of(q.span());
         let present = || Expr::Literal(datafusion_common::ScalarValue::Boolean(Some(true)));
         let (plan, outer_keys, inner_keys) = match self.bind_correlated(q, outer, at)? {
-            None => {
+            Correlated::General(plan) => {
+                return Ok(PendingSubquery {
+                    id: self.next_id(),
+                    kind: JoinKind::Left,
+                    plan,
+                    outer_keys: vec![],
+                    inner_keys: vec![],
+                    value: 0,
+                    data_type: DataType::Boolean,
+                    if_missing: Some((0, datafusion_common::ScalarValue::Boolean(Some(false)))),
+                    dependent: Some(DependentShape::Exists),
+                });
+            }
+            Correlated::No => {
                 let sub = self.bind_query(q)?.plan;
                 let one = LogicalPlan::Limit {
                     input: Box::new(sub),
@@ -613,12 +809,9 @@ impl Binder<'_> {
                 let plan = LogicalPlan::project(one, vec![present()], &["__present".to_string()])?;
                 (plan, vec![], vec![])
             }
-            Some((sub, _, correlation, _)) => {
+            Correlated::Plain(sub, _, correlation, _) => {
                 if !correlation.residual.is_empty() {
-                    return Err(QuarryError::plan_at(
-                        "EXISTS used as a value may only compare its columns with the outer query's by '='",
-                        at,
-                    ));
+                    return self.bind_exists_general(q, outer);
                 }
                 let (outer_keys, inner_keys): (Vec<Expr>, Vec<Expr>) =
                     correlation.keys.into_iter().unzip();
@@ -642,6 +835,27 @@ impl Binder<'_> {
             value: 0,
             data_type: DataType::Boolean,
             if_missing: Some((0, datafusion_common::ScalarValue::Boolean(Some(false)))),
+            dependent: None,
+        })
+    }
+
+    /// EXISTS as a value by the general unnesting.
+    fn bind_exists_general(&self, q: &ast::Query, outer: OuterRef<'_>) -> Result<PendingSubquery> {
+        let Correlated::General(plan) = self.general_or_not(q, outer)? else {
+            return Err(QuarryError::plan(
+                "internal error: EXISTS reads no outer column",
+            ));
+        };
+        Ok(PendingSubquery {
+            id: self.next_id(),
+            kind: JoinKind::Left,
+            plan,
+            outer_keys: vec![],
+            inner_keys: vec![],
+            value: 0,
+            data_type: DataType::Boolean,
+            if_missing: Some((0, datafusion_common::ScalarValue::Boolean(Some(false)))),
+            dependent: Some(DependentShape::Exists),
         })
     }
 
@@ -663,6 +877,7 @@ impl Binder<'_> {
             value: 0,
             data_type: DataType::Boolean,
             if_missing: None,
+            dependent: None,
         })
     }
 
@@ -695,7 +910,10 @@ impl Binder<'_> {
             None => None,
         };
         let Some((select, scope, plan, correlated)) = correlated else {
-            let plan = self.bind_query(q)?.plan;
+            let plan = self.bind_with_outer(q, outer)?;
+            if reads_outer(&plan) {
+                return scalar_general(plan, self.next_id(), at);
+            }
             if plan.schema().fields().len() != 1 {
                 return Err(QuarryError::plan_at(
                     "a scalar subquery must return one column",
@@ -713,14 +931,16 @@ impl Binder<'_> {
                 inner_keys: vec![],
                 value: 0,
                 if_missing: None,
+                dependent: None,
             });
         };
         let correlation = split_correlation(correlated);
-        if !correlation.residual.is_empty() {
-            return Err(QuarryError::plan_at(
-                "a correlated scalar subquery may only compare its columns with the outer query's by '='",
-                at,
-            ));
+        let grouped_or_distinct = !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
+            || select.having.is_some()
+            || select.distinct.is_some();
+        if !correlation.residual.is_empty() || grouped_or_distinct {
+            let plan = self.bind_with_outer(q, outer)?;
+            return scalar_general(plan, self.next_id(), at);
         }
         let item = match select.projection.as_slice() {
             [ast::SelectItem::UnnamedExpr(e)]
@@ -732,20 +952,18 @@ impl Binder<'_> {
                 ))
             }
         };
-        if !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
-            || select.having.is_some()
-        {
-            return Err(QuarryError::plan_at(
-                "a correlated scalar subquery with GROUP BY or HAVING is not supported",
-                at,
-            ));
-        }
         let in_schema = plan.schema();
         let eb = ExprBinder {
             allow_aggregates: true,
+            outer: Some(outer),
             ..ExprBinder::new(&scope, &in_schema)
         };
         let mut value = eb.bind(item)?;
+        if has_outer(&value) {
+            // the value reads the outer query too
+            let plan = self.bind_with_outer(q, outer)?;
+            return scalar_general(plan, self.next_id(), at);
+        }
         let mut aggs = collect_aggregates(std::iter::once(&value));
         if aggs.is_empty() {
             // A plain column: at most one row per outer row, checked when it runs.
@@ -785,28 +1003,38 @@ impl Binder<'_> {
             value: 0,
             data_type,
             if_missing,
+            dependent: None,
         })
     }
 }
 
 /// For ExprBinder users that collected subqueries: join them onto `plan`
-/// and resolve the placeholders in `exprs`. `correlated_ok`: whether `plan`
-/// still has the columns the expressions were bound over (no aggregation in
-/// between), so that correlated subqueries can join on them.
+/// and resolve the placeholders in `exprs`. `aggregated`: the GROUP BY
+/// expressions and aggregates between the columns the subqueries were bound
+/// over and `plan` (whose columns they are), over `in_schema`; a correlated
+/// subquery then reads the outer query's group columns.
 pub fn join_pending(
     plan: LogicalPlan,
     pending: &RefCell<Vec<PendingSubquery>>,
     exprs: Vec<Expr>,
-    correlated_ok: bool,
+    aggregated: Option<(&[Expr], &[AggregateExpr], &arrow::datatypes::Schema)>,
 ) -> Result<(LogicalPlan, Vec<Expr>)> {
-    let pending = pending.take();
+    let mut pending = pending.take();
     if pending.is_empty() {
         return Ok((plan, exprs));
     }
-    if !correlated_ok && pending.iter().any(|p| !p.outer_keys.is_empty()) {
-        return Err(QuarryError::plan(
-            "a subquery that reads the outer query's columns is not supported next to GROUP BY or aggregates",
-        ));
+    if let Some((group, aggs, in_schema)) = aggregated {
+        for p in pending.iter_mut() {
+            if p.dependent.is_some() {
+                return Err(QuarryError::plan(
+                    "a subquery that reads the outer query's columns other than by '=' in WHERE is not supported next to GROUP BY or aggregates",
+                ));
+            }
+            p.outer_keys = std::mem::take(&mut p.outer_keys)
+                .into_iter()
+                .map(|k| rewrite_after_aggregate(k, group, aggs, in_schema))
+                .collect::<Result<_>>()?;
+        }
     }
     let (plan, columns) = apply_subqueries(plan, pending)?;
     let exprs = exprs
