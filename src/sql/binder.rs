@@ -306,7 +306,16 @@ impl<'a> Binder<'a> {
                     &right.plan.schema(),
                     JoinKind::Inner,
                 );
-                Some(ExprBinder::new(&scope, &schema).bind_predicate(e, "ON")?)
+                let eb = ExprBinder {
+                    subqueries: Some(self),
+                    ..ExprBinder::new(&scope, &schema)
+                };
+                let condition = eb.bind_predicate(e, "ON")?;
+                let pending = eb.pending.take();
+                if !pending.is_empty() {
+                    return self.join_on_subqueries(left, right, kind, scope, condition, pending);
+                }
+                Some(condition)
             }
             ast::JoinConstraint::Using(cols) => {
                 let mut conds = Vec::new();
@@ -373,6 +382,35 @@ impl<'a> Binder<'a> {
             plan = LogicalPlan::project(plan, exprs, &names)?;
         }
         Ok(Bound { plan, scope })
+    }
+
+    /// An inner join whose ON holds subqueries: the subqueries join the
+    /// cross product as WHERE's do, and the condition filters it.
+    fn join_on_subqueries(
+        &self,
+        left: Bound,
+        right: Bound,
+        kind: JoinKind,
+        scope: Scope,
+        condition: Expr,
+        pending: Vec<super::subquery::PendingSubquery>,
+    ) -> Result<Bound> {
+        if kind != JoinKind::Inner || is_lateral(&right) {
+            return Err(QuarryError::plan(
+                "a subquery in the ON condition of an outer or LATERAL join is not supported",
+            ));
+        }
+        let width = scope.columns.len();
+        let plan = LogicalPlan::join(left.plan, right.plan, JoinKind::Inner, vec![], None);
+        let (plan, values) = super::subquery::apply_subqueries(plan, pending)?;
+        let plan = LogicalPlan::Filter {
+            input: Box::new(plan),
+            predicate: super::subquery::resolve_subquery_refs(condition, &values)?,
+        };
+        Ok(Bound {
+            plan: super::subquery::keep_first(plan, width)?,
+            scope,
+        })
     }
 
     pub(super) fn bind_table_factor(&self, tf: &TableFactor) -> Result<Bound> {

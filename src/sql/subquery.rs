@@ -189,7 +189,7 @@ fn typed_keys(
 }
 
 /// Keeps the first `width` columns of `plan` (dropping join helpers).
-fn keep_first(plan: LogicalPlan, width: usize) -> Result<LogicalPlan> {
+pub(super) fn keep_first(plan: LogicalPlan, width: usize) -> Result<LogicalPlan> {
     let schema = plan.schema();
     if schema.fields().len() == width {
         return Ok(plan);
@@ -314,6 +314,22 @@ fn per_outer_value(
     Ok((shaped, on))
 }
 
+/// EXISTS as a value, planned by the general unnesting (false where no
+/// row exists).
+fn exists_general(plan: LogicalPlan, id: usize) -> PendingSubquery {
+    PendingSubquery {
+        id,
+        kind: JoinKind::Left,
+        plan,
+        outer_keys: vec![],
+        inner_keys: vec![],
+        value: 0,
+        data_type: DataType::Boolean,
+        if_missing: Some((0, datafusion_common::ScalarValue::Boolean(Some(false)))),
+        dependent: Some(DependentShape::Exists),
+    }
+}
+
 /// A scalar subquery planned by the general unnesting.
 fn scalar_general(plan: LogicalPlan, id: usize, at: Option<Location>) -> Result<PendingSubquery> {
     let schema = plan.schema();
@@ -324,17 +340,31 @@ fn scalar_general(plan: LogicalPlan, id: usize, at: Option<Location>) -> Result<
         ));
     }
     let checked = !at_most_one_by_shape(&plan);
-    Ok(PendingSubquery {
+    Ok(scalar_pending(
+        plan,
+        id,
+        Some(DependentShape::Scalar { checked }),
+    ))
+}
+
+/// A scalar subquery of one column to be left-joined (uncorrelated, or
+/// per outer value with `dependent`).
+fn scalar_pending(
+    plan: LogicalPlan,
+    id: usize,
+    dependent: Option<DependentShape>,
+) -> PendingSubquery {
+    PendingSubquery {
         id,
         kind: JoinKind::Left,
-        data_type: schema.field(0).data_type().clone(),
+        data_type: plan.schema().field(0).data_type().clone(),
         plan,
         outer_keys: vec![],
         inner_keys: vec![],
         value: 0,
         if_missing: None,
-        dependent: Some(DependentShape::Scalar { checked }),
-    })
+        dependent,
+    }
 }
 
 /// Whether `plan` yields at most one row by its shape (an aggregate without
@@ -786,19 +816,7 @@ impl Binder<'_> {
         let at = location_of(q.span());
         let present = || Expr::Literal(datafusion_common::ScalarValue::Boolean(Some(true)));
         let (plan, outer_keys, inner_keys) = match self.bind_correlated(q, outer, at)? {
-            Correlated::General(plan) => {
-                return Ok(PendingSubquery {
-                    id: self.next_id(),
-                    kind: JoinKind::Left,
-                    plan,
-                    outer_keys: vec![],
-                    inner_keys: vec![],
-                    value: 0,
-                    data_type: DataType::Boolean,
-                    if_missing: Some((0, datafusion_common::ScalarValue::Boolean(Some(false)))),
-                    dependent: Some(DependentShape::Exists),
-                });
-            }
+            Correlated::General(plan) => return Ok(exists_general(plan, self.next_id())),
             Correlated::No => {
                 let sub = self.bind_query(q)?.plan;
                 let one = LogicalPlan::Limit {
@@ -846,17 +864,7 @@ impl Binder<'_> {
                 "internal error: EXISTS reads no outer column",
             ));
         };
-        Ok(PendingSubquery {
-            id: self.next_id(),
-            kind: JoinKind::Left,
-            plan,
-            outer_keys: vec![],
-            inner_keys: vec![],
-            value: 0,
-            data_type: DataType::Boolean,
-            if_missing: Some((0, datafusion_common::ScalarValue::Boolean(Some(false)))),
-            dependent: Some(DependentShape::Exists),
-        })
+        Ok(exists_general(plan, self.next_id()))
     }
 
     /// `x IN (q)` where it is a value, not a WHERE condition: a mark join.
@@ -921,18 +929,7 @@ impl Binder<'_> {
                 ));
             }
             let plan = at_most_one_row(plan)?;
-            let schema = plan.schema();
-            return Ok(PendingSubquery {
-                id: self.next_id(),
-                kind: JoinKind::Left,
-                data_type: schema.field(0).data_type().clone(),
-                plan,
-                outer_keys: vec![],
-                inner_keys: vec![],
-                value: 0,
-                if_missing: None,
-                dependent: None,
-            });
+            return Ok(scalar_pending(plan, self.next_id(), None));
         };
         let correlation = split_correlation(correlated);
         let grouped_or_distinct = !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())

@@ -14,8 +14,8 @@ use datafusion_common::ScalarValue;
 
 use crate::error::{QuarryError, Result};
 use crate::plan::{
-    AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan, ScalarFunc, WindowExpr, WindowFrame,
-    WindowFunc,
+    AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan, ScalarFunc, SortKey, WindowExpr,
+    WindowFrame, WindowFunc,
 };
 
 /// The distinct values of the outer columns a dependent query reads.
@@ -78,6 +78,17 @@ impl Dependent {
                 .ok_or_else(|| QuarryError::plan("internal error: an outer column not in D")),
             other => Ok(other),
         })
+    }
+
+    fn map_keys(&self, keys: Vec<SortKey>, base: usize) -> Result<Vec<SortKey>> {
+        keys.into_iter()
+            .map(|k| {
+                Ok(SortKey {
+                    expr: self.map(k.expr, base)?,
+                    ..k
+                })
+            })
+            .collect()
     }
 
     fn columns(&self, base: usize) -> Vec<Expr> {
@@ -286,15 +297,7 @@ pub fn unnest(plan: LogicalPlan, d: &Dependent) -> Result<LogicalPlan> {
         }
         LogicalPlan::Sort { input, keys, fetch } => {
             let w = width(&input);
-            let keys = keys
-                .into_iter()
-                .map(|s| {
-                    Ok(crate::plan::SortKey {
-                        expr: d.map(s.expr, w)?,
-                        ..s
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let keys = d.map_keys(keys, w)?;
             let input = unnest(*input, d)?;
             match fetch {
                 None => LogicalPlan::Sort {
@@ -335,18 +338,7 @@ pub fn unnest(plan: LogicalPlan, d: &Dependent) -> Result<LogicalPlan> {
                     input,
                     keys,
                     fetch: None,
-                } => {
-                    let keys = keys
-                        .into_iter()
-                        .map(|s| {
-                            Ok(crate::plan::SortKey {
-                                expr: d.map(s.expr, w)?,
-                                ..s
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    (*input, keys)
-                }
+                } => (*input, d.map_keys(keys, w)?),
                 other => (other, vec![]),
             };
             first_rows_per_d(unnest(input, d)?, d, w, keys, skip, fetch)?
@@ -395,16 +387,7 @@ pub fn unnest(plan: LogicalPlan, d: &Dependent) -> Result<LogicalPlan> {
                             .map(|e| d.map(e, w))
                             .collect::<Result<_>>()?,
                         partition_by,
-                        order_by: x
-                            .order_by
-                            .into_iter()
-                            .map(|s| {
-                                Ok(crate::plan::SortKey {
-                                    expr: d.map(s.expr, w)?,
-                                    ..s
-                                })
-                            })
-                            .collect::<Result<_>>()?,
+                        order_by: d.map_keys(x.order_by, w)?,
                         ..x
                     })
                 })
@@ -431,7 +414,7 @@ fn first_rows_per_d(
     input: LogicalPlan,
     d: &Dependent,
     w: usize,
-    keys: Vec<crate::plan::SortKey>,
+    keys: Vec<SortKey>,
     skip: usize,
     fetch: Option<usize>,
 ) -> Result<LogicalPlan> {
