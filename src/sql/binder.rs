@@ -510,7 +510,7 @@ impl<'a> Binder<'a> {
                 // A view sees the catalog, not the CTEs around its use.
                 let saved = self.ctes.take();
                 let defining = self.defining.take();
-                let bound = self.bind_query(query);
+                let bound = self.with_correlated(None, || self.bind_query(query));
                 *self.ctes.borrow_mut() = saved;
                 *self.defining.borrow_mut() = defining;
                 self.expanding.borrow_mut().pop();

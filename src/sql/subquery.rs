@@ -314,6 +314,13 @@ fn per_outer_value(
     Ok((shaped, on))
 }
 
+fn outer_scope(outer: OuterRef<'_>) -> std::sync::Arc<OuterScope> {
+    std::sync::Arc::new(OuterScope {
+        scope: outer.scope.clone(),
+        schema: std::sync::Arc::new(outer.schema.clone()),
+    })
+}
+
 /// EXISTS as a value, planned by the general unnesting (false where no
 /// row exists).
 fn exists_general(plan: LogicalPlan, id: usize) -> PendingSubquery {
@@ -764,7 +771,11 @@ impl Binder<'_> {
             SetExpr::Select(s) if q.with.is_none() => s,
             _ => return self.general_or_not(q, outer),
         };
-        let from = self.bind_from(&select.from)?;
+        let from = self.bind_from_reading(&select.from, outer)?;
+        if reads_outer(&from.plan) {
+            // a derived table in FROM reads the outer query
+            return self.general_or_not(q, outer);
+        }
         let (plan, correlated) = match &select.selection {
             Some(w) => self.bind_where(from.plan, &from.scope, w, Some(outer))?,
             None => (from.plan, vec![]),
@@ -786,13 +797,18 @@ impl Binder<'_> {
 
     /// `q` bound with `outer`'s columns readable anywhere in it.
     fn bind_with_outer(&self, q: &ast::Query, outer: OuterRef<'_>) -> Result<LogicalPlan> {
-        let scope = OuterScope {
-            scope: outer.scope.clone(),
-            schema: std::sync::Arc::new(outer.schema.clone()),
-        };
         Ok(self
-            .with_correlated(Some(std::sync::Arc::new(scope)), || self.bind_query(q))?
+            .with_correlated(Some(outer_scope(outer)), || self.bind_query(q))?
             .plan)
+    }
+
+    /// A subquery's FROM, whose derived tables may read `outer`.
+    fn bind_from_reading(
+        &self,
+        from: &[ast::TableWithJoins],
+        outer: OuterRef<'_>,
+    ) -> Result<super::binder::Bound> {
+        self.with_correlated(Some(outer_scope(outer)), || self.bind_from(from))
     }
 
     /// `q` bound with `outer`'s columns readable anywhere in it, when it
@@ -908,7 +924,12 @@ impl Binder<'_> {
         };
         let correlated = match select {
             Some(s) => {
-                let from = self.bind_from(&s.from)?;
+                let from = self.bind_from_reading(&s.from, outer)?;
+                if reads_outer(&from.plan) {
+                    // a derived table in FROM reads the outer query
+                    let plan = self.bind_with_outer(q, outer)?;
+                    return scalar_general(plan, self.next_id(), at);
+                }
                 let (plan, correlated) = match &s.selection {
                     Some(w) => self.bind_where(from.plan, &from.scope, w, Some(outer))?,
                     None => (from.plan, vec![]),
