@@ -19,7 +19,9 @@ use super::expr::{ExprBinder, OuterRef};
 use super::lateral::OuterScope;
 use super::location_of;
 use super::scope::Scope;
-use super::unnest::{join_dependent, null_equal_keys, reads_outer, unnest, Dependent};
+use super::unnest::{
+    join_dependent, map_plan_exprs, null_equal_keys, reads_outer, unnest, Dependent,
+};
 use crate::error::{Location, QuarryError, Result};
 use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan};
 
@@ -1044,9 +1046,29 @@ pub fn join_pending(
     if let Some((group, aggs, in_schema)) = aggregated {
         for p in pending.iter_mut() {
             if p.dependent.is_some() {
-                return Err(QuarryError::plan(
-                    "a subquery that reads the outer query's columns other than by '=' in WHERE is not supported next to GROUP BY or aggregates",
-                ));
+                // It reads the group columns, now at their places in `plan`.
+                let q = std::mem::replace(
+                    &mut p.plan,
+                    LogicalPlan::Values {
+                        schema: std::sync::Arc::new(arrow::datatypes::Schema::empty()),
+                        batches: vec![],
+                    },
+                );
+                p.plan = map_plan_exprs(q, &mut |e| {
+                    e.transform_up(&mut |x| match x {
+                        Expr::OuterColumn { index, data_type } => {
+                            match group.iter().position(|g| *g == Expr::Column(index)) {
+                                Some(i) => Ok(Expr::OuterColumn { index: i, data_type }),
+                                None => Err(QuarryError::plan(format!(
+                                    "column '{}' must appear in the GROUP BY clause or be used in an aggregate function",
+                                    in_schema.field(index).name()
+                                ))),
+                            }
+                        }
+                        other => Ok(other),
+                    })
+                })?;
+                continue;
             }
             p.outer_keys = std::mem::take(&mut p.outer_keys)
                 .into_iter()

@@ -537,3 +537,107 @@ pub fn join_dependent(
     on.extend(null_equal_keys(&pairs, &outer.schema(), &per_d.schema())?);
     Ok(LogicalPlan::join(outer, per_d, kind, on, filter))
 }
+
+/// `plan` with `f` applied to every expression of every node (the types
+/// stay, so the schemas do).
+pub fn map_plan_exprs(
+    plan: LogicalPlan,
+    f: &mut dyn FnMut(Expr) -> Result<Expr>,
+) -> Result<LogicalPlan> {
+    let plan = crate::optimizer::map_inputs(plan, &mut |p| map_plan_exprs(p, f))?;
+    let keys = |keys: Vec<SortKey>, f: &mut dyn FnMut(Expr) -> Result<Expr>| {
+        keys.into_iter()
+            .map(|k| {
+                Ok(SortKey {
+                    expr: f(k.expr)?,
+                    ..k
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    Ok(match plan {
+        LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
+            input,
+            predicate: f(predicate)?,
+        },
+        LogicalPlan::Project {
+            input,
+            exprs,
+            schema,
+        } => LogicalPlan::Project {
+            input,
+            exprs: exprs.into_iter().map(&mut *f).collect::<Result<_>>()?,
+            schema,
+        },
+        LogicalPlan::Aggregate {
+            input,
+            group,
+            aggs,
+            schema,
+        } => LogicalPlan::Aggregate {
+            input,
+            group: group.into_iter().map(&mut *f).collect::<Result<_>>()?,
+            aggs: aggs
+                .into_iter()
+                .map(|a| {
+                    Ok(AggregateExpr {
+                        arg: a.arg.map(&mut *f).transpose()?,
+                        ..a
+                    })
+                })
+                .collect::<Result<_>>()?,
+            schema,
+        },
+        LogicalPlan::Sort {
+            input,
+            keys: k,
+            fetch,
+        } => LogicalPlan::Sort {
+            input,
+            keys: keys(k, f)?,
+            fetch,
+        },
+        LogicalPlan::Join {
+            left,
+            right,
+            kind,
+            on,
+            filter,
+            schema,
+        } => LogicalPlan::Join {
+            left,
+            right,
+            kind,
+            on: on
+                .into_iter()
+                .map(|(l, r)| Ok((f(l)?, f(r)?)))
+                .collect::<Result<_>>()?,
+            filter: filter.map(&mut *f).transpose()?,
+            schema,
+        },
+        LogicalPlan::Window {
+            input,
+            exprs,
+            schema,
+        } => LogicalPlan::Window {
+            input,
+            exprs: exprs
+                .into_iter()
+                .map(|w| {
+                    Ok(WindowExpr {
+                        args: w.args.into_iter().map(&mut *f).collect::<Result<_>>()?,
+                        partition_by: w
+                            .partition_by
+                            .into_iter()
+                            .map(&mut *f)
+                            .collect::<Result<_>>()?,
+                        order_by: keys(w.order_by, f)?,
+                        ..w
+                    })
+                })
+                .collect::<Result<_>>()?,
+            schema,
+        },
+        other => other,
+    })
+}
