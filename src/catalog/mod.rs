@@ -2,6 +2,7 @@
 //! statistics and how to split itself into scan partitions.
 
 mod csv;
+mod json;
 mod memory;
 mod parquet;
 mod read_ahead;
@@ -21,6 +22,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 pub use self::csv::CsvTable;
+pub use self::json::{JsonFormat, JsonTable};
 pub use self::memory::MemTable;
 pub use self::parquet::ParquetTable;
 pub use self::recursive::{RecursiveCte, WorkTable};
@@ -45,7 +47,7 @@ pub trait TableProvider: Debug + Send + Sync {
     fn column_range(&self, _column: usize) -> Option<(f64, f64)> {
         None
     }
-    /// "parquet", "csv" or "memory".
+    /// "parquet", "csv", "json" or "memory".
     fn kind(&self) -> &'static str;
     /// The table itself when its rows are in memory (INSERT adds to those).
     fn as_memory(&self) -> Option<&MemTable> {
@@ -172,6 +174,8 @@ pub fn open_table(
             let lower = location.to_lowercase();
             if lower.ends_with(".csv") || lower.ends_with(".tsv") || lower.ends_with(".txt") {
                 "csv".to_string()
+            } else if is_json_path(&lower) {
+                "json".to_string()
             } else {
                 "parquet".to_string()
             }
@@ -180,8 +184,18 @@ pub fn open_table(
     match format.as_str() {
         "parquet" => Ok(Arc::new(ParquetTable::open(location, stores)?)),
         "csv" => Ok(Arc::new(CsvTable::open(location, true, stores)?)),
+        "json" => Ok(Arc::new(JsonTable::open(
+            location,
+            JsonFormat::Auto,
+            stores,
+        )?)),
         other => Err(QuarryError::plan(format!(
-            "unknown file format '{other}' (expected PARQUET or CSV)"
+            "unknown file format '{other}' (expected PARQUET, CSV or JSON)"
         ))),
     }
+}
+
+/// Whether a (lower-case) path names JSON or newline-delimited JSON.
+pub fn is_json_path(lower: &str) -> bool {
+    lower.ends_with(".json") || lower.ends_with(".ndjson") || lower.ends_with(".jsonl")
 }

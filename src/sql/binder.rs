@@ -19,7 +19,7 @@ use super::location_of;
 use super::scope::Scope;
 use super::subquery::{collect_aggregates, join_pending, rewrite_after_aggregate};
 use super::window::{collect_windows, plan_windows, replace_windows};
-use crate::catalog::{open_table, Catalog, CatalogEntry, TableProvider};
+use crate::catalog::{open_table, Catalog, CatalogEntry, JsonFormat, JsonTable, TableProvider};
 use crate::error::{QuarryError, Result};
 use crate::plan::logical::Scan;
 use crate::plan::{
@@ -527,7 +527,10 @@ impl<'a> Binder<'a> {
             }
             None => {
                 let lower = text.to_lowercase();
-                if lower.ends_with(".parquet") || lower.ends_with(".csv") {
+                if lower.ends_with(".parquet")
+                    || lower.ends_with(".csv")
+                    || crate::catalog::is_json_path(&lower)
+                {
                     let provider = open_table(text, None, self.catalog.stores())?;
                     return Ok(scan_of(text, provider, Some(&base_name(text))));
                 }
@@ -576,6 +579,9 @@ impl<'a> Binder<'a> {
             }
             return Ok(scan_of(&fname, Arc::new(functions_table()?), Some(&fname)));
         }
+        if let Some(format) = json_function_format(&fname) {
+            return self.bind_read_json(&fname, format, args, loc);
+        }
         let format = match fname.as_str() {
             "read_parquet" => "parquet",
             "read_csv" | "read_csv_auto" => "csv",
@@ -608,6 +614,71 @@ impl<'a> Binder<'a> {
         };
         let provider = open_table(&path, Some(format), self.catalog.stores())?;
         Ok(scan_of(&path, provider, Some(&base_name(&path))))
+    }
+
+    /// `read_json('path' [, format = 'auto'|'newline_delimited'|'array'])`
+    /// and its namesakes (`read_ndjson` reads newline-delimited JSON).
+    fn bind_read_json(
+        &self,
+        fname: &str,
+        mut format: JsonFormat,
+        args: &[FunctionArg],
+        loc: Option<crate::error::Location>,
+    ) -> Result<Bound> {
+        let text = |e: &ast::Expr| match e {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut path = None;
+        for a in args {
+            if let Some((name, e)) = named_arg(a) {
+                if !name.eq_ignore_ascii_case("format") {
+                    return Err(QuarryError::plan_at(
+                        format!("{fname}() option '{name}' is not supported (format is)"),
+                        loc,
+                    ));
+                }
+                let Some(f) = text(e) else {
+                    return Err(QuarryError::plan_at(
+                        format!("{fname}(): format takes a string"),
+                        loc,
+                    ));
+                };
+                format =
+                    JsonFormat::parse(&f).map_err(|e| QuarryError::plan_at(e.to_string(), loc))?;
+                continue;
+            }
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if path.is_none() => {
+                    path = text(e);
+                    if path.is_none() {
+                        return Err(QuarryError::plan_at(
+                            format!("{fname}() takes a path string"),
+                            loc,
+                        ));
+                    }
+                }
+                other => {
+                    return Err(QuarryError::plan_at(
+                        format!(
+                        "{fname}() argument {other} is not supported (a path and format = '…' are)"
+                    ),
+                        loc,
+                    ))
+                }
+            }
+        }
+        let Some(path) = path else {
+            return Err(QuarryError::plan_at(
+                format!("{fname}() takes a path string"),
+                loc,
+            ));
+        };
+        let provider = JsonTable::open(&path, format, self.catalog.stores())?;
+        Ok(scan_of(&path, Arc::new(provider), Some(&base_name(&path))))
     }
 
     /// `range(…)` / `generate_series(…)` over constant integer arguments.
@@ -1203,11 +1274,50 @@ pub fn split_join_condition(condition: Expr, nl: usize) -> (Vec<(Expr, Expr)>, O
     (keys, filter)
 }
 
+/// A table function's `name = value` argument (the generic dialect parses
+/// `format = 'x'` as a comparison).
+fn named_arg(a: &FunctionArg) -> Option<(&str, &ast::Expr)> {
+    match a {
+        FunctionArg::Named {
+            name,
+            arg: FunctionArgExpr::Expr(e),
+            ..
+        }
+        | FunctionArg::ExprNamed {
+            name: ast::Expr::Identifier(name),
+            arg: FunctionArgExpr::Expr(e),
+            ..
+        } => Some((&name.value, e)),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::Eq,
+            right,
+        })) => match left.as_ref() {
+            ast::Expr::Identifier(name) => Some((&name.value, right.as_ref())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The JSON readers of FROM and the format each reads by default.
+fn json_function_format(name: &str) -> Option<JsonFormat> {
+    match name {
+        "read_json" | "read_json_auto" => Some(JsonFormat::Auto),
+        "read_ndjson" | "read_ndjson_auto" => Some(JsonFormat::NewlineDelimited),
+        _ => None,
+    }
+}
+
 /// The functions of FROM.
 const TABLE_FUNCTIONS: &[&str] = &[
     "read_parquet",
     "read_csv",
     "read_csv_auto",
+    "read_json",
+    "read_json_auto",
+    "read_ndjson",
+    "read_ndjson_auto",
     "range",
     "generate_series",
     "quarry_functions",
