@@ -15,7 +15,7 @@ use crate::graph::{lower_within, TaskGraph};
 use crate::plan::types::sql_type_name;
 use crate::plan::LogicalPlan;
 use crate::runtime::memory::{format_bytes, MemoryPool};
-use crate::runtime::{run_graph, ProgressFn, RunOptions, RunStats};
+use crate::runtime::{run_graph, run_graph_each, ProgressFn, RunOptions, RunStats};
 use crate::sql::{parse, Binder, QuarryStatement};
 
 mod dml;
@@ -365,22 +365,37 @@ impl Session {
 
     /// Runs a query and returns its result and the run's figures.
     pub fn run_query(&self, q: &ast::Query) -> Result<(QueryResult, RunStats)> {
+        let mut batches = Vec::new();
+        let (schema, stats) = self.run_query_each(q, &mut |b| {
+            batches.push(b);
+            Ok(())
+        })?;
+        Ok((QueryResult { schema, batches }, stats))
+    }
+
+    /// Runs a query and hands its result to `on_batch` a batch at a time,
+    /// in order, without holding all of it (COPY … TO); returns the
+    /// result's schema and the run's figures.
+    pub fn run_query_each(
+        &self,
+        q: &ast::Query,
+        on_batch: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<(SchemaRef, RunStats)> {
         let plan = self.plan(q)?;
         self.cancel.store(false, Ordering::Relaxed);
         self.compute_recursive(&plan, &mut vec![])?;
         let graph = self.graph(&plan)?;
         let progress = self.progress.read().ok().and_then(|p| p.clone());
-        let (batches, stats) = self.run(&graph, progress.as_deref(), None)?;
+        // Keep the planned names (a batch may carry a compatible schema).
+        let schema = plan.schema();
+        let options = self.run_options(progress.as_deref(), None);
+        let stats = run_graph_each(&graph, options, &mut |b| {
+            on_batch(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?)
+        })?;
         if let Ok(mut last) = self.last_run.lock() {
             *last = Some(stats.clone());
         }
-        // Keep the planned names (a batch may carry a compatible schema).
-        let schema = plan.schema();
-        let batches = batches
-            .into_iter()
-            .map(|b| Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((QueryResult { schema, batches }, stats))
+        Ok((schema, stats))
     }
 
     /// Runs a task graph with the session's settings (`threads` workers
@@ -391,16 +406,25 @@ impl Session {
         progress: Option<&ProgressFn>,
         threads: Option<usize>,
     ) -> Result<(Vec<RecordBatch>, RunStats)> {
+        run_graph(graph, self.run_options(progress, threads))
+    }
+
+    /// How to run a task graph with the session's settings (`threads`
+    /// workers instead of the setting's when given).
+    fn run_options<'a>(
+        &self,
+        progress: Option<&'a ProgressFn>,
+        threads: Option<usize>,
+    ) -> RunOptions<'a> {
         let config = self.config();
-        let options = RunOptions {
+        RunOptions {
             threads: threads.unwrap_or(config.threads),
             cancel: self.cancel.clone(),
             progress,
             memory: MemoryPool::new(config.memory_limit),
             temp_dir: config.temp_directory.clone(),
             memory_pause: config.memory_pause,
-        };
-        run_graph(graph, options)
+        }
     }
 
     fn execute(&self, statement: &Statement) -> Result<QueryResult> {

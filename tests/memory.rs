@@ -344,3 +344,41 @@ fn a_runaway_recursion_is_cancelled_or_meets_the_limit() {
     // the session goes on
     assert_eq!(session.sql("SELECT count(*) FROM t").unwrap().num_rows(), 1);
 }
+
+#[test]
+fn copy_to_streams_a_result_larger_than_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::new(SessionConfig::default().with_threads(2)).unwrap();
+    // 3 million rows of two BIGINTs: 48 MB of values against a 16 MB limit
+    session.sql("SET memory_limit = '16MB'").unwrap();
+    for (file, format) in [("big.parquet", "parquet"), ("big.csv", "csv")] {
+        let path = dir.path().join(file);
+        let path = path.display();
+        let r = session
+            .sql(&format!(
+                "COPY (SELECT range AS a, range * 3 AS b FROM range(3000000)) \
+                 TO '{path}' (FORMAT {format})"
+            ))
+            .unwrap();
+        let count = r.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(count, 3_000_000);
+        let back = session
+            .sql(&format!(
+                "SELECT count(*), sum(a), sum(b), min(b), max(a) FROM '{path}'"
+            ))
+            .unwrap();
+        let shown = arrow::util::pretty::pretty_format_batches(&back.batches)
+            .unwrap()
+            .to_string();
+        // sum of 0..3e6 = 4499998500000
+        assert!(
+            shown.contains("| 3000000  | 4499998500000 | 13499995500000 | 0      | 2999999 |"),
+            "{format}: {shown}"
+        );
+    }
+}

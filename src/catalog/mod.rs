@@ -29,7 +29,7 @@ pub use self::recursive::{RecursiveCte, WorkTable};
 pub use self::remote::RemoteOptions;
 pub use self::series::SeriesTable;
 pub use self::store::ObjectStores;
-pub use self::writer::{write_file, FileFormat, WriteOptions};
+pub use self::writer::{FileFormat, FileWriter, WriteOptions};
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
 

@@ -41,44 +41,90 @@ pub struct WriteOptions {
     pub delimiter: u8,
 }
 
-/// Writes `batches` to the local file `path` (replacing it) and returns the
-/// number of rows written. Parquet row groups hold up to 122,880 rows and
-/// ZSTD (level 1) pages; CSV writes NULL as an empty field.
-pub fn write_file(
-    path: &str,
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-    options: &WriteOptions,
-) -> Result<usize> {
-    if path.contains("://") {
-        return Err(QuarryError::plan(format!(
-            "COPY … TO writes local files only, not '{path}'"
-        )));
-    }
-    let io_error = |e: std::io::Error| QuarryError::exec(format!("cannot write '{path}': {e}"));
-    let file = File::create(Path::new(path)).map_err(io_error)?;
-    let rows = batches.iter().map(|b| b.num_rows()).sum();
-    match options.format {
-        FileFormat::Parquet => {
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .set_max_row_group_row_count(Some(122_880))
-                .build();
-            let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
-            for b in batches {
-                writer.write(b)?;
-            }
-            writer.close()?;
-        }
-        FileFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new()
-                .with_header(options.header)
-                .with_delimiter(options.delimiter)
-                .build(BufWriter::new(file));
-            for b in batches {
-                writer.write(b)?;
-            }
-        }
-    }
-    Ok(rows)
+/// A file being written batch by batch (COPY … TO streams the result into
+/// it). Parquet row groups hold up to 122,880 rows and ZSTD (level 1)
+/// pages; CSV writes NULL as an empty field.
+pub struct FileWriter {
+    path: String,
+    rows: usize,
+    inner: Inner,
 }
+
+enum Inner {
+    Parquet(Box<ArrowWriter<File>>),
+    Csv(Box<arrow::csv::Writer<BufWriter<File>>>),
+}
+
+impl FileWriter {
+    /// Creates (or replaces) the local file `path` for rows of `schema`.
+    pub fn create(path: &str, schema: &SchemaRef, options: &WriteOptions) -> Result<Self> {
+        if path.contains("://") {
+            return Err(QuarryError::plan(format!(
+                "COPY … TO writes local files only, not '{path}'"
+            )));
+        }
+        let file = File::create(Path::new(path))
+            .map_err(|e| QuarryError::exec(format!("cannot write '{path}': {e}")))?;
+        let inner = match options.format {
+            FileFormat::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .set_max_row_group_row_count(Some(122_880))
+                    .build();
+                Inner::Parquet(Box::new(ArrowWriter::try_new(
+                    file,
+                    schema.clone(),
+                    Some(props),
+                )?))
+            }
+            FileFormat::Csv => {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(options.header)
+                    .with_delimiter(options.delimiter)
+                    .build(BufWriter::new(file));
+                // the header line, even of an empty result
+                w.write(&RecordBatch::new_empty(schema.clone()))?;
+                Inner::Csv(Box::new(w))
+            }
+        };
+        Ok(FileWriter {
+            path: path.to_string(),
+            rows: 0,
+            inner,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match &mut self.inner {
+            Inner::Parquet(w) => {
+                w.write(batch)?;
+                // a row group's worth of encoded pages is all it holds
+                if w.in_progress_size() > FLUSH_BYTES {
+                    w.flush()?;
+                }
+            }
+            Inner::Csv(w) => w.write(batch)?,
+        }
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Finishes the file and returns the number of rows written.
+    pub fn finish(self) -> Result<usize> {
+        match self.inner {
+            Inner::Parquet(w) => {
+                w.close()?;
+            }
+            Inner::Csv(w) => {
+                w.into_inner()
+                    .into_inner()
+                    .map_err(|e| QuarryError::exec(format!("cannot write '{}': {e}", self.path)))?;
+            }
+        }
+        Ok(self.rows)
+    }
+}
+
+/// Encoded bytes a Parquet row group may reach before it is written out
+/// (wide rows would otherwise hold 122,880 of them in memory).
+const FLUSH_BYTES: usize = 64 * 1024 * 1024;

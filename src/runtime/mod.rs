@@ -7,5 +7,7 @@ mod scheduler;
 pub mod spill;
 mod task;
 
-pub use scheduler::{run_graph, Progress, ProgressFn, RunOptions, RunStats, TaskRecord};
+pub use scheduler::{
+    run_graph, run_graph_each, Progress, ProgressFn, RunOptions, RunStats, TaskRecord,
+};
 pub use task::OpMetrics;

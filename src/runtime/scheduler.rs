@@ -110,6 +110,23 @@ pub fn run_graph(
     graph: &TaskGraph,
     options: RunOptions<'_>,
 ) -> Result<(Vec<RecordBatch>, RunStats)> {
+    let mut output = Vec::new();
+    let stats = run_graph_each(graph, options, &mut |b| {
+        output.push(b);
+        Ok(())
+    })?;
+    Ok((output, stats))
+}
+
+/// Runs every task of `graph`, then hands the output to `on_batch` a batch
+/// at a time, in order, and returns the run's figures. The output waits in
+/// the partition store, which spills it under memory pressure, so a result
+/// larger than memory passes through (COPY … TO writes it so).
+pub fn run_graph_each(
+    graph: &TaskGraph,
+    options: RunOptions<'_>,
+    on_batch: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<RunStats> {
     let RunOptions {
         threads,
         cancel,
@@ -218,7 +235,7 @@ pub fn run_graph(
         elapsed: started.elapsed(),
         ..RunStats::default()
     };
-    let output = store.take_all(n - 1)?;
+    store.take_each(n - 1, on_batch)?;
     let (mut spilled_bytes, mut spill_files) = store.spilled();
     for m in stats.op_metrics.iter().flatten() {
         spilled_bytes += m.spilled.bytes;
@@ -230,7 +247,7 @@ pub fn run_graph(
         peak_memory: store.memory_pool().peak(),
         ..stats
     };
-    Ok((output, stats))
+    Ok(stats)
 }
 
 fn lock(state: &Mutex<State>) -> Result<std::sync::MutexGuard<'_, State>> {

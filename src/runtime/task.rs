@@ -233,17 +233,19 @@ impl PartitionStore {
         Ok(batches.into_iter().map(Ok).chain(spilled))
     }
 
-    fn take_vec(&self, stage: usize, partition: usize) -> Result<Vec<RecordBatch>> {
-        self.take(stage, partition)?.collect()
-    }
-
-    /// Everything the output stage produced, in partition order.
-    pub fn take_all(&self, stage: usize) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
+    /// Hands on everything the output stage produced, in partition order,
+    /// a batch at a time (spilled batches are read back as they are due).
+    pub fn take_each(
+        &self,
+        stage: usize,
+        on_batch: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
         for p in 0..self.buckets[stage].len() {
-            out.extend(self.take_vec(stage, p)?);
+            for batch in self.take(stage, p)? {
+                on_batch(batch?)?;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Bytes and files spilled so far.

@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use sqlparser::ast::{self, CopyOption, CopySource, CopyTarget};
 
 use super::{object_name, poisoned, QueryResult, Session};
-use crate::catalog::{closest, write_file, CatalogEntry, FileFormat, MemTable, WriteOptions};
+use crate::catalog::{closest, CatalogEntry, FileFormat, FileWriter, MemTable, WriteOptions};
 use crate::error::{QuarryError, Result};
 use crate::exec::expr::cast_checked;
 
@@ -122,14 +122,28 @@ impl Session {
                     single_query(&format!("SELECT {list} FROM {table_name}"))?
                 }
             };
-            let (result, _) = self.run_query(&query)?;
             let options = WriteOptions {
                 format,
                 header,
                 delimiter,
             };
-            let rows = write_file(&path, &result.schema, &result.batches, &options)?;
-            return count_result(rows);
+            // The file is opened at the first batch (which carries the
+            // schema), or after the run for an empty result.
+            let mut writer: Option<FileWriter> = None;
+            let (schema, _) = self.run_query_each(&query, &mut |batch| {
+                if writer.is_none() {
+                    writer = Some(FileWriter::create(&path, batch.schema_ref(), &options)?);
+                }
+                match writer.as_mut() {
+                    Some(w) => w.write(&batch),
+                    None => Ok(()),
+                }
+            })?;
+            let writer = match writer {
+                Some(w) => w,
+                None => FileWriter::create(&path, &schema, &options)?,
+            };
+            return count_result(writer.finish()?);
         }
         let CopySource::Table {
             table_name,
