@@ -115,9 +115,6 @@ pub fn evaluate(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
         } => {
             let v = evaluate(e, batch)?;
             let n = batch.num_rows();
-            if let Some(found) = view_in_texts(&v, list, *negated) {
-                return Ok(Value::Array(found));
-            }
             let mut acc: Option<Value> = None;
             for item in list {
                 let iv = evaluate(item, batch)?;
@@ -307,25 +304,6 @@ fn view_eq_text(op: BinaryOp, l: &Value, r: &Value) -> Option<ArrayRef> {
         text,
         op == BinaryOp::NotEq,
     )))
-}
-
-/// A string-view column `IN` a list of non-NULL string literals, on the
-/// views in one pass (see `view_compare`); None where that does not apply.
-fn view_in_texts(v: &Value, list: &[Expr], negated: bool) -> Option<ArrayRef> {
-    let Value::Array(array) = v else {
-        return None;
-    };
-    let array = array.as_string_view_opt()?;
-    let texts = list
-        .iter()
-        .map(|item| match item {
-            Expr::Literal(ScalarValue::Utf8View(Some(t)) | ScalarValue::Utf8(Some(t))) => {
-                Some(t.as_str())
-            }
-            _ => None,
-        })
-        .collect::<Option<Vec<&str>>>()?;
-    Some(Arc::new(view_compare::in_texts(array, &texts, negated)))
 }
 
 /// A Decimal128 operand: its array (None for a scalar), the scalar's
