@@ -43,6 +43,16 @@ fn drops_unmatched_probe_rows(kind: JoinKind) -> bool {
 /// the probe side's filters run (see `filter_keys_before_filters`).
 const EARLY_KEY_FILTER_MAX_BUILD_ROWS: f64 = 100_000.0;
 const EARLY_KEY_FILTER_MAX_SHARE: f64 = 0.1;
+/// ... and when the build side turns out larger than this many rows (the
+/// estimate was wrong: TPC-H Q21's orders with status 'F' are half of all
+/// orders), no set is built: one task would build it while the others
+/// wait, for a filter that keeps half the rows.
+const EARLY_KEY_FILTER_MAX_ROWS: usize = 1 << 17;
+
+/// A runtime join filter of a partitioned join is built only over at most
+/// this many build rows: past that its set costs more than it is likely to
+/// save.
+const KEY_FILTER_MAX_ROWS: usize = 1 << 20;
 
 /// Puts `key_filter` (a `KeyFilter` whose probe keys are columns of the
 /// output of `ops`) before the filters at the end of `ops`, through the
@@ -89,6 +99,7 @@ fn filter_keys_before_filters(ops: &mut Vec<OpSpec>, key_filter: OpSpec) {
         build_stage,
         build_keys,
         build_schema,
+        max_build_rows,
         ..
     } = key_filter
     else {
@@ -101,6 +112,7 @@ fn filter_keys_before_filters(ops: &mut Vec<OpSpec>, key_filter: OpSpec) {
             probe_keys: keys,
             build_keys,
             build_schema,
+            max_build_rows,
         },
     );
 }
@@ -454,6 +466,7 @@ impl<'p> Lowering<'p> {
                         probe_keys: probe_keys.clone(),
                         build_keys: build_keys.clone(),
                         build_schema: build_schema.clone(),
+                        max_build_rows: EARLY_KEY_FILTER_MAX_ROWS,
                     },
                 );
             }
@@ -474,6 +487,7 @@ impl<'p> Lowering<'p> {
                     probe_keys: probe_keys.clone(),
                     build_keys: build_keys.clone(),
                     build_schema: build_schema.clone(),
+                    max_build_rows: KEY_FILTER_MAX_ROWS,
                 });
                 probe = self.exchange(probe, probe_sink);
                 build_stage

@@ -164,6 +164,8 @@ pub enum OpSpec {
         probe_keys: Vec<Expr>,
         build_keys: Vec<Expr>,
         build_schema: SchemaRef,
+        /// Past this many build rows no set is built and every row passes.
+        max_build_rows: usize,
     },
     /// Probe a hash table built from the output of `build_stage`: all of it
     /// (broadcast) or the task's own partition of it.
@@ -213,12 +215,14 @@ pub trait TaskContext {
     ) -> Result<JoinBuild>;
 
     /// The distinct `keys` of all of `stage`'s output, built once and
-    /// shared; None when that is not cheap (the output spilled or is large).
+    /// shared; None when that is not cheap (the output spilled or has more
+    /// than `max_rows` rows).
     fn key_set(
         &self,
         stage: usize,
         schema: &SchemaRef,
         keys: &[Expr],
+        max_rows: usize,
     ) -> Result<Option<Arc<KeySet>>>;
 }
 
@@ -306,8 +310,9 @@ impl OpSpec {
                 probe_keys,
                 build_keys,
                 build_schema,
+                max_build_rows,
             } => Box::new(KeyFilterOp::new(
-                tables.key_set(*build_stage, build_schema, build_keys)?,
+                tables.key_set(*build_stage, build_schema, build_keys, *max_build_rows)?,
                 probe_keys.clone(),
             )),
             OpSpec::HashJoin {

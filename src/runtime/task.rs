@@ -44,11 +44,8 @@ pub struct PartitionStore {
     key_sets: Vec<Mutex<Option<Option<Arc<KeySet>>>>>,
 }
 
-/// A runtime join filter is built only over at most this many build rows:
-/// past that its set costs more than it is likely to save.
-const KEY_FILTER_MAX_ROWS: usize = 1 << 20;
-
-/// ... and only when its set takes at most 1/this of the memory limit.
+/// A runtime join filter's set is built only when it takes at most 1/this
+/// of the memory limit.
 const KEY_FILTER_MAX_SHARE_OF_LIMIT: usize = 16;
 
 /// The partition store buffers task outputs in memory while the budget in
@@ -120,6 +117,7 @@ impl PartitionStore {
         stage: usize,
         keys: &[Expr],
         schema: &SchemaRef,
+        max_rows: usize,
     ) -> Result<Option<KeySet>> {
         let mut batches = Vec::new();
         for p in 0..self.buckets[stage].len() {
@@ -129,7 +127,7 @@ impl PartitionStore {
             }
             batches.extend(bucket.batches.iter().cloned());
         }
-        if batches.iter().map(|b| b.num_rows()).sum::<usize>() > KEY_FILTER_MAX_ROWS {
+        if batches.iter().map(|b| b.num_rows()).sum::<usize>() > max_rows {
             return Ok(None);
         }
         let key_types = keys
@@ -267,6 +265,7 @@ impl TaskContext for PartitionStore {
         stage: usize,
         schema: &SchemaRef,
         keys: &[Expr],
+        max_rows: usize,
     ) -> Result<Option<Arc<KeySet>>> {
         let mut slot = self.key_sets[stage]
             .lock()
@@ -274,7 +273,9 @@ impl TaskContext for PartitionStore {
         if let Some(set) = slot.as_ref() {
             return Ok(set.clone());
         }
-        let set = self.build_key_set(stage, keys, schema)?.map(Arc::new);
+        let set = self
+            .build_key_set(stage, keys, schema, max_rows)?
+            .map(Arc::new);
         *slot = Some(set.clone());
         Ok(set)
     }
