@@ -40,7 +40,7 @@ fn drops_unmatched_probe_rows(kind: JoinKind) -> bool {
 /// A broadcast join whose build side is estimated at most this many rows,
 /// and at most this share of the table its key comes from (so that most
 /// probe rows find no match), drops the probe rows it cannot match before
-/// the probe side's filters run (see `filter_keys_before_filters`).
+/// the probe side's filters run (see `before_filters`).
 const EARLY_KEY_FILTER_MAX_BUILD_ROWS: f64 = 100_000.0;
 const EARLY_KEY_FILTER_MAX_SHARE: f64 = 0.1;
 /// ... and when the build side turns out larger than this many rows (the
@@ -54,19 +54,17 @@ const EARLY_KEY_FILTER_MAX_ROWS: usize = 1 << 17;
 /// save.
 const KEY_FILTER_MAX_ROWS: usize = 1 << 20;
 
-/// Puts `key_filter` (a `KeyFilter` whose probe keys are columns of the
-/// output of `ops`) before the filters at the end of `ops`, through the
-/// projections among them, when its keys are columns there too.
+/// Where in `ops` a key filter on `probe_keys` (columns of the output of
+/// `ops`) can go before the filters at its end, through the projections
+/// among them, and its keys there; None when no filter would be passed or
+/// a key is not a column there.
 ///
 /// Why: a broadcast join drops the probe rows without a match only after
 /// the filters before it have looked at every row. When the build side is
 /// small (TPC-H Q19: some hundred parts against all of lineitem), testing
 /// the key first leaves the filters, which compare strings, few rows.
-fn filter_keys_before_filters(ops: &mut Vec<OpSpec>, key_filter: OpSpec) {
-    let OpSpec::KeyFilter { probe_keys, .. } = &key_filter else {
-        return;
-    };
-    let mut keys = probe_keys.clone();
+fn before_filters(ops: &[OpSpec], probe_keys: &[Expr]) -> Option<(usize, Vec<Expr>)> {
+    let mut keys = probe_keys.to_vec();
     let mut at = ops.len();
     let mut passes_filter = false;
     while at > 0 {
@@ -92,29 +90,7 @@ fn filter_keys_before_filters(ops: &mut Vec<OpSpec>, key_filter: OpSpec) {
         }
         at -= 1;
     }
-    if !passes_filter || !keys.iter().all(|k| matches!(k, Expr::Column(_))) {
-        return;
-    }
-    let OpSpec::KeyFilter {
-        build_stage,
-        build_keys,
-        build_schema,
-        max_build_rows,
-        ..
-    } = key_filter
-    else {
-        return;
-    };
-    ops.insert(
-        at,
-        OpSpec::KeyFilter {
-            build_stage,
-            probe_keys: keys,
-            build_keys,
-            build_schema,
-            max_build_rows,
-        },
-    );
+    (passes_filter && keys.iter().all(|k| matches!(k, Expr::Column(_)))).then_some((at, keys))
 }
 
 /// The most partitions `join_partitions` asks for: past that, a partition
@@ -459,16 +435,18 @@ impl<'p> Lowering<'p> {
                     share_of_table(right, k).is_some_and(|s| s <= EARLY_KEY_FILTER_MAX_SHARE)
                 })
             {
-                filter_keys_before_filters(
-                    &mut probe.ops,
-                    OpSpec::KeyFilter {
-                        build_stage,
-                        probe_keys: probe_keys.clone(),
-                        build_keys: build_keys.clone(),
-                        build_schema: build_schema.clone(),
-                        max_build_rows: EARLY_KEY_FILTER_MAX_ROWS,
-                    },
-                );
+                if let Some((at, keys)) = before_filters(&probe.ops, &probe_keys) {
+                    probe.ops.insert(
+                        at,
+                        OpSpec::KeyFilter {
+                            build_stage,
+                            probe_keys: keys,
+                            build_keys: build_keys.clone(),
+                            build_schema: build_schema.clone(),
+                            max_build_rows: EARLY_KEY_FILTER_MAX_ROWS,
+                        },
+                    );
+                }
             }
             build_stage
         } else {
@@ -877,5 +855,50 @@ mod tests {
         // nor with a probe side only twice as large
         let probe = table_in_parts(&["k", "w"], 6_000_000, 0, 59_999_999, 8);
         assert!(!is_broadcast(&join(probe, build), 2 * GB));
+    }
+
+    #[test]
+    fn a_key_filter_goes_before_the_filters_through_column_projections() {
+        use datafusion_common::ScalarValue;
+        let filter = || OpSpec::Filter {
+            predicate: Expr::Literal(ScalarValue::Boolean(Some(true))),
+            stats: Arc::new(ConjunctStats::new(1)),
+        };
+        let project = |exprs: Vec<Expr>| OpSpec::Project {
+            schema: Arc::new(Schema::empty()),
+            exprs,
+        };
+        // Filter → Project(c2, c0): the key c1 after them is c0 before
+        let ops = vec![filter(), project(vec![Expr::Column(2), Expr::Column(0)])];
+        assert_eq!(
+            before_filters(&ops, &[Expr::Column(1)]),
+            Some((0, vec![Expr::Column(0)]))
+        );
+        // no filter to pass: nothing gained
+        let ops = vec![project(vec![Expr::Column(2), Expr::Column(0)])];
+        assert_eq!(before_filters(&ops, &[Expr::Column(1)]), None);
+        // a key computed by the projection stops the walk there, after
+        // the filter below it: nothing gained either
+        let computed = Expr::binary(BinaryOp::Plus, Expr::Column(0), Expr::Column(1));
+        let ops = vec![filter(), project(vec![computed])];
+        assert_eq!(before_filters(&ops, &[Expr::Column(0)]), None);
+        // Project(c0 + c1, c3) → Filter: the key c1 is c3 below both; the
+        // computed key c0 stops the walk after the projection, and the
+        // filter above it is still passed
+        let ops = vec![
+            project(vec![
+                Expr::binary(BinaryOp::Plus, Expr::Column(0), Expr::Column(1)),
+                Expr::Column(3),
+            ]),
+            filter(),
+        ];
+        assert_eq!(
+            before_filters(&ops, &[Expr::Column(1)]),
+            Some((0, vec![Expr::Column(3)]))
+        );
+        assert_eq!(
+            before_filters(&ops, &[Expr::Column(0)]),
+            Some((1, vec![Expr::Column(0)]))
+        );
     }
 }
