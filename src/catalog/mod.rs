@@ -3,6 +3,7 @@
 
 mod csv;
 mod json;
+mod masked_pages;
 mod memory;
 mod parquet;
 mod read_ahead;
@@ -87,6 +88,56 @@ pub trait ScanPartition: Debug + Send + Sync {
     fn read_buffer_bytes(&self) -> usize {
         0
     }
+    /// Reads like `read`, but runs `filter` on its columns first and decodes
+    /// the other columns only at the rows that pass (late
+    /// materialisation). False when the partition cannot; it read nothing
+    /// then.
+    fn read_filtered(
+        &self,
+        _filter: &mut EarlyFilter<'_>,
+        _sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        _fetched: &AtomicU64,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// What the early filters of a scan stage let pass, counted by all of its
+/// tasks: decoding the other columns at chosen rows costs more per row than
+/// decoding them whole, so once the filters are seen to keep most rows, the
+/// stage's next tasks read whole and filter after.
+#[derive(Debug, Default)]
+pub struct EarlyFilterStats {
+    rows: std::sync::atomic::AtomicU64,
+    passed: std::sync::atomic::AtomicU64,
+}
+
+impl EarlyFilterStats {
+    /// Rows seen before the share that passed decides.
+    const TRIAL_ROWS: u64 = 64 * 1024;
+
+    pub fn add(&self, rows: usize, passed: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.rows.fetch_add(rows as u64, Relaxed);
+        self.passed.fetch_add(passed as u64, Relaxed);
+    }
+
+    /// False once the filters were seen to keep half of the rows or more.
+    pub fn pays(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let rows = self.rows.load(Relaxed);
+        rows < Self::TRIAL_ROWS || self.passed.load(Relaxed) * 2 < rows
+    }
+}
+
+/// A filter a scan runs on some of its columns before decoding the others.
+pub struct EarlyFilter<'a> {
+    /// The scan's output columns the filter reads, in the order it takes
+    /// them.
+    pub columns: Vec<usize>,
+    /// Takes a batch of `columns`; returns the rows that pass (a batch of the
+    /// same columns) and their row numbers in the batch, increasing.
+    pub apply: &'a mut dyn FnMut(RecordBatch) -> Result<(RecordBatch, Vec<u32>)>,
 }
 
 /// What a name in the catalog stands for.

@@ -11,17 +11,18 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowGroups};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{parquet_to_arrow_field_levels, ProjectionMask};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+use super::masked_pages::{self, MaskedColumn};
 use super::read_ahead::{Prefetch, ReadAhead};
 use super::remote::store_error;
 use super::row_group_pages::{ChunkBytes, FetchedRowGroup};
 use super::store::{list_files, FileRef, ObjectStores};
-use super::{ScanPartition, TableProvider, TableStats};
+use super::{EarlyFilter, ScanPartition, TableProvider, TableStats};
 use crate::error::{catch_panic, QuarryError, Result};
 use crate::plan::{BinaryOp, Expr};
 use crate::runtime::io::block_on;
@@ -504,6 +505,29 @@ impl ScanPartition for RowGroupPartition {
         fetched.fetch_add(counter.load(Ordering::Relaxed), Ordering::Relaxed);
         result
     }
+
+    fn read_filtered(
+        &self,
+        filter: &mut EarlyFilter<'_>,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        fetched: &AtomicU64,
+    ) -> Result<bool> {
+        // Nothing to gain when the filter reads every column.
+        let mut read_by_filter: Vec<usize> = filter
+            .columns
+            .iter()
+            .filter_map(|&c| self.reorder.get(c).map(|&r| self.columns[r]))
+            .collect();
+        read_by_filter.sort_unstable();
+        read_by_filter.dedup();
+        if filter.columns.is_empty() || read_by_filter.len() == self.columns.len() {
+            return Ok(false);
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        let result = self.read_late(filter, sink, &counter);
+        fetched.fetch_add(counter.load(Ordering::Relaxed), Ordering::Relaxed);
+        result.map(|()| true)
+    }
 }
 
 impl RowGroupPartition {
@@ -525,6 +549,84 @@ impl RowGroupPartition {
         self.chunks().into_iter().map(|(_, range)| range).collect()
     }
 
+    fn io_error(&self, e: impl std::fmt::Display) -> QuarryError {
+        QuarryError::Io(format!(
+            "cannot read row group {} of '{}' (file {}): {e}",
+            self.row_group, self.file.display, self.file_index
+        ))
+    }
+
+    /// The parquet decoder panics on some corrupt pages: such a panic is an
+    /// error naming the file (sinks stay outside, so that a panic downstream
+    /// is not blamed on the file).
+    fn guarded<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        catch_panic(f, |panic: &str| {
+            self.io_error(format_args!("corrupt data ({panic})"))
+        })
+    }
+
+    /// Fetches the projected columns' chunks, counting the bytes read.
+    fn fetch(&self, fetched: &Arc<AtomicU64>) -> Result<Vec<Option<Arc<ChunkBytes>>>> {
+        // (parquet asserts on a negative chunk offset in corrupt metadata)
+        let chunks = self.guarded(|| Ok(self.chunks()))?;
+        let mut r = reader(&self.file);
+        r.fetched = fetched.clone();
+        r.ahead = self
+            .read_ahead
+            .as_ref()
+            .and_then(|(ahead, i)| ahead.claim(*i));
+        let ranges = chunks.iter().map(|(_, range)| range.clone()).collect();
+        let data = block_on(r.get_byte_ranges(ranges))?.map_err(|e| self.io_error(e))?;
+        let metadata = self.meta.metadata();
+        let mut fetched_chunks = vec![None; metadata.row_group(self.row_group).num_columns()];
+        for ((leaf, range), data) in chunks.into_iter().zip(data) {
+            fetched_chunks[leaf] = Some(Arc::new(ChunkBytes {
+                start: range.start,
+                data,
+            }));
+        }
+        Ok(fetched_chunks)
+    }
+
+    /// Parquet's reader of the row group's `roots` columns (their batches
+    /// hold them in file order).
+    fn batches(
+        &self,
+        row_group: &FetchedRowGroup,
+        roots: impl IntoIterator<Item = usize>,
+    ) -> Result<ParquetRecordBatchReader> {
+        let mask = ProjectionMask::roots(self.meta.parquet_schema(), roots);
+        self.guarded(|| {
+            let levels = parquet_to_arrow_field_levels(
+                self.meta.parquet_schema(),
+                mask,
+                Some(self.meta.schema().fields()),
+            )
+            .map_err(|e| self.io_error(e))?;
+            ParquetRecordBatchReader::try_new_with_row_groups(&levels, row_group, BATCH_ROWS, None)
+                .map_err(|e| self.io_error(e))
+        })
+    }
+
+    /// The next batch of a reader, if any.
+    fn next_batch(&self, batches: &mut ParquetRecordBatchReader) -> Result<Option<RecordBatch>> {
+        self.guarded(|| Ok(batches.next()))?
+            .transpose()
+            .map_err(|e| self.io_error(e))
+    }
+
+    /// Corrupt pages can end a column early without an error: a short read
+    /// must not pass for the whole row group.
+    fn check_rows_read(&self, rows_read: usize) -> Result<()> {
+        let num_rows = self.meta.metadata().row_group(self.row_group).num_rows() as usize;
+        if rows_read != num_rows {
+            return Err(self.io_error(format_args!(
+                "it holds {rows_read} rows but its footer declares {num_rows}: the file is corrupt"
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads the row group, counting the bytes read in `fetched`.
     fn read_counted(
         &self,
@@ -542,91 +644,165 @@ impl RowGroupPartition {
                 &opts,
             )?);
         }
-        let display = &self.file.display;
-        let wrap = |e: parquet::errors::ParquetError| {
-            QuarryError::Io(format!(
-                "cannot read row group {} of '{display}' (file {}): {e}",
-                self.row_group, self.file_index
-            ))
-        };
-        // The parquet decoder panics on some corrupt pages: such a panic is
-        // an error naming the file (the sink stays outside, so that a panic
-        // downstream is not blamed on the file).
-        let panicked = |panic: &str| {
-            QuarryError::Io(format!(
-                "cannot read row group {} of '{display}' (file {}): corrupt data ({panic})",
-                self.row_group, self.file_index
-            ))
-        };
-        // (parquet asserts on a negative chunk offset in corrupt metadata)
-        let chunks = catch_panic(|| Ok(self.chunks()), panicked)?;
-        let mut r = reader(&self.file);
-        r.fetched = fetched.clone();
-        r.ahead = self
-            .read_ahead
-            .as_ref()
-            .and_then(|(ahead, i)| ahead.claim(*i));
-        let ranges = chunks.iter().map(|(_, range)| range.clone()).collect();
-        let data = block_on(r.get_byte_ranges(ranges))?.map_err(wrap)?;
-        let metadata = self.meta.metadata();
-        let mut fetched_chunks = vec![None; metadata.row_group(self.row_group).num_columns()];
-        for ((leaf, range), data) in chunks.into_iter().zip(data) {
-            fetched_chunks[leaf] = Some(Arc::new(ChunkBytes {
-                start: range.start,
-                data,
-            }));
-        }
         let row_group = FetchedRowGroup {
-            metadata,
+            metadata: self.meta.metadata(),
             row_group: self.row_group,
-            chunks: fetched_chunks,
+            chunks: self.fetch(fetched)?,
         };
-        let mask = ProjectionMask::roots(self.meta.parquet_schema(), self.columns.iter().copied());
-        let mut batches = catch_panic(
-            || {
-                let levels = parquet_to_arrow_field_levels(
-                    self.meta.parquet_schema(),
-                    mask,
-                    Some(self.meta.schema().fields()),
-                )
-                .map_err(wrap)?;
-                ParquetRecordBatchReader::try_new_with_row_groups(
-                    &levels, &row_group, BATCH_ROWS, None,
-                )
-                .map_err(wrap)
-            },
-            panicked,
-        )?;
+        let mut batches = self.batches(&row_group, self.columns.iter().copied())?;
         let mut rows_read = 0;
-        loop {
-            let next = catch_panic(|| Ok(batches.next()), panicked)?;
-            let Some(batch) = next else { break };
-            let batch = batch.map_err(|e| wrap(e.into()))?;
+        while let Some(batch) = self.next_batch(&mut batches)? {
             rows_read += batch.num_rows();
             let columns: Vec<ArrayRef> = self
                 .reorder
                 .iter()
                 .zip(self.schema.fields())
-                .map(|(&i, f)| {
-                    let c = batch.column(i);
-                    if c.data_type() == f.data_type() {
-                        Ok(c.clone())
-                    } else {
-                        crate::exec::timestamp::to_micros(c, f.data_type())
-                    }
-                })
+                .map(|(&i, f)| engine_column(batch.column(i), f.data_type()))
                 .collect::<Result<_>>()?;
             sink(RecordBatch::try_new(self.schema.clone(), columns)?)?;
         }
-        // Corrupt pages can end a column early without an error: a short
-        // read must not pass for the whole row group.
-        if rows_read != num_rows {
-            return Err(QuarryError::Io(format!(
-                "cannot read row group {} of '{display}' (file {}): it holds {rows_read} rows but its footer declares {num_rows}: the file is corrupt",
-                self.row_group, self.file_index
-            )));
+        self.check_rows_read(rows_read)
+    }
+
+    /// Reads the row group with `filter` run first on its columns; the other
+    /// columns are decoded only at the rows that pass (by `MaskedColumn`
+    /// where it can, else whole by parquet's reader and then filtered).
+    fn read_late(
+        &self,
+        filter: &mut EarlyFilter<'_>,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+        fetched: &Arc<AtomicU64>,
+    ) -> Result<()> {
+        let row_group = FetchedRowGroup {
+            metadata: self.meta.metadata(),
+            row_group: self.row_group,
+            chunks: self.fetch(fetched)?,
+        };
+        // The file's column of each output column.
+        let file_column: Vec<usize> = self.reorder.iter().map(|&r| self.columns[r]).collect();
+        let mut filtered: Vec<usize> = filter.columns.iter().map(|&c| file_column[c]).collect();
+        filtered.sort_unstable();
+        filtered.dedup();
+        let filter_fields: Vec<_> = filter
+            .columns
+            .iter()
+            .map(|&c| self.schema.field(c).clone())
+            .collect();
+        let filter_schema = Arc::new(arrow::datatypes::Schema::new(filter_fields));
+        let mut masked = Vec::new();
+        let mut whole = Vec::new();
+        for (i, &f) in file_column.iter().enumerate() {
+            if filtered.contains(&f) || masked.iter().any(|(g, _)| *g == f) || whole.contains(&f) {
+                continue;
+            }
+            match self.masked_column(&row_group, f, self.schema.field(i).data_type())? {
+                Some(column) => masked.push((f, column)),
+                None => whole.push(f),
+            }
         }
-        Ok(())
+        whole.sort_unstable();
+        let mut filter_batches = self.batches(&row_group, filtered.iter().copied())?;
+        let mut whole_batches = if whole.is_empty() {
+            None
+        } else {
+            Some(self.batches(&row_group, whole.iter().copied())?)
+        };
+        let mut rows_read = 0;
+        while let Some(batch) = self.next_batch(&mut filter_batches)? {
+            let rows = batch.num_rows();
+            rows_read += rows;
+            let input = filter
+                .columns
+                .iter()
+                .map(|&c| {
+                    let at = filtered.binary_search(&file_column[c]).unwrap_or(0);
+                    engine_column(batch.column(at), self.schema.field(c).data_type())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let (kept, selected) =
+                (filter.apply)(RecordBatch::try_new(filter_schema.clone(), input)?)?;
+            let whole_batch = match whole_batches.as_mut() {
+                Some(b) => match self.next_batch(b)? {
+                    Some(b) if b.num_rows() == rows => Some(b),
+                    _ => return Err(self.io_error("its columns hold different numbers of rows")),
+                },
+                None => None,
+            };
+            let masked_arrays = masked
+                .iter_mut()
+                .map(|(f, column)| Ok((*f, self.guarded(|| column.read(rows, &selected))?)))
+                .collect::<Result<Vec<_>>>()?;
+            if selected.is_empty() {
+                continue;
+            }
+            let whole_batch = match whole_batch {
+                Some(b) => {
+                    let mut keep = arrow::array::BooleanBufferBuilder::new(rows);
+                    keep.append_n(rows, false);
+                    for &r in &selected {
+                        keep.set_bit(r as usize, true);
+                    }
+                    let keep = BooleanArray::new(keep.finish(), None);
+                    Some(arrow::compute::filter_record_batch(&b, &keep)?)
+                }
+                None => None,
+            };
+            let columns = file_column
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    if let Some(j) = filter.columns.iter().position(|&c| file_column[c] == *f) {
+                        return Ok(kept.column(j).clone());
+                    }
+                    if let Some((_, a)) = masked_arrays.iter().find(|(g, _)| g == f) {
+                        return Ok(a.clone());
+                    }
+                    let at = whole.binary_search(f).unwrap_or(0);
+                    let b = whole_batch
+                        .as_ref()
+                        .ok_or_else(|| QuarryError::exec("internal error: a column not read"))?;
+                    engine_column(b.column(at), self.schema.field(i).data_type())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            sink(RecordBatch::try_new(self.schema.clone(), columns)?)?;
+        }
+        self.check_rows_read(rows_read)
+    }
+
+    /// The reader decoding file column `root` at chosen rows, when it is a
+    /// column `MaskedColumn` decodes.
+    fn masked_column(
+        &self,
+        row_group: &FetchedRowGroup,
+        root: usize,
+        target: &DataType,
+    ) -> Result<Option<MaskedColumn>> {
+        let schema = self.meta.parquet_schema();
+        let mut leaves =
+            (0..schema.num_columns()).filter(|&l| schema.get_column_root_idx(l) == root);
+        let (Some(leaf), None) = (leaves.next(), leaves.next()) else {
+            return Ok(None);
+        };
+        let chunk = self.meta.metadata().row_group(self.row_group).column(leaf);
+        if !masked_pages::supported(chunk, target) {
+            return Ok(None);
+        }
+        let pages = self.guarded(|| {
+            row_group
+                .column_chunks(leaf)
+                .and_then(|mut chunks| chunks.next().transpose())
+                .map_err(|e| self.io_error(e))
+        })?;
+        Ok(pages.and_then(|pages| MaskedColumn::new(pages, chunk, target)))
+    }
+}
+
+/// A decoded column in the engine's type for it (see `engine_type`).
+fn engine_column(column: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
+    if column.data_type() == target {
+        Ok(column.clone())
+    } else {
+        crate::exec::timestamp::to_micros(column, target)
     }
 }
 
@@ -766,6 +942,178 @@ mod tests {
                     want.as_ref(),
                     "{version:?} column {c}"
                 );
+            }
+        }
+    }
+
+    /// Reads `columns` of `path` with the early filter `keep(row of the
+    /// row group's batch, first column's value)` and without, filtering after.
+    fn late_and_whole(
+        path: &std::path::Path,
+        columns: &[usize],
+        filter_columns: Vec<usize>,
+        keep: &dyn Fn(usize) -> bool,
+    ) -> (RecordBatch, RecordBatch) {
+        let table = ParquetTable::open(path.to_str().unwrap(), &ObjectStores::default()).unwrap();
+        let parts = table.partitions(columns, &[]).unwrap();
+        let schema = Arc::new(table.schema().project(columns).unwrap());
+        let (mut late, mut whole) = (Vec::new(), Vec::new());
+        let mut seen = 0;
+        for part in &parts {
+            let mut apply = |b: RecordBatch| {
+                let rows: Vec<u32> = (0..b.num_rows() as u32)
+                    .filter(|&r| keep(seen + r as usize))
+                    .collect();
+                seen += b.num_rows();
+                let mask = BooleanArray::from_iter(
+                    (0..b.num_rows()).map(|r| Some(rows.contains(&(r as u32)))),
+                );
+                Ok((arrow::compute::filter_record_batch(&b, &mask)?, rows))
+            };
+            let mut filter = EarlyFilter {
+                columns: filter_columns.clone(),
+                apply: &mut apply,
+            };
+            let mut sink = |b| {
+                late.push(b);
+                Ok(())
+            };
+            assert!(part
+                .read_filtered(&mut filter, &mut sink, &AtomicU64::new(0))
+                .unwrap());
+        }
+        let mut at = 0;
+        for part in &parts {
+            let mut sink = |b: RecordBatch| {
+                let mask = BooleanArray::from_iter((0..b.num_rows()).map(|r| Some(keep(at + r))));
+                at += b.num_rows();
+                whole.push(arrow::compute::filter_record_batch(&b, &mask)?);
+                Ok(())
+            };
+            part.read(&mut sink, &AtomicU64::new(0)).unwrap();
+        }
+        (
+            arrow::compute::concat_batches(&schema, &late).unwrap(),
+            arrow::compute::concat_batches(&schema, &whole).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_late_read_decodes_the_rows_that_pass_as_a_whole_read_does() {
+        use parquet::basic::{Compression, ZstdLevel};
+        use parquet::file::properties::{WriterProperties, WriterVersion};
+        let n = 30_000usize;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "k",
+                Arc::new(arrow::array::Int64Array::from_iter_values(
+                    (0..n as i64).map(|i| i / 3),
+                )) as ArrayRef,
+            ),
+            // few distinct values: dictionary pages with RLE runs
+            (
+                "small",
+                Arc::new(arrow::array::Int32Array::from_iter_values(
+                    (0..n as i32).map(|i| (i / 50) % 4),
+                )),
+            ),
+            // many distinct values: the dictionary overflows into PLAIN pages
+            (
+                "wide",
+                Arc::new(arrow::array::Int64Array::from_iter_values(
+                    (0..n as i64).map(|i| i * 7919 % 1_000_003),
+                )),
+            ),
+            (
+                "price",
+                Arc::new(
+                    arrow::array::Decimal128Array::from_iter_values(
+                        (0..n as i128).map(|i| i * 13 - 500),
+                    )
+                    .with_precision_and_scale(15, 2)
+                    .unwrap(),
+                ),
+            ),
+            (
+                "day",
+                Arc::new(arrow::array::Date32Array::from_iter_values(
+                    (0..n as i32).map(|i| 9000 + i % 2500),
+                )),
+            ),
+            (
+                "f",
+                Arc::new(arrow::array::Float64Array::from_iter_values(
+                    (0..n).map(|i| i as f64 / 3.0),
+                )),
+            ),
+            (
+                "flag",
+                Arc::new(arrow::array::StringViewArray::from_iter_values(
+                    (0..n).map(|i| ["A", "N", "R"][i % 3]),
+                )),
+            ),
+            (
+                "text",
+                Arc::new(arrow::array::StringViewArray::from_iter_values((0..n).map(
+                    |i| format!("a comment long enough to be out of line {}", i * 7 % 9001),
+                ))),
+            ),
+            // long strings from a dictionary (views into its page)
+            (
+                "cat",
+                Arc::new(arrow::array::StringViewArray::from_iter_values(
+                    (0..n).map(|i| format!("category number {} of five", i % 5)),
+                )),
+            ),
+            (
+                "maybe",
+                Arc::new(arrow::array::Int64Array::from_iter(
+                    (0..n as i64).map(|i| (i % 4 != 0).then_some(i)),
+                )),
+            ),
+        ])
+        .unwrap();
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(f.name() == "maybe"))
+                .collect::<Vec<_>>(),
+        ));
+        let batch = batch.with_schema(schema).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            let path = dir.path().join("t.parquet");
+            let props = WriterProperties::builder()
+                .set_writer_version(version)
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .set_data_page_row_count_limit(700)
+                .set_dictionary_page_size_limit(16 * 1024)
+                .set_max_row_group_row_count(Some(12_000))
+                .build();
+            let file = std::fs::File::create(&path).unwrap();
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let filters: [(&str, &dyn Fn(usize) -> bool); 4] = [
+                ("scattered", &|r| r % 7 == 3 || r % 11 == 0),
+                ("dense", &|r| r % 50 != 0),
+                ("runs", &|r| (r / 3000) % 2 == 1),
+                ("none", &|_| false),
+            ];
+            for (name, keep) in filters {
+                // the filter's column first, last, and in the middle
+                for (columns, filter_columns) in [
+                    (vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9], vec![0]),
+                    (vec![7, 3, 0, 6, 8], vec![2, 0]),
+                    (vec![9, 4, 1, 1, 8], vec![1]),
+                ] {
+                    let (late, whole) = late_and_whole(&path, &columns, filter_columns, keep);
+                    assert_eq!(late, whole, "{version:?} {name} {columns:?}");
+                    assert_eq!(late.num_rows() == 0, name == "none");
+                }
             }
         }
     }

@@ -26,7 +26,7 @@ const KEY_FILTER_RATIO: f64 = 4.0;
 
 /// Joins for which a probe row whose key the build side lacks produces
 /// nothing, so that it can be dropped before the join.
-fn drops_unmatched_probe_rows(kind: JoinKind) -> bool {
+pub(crate) fn drops_unmatched_probe_rows(kind: JoinKind) -> bool {
     matches!(
         kind,
         JoinKind::Inner
@@ -226,6 +226,7 @@ impl<'p> Lowering<'p> {
                     source: Source::Scan {
                         table: scan.table_name.clone(),
                         partitions,
+                        early: Default::default(),
                     },
                     ops: vec![],
                     schema: scan.schema.clone(),

@@ -5,6 +5,8 @@
 
 mod lower;
 
+pub(crate) use lower::drops_unmatched_probe_rows;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 
 pub use lower::{lower, lower_within};
 
-use crate::catalog::ScanPartition;
+use crate::catalog::{EarlyFilterStats, ScanPartition};
 use crate::error::Result;
 use crate::exec::aggregate::{AggMode, AggregateOp};
 use crate::exec::filter::{ConjunctStats, FilterOp};
@@ -46,6 +48,8 @@ pub enum Source {
     Scan {
         table: String,
         partitions: Vec<Arc<dyn ScanPartition>>,
+        /// What the scan's early filters let pass (see `EarlyFilterStats`).
+        early: Arc<EarlyFilterStats>,
     },
     Values(Vec<RecordBatch>),
     /// Partition p reads what every task of `stage` sent to partition p.
@@ -78,7 +82,9 @@ impl Source {
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Scan { table, partitions } => {
+            Source::Scan {
+                table, partitions, ..
+            } => {
                 write!(f, "Scan {table} ({} partitions)", partitions.len())
             }
             Source::Values(b) => write!(f, "Values ({} batches)", b.len()),

@@ -1,6 +1,7 @@
 //! Running a task graph: a pool of worker threads takes ready tasks; a task
 //! is ready when every stage it reads has finished.
 
+mod early_filter;
 pub mod io;
 pub mod memory;
 mod scheduler;

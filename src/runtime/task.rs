@@ -10,8 +10,10 @@ use arrow::datatypes::SchemaRef;
 
 use arrow::record_batch::RecordBatch;
 
+use super::early_filter::{self, EarlyFilterPlan};
 use super::memory::{batch_bytes, MemoryPool, Reservation};
 use super::spill::{compact_views, SpillFile};
+use crate::catalog::EarlyFilter;
 use crate::error::{QuarryError, Result};
 use crate::exec::expr::evaluate_array;
 use crate::exec::join::{build_side, BuildSide, JoinBuild};
@@ -122,7 +124,9 @@ impl PartitionStore {
         let mut batches = Vec::new();
         for p in 0..self.buckets[stage].len() {
             let bucket = self.bucket(stage, p)?;
-            if !bucket.spilled.is_empty() {
+            // (a bucket its last reader took holds nothing: no set, rather
+            // than an empty one that would drop every row)
+            if !bucket.spilled.is_empty() || bucket.readers == 0 {
                 return Ok(None);
             }
             batches.extend(bucket.batches.iter().cloned());
@@ -407,6 +411,16 @@ pub fn run_task(
     store: &PartitionStore,
     cancel: &AtomicBool,
 ) -> Result<TaskOutput> {
+    let early_plan = match &stage.source {
+        Source::Scan { early, .. } if early.pays() => EarlyFilterPlan::for_stage(stage),
+        _ => None,
+    };
+    // Before the stage's operators: a join's key test reads the build side
+    // that the join's hash table then takes.
+    let mut early_ops = match &early_plan {
+        Some(plan) => plan.instantiate(partition, store)?,
+        None => vec![],
+    };
     let mut ops = stage
         .ops
         .iter()
@@ -416,21 +430,10 @@ pub fn run_task(
     let mut rows_in = 0;
     let fetched = AtomicU64::new(0);
     let mut metrics = vec![OpMetrics::default(); ops.len()];
-    let mut on_batch = |batch: RecordBatch| -> Result<()> {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(QuarryError::Cancelled);
-        }
-        rows_in += batch.num_rows();
-        push_through(&mut ops, &mut metrics, batch, cancel, &mut |b| {
-            sink.write(b, store)
-        })?;
-        if ops.iter().any(|o| o.is_done()) {
-            return Err(StopReading.into());
-        }
-        Ok(())
-    };
     let read = match &stage.source {
-        Source::Scan { partitions, .. } => {
+        Source::Scan {
+            partitions, early, ..
+        } => {
             let part = &partitions[partition];
             // Counted even past the limit (a scan cannot spill), but at most
             // a quarter of it: past that, counting would only make the
@@ -438,16 +441,69 @@ pub fn run_task(
             let pool = store.memory_pool();
             let mut buffers = Reservation::new(pool, "a scan's read buffers");
             buffers.force_grow(part.read_buffer_bytes().min(pool.limit() / 4));
-            part.read(&mut on_batch, &fetched)
+            match early_plan {
+                Some(plan) => {
+                    // The scan runs the leading filters; the pipeline goes
+                    // on from the operator after them.
+                    let (early_metrics, rest_metrics) = metrics.split_at_mut(plan.replaces);
+                    let rest_ops = &mut ops[plan.replaces..];
+                    let mut filter_rows_in = 0;
+                    let mut apply = |batch: RecordBatch| {
+                        let rows = batch.num_rows();
+                        filter_rows_in += rows;
+                        let passed = early_filter::apply(&mut early_ops, early_metrics, batch)?;
+                        early.add(rows, passed.1.len());
+                        Ok(passed)
+                    };
+                    let mut filter = EarlyFilter {
+                        columns: plan.columns.clone(),
+                        apply: &mut apply,
+                    };
+                    let mut on_batch = |batch: RecordBatch| {
+                        feed(rest_ops, rest_metrics, batch, cancel, &mut sink, store)
+                    };
+                    let read = part.read_filtered(&mut filter, &mut on_batch, &fetched);
+                    rows_in += filter_rows_in;
+                    match read {
+                        Ok(true) => Ok(()),
+                        Ok(false) => part.read(
+                            &mut |batch| {
+                                rows_in += batch.num_rows();
+                                feed(&mut ops, &mut metrics, batch, cancel, &mut sink, store)
+                            },
+                            &fetched,
+                        ),
+                        Err(e) => Err(e),
+                    }
+                }
+                None => part.read(
+                    &mut |batch| {
+                        rows_in += batch.num_rows();
+                        feed(&mut ops, &mut metrics, batch, cancel, &mut sink, store)
+                    },
+                    &fetched,
+                ),
+            }
         }
-        Source::Values(batches) => batches.iter().try_for_each(|b| on_batch(b.clone())),
-        Source::Exchange { stage: from } => store
-            .take(*from, partition)
-            .and_then(|batches| batches.into_iter().try_for_each(|b| on_batch(b?))),
+        Source::Values(batches) => batches.iter().try_for_each(|b| {
+            rows_in += b.num_rows();
+            feed(&mut ops, &mut metrics, b.clone(), cancel, &mut sink, store)
+        }),
+        Source::Exchange { stage: from } => store.take(*from, partition).and_then(|batches| {
+            batches.into_iter().try_for_each(|b| {
+                let b = b?;
+                rows_in += b.num_rows();
+                feed(&mut ops, &mut metrics, b, cancel, &mut sink, store)
+            })
+        }),
         Source::Union { inputs } => match Source::union_part(inputs, partition) {
-            Some((from, part)) => store
-                .take(from, part)
-                .and_then(|batches| batches.into_iter().try_for_each(|b| on_batch(b?))),
+            Some((from, part)) => store.take(from, part).and_then(|batches| {
+                batches.into_iter().try_for_each(|b| {
+                    let b = b?;
+                    rows_in += b.num_rows();
+                    feed(&mut ops, &mut metrics, b, cancel, &mut sink, store)
+                })
+            }),
             None => Err(QuarryError::exec(format!(
                 "internal error: a union has no partition {partition}"
             ))),
@@ -486,6 +542,25 @@ pub fn run_task(
         bytes_fetched: fetched.into_inner(),
         metrics,
     })
+}
+
+/// Pushes a batch of the task's source through its operators into the sink.
+fn feed(
+    ops: &mut [Box<dyn Operator>],
+    metrics: &mut [OpMetrics],
+    batch: RecordBatch,
+    cancel: &AtomicBool,
+    sink: &mut SinkWriter,
+    store: &PartitionStore,
+) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(QuarryError::Cancelled);
+    }
+    push_through(ops, metrics, batch, cancel, &mut |b| sink.write(b, store))?;
+    if ops.iter().any(|o| o.is_done()) {
+        return Err(StopReading.into());
+    }
+    Ok(())
 }
 
 /// Sentinel error that ends a source early once a LIMIT is satisfied.
