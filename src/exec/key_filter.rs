@@ -29,37 +29,83 @@ const BITMAP_MAX_RANGE: u64 = 1 << 26;
 /// The distinct keys of a join's build side.
 pub struct KeySet {
     keys: GroupKeys,
-    bitmap: Option<KeyBitmap>,
+    /// For integer key columns of a small range: a bit per value of the
+    /// column among the keys. With one key column the bitmap is the set;
+    /// with several, a row whose value is absent from one of them cannot
+    /// match (TPC-H Q9: a partkey among 10K of 200K), and only the rows
+    /// that pass them all are looked up in `keys`.
+    bitmaps: Vec<(usize, KeyBitmap)>,
 }
 
 impl KeySet {
     pub fn new(key_types: &[DataType]) -> Result<Self> {
         Ok(KeySet {
             keys: GroupKeys::new(key_types)?,
-            bitmap: None,
+            bitmaps: Vec::new(),
         })
     }
 
-    /// Once every key is in: a single integer key of a small range also
-    /// gets its bitmap.
+    /// Once every key is in: the bitmaps of its integer key columns.
     pub fn seal(&mut self) -> Result<()> {
         let arrays = self.keys.arrays()?;
-        let [key] = arrays.as_slice() else {
-            return Ok(());
-        };
-        if !is_int_key(key.data_type()) {
-            return Ok(());
+        for (column, key) in arrays.iter().enumerate() {
+            if !is_int_key(key.data_type()) {
+                continue;
+            }
+            let values = int_values(key.as_ref())?;
+            let keys: Vec<i64> = (0..values.len())
+                .filter(|&i| key.is_valid(i))
+                .map(|i| values[i])
+                .collect();
+            let (Some(&min), Some(&max)) = (keys.iter().min(), keys.iter().max()) else {
+                continue;
+            };
+            if let Some(bitmap) = KeyBitmap::new(min, max, BITMAP_MAX_RANGE, keys.into_iter()) {
+                self.bitmaps.push((column, bitmap));
+            }
         }
-        let values = int_values(key.as_ref())?;
-        let keys: Vec<i64> = (0..values.len())
-            .filter(|&i| key.is_valid(i))
-            .map(|i| values[i])
-            .collect();
-        let (Some(&min), Some(&max)) = (keys.iter().min(), keys.iter().max()) else {
-            return Ok(());
-        };
-        self.bitmap = KeyBitmap::new(min, max, BITMAP_MAX_RANGE, keys.into_iter());
         Ok(())
+    }
+
+    /// Which of `rows` rows of `keys` are among the set's keys; None when
+    /// the set cannot tell (keys of other types).
+    fn contains(&self, keys: &[ArrayRef], rows: usize) -> Result<Option<BooleanBuffer>> {
+        let mut candidates: Option<BooleanBuffer> = None;
+        for (column, bitmap) in &self.bitmaps {
+            let key = &keys[*column];
+            let values = int_values(key.as_ref())?;
+            let nulls = key.logical_nulls();
+            let found = BooleanBuffer::collect_bool(values.len(), |i| {
+                bitmap.contains(values[i]) && nulls.as_ref().is_none_or(|n| n.is_valid(i))
+            });
+            candidates = Some(match candidates {
+                Some(c) => &c & &found,
+                None => found,
+            });
+        }
+        match candidates {
+            Some(c) if keys.len() == 1 || c.count_set_bits() == 0 => Ok(Some(c)),
+            Some(c) => {
+                // Looked up: only the rows every bitmap let through.
+                let mask = BooleanArray::new(c.clone(), None);
+                let some = keys
+                    .iter()
+                    .map(|k| arrow::compute::filter(k, &mask))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let Some(found) = self.keys.contains(&some, c.count_set_bits())? else {
+                    return Ok(None);
+                };
+                let mut out = arrow::array::BooleanBufferBuilder::new(rows);
+                out.append_n(rows, false);
+                for (row, found) in c.set_indices().zip(found) {
+                    if found {
+                        out.set_bit(row, true);
+                    }
+                }
+                Ok(Some(out.finish()))
+            }
+            None => Ok(self.keys.contains(keys, rows)?.map(BooleanBuffer::from)),
+        }
     }
 
     /// Adds the keys of one batch of build rows.
@@ -78,7 +124,7 @@ impl KeySet {
     /// What the set takes in memory, about.
     pub fn memory_size(&self) -> usize {
         // the key, and the map's slot with its share of empty slots
-        let bitmap = self.bitmap.as_ref().map_or(0, KeyBitmap::bytes);
+        let bitmap: usize = self.bitmaps.iter().map(|(_, b)| b.bytes()).sum();
         self.len() * (self.keys.bytes_per_key() + 32) + bitmap
     }
 }
@@ -121,21 +167,9 @@ impl Operator for KeyFilterOp {
             .iter()
             .map(|e| evaluate_array(e, &batch))
             .collect::<Result<Vec<_>>>()?;
-        let found = match (&set.bitmap, keys.as_slice()) {
-            (Some(bitmap), [key]) => {
-                let values = int_values(key.as_ref())?;
-                let nulls = key.logical_nulls();
-                BooleanBuffer::collect_bool(values.len(), |i| {
-                    bitmap.contains(values[i]) && nulls.as_ref().is_none_or(|n| n.is_valid(i))
-                })
-            }
-            _ => match set.keys.contains(&keys, batch.num_rows())? {
-                Some(found) => BooleanBuffer::from(found),
-                None => {
-                    out.push(batch);
-                    return Ok(());
-                }
-            },
+        let Some(found) = set.contains(&keys, batch.num_rows())? else {
+            out.push(batch);
+            return Ok(());
         };
         let kept = found.count_set_bits();
         self.rows_in += batch.num_rows();
@@ -186,7 +220,7 @@ mod tests {
         drop(op);
         let mut sealed = Arc::into_inner(set).unwrap();
         sealed.seal().unwrap();
-        assert!(sealed.bitmap.is_some());
+        assert_eq!(sealed.bitmaps.len(), 1);
         let mut op = KeyFilterOp::new(Some(Arc::new(sealed)), vec![Expr::Column(0)]);
         let mut out = Vec::new();
         op.push(batch.clone(), &mut out).unwrap();
@@ -197,5 +231,49 @@ mod tests {
             .push(batch, &mut out)
             .unwrap();
         assert_eq!(out[0].num_rows(), 4);
+    }
+
+    #[test]
+    fn rows_of_two_keys_pass_the_column_bitmaps_then_the_lookup() {
+        // keys (1, 10), (2, 20): (1, 20) passes both bitmaps but is no key
+        let mut set = KeySet::new(&[DataType::Int64, DataType::Int64]).unwrap();
+        let build: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(Int64Array::from(vec![10, 20])),
+        ];
+        set.insert(&build, 2).unwrap();
+        set.seal().unwrap();
+        assert_eq!(set.bitmaps.len(), 2);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    Some(1),
+                    Some(3),
+                    None,
+                    Some(2),
+                ])),
+                Arc::new(Int64Array::from(vec![
+                    Some(10),
+                    Some(20),
+                    Some(10),
+                    Some(10),
+                    Some(20),
+                ])),
+            ],
+        )
+        .unwrap();
+        let mut op = KeyFilterOp::new(Some(Arc::new(set)), vec![Expr::Column(0), Expr::Column(1)]);
+        let mut out = Vec::new();
+        op.push(batch, &mut out).unwrap();
+        let want: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+        assert_eq!(out[0].column(0), &want);
+        let want: ArrayRef = Arc::new(Int64Array::from(vec![10, 20]));
+        assert_eq!(out[0].column(1), &want);
     }
 }

@@ -46,8 +46,10 @@ const EARLY_KEY_FILTER_MAX_SHARE: f64 = 0.1;
 /// ... and when the build side turns out larger than this many rows (the
 /// estimate was wrong: TPC-H Q21's orders with status 'F' are half of all
 /// orders), no set is built: one task would build it while the others
-/// wait, for a filter that keeps half the rows.
-const EARLY_KEY_FILTER_MAX_ROWS: usize = 1 << 17;
+/// wait, for a filter that keeps half the rows. (Also the limit of the key
+/// test a scan runs for a broadcast join, see `runtime::early_filter`: a
+/// stage's key filters share one set per build stage.)
+pub(crate) const EARLY_KEY_FILTER_MAX_ROWS: usize = 1 << 18;
 
 /// A runtime join filter of a partitioned join is built only over at most
 /// this many build rows: past that its set costs more than it is likely to

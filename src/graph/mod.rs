@@ -5,7 +5,7 @@
 
 mod lower;
 
-pub(crate) use lower::drops_unmatched_probe_rows;
+pub(crate) use lower::{drops_unmatched_probe_rows, EARLY_KEY_FILTER_MAX_ROWS};
 
 use std::fmt;
 use std::sync::Arc;

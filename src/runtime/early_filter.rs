@@ -14,13 +14,10 @@ use arrow::record_batch::RecordBatch;
 use super::task::OpMetrics;
 use crate::error::Result;
 use crate::exec::operator::Operator;
-use crate::graph::{drops_unmatched_probe_rows, OpSpec, Stage, TaskContext};
+use crate::graph::{
+    drops_unmatched_probe_rows, OpSpec, Stage, TaskContext, EARLY_KEY_FILTER_MAX_ROWS,
+};
 use crate::plan::Expr;
-
-/// A join's key test in the scan builds no key set past this many build
-/// rows (one task builds it while the others wait; a set of a single
-/// integer key is a bitmap, quick to build and to test).
-const JOIN_KEY_TEST_MAX_ROWS: usize = 1 << 18;
 
 pub(crate) struct EarlyFilterPlan {
     /// How many of the stage's leading operators the early filter runs in
@@ -33,33 +30,81 @@ pub(crate) struct EarlyFilterPlan {
 }
 
 impl EarlyFilterPlan {
-    /// The early filter of a scan stage, if its first operators filter.
+    /// The early filter of a scan stage: its leading filters, the filters
+    /// after them and column projections, and the key test of a broadcast
+    /// join found on the way (those after a projection, and the join, also
+    /// stay in the pipeline, to which they are cheap: few rows reach them).
     pub fn for_stage(stage: &Stage) -> Option<Self> {
-        let replaces = stage
-            .ops
-            .iter()
-            .take_while(|o| matches!(o, OpSpec::Filter { .. } | OpSpec::KeyFilter { .. }))
-            .count();
-        let mut specs = stage.ops[..replaces].to_vec();
-        if let Some(OpSpec::HashJoin {
-            build_stage,
-            broadcast: true,
-            kind,
-            probe_keys,
-            build_keys,
-            build_schema,
-            range: None,
-            ..
-        }) = stage.ops.get(replaces)
-        {
-            if drops_unmatched_probe_rows(*kind) && !probe_keys.is_empty() {
-                specs.push(OpSpec::KeyFilter {
+        let mut replaces = 0;
+        let mut specs = Vec::new();
+        // Where each column of the current operator's input comes from in
+        // the scan's output (None: the same place).
+        let mut from: Option<Vec<usize>> = None;
+        let to_scan = |e: &Expr, from: &Option<Vec<usize>>| match from {
+            Some(map) => e
+                .clone()
+                .remap_columns(&|c| map.get(c).copied().unwrap_or(c)),
+            None => e.clone(),
+        };
+        for op in &stage.ops {
+            match op {
+                OpSpec::Filter { predicate, stats } => specs.push(OpSpec::Filter {
+                    predicate: to_scan(predicate, &from),
+                    stats: stats.clone(),
+                }),
+                OpSpec::KeyFilter {
+                    build_stage,
+                    probe_keys,
+                    build_keys,
+                    build_schema,
+                    max_build_rows,
+                } => specs.push(OpSpec::KeyFilter {
                     build_stage: *build_stage,
-                    probe_keys: probe_keys.clone(),
+                    probe_keys: probe_keys.iter().map(|k| to_scan(k, &from)).collect(),
                     build_keys: build_keys.clone(),
                     build_schema: build_schema.clone(),
-                    max_build_rows: JOIN_KEY_TEST_MAX_ROWS,
-                });
+                    max_build_rows: *max_build_rows,
+                }),
+                OpSpec::Project { exprs, .. } => {
+                    let Some(columns) = exprs
+                        .iter()
+                        .map(|e| match e {
+                            Expr::Column(c) => Some(match &from {
+                                Some(map) => map.get(*c).copied().unwrap_or(*c),
+                                None => *c,
+                            }),
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<usize>>>()
+                    else {
+                        break;
+                    };
+                    from = Some(columns);
+                    continue;
+                }
+                OpSpec::HashJoin {
+                    build_stage,
+                    broadcast: true,
+                    kind,
+                    probe_keys,
+                    build_keys,
+                    build_schema,
+                    range: None,
+                    ..
+                } if drops_unmatched_probe_rows(*kind) && !probe_keys.is_empty() => {
+                    specs.push(OpSpec::KeyFilter {
+                        build_stage: *build_stage,
+                        probe_keys: probe_keys.iter().map(|k| to_scan(k, &from)).collect(),
+                        build_keys: build_keys.clone(),
+                        build_schema: build_schema.clone(),
+                        max_build_rows: EARLY_KEY_FILTER_MAX_ROWS,
+                    });
+                    break;
+                }
+                _ => break,
+            }
+            if from.is_none() {
+                replaces += 1;
             }
         }
         let mut columns = Vec::new();
