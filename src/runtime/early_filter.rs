@@ -17,7 +17,7 @@ use crate::exec::operator::Operator;
 use crate::graph::{
     drops_unmatched_probe_rows, OpSpec, Stage, TaskContext, EARLY_KEY_FILTER_MAX_ROWS,
 };
-use crate::plan::Expr;
+use crate::plan::{Expr, JoinKind};
 
 pub(crate) struct EarlyFilterPlan {
     /// How many of the stage's leading operators the early filter runs in
@@ -30,80 +30,145 @@ pub(crate) struct EarlyFilterPlan {
 }
 
 impl EarlyFilterPlan {
-    /// The early filter of a scan stage: its leading filters, the filters
-    /// after them and column projections, and the key test of a broadcast
-    /// join found on the way (those after a projection, and the join, also
-    /// stay in the pipeline, to which they are cheap: few rows reach them).
+    /// The early filter of a scan stage: its leading filters, and the
+    /// filters and broadcast joins' key tests further on whose columns come
+    /// straight from the scan, through column projections and joins that
+    /// keep the probe row's columns (those further on also stay in the
+    /// pipeline, cheap there: few rows reach them).
     pub fn for_stage(stage: &Stage) -> Option<Self> {
         let mut replaces = 0;
+        let mut leading = true;
         let mut specs = Vec::new();
         // Where each column of the current operator's input comes from in
-        // the scan's output (None: the same place).
-        let mut from: Option<Vec<usize>> = None;
-        let to_scan = |e: &Expr, from: &Option<Vec<usize>>| match from {
-            Some(map) => e
-                .clone()
-                .remap_columns(&|c| map.get(c).copied().unwrap_or(c)),
-            None => e.clone(),
-        };
+        // the scan's output (None: from elsewhere); `from` None: the same.
+        let mut from: Option<Vec<Option<usize>>> = None;
+        let mut joins = 0;
         for op in &stage.ops {
+            let to_scan = |c: usize| match &from {
+                Some(map) => map.get(c).copied().flatten(),
+                None => Some(c),
+            };
+            let exprs_to_scan = |exprs: &[Expr]| -> Option<Vec<Expr>> {
+                exprs
+                    .iter()
+                    .map(|e| {
+                        let mut columns = Vec::new();
+                        e.columns(&mut columns);
+                        columns
+                            .iter()
+                            .all(|&c| to_scan(c).is_some())
+                            .then(|| e.clone().remap_columns(&|c| to_scan(c).unwrap_or(c)))
+                    })
+                    .collect()
+            };
             match op {
-                OpSpec::Filter { predicate, stats } => specs.push(OpSpec::Filter {
-                    predicate: to_scan(predicate, &from),
-                    stats: stats.clone(),
-                }),
+                OpSpec::Filter { predicate, stats } => {
+                    if let Some([predicate]) =
+                        exprs_to_scan(std::slice::from_ref(predicate)).as_deref()
+                    {
+                        specs.push(OpSpec::Filter {
+                            predicate: predicate.clone(),
+                            stats: stats.clone(),
+                        });
+                    }
+                }
                 OpSpec::KeyFilter {
                     build_stage,
                     probe_keys,
                     build_keys,
                     build_schema,
                     max_build_rows,
-                } => specs.push(OpSpec::KeyFilter {
-                    build_stage: *build_stage,
-                    probe_keys: probe_keys.iter().map(|k| to_scan(k, &from)).collect(),
-                    build_keys: build_keys.clone(),
-                    build_schema: build_schema.clone(),
-                    max_build_rows: *max_build_rows,
-                }),
+                } => {
+                    if let Some(probe_keys) = exprs_to_scan(probe_keys) {
+                        specs.push(OpSpec::KeyFilter {
+                            build_stage: *build_stage,
+                            probe_keys,
+                            build_keys: build_keys.clone(),
+                            build_schema: build_schema.clone(),
+                            max_build_rows: *max_build_rows,
+                        });
+                    }
+                }
                 OpSpec::Project { exprs, .. } => {
-                    let Some(columns) = exprs
+                    let map = exprs
                         .iter()
                         .map(|e| match e {
-                            Expr::Column(c) => Some(match &from {
-                                Some(map) => map.get(*c).copied().unwrap_or(*c),
-                                None => *c,
-                            }),
+                            Expr::Column(c) => to_scan(*c),
                             _ => None,
                         })
-                        .collect::<Option<Vec<usize>>>()
-                    else {
-                        break;
-                    };
-                    from = Some(columns);
+                        .collect();
+                    from = Some(map);
+                    leading = false;
                     continue;
                 }
                 OpSpec::HashJoin {
                     build_stage,
-                    broadcast: true,
+                    broadcast,
                     kind,
                     probe_keys,
                     build_keys,
                     build_schema,
-                    range: None,
+                    range,
+                    left_schema,
+                    output_schema,
+                    count_pairs,
                     ..
-                } if drops_unmatched_probe_rows(*kind) && !probe_keys.is_empty() => {
-                    specs.push(OpSpec::KeyFilter {
-                        build_stage: *build_stage,
-                        probe_keys: probe_keys.iter().map(|k| to_scan(k, &from)).collect(),
-                        build_keys: build_keys.clone(),
-                        build_schema: build_schema.clone(),
-                        max_build_rows: EARLY_KEY_FILTER_MAX_ROWS,
-                    });
-                    break;
+                } => {
+                    if *broadcast && range.is_none() && drops_unmatched_probe_rows(*kind) {
+                        // A later join's test only on columns read already:
+                        // the rows the tests before it keep are few, and a
+                        // column more would be decoded whole for it.
+                        let read_already = |keys: &Vec<Expr>| {
+                            joins == 0
+                                || keys.iter().all(|k| {
+                                    let mut columns = Vec::new();
+                                    k.columns(&mut columns);
+                                    columns.iter().all(|c| {
+                                        specs.iter().flat_map(filter_exprs).any(|e| {
+                                            let mut read = Vec::new();
+                                            e.columns(&mut read);
+                                            read.contains(c)
+                                        })
+                                    })
+                                })
+                        };
+                        if let Some(probe_keys) =
+                            exprs_to_scan(probe_keys).filter(|k| !k.is_empty() && read_already(k))
+                        {
+                            specs.push(OpSpec::KeyFilter {
+                                build_stage: *build_stage,
+                                probe_keys,
+                                build_keys: build_keys.clone(),
+                                build_schema: build_schema.clone(),
+                                max_build_rows: EARLY_KEY_FILTER_MAX_ROWS,
+                            });
+                        }
+                    }
+                    joins += 1;
+                    // Joins whose output starts with the probe row's columns.
+                    if *count_pairs
+                        || !matches!(
+                            kind,
+                            JoinKind::Inner
+                                | JoinKind::Semi
+                                | JoinKind::Anti
+                                | JoinKind::Left
+                                | JoinKind::Mark
+                        )
+                    {
+                        break;
+                    }
+                    let probe_width = left_schema.fields().len();
+                    let map = (0..output_schema.fields().len())
+                        .map(|c| if c < probe_width { to_scan(c) } else { None })
+                        .collect();
+                    from = Some(map);
+                    leading = false;
+                    continue;
                 }
                 _ => break,
             }
-            if from.is_none() {
+            if leading {
                 replaces += 1;
             }
         }
@@ -217,4 +282,137 @@ pub(crate) fn apply(
     let selected = rows.values().to_vec();
     debug_assert!(rows.null_count() == 0 && selected.is_sorted());
     Ok((passed.project(&(0..width).collect::<Vec<_>>())?, selected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::filter::ConjunctStats;
+    use crate::graph::{Sink, Source};
+    use crate::plan::BinaryOp;
+    use arrow::datatypes::SchemaRef;
+    use datafusion_common::ScalarValue;
+
+    fn schema(width: usize) -> SchemaRef {
+        Arc::new(Schema::new(
+            (0..width)
+                .map(|i| Field::new(format!("c{i}"), DataType::Int64, true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    fn column_above(c: usize, v: i64) -> Expr {
+        Expr::binary(
+            BinaryOp::Gt,
+            Expr::Column(c),
+            Expr::Literal(ScalarValue::Int64(Some(v))),
+        )
+    }
+
+    fn filter(predicate: Expr) -> OpSpec {
+        OpSpec::Filter {
+            predicate,
+            stats: Arc::new(ConjunctStats::new(1)),
+        }
+    }
+
+    fn project(columns: &[usize]) -> OpSpec {
+        OpSpec::Project {
+            exprs: columns.iter().map(|&c| Expr::Column(c)).collect(),
+            schema: schema(columns.len()),
+        }
+    }
+
+    /// A broadcast inner join of a probe side `width` wide with a build side
+    /// of two columns, on probe column `key`.
+    fn join(build_stage: usize, width: usize, key: usize) -> OpSpec {
+        OpSpec::HashJoin {
+            build_stage,
+            broadcast: true,
+            kind: JoinKind::Inner,
+            probe_keys: vec![Expr::Column(key)],
+            build_keys: vec![Expr::Column(0)],
+            filter: None,
+            left_schema: schema(width),
+            build_schema: schema(2),
+            output_schema: schema(width + 2),
+            range: None,
+            count_pairs: false,
+        }
+    }
+
+    fn stage(ops: Vec<OpSpec>) -> Stage {
+        Stage {
+            id: 9,
+            source: Source::Values(vec![]),
+            ops,
+            sink: Sink::Gather,
+            partitions: 1,
+            schema: schema(1),
+        }
+    }
+
+    /// The early filter's specs, as (filter predicate or key test keys).
+    fn specs(plan: &EarlyFilterPlan) -> Vec<String> {
+        plan.specs
+            .iter()
+            .map(|s| match s {
+                OpSpec::Filter { predicate, .. } => format!("filter {predicate:?}"),
+                OpSpec::KeyFilter {
+                    build_stage,
+                    probe_keys,
+                    ..
+                } => format!("keys of {build_stage}: {probe_keys:?}"),
+                _ => "other".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_walk_takes_filters_and_key_tests_through_projections_and_joins() {
+        // scan c0..c4 → Filter(c3 > 1) → Project(c4, c0, c3)
+        //   → Join(stage 1 on c1 = scan c0) → Filter(c2 > 5 = scan c3)
+        //   → Filter(c3 > 7: a build column) → Join(stage 2 on c2 = scan c3)
+        //   → Join(stage 3 on c0 = scan c4: a column not read so far)
+        let plan = EarlyFilterPlan::for_stage(&stage(vec![
+            filter(column_above(3, 1)),
+            project(&[4, 0, 3]),
+            join(1, 3, 1),
+            filter(column_above(2, 5)),
+            filter(column_above(3, 7)),
+            join(2, 5, 2),
+            join(3, 7, 0),
+        ]))
+        .unwrap();
+        assert_eq!(
+            plan.replaces, 1,
+            "only the first filter leaves the pipeline"
+        );
+        assert_eq!(plan.columns, vec![0, 3]);
+        // over the columns read (c0, c3) at 0 and 1
+        let want = [
+            format!("filter {:?}", column_above(1, 1)),
+            format!("keys of 1: {:?}", vec![Expr::Column(0)]),
+            format!("filter {:?}", column_above(1, 5)),
+            format!("keys of 2: {:?}", vec![Expr::Column(1)]),
+        ];
+        assert_eq!(specs(&plan), want);
+    }
+
+    #[test]
+    fn the_walk_ends_at_an_operator_that_changes_the_rows() {
+        let aggregate = OpSpec::Limit {
+            skip: 0,
+            fetch: Some(1),
+        };
+        let plan = EarlyFilterPlan::for_stage(&stage(vec![aggregate, filter(column_above(0, 1))]));
+        assert!(plan.is_none());
+        // a computed column is not the scan's
+        let computed = OpSpec::Project {
+            exprs: vec![column_above(0, 1)],
+            schema: schema(1),
+        };
+        let plan = EarlyFilterPlan::for_stage(&stage(vec![computed, join(1, 1, 0)]));
+        assert!(plan.is_none());
+    }
 }
