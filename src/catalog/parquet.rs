@@ -890,6 +890,18 @@ mod tests {
         );
     }
 
+    fn write_with(
+        path: &std::path::Path,
+        batch: &RecordBatch,
+        props: parquet::file::properties::WriterProperties,
+    ) {
+        let file = std::fs::File::create(path).unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+        w.write(batch).unwrap();
+        w.close().unwrap();
+    }
+
     /// Reads every column of `path` through the table's partitions.
     fn read_all(path: &std::path::Path) -> Vec<RecordBatch> {
         let table = ParquetTable::open(path.to_str().unwrap(), &ObjectStores::default()).unwrap();
@@ -926,11 +938,7 @@ mod tests {
                 .set_data_page_row_count_limit(1000)
                 .set_max_row_group_row_count(Some(20_000))
                 .build();
-            let file = std::fs::File::create(&path).unwrap();
-            let mut w =
-                parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
-            w.write(&batch).unwrap();
-            w.close().unwrap();
+            write_with(&path, &batch, props);
             let read = read_all(&path);
             let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
             assert_eq!(read.num_rows(), n);
@@ -1092,11 +1100,7 @@ mod tests {
                 .set_dictionary_page_size_limit(16 * 1024)
                 .set_max_row_group_row_count(Some(12_000))
                 .build();
-            let file = std::fs::File::create(&path).unwrap();
-            let mut w =
-                parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
-            w.write(&batch).unwrap();
-            w.close().unwrap();
+            write_with(&path, &batch, props);
             let filters: [(&str, &dyn Fn(usize) -> bool); 4] = [
                 ("scattered", &|r| r % 7 == 3 || r % 11 == 0),
                 ("dense", &|r| r % 50 != 0),

@@ -48,45 +48,12 @@ impl EarlyFilterPlan {
                 Some(map) => map.get(c).copied().flatten(),
                 None => Some(c),
             };
-            let exprs_to_scan = |exprs: &[Expr]| -> Option<Vec<Expr>> {
-                exprs
-                    .iter()
-                    .map(|e| {
-                        let mut columns = Vec::new();
-                        e.columns(&mut columns);
-                        columns
-                            .iter()
-                            .all(|&c| to_scan(c).is_some())
-                            .then(|| e.clone().remap_columns(&|c| to_scan(c).unwrap_or(c)))
-                    })
-                    .collect()
-            };
             match op {
-                OpSpec::Filter { predicate, stats } => {
-                    if let Some([predicate]) =
-                        exprs_to_scan(std::slice::from_ref(predicate)).as_deref()
-                    {
-                        specs.push(OpSpec::Filter {
-                            predicate: predicate.clone(),
-                            stats: stats.clone(),
-                        });
-                    }
-                }
-                OpSpec::KeyFilter {
-                    build_stage,
-                    probe_keys,
-                    build_keys,
-                    build_schema,
-                    max_build_rows,
-                } => {
-                    if let Some(probe_keys) = exprs_to_scan(probe_keys) {
-                        specs.push(OpSpec::KeyFilter {
-                            build_stage: *build_stage,
-                            probe_keys,
-                            build_keys: build_keys.clone(),
-                            build_schema: build_schema.clone(),
-                            max_build_rows: *max_build_rows,
-                        });
+                OpSpec::Filter { .. } | OpSpec::KeyFilter { .. } => {
+                    // (one whose columns do not all come from the scan stays
+                    // in the pipeline only)
+                    if let Some(spec) = with_columns(op, &|c| to_scan(c)) {
+                        specs.push(spec);
                     }
                 }
                 OpSpec::Project { exprs, .. } => {
@@ -114,35 +81,27 @@ impl EarlyFilterPlan {
                     count_pairs,
                     ..
                 } => {
-                    if *broadcast && range.is_none() && drops_unmatched_probe_rows(*kind) {
-                        // A later join's test only on columns read already:
-                        // the rows the tests before it keep are few, and a
-                        // column more would be decoded whole for it.
-                        let read_already = |keys: &Vec<Expr>| {
-                            joins == 0
-                                || keys.iter().all(|k| {
-                                    let mut columns = Vec::new();
-                                    k.columns(&mut columns);
-                                    columns.iter().all(|c| {
-                                        specs.iter().flat_map(filter_exprs).any(|e| {
-                                            let mut read = Vec::new();
-                                            e.columns(&mut read);
-                                            read.contains(c)
-                                        })
-                                    })
-                                })
-                        };
-                        if let Some(probe_keys) =
-                            exprs_to_scan(probe_keys).filter(|k| !k.is_empty() && read_already(k))
-                        {
-                            specs.push(OpSpec::KeyFilter {
-                                build_stage: *build_stage,
-                                probe_keys,
-                                build_keys: build_keys.clone(),
-                                build_schema: build_schema.clone(),
-                                max_build_rows: EARLY_KEY_FILTER_MAX_ROWS,
-                            });
-                        }
+                    let test = OpSpec::KeyFilter {
+                        build_stage: *build_stage,
+                        probe_keys: probe_keys.clone(),
+                        build_keys: build_keys.clone(),
+                        build_schema: build_schema.clone(),
+                        max_build_rows: EARLY_KEY_FILTER_MAX_ROWS,
+                    };
+                    // A later join's test only on columns read already: the
+                    // rows the tests before it keep are few, and a column
+                    // more would be decoded whole for them.
+                    let read = columns_of(&specs);
+                    let test = with_columns(&test, &|c| to_scan(c)).filter(|t| {
+                        joins == 0 || columns_of(std::slice::from_ref(t)).is_subset(&read)
+                    });
+                    if let Some(test) = test.filter(|_| {
+                        *broadcast
+                            && range.is_none()
+                            && drops_unmatched_probe_rows(*kind)
+                            && !probe_keys.is_empty()
+                    }) {
+                        specs.push(test);
                     }
                     joins += 1;
                     // Joins whose output starts with the probe row's columns.
@@ -172,43 +131,13 @@ impl EarlyFilterPlan {
                 replaces += 1;
             }
         }
-        let mut columns = Vec::new();
-        for spec in &specs {
-            for e in filter_exprs(spec) {
-                e.columns(&mut columns);
-            }
-        }
-        columns.sort_unstable();
-        columns.dedup();
+        let columns: Vec<usize> = columns_of(&specs).into_iter().collect();
         if columns.is_empty() {
             return None;
         }
-        let at = |c: usize| columns.binary_search(&c).unwrap_or(0);
         let specs = specs
-            .into_iter()
-            .map(|spec| match spec {
-                OpSpec::Filter { predicate, stats } => OpSpec::Filter {
-                    predicate: predicate.remap_columns(&at),
-                    stats,
-                },
-                OpSpec::KeyFilter {
-                    build_stage,
-                    probe_keys,
-                    build_keys,
-                    build_schema,
-                    max_build_rows,
-                } => OpSpec::KeyFilter {
-                    build_stage,
-                    probe_keys: probe_keys
-                        .into_iter()
-                        .map(|k| k.remap_columns(&at))
-                        .collect(),
-                    build_keys,
-                    build_schema,
-                    max_build_rows,
-                },
-                other => other,
-            })
+            .iter()
+            .filter_map(|spec| with_columns(spec, &|c| columns.binary_search(&c).ok()))
             .collect();
         Some(EarlyFilterPlan {
             replaces,
@@ -227,6 +156,48 @@ impl EarlyFilterPlan {
             .map(|s| s.instantiate(partition, tables))
             .collect()
     }
+}
+
+/// A filter or key filter reading column `to(c)` where it read column `c`;
+/// None when a column has no `to`.
+fn with_columns(spec: &OpSpec, to: &dyn Fn(usize) -> Option<usize>) -> Option<OpSpec> {
+    let map = |e: &Expr| {
+        let mut columns = Vec::new();
+        e.columns(&mut columns);
+        columns
+            .iter()
+            .all(|&c| to(c).is_some())
+            .then(|| e.clone().remap_columns(&|c| to(c).unwrap_or(c)))
+    };
+    Some(match spec {
+        OpSpec::Filter { predicate, stats } => OpSpec::Filter {
+            predicate: map(predicate)?,
+            stats: stats.clone(),
+        },
+        OpSpec::KeyFilter {
+            build_stage,
+            probe_keys,
+            build_keys,
+            build_schema,
+            max_build_rows,
+        } => OpSpec::KeyFilter {
+            build_stage: *build_stage,
+            probe_keys: probe_keys.iter().map(map).collect::<Option<_>>()?,
+            build_keys: build_keys.clone(),
+            build_schema: build_schema.clone(),
+            max_build_rows: *max_build_rows,
+        },
+        _ => return None,
+    })
+}
+
+/// The columns the filters and key filters read.
+fn columns_of(specs: &[OpSpec]) -> std::collections::BTreeSet<usize> {
+    let mut columns = Vec::new();
+    for e in specs.iter().flat_map(filter_exprs) {
+        e.columns(&mut columns);
+    }
+    columns.into_iter().collect()
 }
 
 /// The expressions a filtering operator reads.
