@@ -730,7 +730,13 @@ impl RowGroupPartition {
             };
             let masked_arrays = masked
                 .iter_mut()
-                .map(|(f, column)| Ok((*f, self.guarded(|| column.read(rows, &selected))?)))
+                .map(|(f, column)| {
+                    Ok((
+                        *f,
+                        self.guarded(|| column.read(rows, &selected))
+                            .map_err(|e| self.io_error(e))?,
+                    ))
+                })
                 .collect::<Result<Vec<_>>>()?;
             if selected.is_empty() {
                 continue;
@@ -1120,5 +1126,62 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_corrupt_dictionary_index_in_a_late_read_is_an_error_naming_the_file() {
+        use parquet::file::properties::WriterProperties;
+        let n = 4000;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "k",
+                Arc::new(arrow::array::Int64Array::from_iter_values(0..n)) as ArrayRef,
+            ),
+            (
+                "v",
+                Arc::new(arrow::array::Int64Array::from_iter_values(
+                    (0..n).map(|i| i % 3),
+                )),
+            ),
+        ])
+        .unwrap();
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(false))
+                .collect::<Vec<_>>(),
+        ));
+        let batch = batch.with_schema(schema).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_with(&path, &batch, WriterProperties::builder().build());
+        // Every bit of v's last index bytes flipped: indices 0..2 of a
+        // three-value dictionary become 3 and more.
+        let table = ParquetTable::open(path.to_str().unwrap(), &ObjectStores::default()).unwrap();
+        let (start, len) = table.files[0]
+            .meta
+            .metadata()
+            .row_group(0)
+            .column(1)
+            .byte_range();
+        let mut bytes = std::fs::read(&path).unwrap();
+        for b in &mut bytes[(start + len - 40) as usize..(start + len) as usize] {
+            *b ^= 0xff;
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let table = ParquetTable::open(path.to_str().unwrap(), &ObjectStores::default()).unwrap();
+        let part = &table.partitions(&[0, 1], &[]).unwrap()[0];
+        let mut apply = |b: RecordBatch| Ok((b.clone(), (0..b.num_rows() as u32).collect()));
+        let mut filter = EarlyFilter {
+            columns: vec![0],
+            apply: &mut apply,
+        };
+        let e = part
+            .read_filtered(&mut filter, &mut |_| Ok(()), &AtomicU64::new(0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.parquet") && e.contains("row group 0"), "{e}");
     }
 }
