@@ -130,14 +130,25 @@ impl EarlyFilterStats {
     }
 }
 
-/// A filter a scan runs on some of its columns before decoding the others.
+/// A filter a scan runs on some of its columns before decoding the others,
+/// in steps: each step's columns are decoded only at the rows the steps
+/// before it kept.
 pub struct EarlyFilter<'a> {
-    /// The scan's output columns the filter reads, in the order it takes
-    /// them.
-    pub columns: Vec<usize>,
-    /// Takes a batch of `columns`; returns the rows that pass (a batch of the
-    /// same columns) and their row numbers in the batch, increasing.
-    pub apply: &'a mut dyn FnMut(RecordBatch) -> Result<(RecordBatch, Vec<u32>)>,
+    /// Per step, in the order they run, the scan's output columns it reads
+    /// that no step before it read.
+    pub steps: Vec<Vec<usize>>,
+    /// Runs step `k` on a batch of the columns of steps `0..=k`, in that
+    /// order, at the rows the steps before it kept; returns the rows that
+    /// pass (a batch of the same columns) and their positions in the batch,
+    /// increasing.
+    pub apply: &'a mut dyn FnMut(usize, RecordBatch) -> Result<(RecordBatch, Vec<u32>)>,
+}
+
+impl EarlyFilter<'_> {
+    /// The columns of all steps, in the order the steps read them.
+    pub fn columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.steps.iter().flatten().copied()
+    }
 }
 
 /// What a name in the catalog stands for.

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
 use arrow::compute::kernels::cmp;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -514,13 +514,14 @@ impl ScanPartition for RowGroupPartition {
     ) -> Result<bool> {
         // Nothing to gain when the filter reads every column.
         let mut read_by_filter: Vec<usize> = filter
-            .columns
-            .iter()
-            .filter_map(|&c| self.reorder.get(c).map(|&r| self.columns[r]))
+            .columns()
+            .filter_map(|c| self.reorder.get(c).map(|&r| self.columns[r]))
             .collect();
         read_by_filter.sort_unstable();
         read_by_filter.dedup();
-        if filter.columns.is_empty() || read_by_filter.len() == self.columns.len() {
+        if filter.steps.first().is_none_or(|s| s.is_empty())
+            || read_by_filter.len() == self.columns.len()
+        {
             return Ok(false);
         }
         let counter = Arc::new(AtomicU64::new(0));
@@ -664,9 +665,10 @@ impl RowGroupPartition {
         self.check_rows_read(rows_read)
     }
 
-    /// Reads the row group with `filter` run first on its columns; the other
-    /// columns are decoded only at the rows that pass (by `MaskedColumn`
-    /// where it can, else whole by parquet's reader and then filtered).
+    /// Reads the row group with `filter`'s steps run first on their columns:
+    /// the first step's columns are decoded whole by parquet's reader, each
+    /// later step's and the other columns only at the rows the steps before
+    /// kept (by `MaskedColumn` where it can, else whole and then taken).
     fn read_late(
         &self,
         filter: &mut EarlyFilter<'_>,
@@ -680,99 +682,117 @@ impl RowGroupPartition {
         };
         // The file's column of each output column.
         let file_column: Vec<usize> = self.reorder.iter().map(|&r| self.columns[r]).collect();
-        let mut filtered: Vec<usize> = filter.columns.iter().map(|&c| file_column[c]).collect();
-        filtered.sort_unstable();
-        filtered.dedup();
-        let filter_fields: Vec<_> = filter
-            .columns
-            .iter()
-            .map(|&c| self.schema.field(c).clone())
-            .collect();
-        let filter_schema = Arc::new(arrow::datatypes::Schema::new(filter_fields));
-        let mut masked = Vec::new();
-        let mut whole = Vec::new();
-        for (i, &f) in file_column.iter().enumerate() {
-            if filtered.contains(&f) || masked.iter().any(|(g, _)| *g == f) || whole.contains(&f) {
+        let mut whole: Vec<usize> = filter.steps[0].iter().map(|&c| file_column[c]).collect();
+        let mut masked: Vec<(usize, MaskedColumn)> = Vec::new();
+        for (c, &f) in file_column.iter().enumerate() {
+            if whole.contains(&f) || masked.iter().any(|(g, _)| *g == f) {
                 continue;
             }
-            match self.masked_column(&row_group, f, self.schema.field(i).data_type())? {
+            match self.masked_column(&row_group, f, self.schema.field(c).data_type())? {
                 Some(column) => masked.push((f, column)),
                 None => whole.push(f),
             }
         }
         whole.sort_unstable();
-        let mut filter_batches = self.batches(&row_group, filtered.iter().copied())?;
-        let mut whole_batches = if whole.is_empty() {
-            None
-        } else {
-            Some(self.batches(&row_group, whole.iter().copied())?)
-        };
+        whole.dedup();
+        // The schema of each step's input: the columns of the steps up to it.
+        let step_schemas: Vec<SchemaRef> = (0..filter.steps.len())
+            .map(|k| {
+                let fields: Vec<_> = filter.steps[..=k]
+                    .iter()
+                    .flatten()
+                    .map(|&c| self.schema.field(c).clone())
+                    .collect();
+                Arc::new(arrow::datatypes::Schema::new(fields))
+            })
+            .collect();
+        let mut batches = self.batches(&row_group, whole.iter().copied())?;
         let mut rows_read = 0;
-        while let Some(batch) = self.next_batch(&mut filter_batches)? {
-            let rows = batch.num_rows();
-            rows_read += rows;
-            let input = filter
-                .columns
-                .iter()
-                .map(|&c| {
-                    let at = filtered.binary_search(&file_column[c]).unwrap_or(0);
-                    engine_column(batch.column(at), self.schema.field(c).data_type())
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let (kept, selected) =
-                (filter.apply)(RecordBatch::try_new(filter_schema.clone(), input)?)?;
-            let whole_batch = match whole_batches.as_mut() {
-                Some(b) => match self.next_batch(b)? {
-                    Some(b) if b.num_rows() == rows => Some(b),
-                    _ => return Err(self.io_error("its columns hold different numbers of rows")),
-                },
-                None => None,
+        while let Some(batch) = self.next_batch(&mut batches)? {
+            rows_read += batch.num_rows();
+            let mut at = LateBatch {
+                batch,
+                whole: &whole,
+                decoded: vec![None; masked.len()],
+                masked: &mut masked,
+                selected: None,
             };
-            let masked_arrays = masked
-                .iter_mut()
-                .map(|(f, column)| {
-                    Ok((
-                        *f,
-                        self.guarded(|| column.read(rows, &selected))
-                            .map_err(|e| self.io_error(e))?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if selected.is_empty() {
-                continue;
-            }
-            let whole_batch = match whole_batch {
-                Some(b) => {
-                    let mut keep = arrow::array::BooleanBufferBuilder::new(rows);
-                    keep.append_n(rows, false);
-                    for &r in &selected {
-                        keep.set_bit(r as usize, true);
-                    }
-                    let keep = BooleanArray::new(keep.finish(), None);
-                    Some(arrow::compute::filter_record_batch(&b, &keep)?)
+            // The columns the steps read so far (and their file columns), at
+            // the rows kept so far.
+            let mut kept: Vec<ArrayRef> = Vec::new();
+            let mut kept_files: Vec<usize> = Vec::new();
+            for (k, step) in filter.steps.iter().enumerate() {
+                if at.selected.as_ref().is_some_and(|s| s.is_empty()) {
+                    break;
                 }
-                None => None,
-            };
+                for &c in step {
+                    let f = file_column[c];
+                    let column = match kept_files.iter().position(|&g| g == f) {
+                        Some(j) => kept[j].clone(),
+                        None => self.late_column(&mut at, f, c)?,
+                    };
+                    kept.push(column);
+                    kept_files.push(f);
+                }
+                let input = RecordBatch::try_new(step_schemas[k].clone(), kept)?;
+                let (passed, positions) = (filter.apply)(k, input)?;
+                kept = passed.columns().to_vec();
+                at.selected = Some(match at.selected.take() {
+                    None => UInt32Array::from(positions),
+                    Some(s) => positions.iter().map(|&p| s.value(p as usize)).collect(),
+                });
+            }
+            // (masked columns are decoded even when no row passed: each
+            // moves on past the batch)
             let columns = file_column
                 .iter()
                 .enumerate()
-                .map(|(i, f)| {
-                    if let Some(j) = filter.columns.iter().position(|&c| file_column[c] == *f) {
-                        return Ok(kept.column(j).clone());
-                    }
-                    if let Some((_, a)) = masked_arrays.iter().find(|(g, _)| g == f) {
-                        return Ok(a.clone());
-                    }
-                    let at = whole.binary_search(f).unwrap_or(0);
-                    let b = whole_batch
-                        .as_ref()
-                        .ok_or_else(|| QuarryError::exec("internal error: a column not read"))?;
-                    engine_column(b.column(at), self.schema.field(i).data_type())
+                .map(|(c, &f)| match kept_files.iter().position(|&g| g == f) {
+                    Some(j) => Ok(kept[j].clone()),
+                    None => self.late_column(&mut at, f, c),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            sink(RecordBatch::try_new(self.schema.clone(), columns)?)?;
+            if at.selected.as_ref().is_none_or(|s| !s.is_empty()) {
+                sink(RecordBatch::try_new(self.schema.clone(), columns)?)?;
+            }
         }
         self.check_rows_read(rows_read)
+    }
+
+    /// File column `f` (output column `c`) of a late read's batch at the
+    /// rows kept so far.
+    fn late_column(&self, at: &mut LateBatch<'_>, f: usize, c: usize) -> Result<ArrayRef> {
+        let target = self.schema.field(c).data_type();
+        if let Ok(i) = at.whole.binary_search(&f) {
+            let column = engine_column(at.batch.column(i), target)?;
+            return match &at.selected {
+                None => Ok(column),
+                Some(rows) => Ok(arrow::compute::take(&column, rows, None)?),
+            };
+        }
+        let j = at
+            .masked
+            .iter()
+            .position(|(g, _)| *g == f)
+            .ok_or_else(|| QuarryError::exec("internal error: a column not read"))?;
+        if let Some(column) = &at.decoded[j] {
+            return Ok(column.clone());
+        }
+        let rows = at.batch.num_rows();
+        let all: Vec<u32>;
+        let selected = match &at.selected {
+            Some(s) => s.values().as_ref(),
+            None => {
+                all = (0..rows as u32).collect();
+                &all
+            }
+        };
+        let column = &mut at.masked[j].1;
+        let decoded = self
+            .guarded(|| column.read(rows, selected))
+            .map_err(|e| self.io_error(e))?;
+        at.decoded[j] = Some(decoded.clone());
+        Ok(decoded)
     }
 
     /// The reader decoding file column `root` at chosen rows, when it is a
@@ -801,6 +821,19 @@ impl RowGroupPartition {
         })?;
         Ok(pages.and_then(|pages| MaskedColumn::new(pages, chunk, target)))
     }
+}
+
+/// One batch of a row group read late.
+struct LateBatch<'a> {
+    /// The columns parquet's reader decoded whole: file columns `whole`.
+    batch: RecordBatch,
+    whole: &'a [usize],
+    /// The columns decoded at chosen rows, and each one's array once decoded
+    /// for this batch (a column is read once per batch).
+    masked: &'a mut [(usize, MaskedColumn)],
+    decoded: Vec<Option<ArrayRef>>,
+    /// The batch's rows kept so far; None: all.
+    selected: Option<UInt32Array>,
 }
 
 /// A decoded column in the engine's type for it (see `engine_type`).
@@ -960,32 +993,40 @@ mod tests {
         }
     }
 
-    /// Reads `columns` of `path` with the early filter `keep(row of the
-    /// row group's batch, first column's value)` and without, filtering after.
+    /// Reads `columns` of `path` with an early filter of `steps`, step `k`
+    /// keeping the rows `r` (of the file) with `keeps[k](r)`, and without,
+    /// filtering after.
     fn late_and_whole(
         path: &std::path::Path,
         columns: &[usize],
-        filter_columns: Vec<usize>,
-        keep: &dyn Fn(usize) -> bool,
+        steps: Vec<Vec<usize>>,
+        keeps: &[&dyn Fn(usize) -> bool],
     ) -> (RecordBatch, RecordBatch) {
         let table = ParquetTable::open(path.to_str().unwrap(), &ObjectStores::default()).unwrap();
         let parts = table.partitions(columns, &[]).unwrap();
         let schema = Arc::new(table.schema().project(columns).unwrap());
         let (mut late, mut whole) = (Vec::new(), Vec::new());
         let mut seen = 0;
+        // the file's rows of the current step's input
+        let mut current: Vec<usize> = Vec::new();
         for part in &parts {
-            let mut apply = |b: RecordBatch| {
+            let mut apply = |k: usize, b: RecordBatch| {
+                if k == 0 {
+                    current = (seen..seen + b.num_rows()).collect();
+                    seen += b.num_rows();
+                }
+                assert_eq!(current.len(), b.num_rows(), "step {k}");
                 let rows: Vec<u32> = (0..b.num_rows() as u32)
-                    .filter(|&r| keep(seen + r as usize))
+                    .filter(|&r| keeps[k](current[r as usize]))
                     .collect();
-                seen += b.num_rows();
+                current = rows.iter().map(|&r| current[r as usize]).collect();
                 let mask = BooleanArray::from_iter(
                     (0..b.num_rows()).map(|r| Some(rows.contains(&(r as u32)))),
                 );
                 Ok((arrow::compute::filter_record_batch(&b, &mask)?, rows))
             };
             let mut filter = EarlyFilter {
-                columns: filter_columns.clone(),
+                steps: steps.clone(),
                 apply: &mut apply,
             };
             let mut sink = |b| {
@@ -996,6 +1037,7 @@ mod tests {
                 .read_filtered(&mut filter, &mut sink, &AtomicU64::new(0))
                 .unwrap());
         }
+        let keep = |r: usize| keeps.iter().all(|k| k(r));
         let mut at = 0;
         for part in &parts {
             let mut sink = |b: RecordBatch| {
@@ -1113,15 +1155,27 @@ mod tests {
                 ("runs", &|r| (r / 3000) % 2 == 1),
                 ("none", &|_| false),
             ];
+            // a later step's filter
+            let third: &dyn Fn(usize) -> bool = &|r| r % 3 != 1;
             for (name, keep) in filters {
-                // the filter's column first, last, and in the middle
-                for (columns, filter_columns) in [
-                    (vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9], vec![0]),
-                    (vec![7, 3, 0, 6, 8], vec![2, 0]),
-                    (vec![9, 4, 1, 1, 8], vec![1]),
+                // the filter's column first, last, and in the middle; in
+                // steps, a later one reading a column decoded at chosen rows,
+                // a nullable one (decoded whole and taken), and one read by
+                // the step before under another place in the projection
+                for (columns, steps) in [
+                    (vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9], vec![vec![0]]),
+                    (vec![7, 3, 0, 6, 8], vec![vec![2, 0]]),
+                    (vec![9, 4, 1, 1, 8], vec![vec![1]]),
+                    (
+                        vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+                        vec![vec![0], vec![2, 3]],
+                    ),
+                    (vec![9, 4, 1, 6, 8], vec![vec![2], vec![0], vec![3]]),
+                    (vec![9, 4, 1, 1, 8], vec![vec![2], vec![3, 4]]),
                 ] {
-                    let (late, whole) = late_and_whole(&path, &columns, filter_columns, keep);
-                    assert_eq!(late, whole, "{version:?} {name} {columns:?}");
+                    let keeps = &[keep, third, third][..steps.len()];
+                    let (late, whole) = late_and_whole(&path, &columns, steps.clone(), keeps);
+                    assert_eq!(late, whole, "{version:?} {name} {columns:?} {steps:?}");
                     assert_eq!(late.num_rows() == 0, name == "none");
                 }
             }
@@ -1173,9 +1227,10 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let table = ParquetTable::open(path.to_str().unwrap(), &ObjectStores::default()).unwrap();
         let part = &table.partitions(&[0, 1], &[]).unwrap()[0];
-        let mut apply = |b: RecordBatch| Ok((b.clone(), (0..b.num_rows() as u32).collect()));
+        let mut apply =
+            |_: usize, b: RecordBatch| Ok((b.clone(), (0..b.num_rows() as u32).collect()));
         let mut filter = EarlyFilter {
-            columns: vec![0],
+            steps: vec![vec![0]],
             apply: &mut apply,
         };
         let e = part

@@ -10,7 +10,7 @@ use arrow::datatypes::SchemaRef;
 
 use arrow::record_batch::RecordBatch;
 
-use super::early_filter::{self, EarlyFilterPlan};
+use super::early_filter::EarlyFilterPlan;
 use super::memory::{batch_bytes, MemoryPool, Reservation};
 use super::spill::{compact_views, SpillFile};
 use crate::catalog::EarlyFilter;
@@ -448,15 +448,22 @@ pub fn run_task(
                     let (early_metrics, rest_metrics) = metrics.split_at_mut(plan.replaces);
                     let rest_ops = &mut ops[plan.replaces..];
                     let mut filter_rows_in = 0;
-                    let mut apply = |batch: RecordBatch| {
+                    let last_step = plan.step_columns().len() - 1;
+                    let mut apply = |k: usize, batch: RecordBatch| {
                         let rows = batch.num_rows();
-                        filter_rows_in += rows;
-                        let passed = early_filter::apply(&mut early_ops, early_metrics, batch)?;
-                        early.add(rows, passed.1.len());
+                        if k == 0 {
+                            filter_rows_in += rows;
+                            early.add(rows, 0);
+                        }
+                        let ops = early_ops.get_mut(k).map_or(&mut [][..], |o| &mut o[..]);
+                        let passed = plan.apply(k, ops, early_metrics, batch)?;
+                        if k == last_step {
+                            early.add(0, passed.1.len());
+                        }
                         Ok(passed)
                     };
                     let mut filter = EarlyFilter {
-                        columns: plan.columns.clone(),
+                        steps: plan.step_columns(),
                         apply: &mut apply,
                     };
                     let mut on_batch = |batch: RecordBatch| {
