@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Datum, Int64Array, Scalar, StringArray,
+    make_view, new_null_array, Array, ArrayAccessor, ArrayRef, AsArray, BooleanArray, Datum,
+    Int64Array, Scalar, StringArray, StringBuilder,
 };
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::{boolean, cmp, numeric};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::DataType;
@@ -114,6 +116,9 @@ pub fn evaluate(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
             negated,
         } => {
             let v = evaluate(e, batch)?;
+            if let Some(result) = in_string_list(&v, list, *negated) {
+                return Ok(result);
+            }
             let n = batch.num_rows();
             let mut acc: Option<Value> = None;
             for item in list {
@@ -573,52 +578,141 @@ fn function(
     finish(cast_checked(&result, data_type)?, all_scalar)
 }
 
+/// `v [NOT] IN (list)` for strings and a list of non-NULL string literals,
+/// in one pass over `v` (the general way is a comparison and an OR per
+/// item); None for any other.
+fn in_string_list(v: &Value, list: &[Expr], negated: bool) -> Option<Value> {
+    let Value::Array(a) = v else {
+        return None;
+    };
+    let literal = |e: &Expr| match e {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+        ) => Some(s.clone()),
+        _ => None,
+    };
+    let items: Vec<String> = list.iter().map(literal).collect::<Option<_>>()?;
+    let found = |s: &str| items.iter().any(|i| i == s) != negated;
+    let n = a.len();
+    let values = match a.data_type() {
+        DataType::Utf8View if items.iter().all(|i| i.len() <= 12) => {
+            // Strings of at most 12 bytes are their own views: a value is
+            // an item when its view, cut to the item's length, is the item's.
+            let items: Vec<(u128, u128)> = items
+                .iter()
+                .map(|i| {
+                    let view = make_view(i.as_bytes(), 0, 0);
+                    let bits = 32 + 8 * i.len();
+                    let mask = if bits == 128 { !0 } else { (1u128 << bits) - 1 };
+                    (view, mask)
+                })
+                .collect();
+            let views = a.as_string_view().views();
+            // (a pass per item: each compiles to a tight loop)
+            let mut found = BooleanBuffer::new_unset(n);
+            for (item, mask) in items {
+                found = &found | &BooleanBuffer::collect_bool(n, |i| views[i] & mask == item);
+            }
+            if negated {
+                !&found
+            } else {
+                found
+            }
+        }
+        DataType::Utf8View => {
+            let s = a.as_string_view();
+            BooleanBuffer::collect_bool(n, |i| found(s.value(i)))
+        }
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            BooleanBuffer::collect_bool(n, |i| found(s.value(i)))
+        }
+        DataType::LargeUtf8 => {
+            let s = a.as_string::<i64>();
+            BooleanBuffer::collect_bool(n, |i| found(s.value(i)))
+        }
+        _ => return None,
+    };
+    Some(Value::Array(Arc::new(BooleanArray::new(
+        values,
+        a.logical_nulls(),
+    ))))
+}
+
 /// substring(s, start [, count]) with 1-based start, counting characters.
 fn substring(arrays: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = cast_checked(&arrays[0], &DataType::Utf8)?;
     let start = cast_checked(&arrays[1], &DataType::Int64)?;
     let count = match arrays.get(2) {
         Some(c) => Some(cast_checked(c, &DataType::Int64)?),
         None => None,
     };
-    let s = s.as_string::<i32>();
     let start = start.as_primitive::<arrow::datatypes::Int64Type>();
     let count = count
         .as_ref()
         .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>());
-    let out: StringArray = (0..s.len())
-        .map(|i| {
-            if s.is_null(i) || start.is_null(i) || count.is_some_and(|c| c.is_null(i)) {
-                return Ok(None);
-            }
-            let from = start.value(i);
-            // SQL: characters from position `from` up to `from + count - 1`,
-            // where positions before 1 are cut off.
-            let end = match count {
-                Some(c) => {
-                    let c = c.value(i);
-                    if c < 0 {
-                        return Err(QuarryError::exec("negative substring length not allowed"));
-                    }
-                    Some(from.saturating_add(c))
-                }
-                None => None,
-            };
-            let first = from.max(1);
-            let text: String = s
-                .value(i)
-                .chars()
-                .enumerate()
-                .filter(|(k, _)| {
-                    let pos = *k as i64 + 1;
-                    pos >= first && end.is_none_or(|e| pos < e)
-                })
-                .map(|(_, ch)| ch)
-                .collect();
-            Ok(Some(text))
-        })
-        .collect::<Result<_>>()?;
+    let s = &arrays[0];
+    let out = match s.data_type() {
+        DataType::Utf8View => substrings(s.as_string_view(), start, count)?,
+        DataType::LargeUtf8 => substrings(s.as_string::<i64>(), start, count)?,
+        _ => {
+            let s = cast_checked(s, &DataType::Utf8)?;
+            substrings(s.as_string::<i32>(), start, count)?
+        }
+    };
     Ok(Arc::new(out))
+}
+
+fn substrings<'a>(
+    s: impl ArrayAccessor<Item = &'a str>,
+    start: &Int64Array,
+    count: Option<&Int64Array>,
+) -> Result<StringArray> {
+    let mut out = StringBuilder::with_capacity(s.len(), 0);
+    for i in 0..s.len() {
+        if s.is_null(i) || start.is_null(i) || count.is_some_and(|c| c.is_null(i)) {
+            out.append_null();
+            continue;
+        }
+        let count = match count.map(|c| c.value(i)) {
+            Some(c) if c < 0 => {
+                return Err(QuarryError::exec("negative substring length not allowed"))
+            }
+            c => c,
+        };
+        out.append_value(substring_of(s.value(i), start.value(i), count));
+    }
+    Ok(out.finish())
+}
+
+/// The characters of `s` at positions `from` (1-based) to `from + count - 1`
+/// (to the end without a count); positions before 1 take a place but are
+/// cut off, as SQL says.
+fn substring_of(s: &str, from: i64, count: Option<i64>) -> &str {
+    let first = from.max(1);
+    let end = count.map(|c| from.saturating_add(c));
+    if end.is_some_and(|e| e <= first) {
+        return "";
+    }
+    let skip = usize::try_from(first - 1).unwrap_or(usize::MAX);
+    let take = end.map(|e| usize::try_from(e - first).unwrap_or(usize::MAX));
+    if s.is_ascii() {
+        let a = skip.min(s.len());
+        let b = take.map_or(s.len(), |t| a.saturating_add(t).min(s.len()));
+        return &s[a..b];
+    }
+    // (the byte where each character starts, then the end)
+    let mut bounds = s
+        .char_indices()
+        .map(|(at, _)| at)
+        .chain(std::iter::once(s.len()));
+    let a = bounds.nth(skip).unwrap_or(s.len());
+    let b = match take {
+        Some(t) => bounds.nth(t - 1).unwrap_or(s.len()),
+        None => s.len(),
+    };
+    &s[a..b]
 }
 
 fn round(arrays: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef> {
