@@ -144,6 +144,20 @@ pub fn evaluate(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
         } => {
             let v = evaluate(e, batch)?;
             let p = evaluate(pattern, batch)?;
+            if let (
+                Value::Array(a),
+                Value::Scalar(
+                    ScalarValue::Utf8(Some(p))
+                    | ScalarValue::Utf8View(Some(p))
+                    | ScalarValue::LargeUtf8(Some(p)),
+                ),
+                false,
+            ) = (&v, &p, case_insensitive)
+            {
+                if let Some(r) = super::like::like_percent(a, p, *negated) {
+                    return Ok(Value::Array(Arc::new(r)));
+                }
+            }
             let all_scalar = v.is_scalar() && p.is_scalar();
             let (vd, pd) = (v.datum()?, p.datum()?);
             let r = match (negated, case_insensitive) {

@@ -27,6 +27,10 @@ const INLINE_BYTES: usize = 12;
 /// has its length, at most 12); its number is in the bits above.
 const LONG_TAG: u32 = u32::MAX - 1;
 
+/// Up to this many groups, a key is compared with each group's rather than
+/// hashed and looked up.
+const FEW_GROUPS: usize = 8;
+
 /// The number of a long string that is not among a column's (a probe for
 /// membership); no string is given it.
 const ABSENT: u32 = u32::MAX;
@@ -227,6 +231,18 @@ impl GroupKeys {
         for row in batch_words.chunks_exact(width) {
             if let Some((key, group)) = previous {
                 if key.iter().zip(row).all(|(a, b)| a == b) {
+                    indices.push(group);
+                    continue;
+                }
+            }
+            if self.num_groups <= FEW_GROUPS {
+                // A few groups: comparing with each costs less than a hash
+                // and a lookup (a new key still goes into the map).
+                let known = words
+                    .chunks_exact(width)
+                    .position(|key| key.iter().zip(row).all(|(a, b)| a == b));
+                if let Some(group) = known {
+                    previous = Some((row, group));
                     indices.push(group);
                     continue;
                 }

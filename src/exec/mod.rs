@@ -12,6 +12,7 @@ pub mod join;
 mod key_bitmap;
 pub mod key_filter;
 mod key_ranks;
+mod like;
 pub mod operator;
 pub(crate) mod regexp;
 pub mod repartition;
