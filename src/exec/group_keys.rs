@@ -225,6 +225,7 @@ impl GroupKeys {
             return vec![];
         };
         let mut indices = Vec::with_capacity(batch_words.len() / width);
+        make_room(&mut self.map, batch_words.len() / width);
         // Rows often repeat the key of the row before (data sorted or
         // clustered by it): that costs a compare, not a hash and a lookup.
         let mut previous: Option<(&[u128], usize)> = None;
@@ -273,6 +274,7 @@ impl GroupKeys {
         };
         let batch_rows = converter.convert_columns(keys)?;
         let mut indices = Vec::with_capacity(num_rows);
+        make_room(&mut self.map, num_rows);
         for row in batch_rows.iter() {
             let bytes = row.as_ref();
             let hash = hash_bytes(bytes);
@@ -384,6 +386,23 @@ impl GroupKeys {
 
 /// The slot of the packed key `row` (of `width` words) among `words`.
 #[inline(always)]
+/// Before a batch of `rows` keys into a map of many groups: room for all of
+/// them to be new, the map grown four times over while it is below
+/// `QUADRUPLE_BELOW` groups. Each growth moves every slot: growing by four,
+/// a map that ends with n groups moved n/3 slots in all rather than n.
+/// (The table's reservation counts twice the slots of its groups, which
+/// covers a map a quarter full just after growing.)
+fn make_room(map: &mut hashbrown::HashTable<Slot>, rows: usize) {
+    const MANY_GROUPS: usize = 1024;
+    const QUADRUPLE_BELOW: usize = 1 << 20;
+    let len = map.len();
+    if len < MANY_GROUPS || map.capacity() - len >= rows {
+        return;
+    }
+    let more = if len < QUADRUPLE_BELOW { 3 * len } else { len };
+    map.reserve(more.max(rows), |s| s.hash);
+}
+
 fn find_packed<'a>(
     map: &'a hashbrown::HashTable<Slot>,
     words: &[u128],
