@@ -178,6 +178,11 @@ impl GroupKeys {
         }
     }
 
+    /// Gives back the map's room for more groups (once no more will come).
+    pub fn shrink_to_fit(&mut self) {
+        self.map.shrink_to_fit(|s| s.hash);
+    }
+
     /// The group index of each of the `num_rows` rows of `keys`, making new
     /// groups for keys not seen before.
     pub fn intern(&mut self, keys: &[ArrayRef], num_rows: usize) -> Result<Vec<usize>> {

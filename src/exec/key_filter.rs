@@ -47,6 +47,8 @@ impl KeySet {
 
     /// Once every key is in: the bitmaps of its integer key columns.
     pub fn seal(&mut self) -> Result<()> {
+        // (a set is only probed from now on: a dense map probes faster)
+        self.keys.shrink_to_fit();
         let arrays = self.keys.arrays()?;
         for (column, key) in arrays.iter().enumerate() {
             if !is_int_key(key.data_type()) {
