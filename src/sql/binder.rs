@@ -121,12 +121,20 @@ impl<'a> Binder<'a> {
         if q.fetch.is_some() || !q.locks.is_empty() {
             return Err(QuarryError::plan("FETCH and FOR UPDATE are not supported"));
         }
+        // (a dialect's own ORDER BY ALL, written as the generic dialect
+        // reads it: the one key `ALL`, see `order_by_all`)
+        let all: Vec<ast::OrderByExpr>;
         let order_by: &[ast::OrderByExpr] = match &q.order_by {
             None => &[],
             Some(ob) => match &ob.kind {
                 OrderByKind::Expressions(e) => e,
-                OrderByKind::All(_) => {
-                    return Err(QuarryError::plan("ORDER BY ALL is not supported"))
+                OrderByKind::All(options) => {
+                    all = vec![ast::OrderByExpr {
+                        expr: ast::Expr::Identifier(ast::Ident::new("ALL")),
+                        options: options.clone(),
+                        with_fill: None,
+                    }];
+                    &all
                 }
             },
         };
@@ -168,16 +176,21 @@ impl<'a> Binder<'a> {
         }
         let schema = input.plan.schema();
         let eb = ExprBinder::new(&input.scope, &schema);
-        let keys = order_by
-            .iter()
-            .map(|o| {
-                let expr = match ordinal(&o.expr, schema.fields().len())? {
-                    Some(i) => Expr::Column(i),
-                    None => eb.bind(&o.expr)?,
-                };
-                Ok(sort_key(expr, &o.options))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let keys = match order_by_all(order_by) {
+            Some(options) => (0..schema.fields().len())
+                .map(|i| sort_key(Expr::Column(i), options))
+                .collect(),
+            None => order_by
+                .iter()
+                .map(|o| {
+                    let expr = match ordinal(&o.expr, schema.fields().len())? {
+                        Some(i) => Expr::Column(i),
+                        None => eb.bind(&o.expr)?,
+                    };
+                    Ok(sort_key(expr, &o.options))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
         Ok(Bound {
             plan: LogicalPlan::Sort {
                 input: Box::new(input.plan),
@@ -887,7 +900,12 @@ impl<'a> Binder<'a> {
             Expr(Expr),
         }
         let mut order_refs = Vec::new();
-        for o in order_by {
+        let all = order_by_all(order_by);
+        if let Some(options) = all {
+            order_refs.extend((0..items.len()).map(|i| (OrderRef::Output(i), options)));
+        }
+        let keys = if all.is_some() { &[][..] } else { order_by };
+        for o in keys {
             let r = if let Some(i) = ordinal(&o.expr, items.len())? {
                 OrderRef::Output(i)
             } else if let Some(i) = match &o.expr {
@@ -1449,6 +1467,20 @@ fn output_name(e: &ast::Expr) -> String {
 }
 
 /// `ORDER BY 2` / `GROUP BY 2`: a 0-based output index.
+/// For `ORDER BY ALL [ASC|DESC] [NULLS …]` (the one key `ALL`, unquoted: a
+/// keyword, as in DuckDB), its options: every output column is a key, left
+/// to right.
+fn order_by_all(order_by: &[ast::OrderByExpr]) -> Option<&ast::OrderByOptions> {
+    match order_by {
+        [ast::OrderByExpr {
+            expr: ast::Expr::Identifier(id),
+            options,
+            ..
+        }] if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("all") => Some(options),
+        _ => None,
+    }
+}
+
 fn ordinal(e: &ast::Expr, n: usize) -> Result<Option<usize>> {
     if let ast::Expr::Value(v) = e {
         if let ast::Value::Number(s, _) = &v.value {
