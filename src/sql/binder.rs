@@ -131,7 +131,7 @@ impl<'a> Binder<'a> {
                 OrderByKind::All(options) => {
                     all = vec![ast::OrderByExpr {
                         expr: ast::Expr::Identifier(ast::Ident::new("ALL")),
-                        options: options.clone(),
+                        options: *options,
                         with_fill: None,
                     }];
                     &all
