@@ -270,6 +270,13 @@ pub enum DatePart {
 }
 
 impl DatePart {
+    /// Whether an INTERVAL has this part (as in DuckDB: not the calendar's
+    /// weeks, weekdays and days of the year).
+    pub fn of_intervals(self) -> bool {
+        use DatePart::*;
+        !matches!(self, IsoYear | Week | DayOfWeek | IsoDayOfWeek | DayOfYear)
+    }
+
     /// A part by one of its SQL names (`year`, `years`, `y`, `dow`, …).
     pub fn from_name(name: &str) -> Option<DatePart> {
         use DatePart::*;

@@ -328,8 +328,8 @@ impl ExprBinder<'_> {
         }
     }
 
-    /// `part` of the DATE or TIMESTAMP `v` (extract(…) and date_part(…),
-    /// named `what`): BIGINT, DOUBLE for the epoch.
+    /// `part` of the DATE, TIMESTAMP or INTERVAL `v` (extract(…) and
+    /// date_part(…), named `what`): BIGINT, DOUBLE for the epoch.
     pub(super) fn extract(
         &self,
         part: DatePart,
@@ -338,10 +338,19 @@ impl ExprBinder<'_> {
         loc: Option<Location>,
     ) -> Result<Expr> {
         let t = self.type_of(&v)?;
-        if !is_temporal(&t) {
+        if matches!(t, DataType::Interval(_)) && !part.of_intervals() {
             return Err(QuarryError::plan_at(
                 format!(
-                    "{what} needs a DATE or a TIMESTAMP, got {}",
+                    "{what} of {} is not defined for an INTERVAL",
+                    format!("{part:?}").to_lowercase()
+                ),
+                loc,
+            ));
+        }
+        if !is_temporal(&t) && !matches!(t, DataType::Interval(_)) {
+            return Err(QuarryError::plan_at(
+                format!(
+                    "{what} needs a DATE, a TIMESTAMP or an INTERVAL, got {}",
                     sql_type_name(&t)
                 ),
                 loc,
