@@ -347,6 +347,53 @@ fn constant_int(e: &Expr, part: &RecordBatch, func: &str) -> Result<i64> {
 
 /// Each row's frame, `[start, end)` inside its partition; both ends
 /// never move back from one row to the next.
+/// The peer groups of a chunk, numbered across its partitions, for GROUPS
+/// frames.
+struct PeerGroups {
+    /// Each row's group.
+    of_row: Vec<usize>,
+    /// Each group's first row, and the row past its last.
+    start: Vec<usize>,
+    end: Vec<usize>,
+}
+
+impl PeerGroups {
+    fn of(at: &Layout) -> PeerGroups {
+        let mut groups = PeerGroups {
+            of_row: Vec::with_capacity(at.len()),
+            start: Vec::new(),
+            end: Vec::new(),
+        };
+        for i in 0..at.len() {
+            if at.peer_start[i] == i {
+                groups.start.push(i);
+                groups.end.push(at.peer_end[i]);
+            }
+            groups.of_row.push(groups.start.len() - 1);
+        }
+        groups
+    }
+
+    /// The frame bound `offset` peer groups from row `i`'s: the start of
+    /// that group, or its end for the frame's end; past the partition's
+    /// groups, the partition's first or last row (an empty frame there).
+    fn bound(&self, at: &Layout, i: usize, offset: i64, is_end: bool) -> usize {
+        let g = self.of_row[i] as i64;
+        let first = g - at.group[i] as i64;
+        let last = self.of_row[at.part_end[i] - 1] as i64;
+        let target = g + offset;
+        if target < first {
+            at.part_start[i]
+        } else if target > last {
+            at.part_end[i]
+        } else if is_end {
+            self.end[target as usize]
+        } else {
+            self.start[target as usize]
+        }
+    }
+}
+
 struct Frames {
     start: Vec<usize>,
     end: Vec<usize>,
@@ -357,22 +404,27 @@ struct Frames {
 impl Frames {
     fn of(w: &WindowExpr, chunk: &RecordBatch, at: &Layout) -> Result<Frames> {
         let rows = w.frame.units == FrameUnits::Rows;
+        let groups = (w.frame.units == FrameUnits::Groups).then(|| PeerGroups::of(at));
         let start_reach = RangeReach::of(w, &w.frame.start, chunk)?;
         let end_reach = RangeReach::of(w, &w.frame.end, chunk)?;
         let bound = |b: &FrameBound, reach: &Option<RangeReach>, i: usize, is_end: bool| -> usize {
             let (first, last) = (at.part_start[i] as u64, at.part_end[i] as u64);
             let past = i as u64 + is_end as u64;
-            let at_row = match b {
-                FrameBound::UnboundedPreceding => first,
-                FrameBound::UnboundedFollowing => last,
-                FrameBound::CurrentRow if rows => past,
-                FrameBound::CurrentRow if is_end => at.peer_end[i] as u64,
-                FrameBound::CurrentRow => at.peer_start[i] as u64,
-                FrameBound::Preceding(k) => past.saturating_sub(*k),
-                FrameBound::Following(k) => past.saturating_add(*k),
-                FrameBound::RangeOffset { .. } => match reach {
-                    Some(r) => r.bound(i, is_end, at) as u64,
-                    None => past,
+            let at_row = match (b, &groups) {
+                (FrameBound::Preceding(k), Some(g)) => g.bound(at, i, -(*k as i64), is_end) as u64,
+                (FrameBound::Following(k), Some(g)) => g.bound(at, i, *k as i64, is_end) as u64,
+                _ => match b {
+                    FrameBound::UnboundedPreceding => first,
+                    FrameBound::UnboundedFollowing => last,
+                    FrameBound::CurrentRow if rows => past,
+                    FrameBound::CurrentRow if is_end => at.peer_end[i] as u64,
+                    FrameBound::CurrentRow => at.peer_start[i] as u64,
+                    FrameBound::Preceding(k) => past.saturating_sub(*k),
+                    FrameBound::Following(k) => past.saturating_add(*k),
+                    FrameBound::RangeOffset { .. } => match reach {
+                        Some(r) => r.bound(i, is_end, at) as u64,
+                        None => past,
+                    },
                 },
             };
             at_row.clamp(first, last) as usize

@@ -114,15 +114,18 @@ pub enum FrameUnits {
     Rows,
     /// Peers (rows with equal ORDER BY keys) count as one position.
     Range,
+    /// Peer groups count as positions: `n PRECEDING` is the peer group n
+    /// groups before the current row's.
+    Groups,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrameBound {
     UnboundedPreceding,
-    /// ROWS: this many rows before the current row.
+    /// ROWS: this many rows before the current row (GROUPS: peer groups).
     Preceding(u64),
     CurrentRow,
-    /// ROWS: this many rows after the current row.
+    /// ROWS: this many rows after the current row (GROUPS: peer groups).
     Following(u64),
     UnboundedFollowing,
     /// RANGE `offset` PRECEDING or FOLLOWING: as far as the rows whose
@@ -302,6 +305,7 @@ impl fmt::Display for WindowDisplay<'_> {
             let units = match w.frame.units {
                 FrameUnits::Rows => "ROWS",
                 FrameUnits::Range => "RANGE",
+                FrameUnits::Groups => "GROUPS",
             };
             parts.push(format!(
                 "{units} BETWEEN {} AND {}",

@@ -284,17 +284,26 @@ impl ExprBinder<'_> {
         let units = match fr.units {
             ast::WindowFrameUnits::Rows => FrameUnits::Rows,
             ast::WindowFrameUnits::Range => FrameUnits::Range,
-            ast::WindowFrameUnits::Groups => return Err(err("GROUPS frames are not supported")),
+            ast::WindowFrameUnits::Groups => FrameUnits::Groups,
         };
         let rows_offset = |e: &ast::Expr| -> Result<u64> {
+            let unit = if units == FrameUnits::Groups {
+                "GROUPS"
+            } else {
+                "ROWS"
+            };
             match e {
                 ast::Expr::Value(v) => match &v.value {
-                    ast::Value::Number(n, _) => n
-                        .parse::<u64>()
-                        .map_err(|_| err("a ROWS offset must be a non-negative integer")),
-                    _ => Err(err("a ROWS offset must be a non-negative integer")),
+                    ast::Value::Number(n, _) => n.parse::<u64>().map_err(|_| {
+                        err(&format!("a {unit} offset must be a non-negative integer"))
+                    }),
+                    _ => Err(err(&format!(
+                        "a {unit} offset must be a non-negative integer"
+                    ))),
                 },
-                _ => Err(err("a ROWS offset must be a non-negative integer constant")),
+                _ => Err(err(&format!(
+                    "a {unit} offset must be a non-negative integer constant"
+                ))),
             }
         };
         let bound = |b: &ast::WindowFrameBound| -> Result<FrameBound> {
@@ -302,12 +311,14 @@ impl ExprBinder<'_> {
                 (ast::WindowFrameBound::CurrentRow, _) => FrameBound::CurrentRow,
                 (ast::WindowFrameBound::Preceding(None), _) => FrameBound::UnboundedPreceding,
                 (ast::WindowFrameBound::Following(None), _) => FrameBound::UnboundedFollowing,
-                (ast::WindowFrameBound::Preceding(Some(e)), FrameUnits::Rows) => {
-                    FrameBound::Preceding(rows_offset(e)?)
-                }
-                (ast::WindowFrameBound::Following(Some(e)), FrameUnits::Rows) => {
-                    FrameBound::Following(rows_offset(e)?)
-                }
+                (
+                    ast::WindowFrameBound::Preceding(Some(e)),
+                    FrameUnits::Rows | FrameUnits::Groups,
+                ) => FrameBound::Preceding(rows_offset(e)?),
+                (
+                    ast::WindowFrameBound::Following(Some(e)),
+                    FrameUnits::Rows | FrameUnits::Groups,
+                ) => FrameBound::Following(rows_offset(e)?),
                 (ast::WindowFrameBound::Preceding(Some(e)), FrameUnits::Range) => {
                     self.range_offset(e, true, order_by, loc)?
                 }
