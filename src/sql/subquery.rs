@@ -117,6 +117,42 @@ fn as_join_filter(e: Expr, outer_width: usize) -> Expr {
     .unwrap_or_else(|_| unreachable!("the rewrite cannot fail"))
 }
 
+/// The join filter of `x NOT IN (correlated subquery)` when either side may
+/// be NULL, as an anti join: a row of the subquery rules the outer row out
+/// when it equals `x`, or either is NULL (NOT IN is then NULL or false, and
+/// WHERE keeps neither); no row of the subquery keeps it (TRUE). `lhs` reads
+/// the outer row, `rhs` the subquery's (shifted past the outer's `width`
+/// columns here).
+fn null_aware_not_in(lhs: Expr, rhs: Expr, width: usize) -> Expr {
+    let rhs = rhs.remap_columns(&|c| width + c);
+    Expr::binary(
+        BinaryOp::Or,
+        Expr::binary(
+            BinaryOp::Or,
+            Expr::binary(BinaryOp::Eq, lhs.clone(), rhs.clone()),
+            Expr::IsNull(Box::new(rhs)),
+        ),
+        Expr::IsNull(Box::new(lhs)),
+    )
+}
+
+/// Whether a select item calls an aggregate or a window function (a
+/// subquery with one gives a row per outer row however its WHERE matches).
+fn calls_aggregate_or_window(item: &ast::SelectItem) -> bool {
+    use std::ops::ControlFlow;
+    ast::visit_expressions(item, |e| match e {
+        ast::Expr::Function(f)
+            if f.over.is_some()
+                || super::expr::AGGREGATES
+                    .contains(&f.name.to_string().to_lowercase().as_str()) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
 fn split_correlation(conditions: Vec<Expr>) -> Correlation {
     let mut keys = Vec::new();
     let mut residual = Vec::new();
@@ -670,10 +706,11 @@ impl Binder<'_> {
                         ));
                     }
                     if *negated && (lhs_nullable || sub_schema.field(0).is_nullable()) {
-                        return Err(QuarryError::plan_at(
-                            "NOT IN over a subquery that reads the outer query is only supported when neither side can be NULL; use NOT EXISTS",
-                            at,
-                        ));
+                        let [(l, r)] = typed_keys(vec![(lhs, Expr::Column(0))], &plan, &sub, at)?
+                            .try_into()
+                            .map_err(|_| QuarryError::plan("internal error: one key pair"))?;
+                        let filter = null_aware_not_in(l, r, width);
+                        return join_dependent(plan, sub, JoinKind::Anti, vec![], Some(filter));
                     }
                     let on = typed_keys(vec![(lhs, Expr::Column(0))], &plan, &sub, at)?;
                     let kind = if *negated {
@@ -698,9 +735,24 @@ impl Binder<'_> {
                     let sub_schema = sub.schema();
                     let value = ExprBinder::new(&sub_scope, &sub_schema).bind(item)?;
                     if *negated && (lhs_nullable || value.nullable(&sub_schema)) {
-                        return Err(QuarryError::plan_at(
-                            "NOT IN over a subquery that reads the outer query is only supported when neither side can be NULL; use NOT EXISTS",
-                            at,
+                        // Matched on the correlation keys only; the IN value
+                        // goes in the filter, NULL-aware.
+                        let [(l, r)] = typed_keys(vec![(lhs, value)], &plan, &sub, at)?
+                            .try_into()
+                            .map_err(|_| QuarryError::plan("internal error: one key pair"))?;
+                        let on = typed_keys(correlation.keys, &plan, &sub, at)?;
+                        let mut filter = null_aware_not_in(l, r, width);
+                        if !correlation.residual.is_empty() {
+                            let residual =
+                                as_join_filter(Expr::and_all(correlation.residual), width);
+                            filter = Expr::and_all(vec![residual, filter]);
+                        }
+                        return Ok(LogicalPlan::join(
+                            plan,
+                            sub,
+                            JoinKind::Anti,
+                            on,
+                            Some(filter),
                         ));
                     }
                     let mut pairs = vec![(lhs, value)];
@@ -785,7 +837,8 @@ impl Binder<'_> {
         let plain_select = matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
             && select.having.is_none()
             && select.distinct.is_none()
-            && q.limit_clause.is_none();
+            && q.limit_clause.is_none()
+            && !select.projection.iter().any(calls_aggregate_or_window);
         if correlated.is_empty() || !plain_select {
             return self.general_or_not(q, outer);
         }
