@@ -16,6 +16,8 @@ use crate::error::{QuarryError, Result};
 pub enum FileFormat {
     Parquet,
     Csv,
+    /// Newline-delimited JSON: an object per row, every column in it.
+    Json,
 }
 
 impl FileFormat {
@@ -26,6 +28,8 @@ impl FileFormat {
             Some(FileFormat::Parquet)
         } else if lower.ends_with(".csv") || lower.ends_with(".tsv") {
             Some(FileFormat::Csv)
+        } else if super::is_json_path(&lower) {
+            Some(FileFormat::Json)
         } else {
             None
         }
@@ -53,6 +57,7 @@ pub struct FileWriter {
 enum Inner {
     Parquet(Box<ArrowWriter<File>>),
     Csv(Box<arrow::csv::Writer<BufWriter<File>>>),
+    Json(Box<arrow::json::LineDelimitedWriter<BufWriter<File>>>),
 }
 
 impl FileWriter {
@@ -86,6 +91,13 @@ impl FileWriter {
                 w.write(&RecordBatch::new_empty(schema.clone()))?;
                 Inner::Csv(Box::new(w))
             }
+            // (NULLs written out, as DuckDB does: every object has every
+            // column)
+            FileFormat::Json => Inner::Json(Box::new(
+                arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(BufWriter::new(file)),
+            )),
         };
         Ok(FileWriter {
             path: path.to_string(),
@@ -104,6 +116,7 @@ impl FileWriter {
                 }
             }
             Inner::Csv(w) => w.write(batch)?,
+            Inner::Json(w) => w.write(batch)?,
         }
         self.rows += batch.num_rows();
         Ok(())
@@ -116,6 +129,12 @@ impl FileWriter {
                 w.close()?;
             }
             Inner::Csv(w) => {
+                w.into_inner()
+                    .into_inner()
+                    .map_err(|e| QuarryError::exec(format!("cannot write '{}': {e}", self.path)))?;
+            }
+            Inner::Json(mut w) => {
+                w.finish()?;
                 w.into_inner()
                     .into_inner()
                     .map_err(|e| QuarryError::exec(format!("cannot write '{}': {e}", self.path)))?;

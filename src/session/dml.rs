@@ -54,8 +54,9 @@ impl Session {
         count_result(rows)
     }
 
-    /// `COPY (query) | t [(cols)] TO 'file' [(FORMAT parquet|csv, HEADER,
-    /// DELIMITER 'c')]` and `COPY t [(cols)] FROM 'file' [(FORMAT …)]`.
+    /// `COPY (query) | t [(cols)] TO 'file' [(FORMAT parquet|csv|json,
+    /// HEADER, DELIMITER 'c')]` and `COPY t [(cols)] FROM 'file' [(FORMAT
+    /// …)]`.
     pub(super) fn copy(
         &self,
         source: &CopySource,
@@ -79,21 +80,29 @@ impl Session {
         let mut format = FileFormat::of_path(&path);
         let mut header = true;
         let mut delimiter = b',';
+        let mut csv_option = None;
         for o in options {
             match o {
                 CopyOption::Format(f) => {
                     format = Some(match f.value.to_ascii_lowercase().as_str() {
                         "parquet" => FileFormat::Parquet,
                         "csv" => FileFormat::Csv,
+                        "json" | "ndjson" => FileFormat::Json,
                         other => {
                             return Err(QuarryError::plan(format!(
-                                "COPY FORMAT {other} is not supported (parquet and csv are)"
+                                "COPY FORMAT {other} is not supported (parquet, csv and json are)"
                             )))
                         }
                     })
                 }
-                CopyOption::Header(h) => header = *h,
-                CopyOption::Delimiter(c) if c.is_ascii() => delimiter = *c as u8,
+                CopyOption::Header(h) => {
+                    header = *h;
+                    csv_option = Some("HEADER");
+                }
+                CopyOption::Delimiter(c) if c.is_ascii() => {
+                    delimiter = *c as u8;
+                    csv_option = Some("DELIMITER");
+                }
                 other => {
                     return Err(QuarryError::plan(format!(
                         "COPY option {other} is not supported (FORMAT, HEADER and DELIMITER are)"
@@ -103,9 +112,14 @@ impl Session {
         }
         let Some(format) = format else {
             return Err(QuarryError::plan(format!(
-                "say which format '{path}' is: COPY … (FORMAT parquet) or (FORMAT csv)"
+                "say which format '{path}' is: COPY … (FORMAT parquet), (FORMAT csv) or (FORMAT json)"
             )));
         };
+        if let (Some(option), false) = (csv_option, format == FileFormat::Csv) {
+            return Err(QuarryError::plan(format!(
+                "COPY option {option} is for CSV files only"
+            )));
+        }
         if to {
             let query = match source {
                 CopySource::Query(q) => (**q).clone(),
@@ -164,6 +178,7 @@ impl Session {
         let reader = match format {
             FileFormat::Parquet => "read_parquet",
             FileFormat::Csv => "read_csv",
+            FileFormat::Json => "read_json",
         };
         let query = single_query(&format!(
             "SELECT * FROM {reader}('{}')",
