@@ -208,7 +208,7 @@ impl<'a> ExprBinder<'a> {
             } => {
                 let lhs = self.bind(expr)?;
                 let lt = self.type_of(&lhs)?;
-                let p = binder.bind_in_subquery_value(lhs, lt, subquery, at(e))?;
+                let p = binder.bind_in_subquery_value(lhs, lt, subquery, outer, at(e))?;
                 if *negated {
                     let id = p.id;
                     self.pending.borrow_mut().push(p);

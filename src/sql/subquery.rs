@@ -944,8 +944,15 @@ impl Binder<'_> {
         lhs: Expr,
         _lhs_type: DataType,
         q: &ast::Query,
+        outer: OuterRef<'_>,
         at: Option<Location>,
     ) -> Result<PendingSubquery> {
+        if let Correlated::General(_) = self.general_or_not(q, outer)? {
+            return Err(QuarryError::plan_at(
+                "IN over a subquery that reads the outer query is supported as a WHERE condition of its own (joined by AND), not inside another expression; EXISTS (… WHERE … = x) works anywhere",
+                at,
+            ));
+        }
         let plan = self.bind_single_column(q, at)?;
         Ok(PendingSubquery {
             id: self.next_id(),
