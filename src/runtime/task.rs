@@ -448,7 +448,8 @@ pub fn run_task(
                     let (early_metrics, rest_metrics) = metrics.split_at_mut(plan.replaces);
                     let rest_ops = &mut ops[plan.replaces..];
                     let mut filter_rows_in = 0;
-                    let last_step = plan.step_columns().len() - 1;
+                    let steps = plan.step_columns();
+                    let last_step = steps.len().saturating_sub(1);
                     let mut apply = |k: usize, batch: RecordBatch| {
                         let rows = batch.num_rows();
                         if k == 0 {
@@ -463,7 +464,7 @@ pub fn run_task(
                         Ok(passed)
                     };
                     let mut filter = EarlyFilter {
-                        steps: plan.step_columns(),
+                        steps,
                         apply: &mut apply,
                     };
                     let mut on_batch = |batch: RecordBatch| {
