@@ -929,6 +929,22 @@ mod tests {
         );
     }
 
+    /// `batch` with only the columns `nullable` marked nullable (the
+    /// others are written as required columns, which masked reads decode).
+    fn nullable_only(batch: RecordBatch, nullable: &[&str]) -> RecordBatch {
+        let fields: Vec<_> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let keep = nullable.contains(&f.name().as_str());
+                f.as_ref().clone().with_nullable(keep)
+            })
+            .collect();
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        batch.with_schema(schema).unwrap()
+    }
+
     fn write_with(
         path: &std::path::Path,
         batch: &RecordBatch,
@@ -1129,15 +1145,7 @@ mod tests {
             ),
         ])
         .unwrap();
-        let schema = Arc::new(arrow::datatypes::Schema::new(
-            batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(f.name() == "maybe"))
-                .collect::<Vec<_>>(),
-        ));
-        let batch = batch.with_schema(schema).unwrap();
+        let batch = nullable_only(batch, &["maybe"]);
         let dir = tempfile::tempdir().unwrap();
         for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
             let path = dir.path().join("t.parquet");
@@ -1199,15 +1207,7 @@ mod tests {
             ),
         ])
         .unwrap();
-        let schema = Arc::new(arrow::datatypes::Schema::new(
-            batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(false))
-                .collect::<Vec<_>>(),
-        ));
-        let batch = batch.with_schema(schema).unwrap();
+        let batch = nullable_only(batch, &[]);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         write_with(&path, &batch, WriterProperties::builder().build());

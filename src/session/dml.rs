@@ -115,7 +115,7 @@ impl Session {
                 "say which format '{path}' is: COPY … (FORMAT parquet), (FORMAT csv) or (FORMAT json)"
             )));
         };
-        if let (Some(option), false) = (csv_option, format == FileFormat::Csv) {
+        if let Some(option) = csv_option.filter(|_| format != FileFormat::Csv) {
             return Err(QuarryError::plan(format!(
                 "COPY option {option} is for CSV files only"
             )));
