@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod error;
 pub mod exec;
 pub mod graph;

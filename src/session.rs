@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use sqlparser::ast::{self, ObjectType, Statement};
 
 use crate::catalog::{closest, open_table, Catalog, CatalogEntry, MemTable, RemoteOptions};
+use crate::cluster::{Cluster, ClusterSpec};
 use crate::error::{QuarryError, Result};
 use crate::graph::{lower_within, TaskGraph};
 use crate::plan::types::sql_type_name;
@@ -38,6 +39,12 @@ pub struct SessionConfig {
     /// The share of `memory_limit` in use above which the scheduler starts
     /// no new task while others run (Dask's "pause"; default 0.8).
     pub memory_pause: f64,
+    /// Where queries run: None on this process's threads, else on the
+    /// workers of a cluster (`SET cluster = 'local:2'`).
+    pub cluster: Option<ClusterSpec>,
+    /// The directory a cluster's workers share, where tasks leave their
+    /// output (default: `temp_directory`, which local workers share).
+    pub exchange_directory: Option<std::path::PathBuf>,
 }
 
 impl Default for SessionConfig {
@@ -55,6 +62,8 @@ impl Default for SessionConfig {
             memory_limit,
             temp_directory: std::env::temp_dir(),
             memory_pause: 0.8,
+            cluster: None,
+            exchange_directory: None,
         }
     }
 }
@@ -72,6 +81,8 @@ impl SessionConfig {
         "memory_limit",
         "temp_directory",
         "memory_pause",
+        "cluster",
+        "exchange_directory",
     ];
 
     /// Sets the memory budget from text like `2GB` or `512MiB`.
@@ -122,6 +133,23 @@ impl SessionConfig {
                     }
                 }
             }
+            "cluster" => {
+                let v = value.trim().trim_matches('\'');
+                self.cluster = match v.to_lowercase().as_str() {
+                    "" | "none" => None,
+                    _ => Some(ClusterSpec::parse(v)?),
+                }
+            }
+            "exchange_directory" => {
+                let path = std::path::PathBuf::from(value.trim().trim_matches('\''));
+                if !path.is_dir() {
+                    return Err(QuarryError::Config(format!(
+                        "exchange_directory '{}' is not an existing directory",
+                        path.display()
+                    )));
+                }
+                self.exchange_directory = Some(path);
+            }
             other => {
                 let hint = closest(other, Self::NAMES.iter().copied().chain(RemoteOptions::names()))
                     .map(|c| format!(", did you mean '{c}'?"))
@@ -141,6 +169,16 @@ impl SessionConfig {
             "memory_limit" => Ok(crate::runtime::memory::format_bytes(self.memory_limit)),
             "temp_directory" => Ok(self.temp_directory.display().to_string()),
             "memory_pause" => Ok(self.memory_pause.to_string()),
+            "cluster" => Ok(self
+                .cluster
+                .as_ref()
+                .map_or("none".to_string(), |c| c.to_string())),
+            "exchange_directory" => Ok(self
+                .exchange_directory
+                .as_ref()
+                .unwrap_or(&self.temp_directory)
+                .display()
+                .to_string()),
             other => Err(QuarryError::Config(format!("unknown setting '{other}'"))),
         }
     }
@@ -211,6 +249,8 @@ pub struct Session {
     cancel: Arc<AtomicBool>,
     progress: RwLock<Option<Arc<ProgressFn>>>,
     last_run: Mutex<Option<RunStats>>,
+    /// The workers queries run on when the `cluster` setting names some.
+    cluster: Mutex<Option<Arc<Cluster>>>,
 }
 
 fn poisoned<T>(_: T) -> QuarryError {
@@ -219,13 +259,55 @@ fn poisoned<T>(_: T) -> QuarryError {
 
 impl Session {
     pub fn new(config: SessionConfig) -> Result<Self> {
-        Ok(Session {
+        let session = Session {
             config: RwLock::new(config),
             catalog: RwLock::new(Catalog::default()),
             cancel: Arc::new(AtomicBool::new(false)),
             progress: RwLock::new(None),
             last_run: Mutex::new(None),
-        })
+            cluster: Mutex::new(None),
+        };
+        session.start_cluster()?;
+        Ok(session)
+    }
+
+    /// Starts (or finds) the workers the `cluster` setting names, and
+    /// stops those of the setting before.
+    fn start_cluster(&self) -> Result<()> {
+        let config = self.config();
+        let mut current = self.cluster.lock().map_err(poisoned)?;
+        if current.as_ref().map(|c| c.spec()) == config.cluster.as_ref() {
+            return Ok(());
+        }
+        *current = None;
+        let Some(spec) = &config.cluster else {
+            return Ok(());
+        };
+        // Local workers share the machine: its cores and budget.
+        let mut worker_args = vec![
+            "--temp-dir".to_string(),
+            config.temp_directory.display().to_string(),
+        ];
+        if let ClusterSpec::Local(n) = spec {
+            worker_args.extend([
+                "--threads".to_string(),
+                (config.threads / n).max(1).to_string(),
+                "--memory-limit".to_string(),
+                (config.memory_limit / n).max(1).to_string(),
+            ]);
+        }
+        let program = std::env::current_exe().map_err(|e| {
+            QuarryError::Io(format!(
+                "cannot find the quarry program to start workers: {e}"
+            ))
+        })?;
+        *current = Some(Arc::new(Cluster::start(spec, &program, &worker_args)?));
+        Ok(())
+    }
+
+    /// The cluster queries run on, if any (for tests that stop a worker).
+    pub fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.lock().ok().and_then(|c| c.clone())
     }
 
     pub fn config(&self) -> SessionConfig {
@@ -388,10 +470,22 @@ impl Session {
         let progress = self.progress.read().ok().and_then(|p| p.clone());
         // Keep the planned names (a batch may carry a compatible schema).
         let schema = plan.schema();
-        let options = self.run_options(progress.as_deref(), None);
-        let stats = run_graph_each(&graph, options, &mut |b| {
-            on_batch(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?)
-        })?;
+        let mut named =
+            |b: RecordBatch| on_batch(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
+        let stats = match self.cluster() {
+            Some(cluster) => {
+                let config = self.config();
+                let exchange = config.exchange_directory.unwrap_or(config.temp_directory);
+                let (batches, run) =
+                    cluster.run(&graph, &exchange, &self.cancel, progress.as_deref())?;
+                batches.into_iter().try_for_each(&mut named)?;
+                run.run_stats()
+            }
+            None => {
+                let options = self.run_options(progress.as_deref(), None);
+                run_graph_each(&graph, options, &mut named)?
+            }
+        };
         if let Ok(mut last) = self.last_run.lock() {
             *last = Some(stats.clone());
         }
@@ -717,7 +811,15 @@ impl Session {
             let catalog = self.catalog.read().map_err(poisoned)?;
             catalog.stores().set_option(&name, &value)?;
         } else {
+            let before = self.config();
             self.config.write().map_err(poisoned)?.set(&name, &value)?;
+            if name.eq_ignore_ascii_case("cluster") {
+                if let Err(e) = self.start_cluster() {
+                    // (the setting stays what it was, as after any refused SET)
+                    *self.config.write().map_err(poisoned)? = before;
+                    return Err(e);
+                }
+            }
         }
         Ok(QueryResult::empty())
     }

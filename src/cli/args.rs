@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<String>,
 
+    /// Run queries on a cluster: local:N (N worker processes here) or
+    /// quarry://HOST:PORT,… (running `quarry worker serve` processes)
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+
     /// Output format
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -74,6 +79,11 @@ pub enum Command {
     Tpch {
         #[command(subcommand)]
         cmd: crate::tpch::TpchCommand,
+    },
+    /// Run tasks of queries that a driver planned (see --cluster)
+    Worker {
+        #[command(subcommand)]
+        cmd: super::worker::WorkerCommand,
     },
 }
 

@@ -12,6 +12,7 @@
 //! - `progress`: the progress bar of long queries
 //! - `trace`: Chrome-trace profiles (`--profile`, `SET profile`)
 //! - `graphviz`: `EXPLAIN (FORMAT dot)`
+//! - `worker`: `quarry worker run` and `quarry worker serve`
 
 mod args;
 pub mod format;
@@ -24,6 +25,7 @@ mod report;
 mod runner;
 mod shell;
 mod trace;
+mod worker;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -48,6 +50,16 @@ pub fn main() -> ExitCode {
         };
     }
 
+    if let Some(Command::Worker { cmd }) = cli.command {
+        return match worker::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
     let mut config = SessionConfig::default();
     if let Some(threads) = cli.threads {
         config = config.with_threads(threads);
@@ -59,6 +71,7 @@ pub fn main() -> ExitCode {
         cli.temp_dir
             .as_deref()
             .map(|v| config.set_temp_directory(v)),
+        cli.cluster.as_deref().map(|v| config.set("cluster", v)),
     ];
     if let Some(Err(e)) = settings.into_iter().flatten().find(|r| r.is_err()) {
         eprintln!("Error: {e}");

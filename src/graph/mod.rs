@@ -4,6 +4,7 @@
 //! sources of the next.
 
 mod lower;
+pub mod wire;
 
 pub(crate) use lower::{drops_unmatched_probe_rows, EARLY_KEY_FILTER_MAX_ROWS};
 

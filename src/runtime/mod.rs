@@ -4,11 +4,14 @@
 mod early_filter;
 pub mod io;
 pub mod memory;
+pub mod ready;
 mod scheduler;
 pub mod spill;
 mod task;
 
+pub(crate) use scheduler::WORKER_STACK_BYTES;
 pub use scheduler::{
     run_graph, run_graph_each, Progress, ProgressFn, RunOptions, RunStats, TaskRecord,
 };
-pub use task::OpMetrics;
+pub(crate) use task::key_set_of;
+pub use task::{run_task, Batches, OpMetrics, StageIo, TaskOutput};

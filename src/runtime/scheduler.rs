@@ -2,7 +2,6 @@
 //! stage's last task ends, the stages that read it become ready. A failed or
 //! panicking task fails the query; the other workers stop picking up work.
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 
 use super::memory::MemoryPool;
+use super::ready::ReadyTasks;
 use super::task::{run_task, OpMetrics, PartitionStore};
 use crate::error::{QuarryError, Result};
 use crate::graph::TaskGraph;
@@ -41,7 +41,9 @@ pub struct Progress {
 /// Called after each finished task.
 pub type ProgressFn = dyn Fn(&Progress) + Send + Sync;
 
-const WORKER_STACK_BYTES: usize = 32 << 20;
+/// Expressions up to the binder's depth limit recurse deeper than a
+/// default 2 MiB thread stack allows in debug builds.
+pub(crate) const WORKER_STACK_BYTES: usize = 32 << 20;
 
 /// Figures of one run, for EXPLAIN ANALYZE, profiles and tests.
 #[derive(Debug, Clone, Default)]
@@ -73,12 +75,7 @@ pub struct RunStats {
 }
 
 struct State {
-    ready: VecDeque<(usize, usize)>,
-    /// Tasks of each stage not yet finished.
-    remaining: Vec<usize>,
-    /// Input stages of each stage not yet finished.
-    waiting_on: Vec<usize>,
-    stages_done: usize,
+    tasks: ReadyTasks,
     rows_read: usize,
     bytes_fetched: u64,
     tasks_done: usize,
@@ -137,21 +134,10 @@ pub fn run_graph_each(
     } = options;
     let pause_bytes = (memory.limit() as f64 * memory_pause) as usize;
     let n = graph.stages.len();
-    let mut consumers: Vec<Vec<usize>> = vec![vec![]; n];
-    let mut waiting_on = vec![0; n];
-    for s in &graph.stages {
-        for input in s.inputs() {
-            consumers[input].push(s.id);
-            waiting_on[s.id] += 1;
-        }
-    }
     let store = PartitionStore::new(&graph.stages, memory, temp_dir, cancel.clone());
     let cancel: &AtomicBool = &cancel;
     let state = Mutex::new(State {
-        ready: VecDeque::new(),
-        remaining: graph.stages.iter().map(|s| s.partitions).collect(),
-        waiting_on,
-        stages_done: 0,
+        tasks: ReadyTasks::new(graph),
         rows_read: 0,
         bytes_fetched: 0,
         tasks_done: 0,
@@ -168,15 +154,6 @@ pub fn run_graph_each(
     });
     let wake = Condvar::new();
     let started = Instant::now();
-    {
-        let mut st = lock(&state)?;
-        // Stages that read no other stage; making one ready may already
-        // release its consumers, so pick them before any of that happens.
-        let sources: Vec<usize> = (0..n).filter(|&s| st.waiting_on[s] == 0).collect();
-        for s in sources {
-            make_ready(&mut st, s, graph, &consumers);
-        }
-    }
     let workers = threads.max(1);
     let busy: Vec<Duration> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
@@ -187,7 +164,6 @@ pub fn run_graph_each(
                     store: &store,
                     state: &state,
                     wake: &wake,
-                    consumers: &consumers,
                     cancel,
                     progress,
                     started,
@@ -213,7 +189,7 @@ pub fn run_graph_each(
     if let Some(e) = st.error.take() {
         return Err(e);
     }
-    if st.stages_done != n {
+    if !st.tasks.all_done() {
         return Err(QuarryError::exec(
             "internal error: the task graph did not finish",
         ));
@@ -256,29 +232,6 @@ fn lock(state: &Mutex<State>) -> Result<std::sync::MutexGuard<'_, State>> {
         .map_err(|_| QuarryError::exec("internal error: scheduler state poisoned"))
 }
 
-/// Queues the tasks of stage `s`; a stage without partitions is done at once.
-fn make_ready(st: &mut State, s: usize, graph: &TaskGraph, consumers: &[Vec<usize>]) {
-    let parts = graph.stages[s].partitions;
-    if parts == 0 {
-        stage_finished(st, s, graph, consumers);
-    } else {
-        // Later stages go to the front: finishing consumers first frees memory.
-        for p in (0..parts).rev() {
-            st.ready.push_front((s, p));
-        }
-    }
-}
-
-fn stage_finished(st: &mut State, s: usize, graph: &TaskGraph, consumers: &[Vec<usize>]) {
-    st.stages_done += 1;
-    for &c in &consumers[s] {
-        st.waiting_on[c] -= 1;
-        if st.waiting_on[c] == 0 {
-            make_ready(st, c, graph, consumers);
-        }
-    }
-}
-
 /// What a worker thread needs.
 #[derive(Clone, Copy)]
 struct WorkerContext<'a> {
@@ -287,7 +240,6 @@ struct WorkerContext<'a> {
     store: &'a PartitionStore,
     state: &'a Mutex<State>,
     wake: &'a Condvar,
-    consumers: &'a [Vec<usize>],
     cancel: &'a AtomicBool,
     progress: Option<&'a ProgressFn>,
     started: Instant,
@@ -301,7 +253,6 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
         store,
         state,
         wake,
-        consumers,
         cancel,
         progress,
         started,
@@ -314,18 +265,18 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
                 return busy;
             };
             loop {
-                if st.error.is_some() || st.stages_done == graph.stages.len() {
+                if st.error.is_some() || st.tasks.all_done() {
                     return busy;
                 }
                 // Under memory pressure, let running tasks finish (and free)
                 // before starting more; one task always runs.
                 let paused = st.running > 0 && store.memory_pool().used() > pause_bytes;
                 if !paused {
-                    if let Some(t) = st.ready.pop_front() {
+                    if let Some(t) = st.tasks.pop() {
                         st.running += 1;
                         break t;
                     }
-                } else if !st.ready.is_empty() {
+                } else if st.tasks.has_ready() {
                     st.pauses += 1;
                 }
                 // (memory is also freed outside the scheduler's sight: look again soon)
@@ -371,10 +322,7 @@ fn worker(ctx: WorkerContext<'_>) -> Duration {
                     bytes_fetched: st.bytes_fetched,
                     elapsed: started.elapsed(),
                 });
-                st.remaining[s] -= 1;
-                if st.remaining[s] == 0 {
-                    stage_finished(&mut st, s, graph, consumers);
-                }
+                st.tasks.finished(s);
             }
             Ok(Err(e)) => {
                 st.error.get_or_insert(e);

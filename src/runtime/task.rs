@@ -23,6 +23,19 @@ use crate::exec::repartition::HashPartitioner;
 use crate::graph::{OpSpec, Sink, Source, Stage, TaskContext};
 use crate::plan::{BinaryOp, Expr};
 
+/// A stage's output as its reader gets it: batches, read one at a time.
+pub type Batches = Box<dyn Iterator<Item = Result<RecordBatch>>>;
+
+/// Where a task reads the outputs of the stages before it and leaves its
+/// own: the partition store of a local run, or the exchange files of a run
+/// on a cluster (`crate::cluster`).
+pub trait StageIo: TaskContext {
+    /// What the tasks of `stage` left for its consumers' partition `partition`.
+    fn take(&self, stage: usize, partition: usize) -> Result<Batches>;
+    /// Leaves `batches` of `stage`'s output for consumer partition `partition`.
+    fn put(&self, stage: usize, partition: usize, batches: Vec<RecordBatch>) -> Result<()>;
+}
+
 /// Where task outputs wait for the stage that reads them: for each stage, one
 /// bucket of batches per consumer partition. Buffered batches are reserved
 /// against the memory budget; when the budget refuses, they go to a spill
@@ -131,31 +144,10 @@ impl PartitionStore {
             }
             batches.extend(bucket.batches.iter().cloned());
         }
-        if batches.iter().map(|b| b.num_rows()).sum::<usize>() > max_rows {
+        let Some((set, reservation)) = key_set_of(&batches, keys, schema, max_rows, &self.pool)?
+        else {
             return Ok(None);
-        }
-        let key_types = keys
-            .iter()
-            .map(|k| k.data_type(schema))
-            .collect::<Result<Vec<_>>>()?;
-        let mut set = KeySet::new(&key_types)?;
-        for b in &batches {
-            let columns = keys
-                .iter()
-                .map(|k| evaluate_array(k, b))
-                .collect::<Result<Vec<_>>>()?;
-            set.insert(&columns, b.num_rows())?;
-        }
-        set.seal()?;
-        // A filter that would take much of a small budget is not worth the
-        // spilling it causes elsewhere.
-        if set.memory_size() > self.pool.limit() / KEY_FILTER_MAX_SHARE_OF_LIMIT {
-            return Ok(None);
-        }
-        let mut reservation = Reservation::new(&self.pool, "a runtime join filter");
-        if !reservation.try_grow(set.memory_size()) {
-            return Ok(None);
-        }
+        };
         if let Ok(mut held) = self.tables_reserved.lock() {
             held.push(reservation);
         }
@@ -168,7 +160,7 @@ impl PartitionStore {
             .map_err(|_| QuarryError::exec("internal error: partition store poisoned"))
     }
 
-    fn put(&self, stage: usize, partition: usize, batches: Vec<RecordBatch>) -> Result<()> {
+    fn put_batches(&self, stage: usize, partition: usize, batches: Vec<RecordBatch>) -> Result<()> {
         if batches.is_empty() {
             return Ok(());
         }
@@ -203,7 +195,7 @@ impl PartitionStore {
 
     /// The batches of a bucket, buffered ones first, then the spilled ones
     /// read back one at a time.
-    fn take(
+    fn take_batches(
         &self,
         stage: usize,
         partition: usize,
@@ -243,7 +235,7 @@ impl PartitionStore {
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
         for p in 0..self.buckets[stage].len() {
-            for batch in self.take(stage, p)? {
+            for batch in self.take_batches(stage, p)? {
                 on_batch(batch?)?;
             }
         }
@@ -260,6 +252,54 @@ impl PartitionStore {
 
     pub fn memory_pool(&self) -> &Arc<MemoryPool> {
         &self.pool
+    }
+}
+
+/// The distinct `keys` of `batches` and the reservation of their memory,
+/// or None when the batches hold more than `max_rows` rows or the set
+/// would take much of the budget (or the budget has no room for it).
+pub(crate) fn key_set_of(
+    batches: &[RecordBatch],
+    keys: &[Expr],
+    schema: &SchemaRef,
+    max_rows: usize,
+    pool: &Arc<MemoryPool>,
+) -> Result<Option<(KeySet, Reservation)>> {
+    if batches.iter().map(|b| b.num_rows()).sum::<usize>() > max_rows {
+        return Ok(None);
+    }
+    let key_types = keys
+        .iter()
+        .map(|k| k.data_type(schema))
+        .collect::<Result<Vec<_>>>()?;
+    let mut set = KeySet::new(&key_types)?;
+    for b in batches {
+        let columns = keys
+            .iter()
+            .map(|k| evaluate_array(k, b))
+            .collect::<Result<Vec<_>>>()?;
+        set.insert(&columns, b.num_rows())?;
+    }
+    set.seal()?;
+    // A filter that would take much of a small budget is not worth the
+    // spilling it causes elsewhere.
+    if set.memory_size() > pool.limit() / KEY_FILTER_MAX_SHARE_OF_LIMIT {
+        return Ok(None);
+    }
+    let mut reservation = Reservation::new(pool, "a runtime join filter");
+    if !reservation.try_grow(set.memory_size()) {
+        return Ok(None);
+    }
+    Ok(Some((set, reservation)))
+}
+
+impl StageIo for PartitionStore {
+    fn take(&self, stage: usize, partition: usize) -> Result<Batches> {
+        Ok(Box::new(self.take_batches(stage, partition)?))
+    }
+
+    fn put(&self, stage: usize, partition: usize, batches: Vec<RecordBatch>) -> Result<()> {
+        self.put_batches(stage, partition, batches)
     }
 }
 
@@ -310,7 +350,7 @@ impl TaskContext for PartitionStore {
                 schema,
                 keys,
                 range,
-                self.take(stage, p)?,
+                self.take_batches(stage, p)?,
                 &self.pool,
                 &self.temp_dir,
                 &self.cancel,
@@ -330,7 +370,7 @@ impl TaskContext for PartitionStore {
                     schema,
                     keys,
                     range,
-                    self.take(stage, 0)?,
+                    self.take_batches(stage, 0)?,
                     &self.pool,
                     &self.temp_dir,
                     &self.cancel,
@@ -408,7 +448,7 @@ pub struct TaskOutput {
 pub fn run_task(
     stage: &Stage,
     partition: usize,
-    store: &PartitionStore,
+    store: &dyn StageIo,
     cancel: &AtomicBool,
 ) -> Result<TaskOutput> {
     let early_plan = match &stage.source {
@@ -426,7 +466,7 @@ pub fn run_task(
         .iter()
         .map(|o| o.instantiate(partition, store))
         .collect::<Result<Vec<_>>>()?;
-    let mut sink = SinkWriter::new(stage, partition, store.memory_pool())?;
+    let mut sink = SinkWriter::new(stage, partition, store.memory())?;
     let mut rows_in = 0;
     let fetched = AtomicU64::new(0);
     let mut metrics = vec![OpMetrics::default(); ops.len()];
@@ -438,7 +478,7 @@ pub fn run_task(
             // Counted even past the limit (a scan cannot spill), but at most
             // a quarter of it: past that, counting would only make the
             // operators that can spill fail.
-            let pool = store.memory_pool();
+            let pool = store.memory();
             let mut buffers = Reservation::new(pool, "a scan's read buffers");
             buffers.force_grow(part.read_buffer_bytes().min(pool.limit() / 4));
             match early_plan {
@@ -559,7 +599,7 @@ fn feed(
     batch: RecordBatch,
     cancel: &AtomicBool,
     sink: &mut SinkWriter,
-    store: &PartitionStore,
+    store: &dyn StageIo,
 ) -> Result<()> {
     if cancel.load(Ordering::Relaxed) {
         return Err(QuarryError::Cancelled);
@@ -634,7 +674,7 @@ impl<'a> SinkWriter<'a> {
         })
     }
 
-    fn write(&mut self, b: RecordBatch, store: &PartitionStore) -> Result<()> {
+    fn write(&mut self, b: RecordBatch, store: &dyn StageIo) -> Result<()> {
         if b.num_rows() == 0 {
             return Ok(());
         }
@@ -657,7 +697,7 @@ impl<'a> SinkWriter<'a> {
         Ok(())
     }
 
-    fn flush(&mut self, store: &PartitionStore) -> Result<()> {
+    fn flush(&mut self, store: &dyn StageIo) -> Result<()> {
         let id = self.stage.id;
         self.buffered = 0;
         // The store reserves (or spills) what it is handed.
@@ -677,7 +717,7 @@ impl<'a> SinkWriter<'a> {
         }
     }
 
-    fn finish(mut self, store: &PartitionStore) -> Result<()> {
+    fn finish(mut self, store: &dyn StageIo) -> Result<()> {
         self.flush(store)
     }
 }
@@ -724,7 +764,9 @@ mod tests {
             never.clone(),
         );
         for i in 0..5 {
-            store.put(0, 0, vec![batch(i * 10_000, 10_000)]).unwrap();
+            store
+                .put_batches(0, 0, vec![batch(i * 10_000, 10_000)])
+                .unwrap();
         }
         let (bytes, files) = store.spilled();
         assert!(
@@ -733,7 +775,7 @@ mod tests {
         );
         assert_eq!(files_in(dir.path()), files);
         assert_eq!(
-            sorted_values(store.take(0, 0).unwrap()),
+            sorted_values(store.take_batches(0, 0).unwrap()),
             (0..50_000).collect::<Vec<_>>()
         );
         // read back: the files are gone
@@ -777,14 +819,16 @@ mod tests {
             never.clone(),
         );
         for i in 0..5 {
-            store.put(0, 0, vec![batch(i * 10_000, 10_000)]).unwrap();
+            store
+                .put_batches(0, 0, vec![batch(i * 10_000, 10_000)])
+                .unwrap();
         }
         let (_, files) = store.spilled();
         assert!(files >= 3, "spilled {files} files");
         let all: Vec<i64> = (0..50_000).collect();
-        assert_eq!(sorted_values(store.take(0, 0).unwrap()), all);
+        assert_eq!(sorted_values(store.take_batches(0, 0).unwrap()), all);
         assert_eq!(files_in(dir.path()), files, "kept for the second reader");
-        assert_eq!(sorted_values(store.take(0, 0).unwrap()), all);
+        assert_eq!(sorted_values(store.take_batches(0, 0).unwrap()), all);
         assert_eq!(files_in(dir.path()), 0);
     }
 
@@ -798,7 +842,7 @@ mod tests {
             dir.path().to_path_buf(),
             never.clone(),
         );
-        store.put(0, 0, vec![batch(0, 1000)]).unwrap();
+        store.put_batches(0, 0, vec![batch(0, 1000)]).unwrap();
         assert_eq!(files_in(dir.path()), 1);
         drop(store);
         assert_eq!(files_in(dir.path()), 0);
@@ -813,7 +857,10 @@ mod tests {
             "/no/such/dir".into(),
             never.clone(),
         );
-        let err = store.put(0, 0, vec![batch(0, 10)]).unwrap_err().to_string();
+        let err = store
+            .put_batches(0, 0, vec![batch(0, 10)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/no/such/dir"), "{err}");
     }
 }

@@ -1,0 +1,117 @@
+//! `quarry worker`: the process that runs a cluster's tasks (see
+//! `crate::cluster::worker`).
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use crate::cluster::exchange::ExchangeDir;
+use crate::cluster::worker::{Request, Worker, WorkerConfig};
+use crate::cluster::LISTENING;
+use crate::error::{QuarryError, Result};
+use crate::SessionConfig;
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Run one task and print its manifest (JSON)
+    Run {
+        /// The query's exchange directory (holds graph.json)
+        #[arg(long, value_name = "DIR")]
+        exchange: PathBuf,
+        #[arg(long)]
+        stage: usize,
+        #[arg(long)]
+        partition: usize,
+        #[command(flatten)]
+        budget: Budget,
+    },
+    /// Stay up and run the tasks drivers send (prints the address first)
+    Serve {
+        /// Address to listen on; port 0 picks a free one
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Tasks to run at once (default: all cores)
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        #[command(flatten)]
+        budget: Budget,
+    },
+}
+
+/// A worker's memory budget and spill directory.
+#[derive(Debug, clap::Args)]
+pub struct Budget {
+    /// Memory budget of the worker, e.g. 2GB (default: 75% of RAM)
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
+    /// Directory for spill files (default: the system's temp directory)
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<String>,
+}
+
+impl Budget {
+    fn config(&self, threads: Option<usize>) -> Result<WorkerConfig> {
+        let mut config = SessionConfig::default();
+        if let Some(n) = threads {
+            config = config.with_threads(n);
+        }
+        if let Some(v) = &self.memory_limit {
+            config.set_memory_limit(v)?;
+        }
+        if let Some(v) = &self.temp_dir {
+            config.set_temp_directory(v)?;
+        }
+        Ok(WorkerConfig {
+            threads: config.threads,
+            memory_limit: config.memory_limit,
+            temp_dir: config.temp_directory,
+        })
+    }
+}
+
+pub fn run(cmd: WorkerCommand) -> Result<()> {
+    match cmd {
+        WorkerCommand::Run {
+            exchange,
+            stage,
+            partition,
+            budget,
+        } => {
+            let worker = Worker::new(budget.config(None)?);
+            let request = Request {
+                exchange: ExchangeDir::open(&exchange)?.root().to_path_buf(),
+                stage,
+                partition,
+            };
+            let manifest = worker.run(&request, Arc::new(AtomicBool::new(false)))?;
+            let text = serde_json::to_string(&manifest)
+                .map_err(|e| QuarryError::exec(format!("internal error: {e}")))?;
+            println!("{text}");
+            Ok(())
+        }
+        WorkerCommand::Serve {
+            listen,
+            threads,
+            budget,
+        } => {
+            if threads == Some(0) {
+                return Err(QuarryError::Config("--threads must be at least 1".into()));
+            }
+            let worker = Arc::new(Worker::new(budget.config(threads)?));
+            let listener = TcpListener::bind(&listen)
+                .map_err(|e| QuarryError::Io(format!("cannot listen on {listen}: {e}")))?;
+            let address = listener
+                .local_addr()
+                .map_err(|e| QuarryError::Io(format!("cannot listen on {listen}: {e}")))?;
+            // The first line tells a starter where to connect.
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "{LISTENING}{address}");
+            let _ = out.flush();
+            worker.serve(listener)
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The exchange of a query run on a cluster: a directory every worker sees
+//! (a shared disk). Each task writes its output partitions there as Arrow
+//! IPC files, then a small manifest naming them; a task reads its inputs by
+//! the manifests of the stages before it.
+//!
+//! ```text
+//! <query>/graph.json              the task graph (graph::wire)
+//! <query>/s<stage>/t<task>.json   the manifest of the task's accepted attempt
+//! <query>/s<stage>/t<task>-<attempt>/p<partition>.arrow
+//! ```
+//!
+//! A task writes its files under a directory of its own attempt and puts
+//! its manifest in place last, by a rename: an attempt that dies half way
+//! leaves files no manifest names, and a retried task replaces the
+//! manifest whole.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{QuarryError, Result};
+use crate::exec::join::{build_side, JoinBuild};
+use crate::exec::key_filter::KeySet;
+use crate::graph::{TaskContext, TaskGraph};
+use crate::plan::{BinaryOp, Expr};
+use crate::runtime::memory::{MemoryPool, Reservation};
+use crate::runtime::spill::compact_views;
+use crate::runtime::{key_set_of, Batches, StageIo, TaskOutput};
+
+/// The directory of one query's exchange.
+#[derive(Debug, Clone)]
+pub struct ExchangeDir {
+    root: PathBuf,
+}
+
+/// One file of a task's output: the rows it holds for one consumer partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputFile {
+    pub partition: usize,
+    /// Relative to the query's directory.
+    pub file: String,
+    pub rows: usize,
+    pub bytes: u64,
+}
+
+/// What a finished task left: its files and its figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskManifest {
+    pub stage: usize,
+    pub partition: usize,
+    pub attempt: String,
+    pub outputs: Vec<OutputFile>,
+    /// Rows the task read from its source.
+    pub rows_in: usize,
+    /// Bytes its scan read from files and object stores.
+    pub bytes_fetched: u64,
+    /// Bytes its operators spilled to the worker's disk.
+    pub spilled_bytes: u64,
+    pub micros: u64,
+}
+
+impl ExchangeDir {
+    /// The exchange at `root` (created if missing).
+    pub fn create(root: &Path) -> Result<ExchangeDir> {
+        std::fs::create_dir_all(root).map_err(|e| io_error("create", root, e))?;
+        Ok(ExchangeDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The exchange at `root`, which must exist.
+    pub fn open(root: &Path) -> Result<ExchangeDir> {
+        if !root.is_dir() {
+            return Err(QuarryError::Io(format!(
+                "the exchange directory '{}' does not exist (is it on a disk this worker shares?)",
+                root.display()
+            )));
+        }
+        Ok(ExchangeDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the driver leaves the encoded task graph.
+    pub fn graph_path(&self) -> PathBuf {
+        self.root.join("graph.json")
+    }
+
+    fn manifest_path(&self, stage: usize, task: usize) -> PathBuf {
+        self.root
+            .join(format!("s{stage}"))
+            .join(format!("t{task}.json"))
+    }
+
+    /// The manifest of a finished task.
+    pub fn manifest(&self, stage: usize, task: usize) -> Result<TaskManifest> {
+        let path = self.manifest_path(stage, task);
+        let text = std::fs::read(&path).map_err(|e| {
+            QuarryError::Io(format!(
+                "the output of task {task} of stage {stage} is missing ('{}': {e})",
+                path.display()
+            ))
+        })?;
+        serde_json::from_slice(&text)
+            .map_err(|e| QuarryError::Io(format!("bad task manifest '{}': {e}", path.display())))
+    }
+
+    /// What the `tasks` tasks of `stage` left for consumer partition
+    /// `partition` (for every partition when None), in task order, read a
+    /// batch at a time.
+    pub fn read(&self, stage: usize, tasks: usize, partition: Option<usize>) -> Result<Batches> {
+        let mut files = Vec::new();
+        for t in 0..tasks {
+            let manifest = self.manifest(stage, t)?;
+            files.extend(
+                manifest
+                    .outputs
+                    .into_iter()
+                    .filter(|o| partition.is_none_or(|p| o.partition == p))
+                    .map(|o| self.root.join(o.file)),
+            );
+        }
+        Ok(Box::new(files.into_iter().flat_map(|path| {
+            let batches: Batches = match open_ipc(&path) {
+                Ok(reader) => Box::new(reader.map(move |b| {
+                    b.map_err(|e| QuarryError::Io(format!("cannot read '{}': {e}", path.display())))
+                })),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+            batches
+        })))
+    }
+
+    /// Removes the query's files.
+    pub fn remove(&self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.root) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("remove", &self.root, e)),
+        }
+    }
+}
+
+fn open_ipc(path: &Path) -> Result<FileReader<BufReader<File>>> {
+    let file = File::open(path).map_err(|e| io_error("open", path, e))?;
+    FileReader::try_new(BufReader::new(file), None)
+        .map_err(|e| QuarryError::Io(format!("cannot read '{}': {e}", path.display())))
+}
+
+fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> QuarryError {
+    QuarryError::Io(format!("cannot {what} '{}': {e}", path.display()))
+}
+
+/// A name no other attempt of any task takes: the process, the time and a
+/// counter.
+fn attempt_name() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{nanos:x}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct PartWriter {
+    writer: FileWriter<BufWriter<File>>,
+    file: String,
+    rows: usize,
+}
+
+/// The inputs and outputs of one task run by a worker: it reads the
+/// stages before it from the exchange and writes its output there.
+pub struct TaskFiles<'a> {
+    exchange: &'a ExchangeDir,
+    graph: &'a TaskGraph,
+    stage: usize,
+    partition: usize,
+    attempt: String,
+    writers: Mutex<BTreeMap<usize, PartWriter>>,
+    pool: Arc<MemoryPool>,
+    temp_dir: PathBuf,
+    cancel: Arc<AtomicBool>,
+    /// Reservations of the key sets the task built, held while it runs.
+    reserved: Mutex<Vec<Reservation>>,
+}
+
+impl<'a> TaskFiles<'a> {
+    pub fn new(
+        exchange: &'a ExchangeDir,
+        graph: &'a TaskGraph,
+        stage: usize,
+        partition: usize,
+        pool: Arc<MemoryPool>,
+        temp_dir: PathBuf,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
+        TaskFiles {
+            exchange,
+            graph,
+            stage,
+            partition,
+            attempt: attempt_name(),
+            writers: Mutex::new(BTreeMap::new()),
+            pool,
+            temp_dir,
+            cancel,
+            reserved: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn attempt_dir(&self) -> PathBuf {
+        self.exchange
+            .root
+            .join(format!("s{}", self.stage))
+            .join(format!("t{}-{}", self.partition, self.attempt))
+    }
+
+    fn tasks_of(&self, stage: usize) -> Result<usize> {
+        self.graph
+            .stages
+            .get(stage)
+            .map(|s| s.partitions)
+            .ok_or_else(|| QuarryError::exec(format!("internal error: no stage {stage}")))
+    }
+
+    /// A new file of the task's output for consumer partition `partition`.
+    fn create_part(&self, partition: usize, schema: &SchemaRef) -> Result<PartWriter> {
+        let dir = self.attempt_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
+        let name = format!("p{partition}.arrow");
+        let path = dir.join(&name);
+        let file = File::create(&path).map_err(|e| io_error("create", &path, e))?;
+        let writer = FileWriter::try_new(BufWriter::new(file), schema)
+            .map_err(|e| io_error("write", &path, e))?;
+        Ok(PartWriter {
+            writer,
+            file: format!(
+                "s{}/t{}-{}/{name}",
+                self.stage, self.partition, self.attempt
+            ),
+            rows: 0,
+        })
+    }
+
+    /// Closes the task's files and puts its manifest in place.
+    pub fn finish(self, output: &TaskOutput, micros: u64) -> Result<TaskManifest> {
+        let writers = self
+            .writers
+            .into_inner()
+            .map_err(|_| QuarryError::exec("internal error: task writers poisoned"))?;
+        let mut outputs = Vec::new();
+        for (partition, mut w) in writers {
+            w.writer
+                .finish()
+                .map_err(|e| QuarryError::Io(format!("cannot write '{}': {e}", w.file)))?;
+            let bytes = std::fs::metadata(self.exchange.root.join(&w.file))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            outputs.push(OutputFile {
+                partition,
+                file: w.file,
+                rows: w.rows,
+                bytes,
+            });
+        }
+        let manifest = TaskManifest {
+            stage: self.stage,
+            partition: self.partition,
+            attempt: self.attempt,
+            outputs,
+            rows_in: output.rows_in,
+            bytes_fetched: output.bytes_fetched,
+            spilled_bytes: output.metrics.iter().map(|m| m.spilled.bytes).sum(),
+            micros,
+        };
+        let path = self.exchange.manifest_path(self.stage, self.partition);
+        // (a task without output made no directory of its own)
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+        }
+        let text = serde_json::to_vec(&manifest)
+            .map_err(|e| QuarryError::exec(format!("internal error: manifest: {e}")))?;
+        let tmp = path.with_extension(format!("json.{}", manifest.attempt));
+        std::fs::write(&tmp, text).map_err(|e| io_error("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_error("write", &path, e))?;
+        Ok(manifest)
+    }
+}
+
+impl StageIo for TaskFiles<'_> {
+    fn take(&self, stage: usize, partition: usize) -> Result<Batches> {
+        self.exchange
+            .read(stage, self.tasks_of(stage)?, Some(partition))
+    }
+
+    fn put(&self, stage: usize, partition: usize, batches: Vec<RecordBatch>) -> Result<()> {
+        let Some(first) = batches.first() else {
+            return Ok(());
+        };
+        if stage != self.stage {
+            return Err(QuarryError::exec(format!(
+                "internal error: task of stage {} wrote stage {stage}'s output",
+                self.stage
+            )));
+        }
+        let mut writers = self
+            .writers
+            .lock()
+            .map_err(|_| QuarryError::exec("internal error: task writers poisoned"))?;
+        let w = match writers.entry(partition) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.create_part(partition, &first.schema())?),
+        };
+        for b in batches {
+            // A piece of a split batch would write every string of the whole.
+            let b = compact_views(b)?;
+            w.rows += b.num_rows();
+            w.writer.write(&b).map_err(|e| {
+                QuarryError::Io(format!("cannot write '{}' (disk full?): {e}", w.file))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl TaskContext for TaskFiles<'_> {
+    fn memory(&self) -> &Arc<MemoryPool> {
+        &self.pool
+    }
+
+    fn temp_dir(&self) -> &Path {
+        &self.temp_dir
+    }
+
+    fn cancel(&self) -> &Arc<AtomicBool> {
+        &self.cancel
+    }
+
+    /// Each task builds its own table, a broadcast one from all of the
+    /// build stage's output (tasks on other workers cannot share it).
+    fn hash_table(
+        &self,
+        stage: usize,
+        partition: Option<usize>,
+        schema: &SchemaRef,
+        keys: &[Expr],
+        range: Option<BinaryOp>,
+    ) -> Result<JoinBuild> {
+        build_side(
+            schema,
+            keys,
+            range,
+            self.take(stage, partition.unwrap_or(0))?,
+            &self.pool,
+            &self.temp_dir,
+            &self.cancel,
+        )
+    }
+
+    fn key_set(
+        &self,
+        stage: usize,
+        schema: &SchemaRef,
+        keys: &[Expr],
+        max_rows: usize,
+    ) -> Result<Option<Arc<KeySet>>> {
+        let Some(build) = self.graph.stages.get(stage) else {
+            return Ok(None);
+        };
+        // Read only when the manifests tell the rows are few enough.
+        let tasks = build.partitions;
+        let mut rows = 0;
+        for t in 0..tasks {
+            rows += self
+                .exchange
+                .manifest(stage, t)?
+                .outputs
+                .iter()
+                .map(|o| o.rows)
+                .sum::<usize>();
+        }
+        if rows > max_rows {
+            return Ok(None);
+        }
+        let batches = self
+            .exchange
+            .read(stage, tasks, None)?
+            .collect::<Result<Vec<_>>>()?;
+        let Some((set, reservation)) = key_set_of(&batches, keys, schema, max_rows, &self.pool)?
+        else {
+            return Ok(None);
+        };
+        if let Ok(mut held) = self.reserved.lock() {
+            held.push(reservation);
+        }
+        Ok(Some(Arc::new(set)))
+    }
+}

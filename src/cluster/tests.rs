@@ -1,0 +1,183 @@
+//! Running graphs through the exchange and the driver in one process: the
+//! answers of a local run, and a task run again when its worker is lost.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use arrow::record_batch::RecordBatch;
+use arrow::util::pretty::pretty_format_batches;
+
+use super::driver::{run_tasks, Slot, TaskError};
+use super::exchange::{ExchangeDir, TaskManifest};
+use super::read_output;
+use super::worker::run_in;
+use crate::graph::TaskGraph;
+use crate::runtime::memory::MemoryPool;
+use crate::runtime::ready::TaskId;
+use crate::{Session, SessionConfig};
+
+/// A worker in this process. The first worker to be handed the task in
+/// `lose_at` is "lost" then (the task is taken out: the next run of it
+/// goes through).
+struct InProcess {
+    worker: usize,
+    graph: Arc<TaskGraph>,
+    temp: PathBuf,
+    lose_at: Arc<Mutex<Option<TaskId>>>,
+}
+
+impl Slot for InProcess {
+    fn worker(&self) -> usize {
+        self.worker
+    }
+
+    fn run(
+        &mut self,
+        exchange: &ExchangeDir,
+        (stage, partition): TaskId,
+    ) -> std::result::Result<TaskManifest, TaskError> {
+        let mut lose_at = self.lose_at.lock().unwrap();
+        if *lose_at == Some((stage, partition)) {
+            *lose_at = None;
+            return Err(TaskError::Lost("the test lost it".into()));
+        }
+        drop(lose_at);
+        let pool = MemoryPool::new(1 << 30);
+        let cancel = Arc::new(AtomicBool::new(false));
+        run_in(
+            &self.graph,
+            exchange,
+            stage,
+            partition,
+            &pool,
+            &self.temp,
+            cancel,
+        )
+        .map_err(TaskError::Failed)
+    }
+
+    fn interrupter(&self) -> Box<dyn Fn() + Send + Sync> {
+        Box::new(|| {})
+    }
+}
+
+fn session() -> Session {
+    let s = Session::new(SessionConfig::default().with_threads(3)).unwrap();
+    s.sql(
+        "CREATE TABLE t AS SELECT i % 7 AS k, i AS v, 'name ' || (i % 13) AS s FROM range(0, 5000) r(i);
+         CREATE TABLE u AS SELECT i AS k, i * 10 AS w FROM range(0, 7) r(i)",
+    )
+    .unwrap();
+    s
+}
+
+const QUERIES: &[&str] = &[
+    "SELECT k, count(*), sum(v), min(s) FROM t GROUP BY k ORDER BY k",
+    "SELECT t.k, sum(u.w), count(DISTINCT t.s) FROM t JOIN u ON t.k = u.k WHERE v % 3 = 0 GROUP BY t.k ORDER BY 1",
+    "SELECT v, s FROM t ORDER BY v DESC LIMIT 5",
+    "SELECT k, v, row_number() OVER (PARTITION BY k ORDER BY v) AS n FROM t QUALIFY n <= 2 ORDER BY k, v",
+    "SELECT k FROM u WHERE k NOT IN (SELECT k FROM t WHERE v < 20) UNION ALL SELECT 100 ORDER BY 1",
+    "SELECT count(*) FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.k = t.k AND u.w > 30)",
+];
+
+fn text(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).unwrap().to_string()
+}
+
+/// Runs `sql` through the exchange on `workers` in-process workers.
+fn run_on_cluster(
+    session: &Session,
+    sql: &str,
+    workers: usize,
+    lose_at: Option<TaskId>,
+) -> (Vec<RecordBatch>, usize) {
+    let graph = Arc::new(session.task_graph(sql).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let exchange = ExchangeDir::create(&dir.path().join("q")).unwrap();
+    let lose_at = Arc::new(Mutex::new(lose_at));
+    let slots: Vec<Box<dyn Slot>> = (0..workers)
+        .map(|w| {
+            Box::new(InProcess {
+                worker: w,
+                graph: graph.clone(),
+                temp: dir.path().to_path_buf(),
+                lose_at: lose_at.clone(),
+            }) as Box<dyn Slot>
+        })
+        .collect();
+    let never = AtomicBool::new(false);
+    let stats = run_tasks(&graph, &exchange, slots, &never, None).unwrap();
+    let out = read_output(&graph, &exchange).unwrap();
+    exchange.remove().unwrap();
+    assert!(!dir.path().join("q").exists());
+    (out, stats.retries)
+}
+
+#[test]
+fn a_graph_run_through_the_exchange_answers_as_a_local_run() {
+    let s = session();
+    for sql in QUERIES {
+        let local = text(&s.sql(sql).unwrap().batches);
+        let (out, retries) = run_on_cluster(&s, sql, 2, None);
+        assert_eq!(text(&out), local, "{sql}");
+        assert_eq!(retries, 0);
+    }
+}
+
+#[test]
+fn a_task_whose_worker_is_lost_runs_again_on_another() {
+    let s = session();
+    let sql = QUERIES[1];
+    let local = text(&s.sql(sql).unwrap().batches);
+    // the worker handed the last stage's first task is lost: its slot
+    // ends, the other worker runs the task and the rest
+    let graph = s.task_graph(sql).unwrap();
+    let last = graph.stages.len() - 1;
+    let (out, retries) = run_on_cluster(&s, sql, 2, Some((last, 0)));
+    assert_eq!(text(&out), local);
+    assert_eq!(retries, 1);
+}
+
+#[test]
+fn a_query_fails_when_every_worker_is_lost() {
+    let s = session();
+    let graph = Arc::new(s.task_graph(QUERIES[0]).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let exchange = ExchangeDir::create(dir.path()).unwrap();
+    let slot = InProcess {
+        worker: 0,
+        graph: graph.clone(),
+        temp: dir.path().to_path_buf(),
+        lose_at: Arc::new(Mutex::new(Some((0, 0)))),
+    };
+    let never = AtomicBool::new(false);
+    let err = run_tasks(&graph, &exchange, vec![Box::new(slot)], &never, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("every worker of the cluster was lost"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_task_that_fails_fails_the_query_with_its_message() {
+    let s = session();
+    let sql = "SELECT v / (k - k) FROM t";
+    let local = s.sql(sql).unwrap_err().to_string();
+    let graph = Arc::new(s.task_graph(sql).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let exchange = ExchangeDir::create(dir.path()).unwrap();
+    let slot = InProcess {
+        worker: 0,
+        graph: graph.clone(),
+        temp: dir.path().to_path_buf(),
+        lose_at: Arc::default(),
+    };
+    let never = AtomicBool::new(false);
+    let err = run_tasks(&graph, &exchange, vec![Box::new(slot)], &never, None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, local);
+}
