@@ -37,6 +37,9 @@ pub enum WorkerCommand {
         /// Tasks to run at once (default: all cores)
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Print a line to stderr as each task starts and ends
+        #[arg(long)]
+        verbose: bool,
         #[command(flatten)]
         budget: Budget,
     },
@@ -54,7 +57,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    fn config(&self, threads: Option<usize>) -> Result<WorkerConfig> {
+    fn config(&self, threads: Option<usize>, verbose: bool) -> Result<WorkerConfig> {
         let mut config = SessionConfig::default();
         if let Some(n) = threads {
             config = config.with_threads(n);
@@ -69,6 +72,7 @@ impl Budget {
             threads: config.threads,
             memory_limit: config.memory_limit,
             temp_dir: config.temp_directory,
+            verbose,
         })
     }
 }
@@ -81,7 +85,7 @@ pub fn run(cmd: WorkerCommand) -> Result<()> {
             partition,
             budget,
         } => {
-            let worker = Worker::new(budget.config(None)?);
+            let worker = Worker::new(budget.config(None, false)?);
             let request = Request {
                 exchange: ExchangeDir::open(&exchange)?.root().to_path_buf(),
                 stage,
@@ -96,12 +100,13 @@ pub fn run(cmd: WorkerCommand) -> Result<()> {
         WorkerCommand::Serve {
             listen,
             threads,
+            verbose,
             budget,
         } => {
             if threads == Some(0) {
                 return Err(QuarryError::Config("--threads must be at least 1".into()));
             }
-            let worker = Arc::new(Worker::new(budget.config(threads)?));
+            let worker = Arc::new(Worker::new(budget.config(threads, verbose)?));
             let listener = TcpListener::bind(&listen)
                 .map_err(|e| QuarryError::Io(format!("cannot listen on {listen}: {e}")))?;
             let address = listener
