@@ -13,6 +13,7 @@
 
 pub mod driver;
 pub mod exchange;
+pub mod shared;
 pub mod worker;
 
 use std::io::{BufRead, BufReader};
