@@ -35,6 +35,7 @@ use crate::exec::key_filter::KeySet;
 use crate::graph::{TaskContext, TaskGraph};
 use crate::plan::{BinaryOp, Expr};
 use crate::runtime::memory::MemoryPool;
+use crate::runtime::ready::TaskId;
 use crate::runtime::spill::compact_views;
 use crate::runtime::{key_set_of, Batches, StageIo, TaskOutput};
 
@@ -187,6 +188,15 @@ struct PartWriter {
     rows: usize,
 }
 
+/// What a worker gives each task it runs.
+pub struct TaskEnv<'a> {
+    pub pool: Arc<MemoryPool>,
+    /// Where the task's operators spill.
+    pub temp_dir: PathBuf,
+    pub cancel: Arc<AtomicBool>,
+    pub shared: &'a SharedBuilds,
+}
+
 /// The inputs and outputs of one task run by a worker: it reads the
 /// stages before it from the exchange and writes its output there.
 pub struct TaskFiles<'a> {
@@ -208,12 +218,8 @@ impl<'a> TaskFiles<'a> {
     pub fn new(
         exchange: &'a ExchangeDir,
         graph: &'a TaskGraph,
-        stage: usize,
-        partition: usize,
-        pool: Arc<MemoryPool>,
-        temp_dir: PathBuf,
-        cancel: Arc<AtomicBool>,
-        shared: &'a SharedBuilds,
+        (stage, partition): TaskId,
+        env: TaskEnv<'a>,
     ) -> Self {
         TaskFiles {
             exchange,
@@ -222,10 +228,10 @@ impl<'a> TaskFiles<'a> {
             partition,
             attempt: attempt_name(),
             writers: Mutex::new(BTreeMap::new()),
-            pool,
-            temp_dir,
-            cancel,
-            shared,
+            pool: env.pool,
+            temp_dir: env.temp_dir,
+            cancel: env.cancel,
+            shared: env.shared,
         }
     }
 

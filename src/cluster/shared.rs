@@ -23,9 +23,11 @@ struct Built {
 }
 
 /// Per query (its exchange directory) and stage, what was built from it.
+type ByStage = HashMap<(PathBuf, usize), Arc<Mutex<Built>>>;
+
 #[derive(Default)]
 pub struct SharedBuilds {
-    entries: Mutex<HashMap<(PathBuf, usize), Arc<Mutex<Built>>>>,
+    entries: Mutex<ByStage>,
 }
 
 fn poisoned<T>(_: T) -> QuarryError {

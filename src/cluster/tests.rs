@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 
 use super::driver::{run_tasks, Slot, TaskError};
-use super::exchange::{ExchangeDir, TaskManifest};
+use super::exchange::{ExchangeDir, TaskEnv, TaskManifest};
 use super::read_output;
 use super::shared::SharedBuilds;
 use super::worker::run_in;
@@ -45,18 +45,13 @@ impl Slot for InProcess {
             return Err(TaskError::Lost("the test lost it".into()));
         }
         drop(lose_at);
-        let pool = MemoryPool::new(1 << 30);
-        let cancel = Arc::new(AtomicBool::new(false));
-        run_in(
-            &self.graph,
-            exchange,
-            (stage, partition),
-            &pool,
-            &self.temp,
-            cancel,
-            &self.shared,
-        )
-        .map_err(TaskError::Failed)
+        let env = TaskEnv {
+            pool: MemoryPool::new(1 << 30),
+            temp_dir: self.temp.clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            shared: &self.shared,
+        };
+        run_in(&self.graph, exchange, (stage, partition), env).map_err(TaskError::Failed)
     }
 
     fn interrupter(&self) -> Box<dyn Fn() + Send + Sync> {

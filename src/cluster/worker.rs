@@ -12,14 +12,14 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::exchange::{ExchangeDir, TaskFiles, TaskManifest};
+use super::exchange::{ExchangeDir, TaskEnv, TaskFiles, TaskManifest};
 use super::shared::SharedBuilds;
 use crate::catalog::ObjectStores;
 use crate::error::{QuarryError, Result};
@@ -141,15 +141,13 @@ impl Worker {
         self.shared.forget_ended();
         let exchange = ExchangeDir::open(&request.exchange)?;
         let graph = self.graph(&exchange)?;
-        run_in(
-            &graph,
-            &exchange,
-            (request.stage, request.partition),
-            &self.pool,
-            &self.config.temp_dir,
+        let env = TaskEnv {
+            pool: self.pool.clone(),
+            temp_dir: self.config.temp_dir.clone(),
             cancel,
-            &self.shared,
-        )
+            shared: &self.shared,
+        };
+        run_in(&graph, &exchange, (request.stage, request.partition), env)
     }
 
     /// Accepts drivers on `listener` until the process ends; each
@@ -250,10 +248,7 @@ pub fn run_in(
     graph: &TaskGraph,
     exchange: &ExchangeDir,
     (stage, partition): TaskId,
-    pool: &Arc<MemoryPool>,
-    temp_dir: &Path,
-    cancel: Arc<AtomicBool>,
-    shared: &SharedBuilds,
+    env: TaskEnv<'_>,
 ) -> Result<TaskManifest> {
     let Some(spec) = graph.stages.get(stage) else {
         return Err(QuarryError::exec(format!(
@@ -268,16 +263,8 @@ pub fn run_in(
         )));
     }
     let started = Instant::now();
-    let files = TaskFiles::new(
-        exchange,
-        graph,
-        stage,
-        partition,
-        pool.clone(),
-        temp_dir.to_path_buf(),
-        cancel.clone(),
-        shared,
-    );
+    let cancel = env.cancel.clone();
+    let files = TaskFiles::new(exchange, graph, (stage, partition), env);
     let output = run_task(spec, partition, &files, &cancel)?;
     files.finish(&output, started.elapsed().as_micros() as u64)
 }
