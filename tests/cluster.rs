@@ -127,6 +127,22 @@ fn all_22_tpch_queries_on_three_workers_match_the_answers() {
     }
     assert!(tasks > 200, "{tasks} tasks");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // EXPLAIN ANALYZE tells what the tasks did on the workers
+    let plan = session
+        .sql(&format!(
+            "EXPLAIN ANALYZE {}",
+            quarry::tpch::query(6).unwrap()
+        ))
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&plan.batches)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("Scan lineitem (4 partitions) (60175 rows)"),
+        "{text}"
+    );
+    assert!(text.contains("on 3 workers"), "{text}");
+    assert!(text.contains("Cluster: 0 tasks run again;"), "{text}");
     // every query's files are gone
     assert_eq!(entries(exchange.path()), 0);
 }
