@@ -137,23 +137,27 @@ fn a_task_whose_worker_is_lost_runs_again_on_another() {
     assert_eq!(retries, 1);
 }
 
-#[test]
-fn a_query_fails_when_every_worker_is_lost() {
-    let s = session();
-    let graph = Arc::new(s.task_graph(QUERIES[0]).unwrap());
+/// Runs `sql` on one in-process worker, lost at task `lose_at`: the error.
+fn error_on_one_worker(s: &Session, sql: &str, lose_at: Option<TaskId>) -> String {
+    let graph = Arc::new(s.task_graph(sql).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let exchange = ExchangeDir::create(dir.path()).unwrap();
     let slot = InProcess {
         worker: 0,
         graph: graph.clone(),
         temp: dir.path().to_path_buf(),
-        lose_at: Arc::new(Mutex::new(Some((0, 0)))),
+        lose_at: Arc::new(Mutex::new(lose_at)),
         shared: Arc::default(),
     };
     let never = AtomicBool::new(false);
-    let err = run_tasks(&graph, &exchange, vec![Box::new(slot)], &never, None)
+    run_tasks(&graph, &exchange, vec![Box::new(slot)], &never, None)
         .unwrap_err()
-        .to_string();
+        .to_string()
+}
+
+#[test]
+fn a_query_fails_when_every_worker_is_lost() {
+    let err = error_on_one_worker(&session(), QUERIES[0], Some((0, 0)));
     assert!(
         err.contains("every worker of the cluster was lost"),
         "{err}"
@@ -165,19 +169,5 @@ fn a_task_that_fails_fails_the_query_with_its_message() {
     let s = session();
     let sql = "SELECT v / (k - k) FROM t";
     let local = s.sql(sql).unwrap_err().to_string();
-    let graph = Arc::new(s.task_graph(sql).unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let exchange = ExchangeDir::create(dir.path()).unwrap();
-    let slot = InProcess {
-        worker: 0,
-        graph: graph.clone(),
-        temp: dir.path().to_path_buf(),
-        lose_at: Arc::default(),
-        shared: Arc::default(),
-    };
-    let never = AtomicBool::new(false);
-    let err = run_tasks(&graph, &exchange, vec![Box::new(slot)], &never, None)
-        .unwrap_err()
-        .to_string();
-    assert_eq!(err, local);
+    assert_eq!(error_on_one_worker(&s, sql, None), local);
 }
