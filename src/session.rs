@@ -9,10 +9,12 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use sqlparser::ast::{self, ObjectType, Statement};
 
-use crate::catalog::{closest, open_table, Catalog, CatalogEntry, MemTable, RemoteOptions};
+use crate::catalog::{
+    closest, open_table, Catalog, CatalogEntry, MemTable, ObjectStores, RemoteOptions,
+};
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::error::{QuarryError, Result};
-use crate::graph::{lower_within, TaskGraph};
+use crate::graph::{lower_within, Sink, TaskGraph};
 use crate::plan::types::sql_type_name;
 use crate::plan::LogicalPlan;
 use crate::runtime::memory::{format_bytes, MemoryPool};
@@ -426,6 +428,31 @@ impl Session {
     /// The task graph of one query, without running it (`EXPLAIN (FORMAT dot)`).
     pub fn task_graph(&self, sql: &str) -> Result<TaskGraph> {
         self.graph(&self.plan_query(sql)?)
+    }
+
+    /// Runs a task graph with the session's settings: one `task_graph`
+    /// built, or one decoded from another process (`graph::wire`). The
+    /// result has the schema of the graph's output stage.
+    pub fn run_graph(&self, graph: &TaskGraph) -> Result<QueryResult> {
+        let schema = graph
+            .stages
+            .iter()
+            .find(|s| matches!(s.sink, Sink::Output))
+            .map(|s| s.schema.clone())
+            .ok_or_else(|| QuarryError::exec("the task graph has no output stage"))?;
+        self.cancel.store(false, Ordering::Relaxed);
+        let progress = self.progress.read().ok().and_then(|p| p.clone());
+        let (batches, stats) = self.run(graph, progress.as_deref(), None)?;
+        if let Ok(mut last) = self.last_run.lock() {
+            *last = Some(stats);
+        }
+        Ok(QueryResult { schema, batches })
+    }
+
+    /// The session's object stores (with its remote settings), through
+    /// which a task graph from elsewhere reopens its files.
+    pub fn object_stores(&self) -> Result<Arc<ObjectStores>> {
+        Ok(self.catalog.read().map_err(poisoned)?.shared_stores())
     }
 
     /// Binds and optimizes one query.

@@ -1435,6 +1435,11 @@ impl quarry::catalog::ScanPartition for PanickingPartition {
             vec![Arc::new(Int64Array::from(vec![self.index as i64; 100])) as ArrayRef],
         )?)
     }
+    fn describe(&self) -> quarry::Result<quarry::catalog::ScanDescriptor> {
+        Err(quarry::QuarryError::exec(
+            "a test partition is never sent elsewhere",
+        ))
+    }
 }
 
 fn panicking_plan(partitions: usize, panic_at: usize) -> quarry::plan::LogicalPlan {

@@ -597,6 +597,41 @@ fn s3_tpch_all_22_queries() {
     check_tpch(&session, "s3", &all);
 }
 
+/// A task graph over S3 run elsewhere (issue 14): encoded without any
+/// credential, decoded by another session, which reopens the files through
+/// its own stores and settings (and a read-ahead of its own), and run to
+/// the rows the query gives.
+#[test]
+fn s3_task_graph_decoded_by_another_session() {
+    use quarry::graph::wire::{decode, encode};
+    let Some(moto) = moto("s3_task_graph_decoded_by_another_session") else {
+        return;
+    };
+    let planner = s3_session(moto);
+    register_remote_tables(&planner, "s3://tpch/sf0.01");
+    let worker = Session::new(SessionConfig::default()).expect("new session");
+    worker
+        .sql(&s3_settings(
+            &moto.endpoint(),
+            "worker-key",
+            "worker-secret",
+        ))
+        .expect("the worker's S3 settings");
+    for n in [1, 3, 18] {
+        let sql = quarry::tpch::query(n).expect("query 1..=22");
+        let bytes = encode(&planner.task_graph(sql).expect("task graph")).expect("encode");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("s3://tpch/sf0.01/lineitem.parquet"), "q{n}");
+        assert!(
+            !text.contains("testing") && !text.contains(&moto.endpoint()),
+            "q{n}: the graph holds the planner's S3 settings"
+        );
+        let graph = decode(&bytes, &worker.object_stores().expect("stores")).expect("decode");
+        let got = rows(&worker.run_graph(&graph).expect("run the decoded graph"));
+        assert_eq!(got, query(&planner, sql), "q{n}");
+    }
+}
+
 /// A glob over S3 keys, and `read_parquet` of one object.
 #[test]
 fn s3_glob_and_read_parquet() {

@@ -11,8 +11,11 @@ use arrow::csv::reader::Format;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::store::{current_size, list_files, read_range, FileRef, ObjectStores};
-use super::{ScanPartition, TableProvider, TableStats};
+use serde::{Deserialize, Serialize};
+
+use super::scan_descriptor::check_columns;
+use super::store::{current_size, list_files, read_range, FileDescriptor, FileRef, ObjectStores};
+use super::{ScanDescriptor, ScanPartition, TableProvider, TableStats};
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
 
@@ -130,13 +133,38 @@ impl TableProvider for CsvTable {
 }
 
 #[derive(Debug)]
-struct CsvRange {
+pub(super) struct CsvRange {
     file: FileRef,
     start: u64,
     end: u64,
     skip_header: bool,
     schema: SchemaRef,
     projection: Vec<usize>,
+}
+
+/// A `CsvRange` as data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CsvRangeDescriptor {
+    file: FileDescriptor,
+    start: u64,
+    end: u64,
+    skip_header: bool,
+    schema: SchemaRef,
+    projection: Vec<usize>,
+}
+
+impl CsvRangeDescriptor {
+    pub(super) fn open(&self, stores: &ObjectStores) -> Result<CsvRange> {
+        check_columns("a CSV range", &self.projection, &self.schema)?;
+        Ok(CsvRange {
+            file: self.file.open(stores)?,
+            start: self.start,
+            end: self.end,
+            skip_header: self.skip_header,
+            schema: self.schema.clone(),
+            projection: self.projection.clone(),
+        })
+    }
 }
 
 impl CsvRange {
@@ -290,6 +318,17 @@ impl ScanPartition for CsvRange {
             )?)?;
         }
         Ok(())
+    }
+
+    fn describe(&self) -> Result<ScanDescriptor> {
+        Ok(ScanDescriptor::CsvRange(CsvRangeDescriptor {
+            file: self.file.describe(),
+            start: self.start,
+            end: self.end,
+            skip_header: self.skip_header,
+            schema: self.schema.clone(),
+            projection: self.projection.clone(),
+        }))
     }
 }
 

@@ -12,8 +12,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::reader::{infer_json_schema_from_iterator, Decoder, ReaderBuilder};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use super::store::{list_files, read_range, FileRef, ObjectStores};
-use super::{ScanPartition, TableProvider, TableStats};
+use serde::{Deserialize, Serialize};
+
+use super::scan_descriptor::check_columns;
+use super::store::{list_files, read_range, FileDescriptor, FileRef, ObjectStores};
+use super::{ScanDescriptor, ScanPartition, TableProvider, TableStats};
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
 
@@ -24,7 +27,7 @@ const INFER_RECORDS: usize = 10_000;
 const BATCH_ROWS: usize = 8192;
 
 /// How the records of a JSON file are laid out (DuckDB's `format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JsonFormat {
     /// An array if the file starts with `[`, else newline-delimited.
     Auto,
@@ -223,12 +226,36 @@ impl TableProvider for JsonTable {
 }
 
 #[derive(Debug)]
-struct JsonFile {
+pub(super) struct JsonFile {
     file: FileRef,
     format: JsonFormat,
     decoded: SchemaRef,
     schema: SchemaRef,
     projection: Vec<usize>,
+}
+
+/// A `JsonFile` as data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JsonFileDescriptor {
+    file: FileDescriptor,
+    format: JsonFormat,
+    decoded: SchemaRef,
+    schema: SchemaRef,
+    projection: Vec<usize>,
+}
+
+impl JsonFileDescriptor {
+    pub(super) fn open(&self, stores: &ObjectStores) -> Result<JsonFile> {
+        check_columns("a JSON file", &self.projection, &self.schema)?;
+        check_columns("a JSON file", &self.projection, &self.decoded)?;
+        Ok(JsonFile {
+            file: self.file.open(stores)?,
+            format: self.format,
+            decoded: self.decoded.clone(),
+            schema: self.schema.clone(),
+            projection: self.projection.clone(),
+        })
+    }
 }
 
 impl JsonFile {
@@ -403,6 +430,16 @@ impl ScanPartition for JsonFile {
     fn read_buffer_bytes(&self) -> usize {
         // a chunk and the decoder's tape for it
         2 * CHUNK_BYTES as usize
+    }
+
+    fn describe(&self) -> Result<ScanDescriptor> {
+        Ok(ScanDescriptor::JsonFile(JsonFileDescriptor {
+            file: self.file.describe(),
+            format: self.format,
+            decoded: self.decoded.clone(),
+            schema: self.schema.clone(),
+            projection: self.projection.clone(),
+        }))
     }
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::{ScanPartition, TableProvider, TableStats};
+use serde::{Deserialize, Serialize};
+
+use super::{ScanDescriptor, ScanPartition, TableProvider, TableStats};
 use crate::error::Result;
 use crate::plan::Expr;
 
@@ -25,8 +27,9 @@ impl MemTable {
     }
 }
 
-#[derive(Debug)]
-struct MemPartition {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemPartition {
+    #[serde(with = "crate::plan::arrow_serde::batches")]
     batches: Vec<RecordBatch>,
 }
 
@@ -40,6 +43,10 @@ impl ScanPartition for MemPartition {
             sink(b.clone())?;
         }
         Ok(())
+    }
+
+    fn describe(&self) -> Result<ScanDescriptor> {
+        Ok(ScanDescriptor::Memory(self.clone()))
     }
 }
 

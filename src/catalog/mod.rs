@@ -10,6 +10,7 @@ mod read_ahead;
 mod recursive;
 mod remote;
 mod row_group_pages;
+mod scan_descriptor;
 mod series;
 pub mod store;
 mod writer;
@@ -28,8 +29,9 @@ pub use self::memory::MemTable;
 pub use self::parquet::ParquetTable;
 pub use self::recursive::{RecursiveCte, WorkTable};
 pub use self::remote::RemoteOptions;
+pub use self::scan_descriptor::{open_scan, ScanDescriptor};
 pub use self::series::SeriesTable;
-pub use self::store::ObjectStores;
+pub use self::store::{FileDescriptor, ObjectStores};
 pub use self::writer::{FileFormat, FileWriter, WriteOptions};
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
@@ -100,6 +102,9 @@ pub trait ScanPartition: Debug + Send + Sync {
     ) -> Result<bool> {
         Ok(false)
     }
+    /// What the partition reads, as data that `ScanDescriptor::open` turns
+    /// back into it, in this process or another (see `graph::wire`).
+    fn describe(&self) -> Result<ScanDescriptor>;
 }
 
 /// What the early filters of a scan stage let pass, counted by all of its
@@ -177,6 +182,11 @@ impl Catalog {
 
     pub fn stores(&self) -> &ObjectStores {
         &self.stores
+    }
+
+    /// The stores, to be held beyond the catalog's lock.
+    pub fn shared_stores(&self) -> Arc<ObjectStores> {
+        self.stores.clone()
     }
 
     pub fn get(&self, name: &str) -> Option<&CatalogEntry> {

@@ -16,13 +16,14 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowGroups};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{parquet_to_arrow_field_levels, ProjectionMask};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use serde::{Deserialize, Serialize};
 
 use super::masked_pages::{self, MaskedColumn};
 use super::read_ahead::{Prefetch, ReadAhead};
 use super::remote::store_error;
 use super::row_group_pages::{ChunkBytes, FetchedRowGroup};
-use super::store::{list_files, FileRef, ObjectStores};
-use super::{EarlyFilter, ScanPartition, TableProvider, TableStats};
+use super::store::{list_files, FileDescriptor, FileRef, ObjectStores};
+use super::{EarlyFilter, ScanDescriptor, ScanPartition, TableProvider, TableStats};
 use crate::error::{catch_panic, QuarryError, Result};
 use crate::plan::{BinaryOp, Expr};
 use crate::runtime::io::block_on;
@@ -178,31 +179,7 @@ impl ParquetTable {
     pub fn open(location: &str, stores: &ObjectStores) -> Result<Self> {
         let mut files = Vec::new();
         for file in list_files(location, "parquet", stores)? {
-            if let Some(meta) = stores.cached_footer(&file) {
-                files.push(ParquetFile { file, meta });
-                continue;
-            }
-            let corrupt = |what: &str| {
-                QuarryError::Io(format!(
-                    "cannot read Parquet file '{}': {what}",
-                    file.display
-                ))
-            };
-            // The decoder of the footer's embedded Arrow schema panics on
-            // some corrupt input.
-            let meta = catch_panic(
-                || {
-                    let mut r = reader(&file);
-                    block_on(ArrowReaderMetadata::load_async(
-                        &mut r,
-                        ArrowReaderOptions::new(),
-                    ))?
-                    .map_err(|e| corrupt(&e.to_string()))
-                },
-                |panic| corrupt(&format!("corrupt metadata ({panic})")),
-            )?;
-            check_row_counts(&meta).map_err(|e| corrupt(&e))?;
-            stores.keep_footer(&file, &meta);
+            let meta = footer(&file, stores)?;
             files.push(ParquetFile { file, meta });
         }
         let schema = files[0].meta.schema().clone();
@@ -237,6 +214,35 @@ impl ParquetTable {
         ));
         Ok(ParquetTable { files, schema })
     }
+}
+
+/// The metadata of a file, from the footer cache of `stores` or read.
+fn footer(file: &FileRef, stores: &ObjectStores) -> Result<ArrowReaderMetadata> {
+    if let Some(meta) = stores.cached_footer(file) {
+        return Ok(meta);
+    }
+    let corrupt = |what: &str| {
+        QuarryError::Io(format!(
+            "cannot read Parquet file '{}': {what}",
+            file.display
+        ))
+    };
+    // The decoder of the footer's embedded Arrow schema panics on
+    // some corrupt input.
+    let meta = catch_panic(
+        || {
+            let mut r = reader(file);
+            block_on(ArrowReaderMetadata::load_async(
+                &mut r,
+                ArrowReaderOptions::new(),
+            ))?
+            .map_err(|e| corrupt(&e.to_string()))
+        },
+        |panic| corrupt(&format!("corrupt metadata ({panic})")),
+    )?;
+    check_row_counts(&meta).map_err(|e| corrupt(&e))?;
+    stores.keep_footer(file, &meta);
+    Ok(meta)
 }
 
 /// The footer's row counts, which `count(*)` and the planner trust: none
@@ -351,22 +357,90 @@ impl TableProvider for ParquetTable {
                 });
             }
         }
-        let remote = parts.iter().any(|p| p.file.local_path.is_none());
-        if remote && !sorted.is_empty() {
-            let ahead = ReadAhead::new(
-                parts
-                    .iter()
-                    .map(|p| (p.file.clone(), p.chunk_ranges()))
-                    .collect(),
-            );
-            for (i, p) in parts.iter_mut().enumerate() {
-                p.read_ahead = Some((ahead.clone(), i));
-            }
-        }
+        read_ahead(&mut parts);
         Ok(parts
             .into_iter()
             .map(|p| Arc::new(p) as Arc<dyn ScanPartition>)
             .collect())
+    }
+}
+
+/// For the row groups of a scan of remote files: a read-ahead over them.
+fn read_ahead(parts: &mut [RowGroupPartition]) {
+    let remote = parts.iter().any(|p| p.file.local_path.is_none());
+    if remote && parts.iter().any(|p| !p.columns.is_empty()) {
+        let ahead = ReadAhead::new(
+            parts
+                .iter()
+                .map(|p| (p.file.clone(), p.chunk_ranges()))
+                .collect(),
+        );
+        for (i, p) in parts.iter_mut().enumerate() {
+            p.read_ahead = Some((ahead.clone(), i));
+        }
+    }
+}
+
+/// A `RowGroupPartition` as data: the file's footer is read again (or
+/// found in the footer cache) when it is opened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RowGroupDescriptor {
+    file: FileDescriptor,
+    /// The file's place in its table (for messages).
+    file_index: usize,
+    row_group: usize,
+    columns: Vec<usize>,
+    reorder: Vec<usize>,
+    schema: SchemaRef,
+}
+
+/// The row groups of one scan, with a read-ahead when their files are
+/// remote.
+pub(super) fn open_row_groups(
+    descriptors: &[&RowGroupDescriptor],
+    stores: &ObjectStores,
+) -> Result<Vec<RowGroupPartition>> {
+    let mut parts = descriptors
+        .iter()
+        .map(|d| d.open(stores))
+        .collect::<Result<Vec<_>>>()?;
+    read_ahead(&mut parts);
+    Ok(parts)
+}
+
+impl RowGroupDescriptor {
+    fn open(&self, stores: &ObjectStores) -> Result<RowGroupPartition> {
+        let file = self.file.open(stores)?;
+        let meta = footer(&file, stores)?;
+        let bad = |what: String| {
+            QuarryError::Io(format!(
+                "cannot read row group {} of '{}': {what}",
+                self.row_group, file.display
+            ))
+        };
+        let row_groups = meta.metadata().num_row_groups();
+        if self.row_group >= row_groups {
+            return Err(bad(format!("the file has {row_groups} row groups")));
+        }
+        let roots = meta.parquet_schema().root_schema().get_fields().len();
+        if let Some(c) = self.columns.iter().find(|&&c| c >= roots) {
+            return Err(bad(format!("no column {c} among its {roots}")));
+        }
+        if self.reorder.len() != self.schema.fields().len()
+            || self.reorder.iter().any(|&r| r >= self.columns.len())
+        {
+            return Err(bad("its columns and their order do not agree".into()));
+        }
+        Ok(RowGroupPartition {
+            file,
+            meta,
+            file_index: self.file_index,
+            row_group: self.row_group,
+            columns: self.columns.clone(),
+            reorder: self.reorder.clone(),
+            schema: self.schema.clone(),
+            read_ahead: None,
+        })
     }
 }
 
@@ -460,7 +534,7 @@ fn column_vs_literal(e: &Expr) -> Option<(usize, BinaryOp, &datafusion_common::S
 const BATCH_ROWS: usize = 8192;
 
 #[derive(Debug)]
-struct RowGroupPartition {
+pub(super) struct RowGroupPartition {
     file: FileRef,
     meta: ArrowReaderMetadata,
     file_index: usize,
@@ -528,6 +602,19 @@ impl ScanPartition for RowGroupPartition {
         let result = self.read_late(filter, sink, &counter);
         fetched.fetch_add(counter.load(Ordering::Relaxed), Ordering::Relaxed);
         result.map(|()| true)
+    }
+
+    /// The read-ahead is not described: the scan opened from it has one
+    /// of its own (see `open_row_groups`).
+    fn describe(&self) -> Result<ScanDescriptor> {
+        Ok(ScanDescriptor::ParquetRowGroup(RowGroupDescriptor {
+            file: self.file.describe(),
+            file_index: self.file_index,
+            row_group: self.row_group,
+            columns: self.columns.clone(),
+            reorder: self.reorder.clone(),
+            schema: self.schema.clone(),
+        }))
     }
 }
 

@@ -9,7 +9,9 @@ use arrow::array::Int64Array;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use super::{ScanPartition, TableProvider, TableStats};
+use serde::{Deserialize, Serialize};
+
+use super::{ScanDescriptor, ScanPartition, TableProvider, TableStats};
 use crate::error::{QuarryError, Result};
 use crate::plan::Expr;
 
@@ -126,8 +128,8 @@ impl TableProvider for SeriesTable {
     }
 }
 
-#[derive(Debug)]
-struct SeriesPartition {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeriesPartition {
     /// The one column, or none (count(*)).
     schema: SchemaRef,
     first: i64,
@@ -158,6 +160,10 @@ impl ScanPartition for SeriesPartition {
             done += n;
         }
         Ok(())
+    }
+
+    fn describe(&self) -> Result<ScanDescriptor> {
+        Ok(ScanDescriptor::Series(self.clone()))
     }
 }
 

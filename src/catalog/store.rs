@@ -12,6 +12,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::remote::{remote_url, store_error, RemoteOptions};
@@ -30,6 +31,67 @@ pub struct FileRef {
     /// What tells this version of the file from another of the same size
     /// (an ETag or a modification time), for the footer cache.
     pub version: Option<String>,
+}
+
+/// A file as data, for a task graph sent to another process: what finds
+/// it again there. No store and no credentials: a remote file is reopened
+/// through the reader's own stores, with its own settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDescriptor {
+    /// As the user wrote it; for a remote file its URL, which names the
+    /// store (scheme, bucket or host).
+    pub location: String,
+    /// The object's path in its store.
+    pub path: String,
+    pub size: u64,
+    pub version: Option<String>,
+    /// The absolute path of a local file.
+    pub local_path: Option<std::path::PathBuf>,
+}
+
+impl FileRef {
+    pub fn describe(&self) -> FileDescriptor {
+        FileDescriptor {
+            location: self.display.clone(),
+            path: self.path.as_ref().to_string(),
+            size: self.size,
+            version: self.version.clone(),
+            local_path: self.local_path.clone(),
+        }
+    }
+}
+
+impl FileDescriptor {
+    /// The file, through `stores` for a remote one.
+    pub fn open(&self, stores: &ObjectStores) -> Result<FileRef> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            QuarryError::Io(format!("invalid path of '{}': {e}", self.location))
+        };
+        let (store, path) = match (&self.local_path, remote_url(&self.location)) {
+            (Some(local), _) => (
+                local_store(),
+                ObjectPath::from_absolute_path(local).map_err(|e| invalid(&e))?,
+            ),
+            (None, Some(url)) => (
+                stores.store_for(&url?)?,
+                ObjectPath::parse(&self.path).map_err(|e| invalid(&e))?,
+            ),
+            (None, None) => {
+                return Err(QuarryError::Io(format!(
+                    "'{}' is neither a local file with its path nor a remote URL",
+                    self.location
+                )))
+            }
+        };
+        Ok(FileRef {
+            store,
+            path,
+            display: self.location.clone(),
+            size: self.size,
+            local_path: self.local_path.clone(),
+            version: self.version.clone(),
+        })
+    }
 }
 
 /// A file's display path, size and version.
@@ -67,7 +129,7 @@ impl ObjectStores {
         self.options.read().ok()?.get(name)
     }
 
-    fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    pub(super) fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let key = url[..url::Position::BeforePath].to_lowercase();
         if let Some(s) = self.stores.lock().map_err(poisoned)?.get(&key) {
             return Ok(s.clone());

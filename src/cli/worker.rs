@@ -41,6 +41,9 @@ pub enum WorkerCommand {
         /// (the Dask plugin) takes the worker with it when it dies
         #[arg(long)]
         exit_on_stdin_eof: bool,
+        /// Print a line to stderr as each task starts and ends
+        #[arg(long)]
+        verbose: bool,
         #[command(flatten)]
         budget: Budget,
     },
@@ -58,7 +61,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    fn config(&self, threads: Option<usize>) -> Result<WorkerConfig> {
+    fn config(&self, threads: Option<usize>, verbose: bool) -> Result<WorkerConfig> {
         let mut config = SessionConfig::default();
         if let Some(n) = threads {
             config = config.with_threads(n);
@@ -73,6 +76,7 @@ impl Budget {
             threads: config.threads,
             memory_limit: config.memory_limit,
             temp_dir: config.temp_directory,
+            verbose,
         })
     }
 }
@@ -85,7 +89,7 @@ pub fn run(cmd: WorkerCommand) -> Result<()> {
             partition,
             budget,
         } => {
-            let worker = Worker::new(budget.config(None)?);
+            let worker = Worker::new(budget.config(None, false)?);
             let request = Request {
                 exchange: ExchangeDir::open(&exchange)?.root().to_path_buf(),
                 stage,
@@ -101,12 +105,13 @@ pub fn run(cmd: WorkerCommand) -> Result<()> {
             listen,
             threads,
             exit_on_stdin_eof,
+            verbose,
             budget,
         } => {
             if threads == Some(0) {
                 return Err(QuarryError::Config("--threads must be at least 1".into()));
             }
-            let worker = Arc::new(Worker::new(budget.config(threads)?));
+            let worker = Arc::new(Worker::new(budget.config(threads, verbose)?));
             let listener = TcpListener::bind(&listen)
                 .map_err(|e| QuarryError::Io(format!("cannot listen on {listen}: {e}")))?;
             let address = listener

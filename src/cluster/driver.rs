@@ -60,6 +60,7 @@ impl ClusterStats {
             bytes_fetched: m.iter().map(|t| t.bytes_fetched).sum(),
             spilled_bytes: m.iter().map(|t| t.spilled_bytes).sum(),
             elapsed: self.elapsed,
+            retries: self.retries,
             ..Default::default()
         }
     }

@@ -59,6 +59,8 @@ pub struct WorkerConfig {
     pub threads: usize,
     pub memory_limit: usize,
     pub temp_dir: PathBuf,
+    /// Print a line to stderr as each task starts and ends.
+    pub verbose: bool,
 }
 
 /// A worker's state across tasks: its memory budget, its object stores,
@@ -108,6 +110,30 @@ impl Worker {
     /// Runs one task of the graph in `request.exchange` and leaves its
     /// output and manifest there.
     pub fn run(&self, request: &Request, cancel: Arc<AtomicBool>) -> Result<TaskManifest> {
+        let task = format!(
+            "task {}.{} of {}",
+            request.stage,
+            request.partition,
+            request.exchange.display()
+        );
+        if self.config.verbose {
+            eprintln!("quarry worker: {task} started");
+        }
+        let result = self.run_quietly(request, cancel);
+        if self.config.verbose {
+            match &result {
+                Ok(m) => eprintln!(
+                    "quarry worker: {task} done in {} ms, {} rows in",
+                    m.micros / 1000,
+                    m.rows_in
+                ),
+                Err(e) => eprintln!("quarry worker: {task} failed: {e}"),
+            }
+        }
+        result
+    }
+
+    fn run_quietly(&self, request: &Request, cancel: Arc<AtomicBool>) -> Result<TaskManifest> {
         let exchange = ExchangeDir::open(&request.exchange)?;
         let graph = self.graph(&exchange)?;
         run_in(

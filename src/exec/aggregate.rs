@@ -17,6 +17,7 @@ use arrow::datatypes::{
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion_common::ScalarValue;
+use serde::{Deserialize, Serialize};
 
 use super::expr::{cast_checked, evaluate_array};
 use super::group_keys::GroupKeys;
@@ -30,7 +31,7 @@ use crate::runtime::spill::SpillFile;
 
 mod more;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AggMode {
     Partial,
     Final,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
 
 pub use lower::{lower, lower_within};
 
@@ -98,7 +99,7 @@ impl fmt::Debug for Source {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Sink {
     /// Hash-repartition rows by `keys` into `partitions` partitions.
     Hash {
@@ -126,11 +127,14 @@ impl Sink {
 }
 
 /// The description of an operator; each task instantiates its own.
-#[derive(Debug, Clone)]
+/// What the tasks of a run learn as they go (`stats`, `skip_hint`) is not
+/// part of it on the wire (see `wire`): each process learns its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum OpSpec {
     Filter {
         predicate: Expr,
         /// What the stage's tasks measured of each conjunct (their order).
+        #[serde(skip, default)]
         stats: Arc<ConjunctStats>,
     },
     Project {
@@ -146,6 +150,7 @@ pub enum OpSpec {
         arg_types: Vec<DataType>,
         /// Set by the first Partial task that finds its groups hardly fewer
         /// than its rows: the stage's other tasks then skip aggregating.
+        #[serde(skip, default)]
         skip_hint: Arc<std::sync::atomic::AtomicBool>,
     },
     Sort {

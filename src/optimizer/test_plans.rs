@@ -54,6 +54,11 @@ impl crate::catalog::ScanPartition for Unread {
             "a test table is never read",
         ))
     }
+    fn describe(&self) -> crate::error::Result<crate::catalog::ScanDescriptor> {
+        Err(crate::error::QuarryError::exec(
+            "a test table is never sent elsewhere",
+        ))
+    }
 }
 
 impl crate::catalog::TableProvider for StatsOnly {

@@ -5,10 +5,11 @@ use std::fmt;
 
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion_common::ScalarValue;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BinaryOp {
     Plus,
     Minus,
@@ -82,7 +83,7 @@ impl BinaryOp {
 }
 
 /// Scalar functions with a fixed meaning; the binder checks their arguments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ScalarFunc {
     /// extract(part from date | timestamp) → BIGINT (DOUBLE for epoch)
     Extract(DatePart),
@@ -171,7 +172,7 @@ pub enum ScalarFunc {
     Row,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TrimSide {
     Both,
     Leading,
@@ -240,7 +241,7 @@ impl ScalarFunc {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DatePart {
     Millennium,
     Century,
@@ -316,10 +317,10 @@ impl DatePart {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Expr {
     Column(usize),
-    Literal(ScalarValue),
+    Literal(#[serde(with = "super::arrow_serde::scalar")] ScalarValue),
     Binary {
         op: BinaryOp,
         left: Box<Expr>,
@@ -704,7 +705,7 @@ pub fn arithmetic_result_type(op: BinaryOp, l: &DataType, r: &DataType) -> DataT
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AggFunc {
     Count,
     CountStar,
@@ -738,7 +739,7 @@ pub enum AggFunc {
 
 /// The constant argument of an aggregate after its column. Kept beside the
 /// `AggFunc` rather than in it, so that the function stays `Copy`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AggParam {
     /// string_agg's separator; None: a NULL separator, whose result is NULL
     /// (as in DuckDB)
@@ -759,7 +760,7 @@ impl fmt::Display for AggParam {
 
 /// The fraction `q` of quantile_cont / quantile_disc, in [-1, 1] (a
 /// negative one counts from the top, as DuckDB's does).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Quantile {
     /// A decimal literal, q = unscaled / 10^scale: quantile_disc picks its
     /// value by exact arithmetic then, as DuckDB does (0.3 of 10 values is
@@ -817,7 +818,7 @@ impl AggFunc {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AggregateExpr {
     pub func: AggFunc,
     /// None only for count(*).
@@ -864,7 +865,7 @@ pub fn aggregate_result_type(func: AggFunc, arg: &DataType) -> DataType {
 }
 
 /// How a join combines its left (probe) and right (build) inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JoinKind {
     Inner,
     Left,
@@ -886,7 +887,7 @@ pub enum JoinKind {
     Mark,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SortKey {
     pub expr: Expr,
     pub asc: bool,

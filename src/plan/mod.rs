@@ -1,6 +1,7 @@
 //! The logical plan: a small enum of relational operators with a schema on
 //! every node, and the typed expressions they carry.
 
+pub mod arrow_serde;
 mod display;
 pub mod expr;
 pub mod logical;

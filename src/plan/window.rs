@@ -5,11 +5,12 @@
 use std::fmt;
 
 use arrow::datatypes::{DataType, Schema};
+use serde::{Deserialize, Serialize};
 
 use super::expr::{aggregate_result_type, AggFunc, Expr, SortKey};
 use crate::error::Result;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WindowFunc {
     RowNumber,
     Rank,
@@ -109,7 +110,7 @@ impl WindowFunc {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FrameUnits {
     Rows,
     /// Peers (rows with equal ORDER BY keys) count as one position.
@@ -119,7 +120,7 @@ pub enum FrameUnits {
     Groups,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FrameBound {
     UnboundedPreceding,
     /// ROWS: this many rows before the current row (GROUPS: peer groups).
@@ -138,7 +139,7 @@ pub enum FrameBound {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowFrame {
     pub units: FrameUnits,
     pub start: FrameBound,
@@ -182,7 +183,7 @@ impl WindowFrame {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowExpr {
     pub func: WindowFunc,
     pub args: Vec<Expr>,

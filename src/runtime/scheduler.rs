@@ -72,6 +72,8 @@ pub struct RunStats {
     /// Times a worker held back a ready task because memory use was past
     /// the pause threshold.
     pub pauses: usize,
+    /// Tasks run again because the cluster worker running them was lost.
+    pub retries: usize,
 }
 
 struct State {
