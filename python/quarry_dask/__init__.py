@@ -9,7 +9,8 @@ This package submits that graph to a Dask scheduler:
 - `graph`: the stage list quarry writes (`stages.json`) turned into a Dask
   graph, one key per task and one barrier key per stage;
 - `submit`: connects to the scheduler, submits one query, reports progress
-  on stdout (`python -m quarry_dask run ...`, see `__main__`).
+  on stdout (`python -m quarry_dask run ...`, see `__main__`);
+- `byvalue`: how the code the workers run reaches them.
 
 The quarry binary starts this itself (it carries these files and puts them
 on PYTHONPATH); only dask[distributed] has to be installed, on the driver

@@ -37,10 +37,6 @@ def main(argv=None):
         print(f"ok dask {dask.__version__} distributed {distributed.__version__}", flush=True)
         return 0
 
-    import logging
-
-    # The client's own log lines would only repeat what the error says.
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     from .graph import StagesError
     from .submit import Failure, run as run_query
 

@@ -18,6 +18,7 @@ import time
 import uuid
 
 from . import STAGES_VERSION
+from .byvalue import Function
 
 
 class StagesError(ValueError):
@@ -75,10 +76,11 @@ def build_graph(stages, exchange, plugin_name, name, run=None, barrier=None):
     """The Dask graph of `stages`: (graph, every key, the last barrier key).
 
     `name` prefixes every key (unique per query); `run` and `barrier` are
-    the task functions (those below unless a test gives others).
+    the task functions (those below, sent by value, unless a test gives
+    others).
     """
-    run = run or run_task
-    barrier = barrier or stage_barrier
+    run = run or Function(run_task)
+    barrier = barrier or Function(stage_barrier)
     dsk = {}
     all_keys = []
     for s in stages:
@@ -95,8 +97,8 @@ def build_graph(stages, exchange, plugin_name, name, run=None, barrier=None):
 
 # ------------------------------------------------------------ on the workers
 #
-# These run on the Dask workers (sent by value: the workers need not have
-# this package).
+# These run on the Dask workers (sent by value, see byvalue: the workers
+# need not have this package).
 
 
 def stage_barrier(stage, summaries):
@@ -120,7 +122,6 @@ def run_task(plugin_name, exchange, stage, partition, *_barriers):
         if time.monotonic() > deadline:
             raise RuntimeError(f"Dask worker {worker.address} has no plugin {plugin_name}")
         time.sleep(0.05)
-    note_run(exchange, stage, partition)
     # Dask runs a finished task again when the worker that held its summary
     # is lost and a consumer still needs it; its output is on the shared
     # disk already, and the manifest is only ever put in place whole, so
@@ -132,6 +133,7 @@ def run_task(plugin_name, exchange, stage, partition, *_barriers):
                 return summary(json.load(f), reused=True)
         except (OSError, ValueError):
             pass  # run it again, which replaces the manifest
+    note_run(exchange, stage, partition)
     key = thread_state.key
 
     def cancelled():
@@ -146,8 +148,9 @@ def manifest_path(exchange, stage, partition):
     return os.path.join(exchange, f"s{stage}", f"t{partition}.json")
 
 
-#: Where each run of a task leaves an empty file: more files than tasks
-#: means Dask ran some again (a worker was lost).
+#: Where each run of a task (not a reuse of its manifest) leaves an empty
+#: file: more files than tasks means Dask ran some again (a worker died
+#: while running them).
 RUNS_DIR = "dask-runs"
 
 

@@ -23,6 +23,7 @@ import threading
 import time
 
 from . import LISTENING, PROTOCOL
+from .byvalue import WorkerPlugin
 
 
 class QuarryTaskFailed(Exception):
@@ -92,10 +93,6 @@ def _drain(stream):
         pass
 
 
-try:
-    from distributed.diagnostics.plugin import WorkerPlugin
-except ImportError:  # the graph can be built and tested without dask
-    WorkerPlugin = object
 
 
 class QuarryServer(WorkerPlugin):

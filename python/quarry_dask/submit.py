@@ -2,7 +2,7 @@
 
 Stdout, one line each (quarry reads it):
     done STAGE PARTITION ROWS_IN BYTES_FETCHED   a task finished
-    ok RUNS                                      all finished; RUNS tasks ran
+    ok RUNS                                      all finished, after RUNS runs of tasks
 Any failure: `error: MESSAGE` last on stderr, exit status 1.
 
 Cancel: quarry closes this process's stdin (Ctrl-C), or dies. Then the
@@ -24,11 +24,15 @@ import threading
 import time
 import uuid
 
-from . import graph
+from . import byvalue, graph
+from .byvalue import Function, Plugin
 from .server import QuarryServer, QuarryTaskFailed
 
 #: Seconds to wait for the scheduler to answer.
 CONNECT_TIMEOUT = 10
+
+#: Seconds to wait for a first worker, when the cluster has none.
+WORKER_WAIT = 10
 
 #: Seconds to wait, on cancel, for the running tasks to stop.
 CANCEL_WAIT = 10.0
@@ -39,7 +43,14 @@ class Failure(Exception):
 
 
 def connect(scheduler):
+    import logging
+
     from distributed import Client
+
+    # The client's log lines (a worker lost, a key gathered again) tell
+    # what Dask does about it, or repeat the error this prints: not for
+    # quarry's user. (After the import: it sets up Dask's logging.)
+    logging.disable(logging.WARNING)
 
     address = scheduler if "://" in scheduler else f"tcp://{scheduler}"
     try:
@@ -48,6 +59,17 @@ def connect(scheduler):
         )
     except (OSError, TimeoutError) as e:
         raise Failure(f"cannot reach the Dask scheduler at {address}: {e}") from None
+
+
+def wait_for_workers(client, scheduler):
+    """A scheduler without workers would hold the query for ever."""
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT)
+    except TimeoutError:
+        raise Failure(
+            f"the Dask scheduler at {scheduler} has no workers "
+            f"(none joined in {WORKER_WAIT} s: start some with `dask worker`)"
+        ) from None
 
 
 def plugin_name(program, memory_limit):
@@ -60,7 +82,7 @@ def ensure_plugin(client, program, memory_limit):
     program and limit: the workers keep it, and new workers get it)."""
     name = plugin_name(program, memory_limit)
     try:
-        client.register_plugin(QuarryServer(program, memory_limit), name=name)
+        client.register_plugin(Plugin(QuarryServer(program, memory_limit)), name=name)
     except Exception as e:
         # Unregistered, so that the next query tries again (and says why).
         try:
@@ -86,7 +108,7 @@ def cancel(client, futures, prefix):
         client.cancel(futures)
         deadline = time.monotonic() + CANCEL_WAIT
         while time.monotonic() < deadline:
-            running = client.run(_executing, prefix=prefix, on_error="return")
+            running = client.run(Function(_executing), prefix=prefix, on_error="return")
             if not any(isinstance(v, list) and v for v in running.values()):
                 return
             time.sleep(0.1)
@@ -97,19 +119,15 @@ def cancel(client, futures, prefix):
 def run(scheduler, exchange, program, memory_limit=None, stdin=None, out=None):
     """Runs the query in `exchange`, reporting on `out` (stdout); returns
     the exit status. End of file on `stdin` cancels the query."""
-    import cloudpickle
-
-    import quarry_dask
-
-    # The workers do not have this package: send its code with the tasks.
-    cloudpickle.register_pickle_by_value(quarry_dask)
-
+    # The workers do not have this package: its code goes with the tasks.
+    byvalue.register()
     out = out or sys.stdout
     exchange = os.path.abspath(exchange)
     stages = graph.read_stages(os.path.join(exchange, "stages.json"))
     os.makedirs(os.path.join(exchange, graph.RUNS_DIR), exist_ok=True)
     client = connect(scheduler)
     try:
+        wait_for_workers(client, scheduler)
         name = ensure_plugin(client, program, memory_limit)
         prefix = f"quarry-query-{uuid.uuid4().hex[:12]}"
         dsk, keys, last = graph.build_graph(stages, exchange, name, prefix)
@@ -125,11 +143,10 @@ def _submit(client, dsk, keys, prefix, stdin, out):
     """Submits the graph and reports each task as it finishes."""
     from distributed import as_completed
 
-    # Every key is asked for, barriers too: Dask's cancel of a task
-    # cancels its dependents, and fails on one that no client wants.
+    # Every key is asked for, barriers too, and a cancel names only the
+    # keys not yet finished (and released): Dask's scheduler fails on a
+    # cancel that reaches a key no client wants.
     futures = client.get(dsk, keys, sync=False)
-    # The futures not yet finished (and released): what a cancel cancels
-    # (Dask's scheduler does not take a cancel of keys nobody wants).
     pending = set(futures)
     lock = threading.Lock()
 

@@ -5,7 +5,7 @@ runs on a local Dask cluster against fake_quarry.py (a stand-in for
 the end-to-end runs with the real quarry.
 """
 
-import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -77,7 +77,8 @@ class StageListTest(unittest.TestCase):
 class GraphShapeTest(unittest.TestCase):
     def test_a_key_per_task_and_a_barrier_per_stage(self):
         stages = graph.parse_stages(STAGES)
-        dsk, keys, last = graph.build_graph(stages, "/x", "plugin", "q")
+        run, barrier = graph.run_task, graph.stage_barrier
+        dsk, keys, last = graph.build_graph(stages, "/x", "plugin", "q", run, barrier)
         self.assertEqual(len(keys), 8 + 4)
         self.assertEqual(set(keys), set(dsk))
         self.assertEqual(last, "q-b3")
@@ -91,6 +92,14 @@ class GraphShapeTest(unittest.TestCase):
         edges = sum(len(v[2]) for k, v in dsk.items() if isinstance(k, str))
         edges += sum(len(v) - 5 for k, v in dsk.items() if isinstance(k, tuple))
         self.assertEqual(edges, 8 + (2 + 2 + 2))
+
+    def test_the_task_functions_go_by_value(self):
+        dsk, _, _ = graph.build_graph(graph.parse_stages(STAGES), "/x", "p", "q")
+        run, barrier = dsk[("q-s0", 0)][0], dsk["q-b0"][0]
+        self.assertIs(run.fn, graph.run_task)
+        self.assertIs(barrier.fn, graph.stage_barrier)
+        # one wrapper per function: pickled once per graph
+        self.assertIs(dsk[("q-s3", 0)][0], run)
 
     def test_no_stages_no_graph(self):
         self.assertEqual(graph.build_graph([], "/x", "p", "q"), ({}, [], None))
@@ -117,6 +126,54 @@ class GraphShapeTest(unittest.TestCase):
         self.assertNotIn("--memory-limit", server.server_args("q", 1, None, "/t"))
 
 
+def load_elsewhere(data, code):
+    """Unpickles `data` in a Python that cannot import quarry_dask (as on a
+    Dask worker) and prints `code` evaluated on it (`x`)."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"import pickle, sys; x = pickle.loads(sys.stdin.buffer.read()); print({code})"],
+        input=data,
+        capture_output=True,
+        cwd=tempfile.gettempdir(),
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    if out.returncode != 0:
+        raise AssertionError(out.stderr.decode())
+    return out.stdout.decode().strip()
+
+
+class ByValueTest(unittest.TestCase):
+    """What the workers run reaches a Python without this package."""
+
+    def test_plain_pickle_of_a_task_function_carries_its_code(self):
+        import pickle
+
+        from quarry_dask import byvalue
+
+        data = pickle.dumps(byvalue.Function(graph.stage_barrier))
+        self.assertEqual(load_elsewhere(data, "x(4, [1, 2])"), "{'stage': 4, 'tasks': 2}")
+        # the package itself is not importable there
+        with self.assertRaises(AssertionError) as e:
+            load_elsewhere(pickle.dumps(graph.stage_barrier), "x")
+        self.assertIn("No module named 'quarry_dask'", str(e.exception))
+
+    @unittest.skipUnless(
+        importlib.util.find_spec("distributed"), "needs dask[distributed] (python/requirements.txt)"
+    )
+    def test_plain_pickle_of_the_plugin_carries_its_class(self):
+        import pickle
+
+        from quarry_dask import byvalue
+
+        plugin = byvalue.Plugin(server.QuarryServer("/bin/quarry", "2GB"))
+        self.assertTrue(plugin.idempotent)
+        got = load_elsewhere(
+            pickle.dumps(plugin),
+            "(type(x).__name__, x.program, x.memory_limit, "
+            "isinstance(x, __import__('distributed').WorkerPlugin))",
+        )
+        self.assertEqual(got, "('QuarryServer', '/bin/quarry', '2GB', True)")
+
+
 def dask_available():
     try:
         import distributed  # noqa: F401
@@ -131,18 +188,39 @@ class OnDaskTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
-        cls.cluster = LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        # In a process of its own, without this package on its path (as
+        # on a real cluster); it ends when its stdin does.
+        cls.dir = tempfile.mkdtemp(prefix="quarry-dask-cluster-")
+        address_file = os.path.join(cls.dir, "address")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        cls.cluster = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "local_cluster.py"), "serve", address_file,
+             "--exit-on-stdin-eof"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=cls.dir,
         )
-        cls.address = cls.cluster.scheduler_address.removeprefix("tcp://")
-        cls.client = Client(cls.cluster)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(address_file):
+            if cls.cluster.poll() is not None or time.monotonic() > deadline:
+                cls.tearDownClass()
+                raise RuntimeError("the local Dask cluster did not start")
+            time.sleep(0.05)
+        with open(address_file) as f:
+            cls.address = f.read().strip()
+        cls.client = Client(cls.address)
 
     @classmethod
     def tearDownClass(cls):
-        cls.client.close()
-        cls.cluster.close()
+        if getattr(cls, "client", None):
+            cls.client.close()
+        cls.cluster.stdin.close()
+        try:
+            cls.cluster.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            cls.cluster.kill()
+            cls.cluster.wait()
+        subprocess.run(["rm", "-rf", cls.dir])
 
     def exchange(self, behaviour=None):
         d = tempfile.mkdtemp(prefix="quarry-dask-test-")
