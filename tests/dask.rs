@@ -1,19 +1,24 @@
 //! Dask: queries run on a Dask cluster (`SET cluster = 'dask://HOST:PORT'`)
 //! give the answers of a local run. The test starts the cluster itself:
 //! a `LocalCluster` of 2 worker processes with a thread each
-//! (`tests/dask/local_cluster.py`, under `tests/remote/supervise.py`, which
+//! (`python/tests/local_cluster.py`, under `tests/remote/supervise.py`, which
 //! ends it when the test process ends, however it ends).
 //!
 //! - `python/tests` (the quarry_dask package on its own, against a stand-in
 //!   for `quarry worker serve`): the graph's shape, barriers ordering the
 //!   stages, a failed task, a cancel, a killed worker.
 //! - All 22 TPC-H queries at SF 0.01 against `tests/tpch_answers/sf0.01`.
-//! - A Dask worker killed (SIGKILL) mid-query: the answer is still right,
-//!   the quarry worker beside it is gone with it, and the nanny's new
-//!   worker gets a quarry of its own.
-//! - A query cancelled mid-way: `query cancelled`, no exchange files left,
-//!   the next query runs. A scheduler where nothing listens: a clear error
-//!   at `SET`, and the session goes on.
+//! - A Dask worker killed (SIGKILL) while its quarry runs a task: Dask
+//!   runs the task again, the answer is still right, the quarry worker
+//!   beside it is gone with it, and the nanny's new worker gets a quarry
+//!   of its own (TPC-H Q9 on it).
+//! - A task that fails: the query fails with the error of a local run.
+//! - A query cancelled while both quarries run its tasks: `query
+//!   cancelled` at once, the quarries stop, no exchange files are left,
+//!   and the next query runs.
+//! - Errors: a scheduler where nothing listens (at `SET`, and the session
+//!   goes on), a quarry the Dask workers cannot start.
+//! - The binary: `quarry --cluster dask://…` answers as a local run.
 //!
 //! Run it with `cargo test --release --test dask` (`-- --nocapture` shows
 //! the timings). It installs, on first use, a virtual environment at
@@ -122,7 +127,7 @@ impl Cluster {
         let mut child = Command::new(&python)
             .arg(repo("tests/remote/supervise.py"))
             .arg(&python)
-            .arg(repo("tests/dask/local_cluster.py"))
+            .arg(repo("python/tests/local_cluster.py"))
             .arg("serve")
             .arg(&address_file)
             .stdin(Stdio::piped())
@@ -161,7 +166,7 @@ impl Cluster {
     fn workers(&self) -> Vec<(u32, Vec<u32>)> {
         let out = run_ok(
             Command::new(&self.python)
-                .arg(repo("tests/dask/local_cluster.py"))
+                .arg(repo("python/tests/local_cluster.py"))
                 .args(["info", &self.address]),
         )
         .expect("local_cluster.py info");
@@ -197,7 +202,9 @@ fn cluster(test: &str) -> Option<(&'static Cluster, MutexGuard<'static, ()>)> {
 
 // ------------------------------------------------------------------ data
 
-/// TPC-H SF 0.01, generated once into `<target>/tmp/dask-tpch-sf0.01`.
+/// TPC-H SF 0.01, generated once into `<target>/tmp/dask-tpch-sf0.01`,
+/// each scaled table in 3 row groups: scans of several tasks, spread over
+/// both workers.
 fn tpch_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -206,7 +213,12 @@ fn tpch_dir() -> &'static Path {
             .iter()
             .all(|t| dir.join(format!("{t}.parquet")).is_file())
         {
-            quarry::tpch::generate(SF, &dir).expect("generate TPC-H SF 0.01");
+            let options = quarry::tpch::GenerateOptions {
+                parts: Some(3),
+                ..Default::default()
+            };
+            quarry::tpch::generate_with(SF, &dir, &options, &|_| {})
+                .expect("generate TPC-H SF 0.01");
         }
         dir
     })
@@ -249,6 +261,29 @@ fn leftovers(exchange: &Path) -> Vec<String> {
 
 fn actual_dir() -> PathBuf {
     tmp().join("dask-actual")
+}
+
+/// A query of 3 scan tasks of about a second per million rows each, and
+/// one that adds up: `rows` and `300 * rows`.
+fn heavy_query(rows: u64) -> String {
+    format!(
+        "SELECT count(*) AS n, sum(length(lpad(CAST(i AS VARCHAR), 300, '*'))) AS chars \
+         FROM range(0, {rows}) r(i)"
+    )
+}
+
+/// The CPU time process `pid` has used, in clock ticks (0 when gone).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // after the name in parentheses: state is field 3, utime 14, stime 15
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
 }
 
 /// Whether process `pid` runs (a zombie nobody has reaped does not).
@@ -350,31 +385,53 @@ fn a_worker_killed_mid_query_the_answer_is_still_right() {
     assert!(workers.iter().all(|(_, q)| q.len() == 1), "{workers:?}");
     let (victim, victim_quarry) = (workers[0].0, workers[0].1[0]);
 
-    // SIGKILL one worker when the first task is done
-    let killed_at = Arc::new(Mutex::new(None));
-    let k = killed_at.clone();
-    let fired = AtomicBool::new(false);
+    // A query of 3 tasks of about a second each (then one that adds up),
+    // whose answer is known: the victim is certainly running one when a
+    // watcher sees its quarry use CPU, and is SIGKILLed then.
+    let sql = heavy_query(3_000_000);
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
     session.set_progress(Some(Arc::new(move |p: &Progress| {
-        if !fired.swap(true, Ordering::Relaxed) {
-            let status = Command::new("kill")
-                .args(["-KILL", &victim.to_string()])
-                .status()
-                .expect("run kill");
-            assert!(status.success(), "kill -KILL {victim}");
-            *k.lock().unwrap() = Some((p.tasks_done, p.tasks_total));
-        }
+        d.store(p.tasks_done, Ordering::Relaxed);
     })));
+    let finished = Arc::new(AtomicBool::new(false));
+    let f = finished.clone();
+    let d = done.clone();
+    let killer = std::thread::spawn(move || {
+        let mut last = cpu_ticks(victim_quarry);
+        while !f.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = cpu_ticks(victim_quarry);
+            if now > last {
+                let status = Command::new("kill")
+                    .args(["-KILL", &victim.to_string()])
+                    .status()
+                    .expect("run kill");
+                assert!(status.success(), "kill -KILL {victim}");
+                return Some(d.load(Ordering::Relaxed));
+            }
+            last = now;
+        }
+        None
+    });
     let started = Instant::now();
-    check_tpch_query(&session, 9, &actual_dir(), "killed-").unwrap();
+    let result = session.sql(&sql);
+    finished.store(true, Ordering::Relaxed);
+    let done_at_kill = killer.join().unwrap().expect("the victim never ran a task");
+    let result = result.unwrap();
     println!(
-        "q09 with a worker killed: {:.1} s",
-        started.elapsed().as_secs_f64()
+        "a worker killed after {done_at_kill} of 4 tasks: {:.1} s, {} ran again",
+        started.elapsed().as_secs_f64(),
+        session.last_run_stats().map_or(0, |s| s.retries)
     );
-    let (done, total) = killed_at.lock().unwrap().expect("the worker was killed");
-    assert!(
-        done < total,
-        "killed after the last task ({done} of {total})"
-    );
+    let table = arrow::util::pretty::pretty_format_batches(&result.batches)
+        .unwrap()
+        .to_string();
+    assert!(table.contains("| 3000000 | 900000000 |"), "{table}");
+    assert!(done_at_kill < 3, "killed after the tasks ran");
+    // Dask ran again the task the worker was running
+    let retries = session.last_run_stats().map_or(0, |s| s.retries);
+    assert!(retries >= 1, "no task ran again");
     assert_eq!(leftovers(&exchange), Vec::<String>::new());
 
     // its quarry went with it
@@ -405,22 +462,57 @@ fn a_worker_killed_mid_query_the_answer_is_still_right() {
 }
 
 #[test]
-fn a_cancelled_query_leaves_nothing_and_the_session_goes_on() {
+fn a_cancelled_query_stops_its_tasks_leaves_nothing_and_the_session_goes_on() {
     let Some((cluster, _turn)) = cluster("a_cancelled_query") else {
         return;
     };
     let exchange = tmp().join("dask-exchange-cancel");
     let session = dask_session(cluster, &exchange);
+    session.sql("SELECT count(*) FROM nation").unwrap();
+    let quarries: Vec<u32> = cluster.workers().into_iter().flat_map(|w| w.1).collect();
+    assert_eq!(quarries.len(), 2);
+    // tasks of some 3 s each: cancelled (Ctrl-C) once both quarries run one
     let cancel = session.cancel_flag();
-    session.set_progress(Some(Arc::new(move |_: &Progress| {
-        cancel.store(true, Ordering::Relaxed);
-    })));
-    let started = Instant::now();
-    let err = session.sql(quarry::tpch::query(18).unwrap()).unwrap_err();
+    let cancelled_at = Arc::new(Mutex::new(None));
+    let at = cancelled_at.clone();
+    let q = quarries.clone();
+    let watcher = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last: Vec<u64> = q.iter().map(|&p| cpu_ticks(p)).collect();
+        let mut busy = vec![false; q.len()];
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            for (i, &p) in q.iter().enumerate() {
+                let now = cpu_ticks(p);
+                busy[i] |= now > last[i];
+                last[i] = now;
+            }
+            if busy.iter().all(|&b| b) {
+                cancel.store(true, Ordering::Relaxed);
+                *at.lock().unwrap() = Some(Instant::now());
+                return;
+            }
+        }
+    });
+    let err = session.sql(&heavy_query(9_000_000)).unwrap_err();
+    watcher.join().unwrap();
+    let cancelled_at = cancelled_at
+        .lock()
+        .unwrap()
+        .expect("both quarries ran a task");
     assert!(matches!(err, QuarryError::Cancelled), "{err}");
-    println!("q18 cancelled: {:.1} s", started.elapsed().as_secs_f64());
+    let took = cancelled_at.elapsed();
+    println!(
+        "cancelled: the query returned in {:.2} s",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(2), "the cancel took {took:?}");
+    // the quarries stopped their tasks (which had seconds to go)
+    let before: Vec<u64> = quarries.iter().map(|&p| cpu_ticks(p)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let after: Vec<u64> = quarries.iter().map(|&p| cpu_ticks(p)).collect();
+    assert_eq!(before, after, "a quarry still works on the cancelled query");
     assert_eq!(leftovers(&exchange), Vec::<String>::new());
-    session.set_progress(None);
     check_tpch_query(&session, 6, &actual_dir(), "after-cancel-").unwrap();
 }
 
@@ -452,6 +544,49 @@ fn a_scheduler_where_nothing_listens_is_a_clear_error() {
         .downcast_ref::<arrow::array::Int64Array>()
         .map(|a| a.value(0));
     assert_eq!(answer, Some(42));
+}
+
+#[test]
+fn a_task_that_fails_fails_the_query_with_its_error() {
+    let Some((cluster, _turn)) = cluster("a_task_that_fails") else {
+        return;
+    };
+    let sql = "SELECT i / (i - i) FROM range(0, 10) r(i)";
+    let local = Session::new(SessionConfig::default())
+        .unwrap()
+        .sql(sql)
+        .unwrap_err()
+        .to_string();
+    let exchange = tmp().join("dask-exchange-fail");
+    let session = dask_session(cluster, &exchange);
+    let err = session.sql(sql).unwrap_err().to_string();
+    assert_eq!(err, local);
+    assert_eq!(leftovers(&exchange), Vec::<String>::new());
+    // and the session goes on, on the cluster
+    check_tpch_query(&session, 1, &actual_dir(), "after-failure-").unwrap();
+}
+
+#[test]
+fn a_quarry_the_workers_cannot_start_is_a_clear_error() {
+    let Some((cluster, _turn)) = cluster("a_quarry_the_workers_cannot_start") else {
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["--cluster", &format!("dask://{}", cluster.address)])
+        .args(["-c", "SELECT count(*) FROM range(0, 10) r(i)"])
+        .env("QUARRY_WORKER_PROGRAM", "/nonexistent/quarry")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "Error: quarry did not start on the Dask workers: cannot start \
+             '/nonexistent/quarry worker serve' beside Dask worker tcp://127.0.0.1:"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("QUARRY_WORKER_PROGRAM"), "{stderr}");
 }
 
 #[test]

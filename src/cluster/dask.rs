@@ -45,6 +45,10 @@ const PACKAGE: &[(&str, &str)] = &[
         include_str!("../../python/quarry_dask/__main__.py"),
     ),
     (
+        "quarry_dask/byvalue.py",
+        include_str!("../../python/quarry_dask/byvalue.py"),
+    ),
+    (
         "quarry_dask/graph.py",
         include_str!("../../python/quarry_dask/graph.py"),
     ),
@@ -212,8 +216,10 @@ impl Dask {
             eprint!("{stderr}");
         }
         let retries = runs.saturating_sub(total);
-        if retries > 0 {
-            eprintln!("quarry: Dask ran {retries} tasks again (a worker was lost)");
+        match retries {
+            0 => {}
+            1 => eprintln!("quarry: Dask ran a task again (a worker was lost)"),
+            n => eprintln!("quarry: Dask ran {n} tasks again (a worker was lost)"),
         }
         let manifests = done
             .iter()
@@ -508,15 +514,23 @@ mod tests {
     }
 
     #[test]
-    fn the_package_is_written_and_removed() {
+    fn the_package_is_written_whole_and_removed() {
         let dir = PackageDir::write().unwrap();
         let path = dir.0.clone();
-        let main = std::fs::read_to_string(path.join("quarry_dask/__main__.py")).unwrap();
-        assert!(main.contains("def main("));
-        assert_eq!(
-            std::fs::read_dir(path.join("quarry_dask")).unwrap().count(),
-            5
-        );
+        // every file of python/quarry_dask, as it is there (a file added
+        // there and not to PACKAGE would be missing on the path)
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/quarry_dask");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&source).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name.ends_with(".py") {
+                let written = std::fs::read_to_string(path.join("quarry_dask").join(&name));
+                let there = std::fs::read_to_string(source.join(&name)).unwrap();
+                assert_eq!(written.ok().as_deref(), Some(there.as_str()), "{name}");
+                files += 1;
+            }
+        }
+        assert_eq!(files, PACKAGE.len());
         drop(dir);
         assert!(!path.exists());
     }
