@@ -108,7 +108,10 @@ fn all_22_tpch_queries_on_three_workers_match_the_answers() {
     for n in 1..=22 {
         let started = Instant::now();
         match check_tpch_query(&session, n, &actual_dir(), "cluster-") {
-            Ok(()) => println!("q{n:02}: ok ({:.0} ms)", started.elapsed().as_secs_f64() * 1e3),
+            Ok(()) => println!(
+                "q{n:02}: ok ({:.0} ms)",
+                started.elapsed().as_secs_f64() * 1e3
+            ),
             Err(e) => failures.push(format!("q{n:02}: {e}")),
         }
         let stats = session.last_run_stats().unwrap();
@@ -199,7 +202,10 @@ fn one_shot_worker_runs_compute_a_graph_task_by_task() {
                 .args(["--partition", &partition.to_string()]),
         )
         .unwrap();
-        assert!(manifest.contains(&format!("\"stage\":{stage}")), "{manifest}");
+        assert!(
+            manifest.contains(&format!("\"stage\":{stage}")),
+            "{manifest}"
+        );
         tasks.finished(stage);
         runs += 1;
     }
