@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -311,14 +312,30 @@ class OnDaskTest(unittest.TestCase):
         servers = self.client.run(server_pid)
         pids = self.client.run(os.getpid)
         victim = sorted(pids)[0]
-        import threading
+        killed = threading.Event()
 
-        def kill_soon():
-            time.sleep(0.5)  # the first stage is running
-            os.kill(pids[victim], signal.SIGKILL)
+        def kill_when_busy():
+            # when the victim's quarry has started a task it has not ended
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    log = self.log(ex)
+                except OSError:
+                    log = []
+                mine = [(what, s, p) for what, s, p, pid in log if int(pid) == servers[victim]]
+                started = {(s, p) for what, s, p in mine if what == "start"}
+                ended = {(s, p) for what, s, p in mine if what == "end"}
+                if started - ended:
+                    os.kill(pids[victim], signal.SIGKILL)
+                    killed.set()
+                    return
+                time.sleep(0.01)
 
-        threading.Thread(target=kill_soon).start()
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
         code, lines = self.run_query(ex)
+        killer.join()
+        self.assertTrue(killed.is_set(), "the victim never ran a task")
         self.assertEqual(code, 0)
         self.assertEqual(len(lines), 9)
         runs = int(lines[-1].split()[1])
