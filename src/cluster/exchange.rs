@@ -28,12 +28,14 @@ use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use super::shared::SharedBuilds;
 use crate::error::{QuarryError, Result};
 use crate::exec::join::{build_side, JoinBuild};
 use crate::exec::key_filter::KeySet;
 use crate::graph::{TaskContext, TaskGraph};
 use crate::plan::{BinaryOp, Expr};
-use crate::runtime::memory::{MemoryPool, Reservation};
+use crate::runtime::memory::MemoryPool;
+use crate::runtime::ready::TaskId;
 use crate::runtime::spill::compact_views;
 use crate::runtime::{key_set_of, Batches, StageIo, TaskOutput};
 
@@ -186,6 +188,15 @@ struct PartWriter {
     rows: usize,
 }
 
+/// What a worker gives each task it runs.
+pub struct TaskEnv<'a> {
+    pub pool: Arc<MemoryPool>,
+    /// Where the task's operators spill.
+    pub temp_dir: PathBuf,
+    pub cancel: Arc<AtomicBool>,
+    pub shared: &'a SharedBuilds,
+}
+
 /// The inputs and outputs of one task run by a worker: it reads the
 /// stages before it from the exchange and writes its output there.
 pub struct TaskFiles<'a> {
@@ -198,19 +209,17 @@ pub struct TaskFiles<'a> {
     pool: Arc<MemoryPool>,
     temp_dir: PathBuf,
     cancel: Arc<AtomicBool>,
-    /// Reservations of the key sets the task built, held while it runs.
-    reserved: Mutex<Vec<Reservation>>,
+    /// Broadcast tables and key sets, shared with the worker's other tasks
+    /// of the query.
+    shared: &'a SharedBuilds,
 }
 
 impl<'a> TaskFiles<'a> {
     pub fn new(
         exchange: &'a ExchangeDir,
         graph: &'a TaskGraph,
-        stage: usize,
-        partition: usize,
-        pool: Arc<MemoryPool>,
-        temp_dir: PathBuf,
-        cancel: Arc<AtomicBool>,
+        (stage, partition): TaskId,
+        env: TaskEnv<'a>,
     ) -> Self {
         TaskFiles {
             exchange,
@@ -219,10 +228,10 @@ impl<'a> TaskFiles<'a> {
             partition,
             attempt: attempt_name(),
             writers: Mutex::new(BTreeMap::new()),
-            pool,
-            temp_dir,
-            cancel,
-            reserved: Mutex::new(Vec::new()),
+            pool: env.pool,
+            temp_dir: env.temp_dir,
+            cancel: env.cancel,
+            shared: env.shared,
         }
     }
 
@@ -354,8 +363,8 @@ impl TaskContext for TaskFiles<'_> {
         &self.cancel
     }
 
-    /// Each task builds its own table, a broadcast one from all of the
-    /// build stage's output (tasks on other workers cannot share it).
+    /// A broadcast table is built once per worker and query and shared by
+    /// its tasks there (each worker builds its own).
     fn hash_table(
         &self,
         stage: usize,
@@ -364,15 +373,23 @@ impl TaskContext for TaskFiles<'_> {
         keys: &[Expr],
         range: Option<BinaryOp>,
     ) -> Result<JoinBuild> {
-        build_side(
-            schema,
-            keys,
-            range,
-            self.take(stage, partition.unwrap_or(0))?,
-            &self.pool,
-            &self.temp_dir,
-            &self.cancel,
-        )
+        let build = |p: usize| {
+            build_side(
+                schema,
+                keys,
+                range,
+                self.take(stage, p)?,
+                &self.pool,
+                &self.temp_dir,
+                &self.cancel,
+            )
+        };
+        match partition {
+            Some(p) => build(p),
+            None => self
+                .shared
+                .broadcast(&self.exchange.root, stage, || build(0)),
+        }
     }
 
     fn key_set(
@@ -385,32 +402,22 @@ impl TaskContext for TaskFiles<'_> {
         let Some(build) = self.graph.stages.get(stage) else {
             return Ok(None);
         };
-        // Read only when the manifests tell the rows are few enough.
-        let tasks = build.partitions;
-        let mut rows = 0;
-        for t in 0..tasks {
-            rows += self
+        self.shared.key_set(&self.exchange.root, stage, || {
+            // Read only when the manifests tell the rows are few enough.
+            let tasks = build.partitions;
+            let mut rows = 0;
+            for t in 0..tasks {
+                let manifest = self.exchange.manifest(stage, t)?;
+                rows += manifest.outputs.iter().map(|o| o.rows).sum::<usize>();
+            }
+            if rows > max_rows {
+                return Ok(None);
+            }
+            let batches = self
                 .exchange
-                .manifest(stage, t)?
-                .outputs
-                .iter()
-                .map(|o| o.rows)
-                .sum::<usize>();
-        }
-        if rows > max_rows {
-            return Ok(None);
-        }
-        let batches = self
-            .exchange
-            .read(stage, tasks, None)?
-            .collect::<Result<Vec<_>>>()?;
-        let Some((set, reservation)) = key_set_of(&batches, keys, schema, max_rows, &self.pool)?
-        else {
-            return Ok(None);
-        };
-        if let Ok(mut held) = self.reserved.lock() {
-            held.push(reservation);
-        }
-        Ok(Some(Arc::new(set)))
+                .read(stage, tasks, None)?
+                .collect::<Result<Vec<_>>>()?;
+            key_set_of(&batches, keys, schema, max_rows, &self.pool)
+        })
     }
 }

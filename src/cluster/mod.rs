@@ -14,6 +14,7 @@
 pub mod dask;
 pub mod driver;
 pub mod exchange;
+pub mod shared;
 pub mod worker;
 
 use std::io::{BufRead, BufReader};

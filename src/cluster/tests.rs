@@ -9,8 +9,9 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 
 use super::driver::{run_tasks, Slot, TaskError};
-use super::exchange::{ExchangeDir, TaskManifest};
+use super::exchange::{ExchangeDir, TaskEnv, TaskManifest};
 use super::read_output;
+use super::shared::SharedBuilds;
 use super::worker::run_in;
 use crate::graph::TaskGraph;
 use crate::runtime::memory::MemoryPool;
@@ -25,6 +26,7 @@ struct InProcess {
     graph: Arc<TaskGraph>,
     temp: PathBuf,
     lose_at: Arc<Mutex<Option<TaskId>>>,
+    shared: Arc<SharedBuilds>,
 }
 
 impl Slot for InProcess {
@@ -43,18 +45,13 @@ impl Slot for InProcess {
             return Err(TaskError::Lost("the test lost it".into()));
         }
         drop(lose_at);
-        let pool = MemoryPool::new(1 << 30);
-        let cancel = Arc::new(AtomicBool::new(false));
-        run_in(
-            &self.graph,
-            exchange,
-            stage,
-            partition,
-            &pool,
-            &self.temp,
-            cancel,
-        )
-        .map_err(TaskError::Failed)
+        let env = TaskEnv {
+            pool: MemoryPool::new(1 << 30),
+            temp_dir: self.temp.clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            shared: &self.shared,
+        };
+        run_in(&self.graph, exchange, (stage, partition), env).map_err(TaskError::Failed)
     }
 
     fn interrupter(&self) -> Box<dyn Fn() + Send + Sync> {
@@ -103,6 +100,7 @@ fn run_on_cluster(
                 graph: graph.clone(),
                 temp: dir.path().to_path_buf(),
                 lose_at: lose_at.clone(),
+                shared: Arc::default(),
             }) as Box<dyn Slot>
         })
         .collect();
@@ -150,6 +148,7 @@ fn a_query_fails_when_every_worker_is_lost() {
         graph: graph.clone(),
         temp: dir.path().to_path_buf(),
         lose_at: Arc::new(Mutex::new(Some((0, 0)))),
+        shared: Arc::default(),
     };
     let never = AtomicBool::new(false);
     let err = run_tasks(&graph, &exchange, vec![Box::new(slot)], &never, None)
@@ -174,6 +173,7 @@ fn a_task_that_fails_fails_the_query_with_its_message() {
         graph: graph.clone(),
         temp: dir.path().to_path_buf(),
         lose_at: Arc::default(),
+        shared: Arc::default(),
     };
     let never = AtomicBool::new(false);
     let err = run_tasks(&graph, &exchange, vec![Box::new(slot)], &never, None)

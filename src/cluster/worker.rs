@@ -12,18 +12,20 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::exchange::{ExchangeDir, TaskFiles, TaskManifest};
+use super::exchange::{ExchangeDir, TaskEnv, TaskFiles, TaskManifest};
+use super::shared::SharedBuilds;
 use crate::catalog::ObjectStores;
 use crate::error::{QuarryError, Result};
 use crate::graph::{wire, TaskGraph};
 use crate::runtime::memory::MemoryPool;
+use crate::runtime::ready::TaskId;
 use crate::runtime::{run_task, WORKER_STACK_BYTES};
 
 /// The version of the protocol below; a driver refuses other ones.
@@ -70,6 +72,7 @@ pub struct Worker {
     pool: Arc<MemoryPool>,
     stores: Arc<ObjectStores>,
     graphs: Mutex<HashMap<PathBuf, Arc<TaskGraph>>>,
+    shared: SharedBuilds,
 }
 
 /// Graphs a worker keeps decoded; past that it starts over (a graph is
@@ -83,6 +86,7 @@ impl Worker {
             config,
             stores: Arc::new(ObjectStores::default()),
             graphs: Mutex::new(HashMap::new()),
+            shared: SharedBuilds::default(),
         }
     }
 
@@ -134,17 +138,16 @@ impl Worker {
     }
 
     fn run_quietly(&self, request: &Request, cancel: Arc<AtomicBool>) -> Result<TaskManifest> {
+        self.shared.forget_ended();
         let exchange = ExchangeDir::open(&request.exchange)?;
         let graph = self.graph(&exchange)?;
-        run_in(
-            &graph,
-            &exchange,
-            request.stage,
-            request.partition,
-            &self.pool,
-            &self.config.temp_dir,
+        let env = TaskEnv {
+            pool: self.pool.clone(),
+            temp_dir: self.config.temp_dir.clone(),
             cancel,
-        )
+            shared: &self.shared,
+        };
+        run_in(&graph, &exchange, (request.stage, request.partition), env)
     }
 
     /// Accepts drivers on `listener` until the process ends; each
@@ -178,6 +181,8 @@ impl Worker {
     /// them, so that a closed connection cancels the task being run.
     fn connection(&self, stream: TcpStream) -> Result<()> {
         let io = |e: std::io::Error| QuarryError::Io(format!("connection to a driver: {e}"));
+        // (small replies: Nagle's wait would add tens of ms per task)
+        let _ = stream.set_nodelay(true);
         let mut out = stream.try_clone().map_err(io)?;
         let hello = Hello {
             quarry_worker: PROTOCOL,
@@ -242,11 +247,8 @@ pub(crate) fn write_line(out: &mut impl Write, value: &impl Serialize) -> Result
 pub fn run_in(
     graph: &TaskGraph,
     exchange: &ExchangeDir,
-    stage: usize,
-    partition: usize,
-    pool: &Arc<MemoryPool>,
-    temp_dir: &Path,
-    cancel: Arc<AtomicBool>,
+    (stage, partition): TaskId,
+    env: TaskEnv<'_>,
 ) -> Result<TaskManifest> {
     let Some(spec) = graph.stages.get(stage) else {
         return Err(QuarryError::exec(format!(
@@ -261,15 +263,8 @@ pub fn run_in(
         )));
     }
     let started = Instant::now();
-    let files = TaskFiles::new(
-        exchange,
-        graph,
-        stage,
-        partition,
-        pool.clone(),
-        temp_dir.to_path_buf(),
-        cancel.clone(),
-    );
+    let cancel = env.cancel.clone();
+    let files = TaskFiles::new(exchange, graph, (stage, partition), env);
     let output = run_task(spec, partition, &files, &cancel)?;
     files.finish(&output, started.elapsed().as_micros() as u64)
 }

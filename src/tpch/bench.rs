@@ -69,6 +69,8 @@ pub struct BenchOptions {
     pub threads: Option<usize>,
     /// quarry's and DuckDB's `memory_limit` (e.g. `4GB`); Polars has none.
     pub memory_limit: Option<String>,
+    /// quarry's `cluster` setting: its queries run on those workers.
+    pub cluster: Option<String>,
     /// Where the JSON and SVG go (default `tpch/results`).
     pub results: Option<PathBuf>,
     /// Longest silence of an engine during a query before it is stopped.
@@ -87,6 +89,7 @@ impl Default for BenchOptions {
             runs: 3,
             threads: None,
             memory_limit: None,
+            cluster: None,
             results: None,
             timeout: Duration::from_secs(900),
             venv: None,
@@ -414,6 +417,9 @@ fn run_quarry(o: &BenchOptions, data: &Path) -> Result<EngineOutcome> {
         }
         if let Some(m) = &o.memory_limit {
             args.extend(["--memory-limit".into(), m.clone()]);
+        }
+        if let Some(c) = &o.cluster {
+            args.extend(["--cluster".into(), c.clone()]);
         }
         ChildCommand {
             program: exe.clone(),

@@ -80,6 +80,10 @@ pub enum TpchCommand {
         /// none; the report says so). Default: each engine's own.
         #[arg(long, value_name = "SIZE", value_parser = bench::parse_memory_limit)]
         memory_limit: Option<String>,
+        /// Run quarry's queries on a cluster (`local:N` or `quarry://…`, as
+        /// `--cluster` of quarry itself); the peers run as always.
+        #[arg(long, value_name = "CLUSTER")]
+        cluster: Option<String>,
         /// Directory of the JSON and SVG reports (default: tpch/results).
         #[arg(long, value_name = "DIR")]
         results: Option<std::path::PathBuf>,
@@ -110,6 +114,8 @@ pub enum TpchCommand {
         threads: Option<u64>,
         #[arg(long, value_parser = bench::parse_memory_limit)]
         memory_limit: Option<String>,
+        #[arg(long)]
+        cluster: Option<String>,
     },
 }
 
@@ -271,6 +277,7 @@ pub fn run(cmd: TpchCommand) -> crate::Result<()> {
             runs,
             threads,
             memory_limit,
+            cluster,
             results,
             timeout,
             venv,
@@ -282,6 +289,7 @@ pub fn run(cmd: TpchCommand) -> crate::Result<()> {
             runs: usize::try_from(runs).unwrap_or(usize::MAX),
             threads: threads.map(|t| usize::try_from(t).unwrap_or(usize::MAX)),
             memory_limit,
+            cluster,
             results,
             timeout: std::time::Duration::from_secs_f64(timeout),
             venv,
@@ -293,12 +301,14 @@ pub fn run(cmd: TpchCommand) -> crate::Result<()> {
             runs,
             threads,
             memory_limit,
+            cluster,
         } => bench::worker::quarry_worker(
             &data,
             &queries,
             usize::try_from(runs).unwrap_or(usize::MAX),
             threads.map(|t| usize::try_from(t).unwrap_or(usize::MAX)),
             memory_limit.as_deref(),
+            cluster.as_deref(),
         ),
         TpchCommand::Run {
             sf,

@@ -140,6 +140,7 @@ pub fn quarry_worker(
     runs: usize,
     threads: Option<usize>,
     memory_limit: Option<&str>,
+    cluster: Option<&str>,
 ) -> Result<()> {
     let mut config = crate::SessionConfig::default();
     if let Some(t) = threads {
@@ -148,6 +149,9 @@ pub fn quarry_worker(
     let setup = |config: &mut crate::SessionConfig| -> Result<crate::Session> {
         if let Some(m) = memory_limit {
             config.set_memory_limit(m)?;
+        }
+        if let Some(c) = cluster {
+            config.set("cluster", c)?;
         }
         let session = crate::Session::new(config.clone())?;
         crate::tpch::register_tables(&session, data)?;
@@ -163,7 +167,7 @@ pub fn quarry_worker(
         }
     };
     let mut settings = BTreeMap::new();
-    for name in ["threads", "target_partitions", "memory_limit"] {
+    for name in ["threads", "target_partitions", "memory_limit", "cluster"] {
         if let Ok(value) = config.get(name) {
             settings.insert(name.to_string(), value);
         }
