@@ -49,7 +49,7 @@ impl ClusterSpec {
         let text = text.trim().trim_matches('\'');
         let bad = |why: &str| {
             QuarryError::Config(format!(
-                "invalid cluster '{text}': {why} (expected local:N, quarry://HOST:PORT[,HOST:PORT…] or dask://HOST:PORT)"
+                "invalid cluster '{text}': {why} (expected local:N or quarry://HOST:PORT[,HOST:PORT…], or dask://HOST:PORT)"
             ))
         };
         if let Some(n) = text.strip_prefix("local:") {
