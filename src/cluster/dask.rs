@@ -108,7 +108,11 @@ impl Dask {
             path.push(old);
         }
         let mut cmd = Command::new(&self.python);
-        cmd.env("PYTHONPATH", path).args(["-m", "quarry_dask"]);
+        // (run in the package's directory: `-m` puts the working directory
+        // first on the path, and the user's might hold a `quarry_dask` too)
+        cmd.env("PYTHONPATH", path)
+            .current_dir(&self.package.0)
+            .args(["-m", "quarry_dask"]);
         cmd
     }
 
