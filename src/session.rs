@@ -512,7 +512,7 @@ impl Session {
                 let (batches, run) =
                     cluster.run(&graph, &exchange, &self.cancel, progress.as_deref())?;
                 batches.into_iter().try_for_each(&mut named)?;
-                run.run_stats()
+                run.run_stats(&graph, cluster.workers())
             }
             None => {
                 let options = self.run_options(progress.as_deref(), None);
@@ -642,6 +642,11 @@ impl Session {
             let (result, stats) = self.run_query(q)?;
             text.push_str(&graph.display_with_metrics(&stats));
             let busy: Vec<String> = stats.busy.iter().map(|d| format!("{:.1?}", d)).collect();
+            // (a cluster's workers keep their own budgets, not counted here)
+            let peak = match stats.cluster {
+                Some(_) => "on the workers".to_string(),
+                None => format_bytes(stats.peak_memory),
+            };
             text.push_str(&format!(
                 "\nRun: {} rows in {:.1?}; {} tasks read {} rows, on {} workers (busy: {})\n\
                  Memory: peak {} reserved of a {} limit; spilled {} in {} files; {} pauses\n\
@@ -652,13 +657,23 @@ impl Session {
                 stats.rows_read,
                 stats.busy.len(),
                 busy.join(", "),
-                format_bytes(stats.peak_memory),
+                peak,
                 format_bytes(self.config().memory_limit),
                 format_bytes(stats.spilled_bytes as usize),
                 stats.spill_files,
                 stats.pauses,
                 format_bytes(stats.bytes_fetched as usize)
             ));
+            if let Some(c) = &stats.cluster {
+                text.push_str(&format!(
+                    "Cluster: {} tasks run again; {:.1?} per task beyond its run on the worker; \
+                     exchanged {} in {} files\n",
+                    stats.retries,
+                    c.overhead,
+                    format_bytes(c.exchange_bytes as usize),
+                    c.exchange_files
+                ));
+            }
         } else {
             text.push_str(&graph.to_string());
         }

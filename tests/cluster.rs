@@ -127,6 +127,22 @@ fn all_22_tpch_queries_on_three_workers_match_the_answers() {
     }
     assert!(tasks > 200, "{tasks} tasks");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // EXPLAIN ANALYZE tells what the tasks did on the workers
+    let plan = session
+        .sql(&format!(
+            "EXPLAIN ANALYZE {}",
+            quarry::tpch::query(6).unwrap()
+        ))
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&plan.batches)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("Scan lineitem (4 partitions) (60175 rows)"),
+        "{text}"
+    );
+    assert!(text.contains("on 3 workers"), "{text}");
+    assert!(text.contains("Cluster: 0 tasks run again;"), "{text}");
     // every query's files are gone
     assert_eq!(entries(exchange.path()), 0);
 }
@@ -260,4 +276,37 @@ fn cluster_errors_are_clear_and_the_session_goes_on() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'/no/such/exchange' does not exist"));
+}
+
+#[test]
+fn cancelling_a_query_on_a_cluster_stops_its_tasks_and_the_workers_go_on() {
+    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::start(1)).collect();
+    let exchange = tempfile::tempdir().unwrap();
+    let session = cluster_session(&workers, exchange.path());
+    let cancel = session.cancel_flag();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    // billions of pairs: minutes, unless cancelled
+    let err = session
+        .sql(
+            "SELECT count(*) FROM lineitem a, lineitem b \
+             WHERE a.l_quantity + b.l_quantity > 1000",
+        )
+        .unwrap_err();
+    canceller.join().unwrap();
+    assert_eq!(err.to_string(), "query cancelled");
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    // the same workers answer the next query
+    check_tpch_query(&session, 6, &actual_dir(), "cancelled-").unwrap();
+    assert_eq!(entries(exchange.path()), 0);
+    // and a worker's log tells that the running task stopped
+    let mut logs = String::new();
+    for w in &mut workers {
+        let _ = w.child.kill();
+        let _ = std::io::Read::read_to_string(w.log.as_mut().unwrap(), &mut logs);
+    }
+    assert!(logs.contains("failed: query cancelled"), "{logs}");
 }

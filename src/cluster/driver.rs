@@ -10,7 +10,7 @@ use super::exchange::{ExchangeDir, TaskManifest};
 use crate::error::{QuarryError, Result};
 use crate::graph::TaskGraph;
 use crate::runtime::ready::{ReadyTasks, TaskId};
-use crate::runtime::{Progress, ProgressFn};
+use crate::runtime::{ClusterFigures, OpMetrics, Progress, ProgressFn, RunStats, TaskRecord};
 
 /// Why a task did not finish.
 #[derive(Debug)]
@@ -45,22 +45,79 @@ const MAX_ATTEMPTS: usize = 4;
 pub struct ClusterStats {
     /// Every finished task's manifest, in the order they finished.
     pub manifests: Vec<TaskManifest>,
+    /// Per finished task (same order): its worker, and when the driver
+    /// sent it and had the reply, since the run started.
+    pub runs: Vec<(usize, Duration, Duration)>,
     /// Tasks run again because their worker was lost.
     pub retries: usize,
     pub elapsed: Duration,
 }
 
 impl ClusterStats {
-    /// The figures a local run would give, as far as the manifests tell.
-    pub fn run_stats(&self) -> crate::runtime::RunStats {
+    /// The figures of a local run, from the manifests and the driver's
+    /// clock; `workers` as the cluster counts them.
+    pub fn run_stats(&self, graph: &TaskGraph, workers: usize) -> RunStats {
         let m = &self.manifests;
-        crate::runtime::RunStats {
+        let mut op_metrics: Vec<Vec<OpMetrics>> = graph
+            .stages
+            .iter()
+            .map(|s| vec![OpMetrics::default(); s.ops.len()])
+            .collect();
+        let mut stage_rows_in = vec![0; graph.stages.len()];
+        let mut busy = vec![Duration::ZERO; workers];
+        let mut task_records = Vec::new();
+        let mut task_time = Duration::ZERO;
+        let mut round_trips = Duration::ZERO;
+        for (t, &(worker, start, end)) in m.iter().zip(&self.runs) {
+            let time = Duration::from_micros(t.micros);
+            if let Some(ops) = op_metrics.get_mut(t.stage) {
+                for (total, f) in ops.iter_mut().zip(&t.ops) {
+                    let f = OpMetrics::from(f);
+                    total.rows_out += f.rows_out;
+                    total.time += f.time;
+                    total.spilled += f.spilled;
+                }
+            }
+            if let Some(rows) = stage_rows_in.get_mut(t.stage) {
+                *rows += t.rows_in;
+            }
+            if let Some(b) = busy.get_mut(worker) {
+                *b += time;
+            }
+            task_time += time;
+            round_trips += end.saturating_sub(start);
+            task_records.push(TaskRecord {
+                stage: t.stage,
+                partition: t.partition,
+                worker,
+                start,
+                end,
+                rows_in: t.rows_in,
+            });
+        }
+        let files: Vec<_> = m.iter().flat_map(|t| &t.outputs).collect();
+        RunStats {
             tasks: m.len(),
             rows_read: m.iter().map(|t| t.rows_in).sum(),
             bytes_fetched: m.iter().map(|t| t.bytes_fetched).sum(),
             spilled_bytes: m.iter().map(|t| t.spilled_bytes).sum(),
+            spill_files: op_metrics.iter().flatten().map(|o| o.spilled.files).sum(),
             elapsed: self.elapsed,
             retries: self.retries,
+            op_names: graph
+                .stages
+                .iter()
+                .map(|s| s.ops.iter().map(|o| o.name()).collect())
+                .collect(),
+            op_metrics,
+            stage_rows_in,
+            busy,
+            task_records,
+            cluster: Some(ClusterFigures {
+                overhead: round_trips.saturating_sub(task_time) / (m.len().max(1) as u32),
+                exchange_files: files.len(),
+                exchange_bytes: files.iter().map(|f| f.bytes).sum(),
+            }),
             ..Default::default()
         }
     }
@@ -168,7 +225,9 @@ fn drive(
                 };
             }
         };
+        let sent = started.elapsed();
         let result = slot.run(exchange, task);
+        let replied = started.elapsed();
         let Ok(mut st) = state.lock() else { return };
         let mut report = None;
         let mut lost = false;
@@ -176,6 +235,7 @@ fn drive(
             Ok(manifest) => {
                 st.tasks.finished(task.0);
                 st.stats.manifests.push(manifest);
+                st.stats.runs.push((slot.worker(), sent, replied));
                 report = Some(Progress {
                     tasks_done: st.stats.manifests.len(),
                     tasks_total: st.tasks.total(),

@@ -37,7 +37,7 @@ use crate::plan::{BinaryOp, Expr};
 use crate::runtime::memory::MemoryPool;
 use crate::runtime::ready::TaskId;
 use crate::runtime::spill::compact_views;
-use crate::runtime::{key_set_of, Batches, StageIo, TaskOutput};
+use crate::runtime::{key_set_of, Batches, OpMetrics, StageIo, TaskOutput};
 
 /// The directory of one query's exchange.
 #[derive(Debug, Clone)]
@@ -69,6 +69,41 @@ pub struct TaskManifest {
     /// Bytes its operators spilled to the worker's disk.
     pub spilled_bytes: u64,
     pub micros: u64,
+    /// What each of the stage's operators did, in order.
+    pub ops: Vec<OpFigures>,
+}
+
+/// One operator's figures in one task (`OpMetrics`, as sent).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OpFigures {
+    pub rows_out: usize,
+    pub micros: u64,
+    pub spilled_bytes: u64,
+    pub spill_files: usize,
+}
+
+impl From<&OpMetrics> for OpFigures {
+    fn from(m: &OpMetrics) -> Self {
+        OpFigures {
+            rows_out: m.rows_out,
+            micros: m.time.as_micros() as u64,
+            spilled_bytes: m.spilled.bytes,
+            spill_files: m.spilled.files,
+        }
+    }
+}
+
+impl From<&OpFigures> for OpMetrics {
+    fn from(f: &OpFigures) -> Self {
+        OpMetrics {
+            rows_out: f.rows_out,
+            time: std::time::Duration::from_micros(f.micros),
+            spilled: crate::exec::operator::SpillCount {
+                bytes: f.spilled_bytes,
+                files: f.spill_files,
+            },
+        }
+    }
 }
 
 impl ExchangeDir {
@@ -299,6 +334,7 @@ impl<'a> TaskFiles<'a> {
             bytes_fetched: output.bytes_fetched,
             spilled_bytes: output.metrics.iter().map(|m| m.spilled.bytes).sum(),
             micros,
+            ops: output.metrics.iter().map(OpFigures::from).collect(),
         };
         let path = self.exchange.manifest_path(self.stage, self.partition);
         // (a task without output made no directory of its own)

@@ -134,6 +134,11 @@ impl Cluster {
         &self.spec
     }
 
+    /// The workers, counting those that do not answer (any more).
+    pub fn workers(&self) -> usize {
+        self.addresses.len()
+    }
+
     /// The process ids of the workers this session started (for tests that
     /// stop one).
     pub fn worker_pids(&self) -> Vec<u32> {

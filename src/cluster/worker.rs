@@ -101,7 +101,16 @@ impl Worker {
                 path.display()
             ))
         })?;
+        let started = Instant::now();
         let graph = Arc::new(wire::decode(&bytes, &self.stores)?);
+        if self.config.verbose {
+            eprintln!(
+                "quarry worker: read the graph {} ({} bytes) in {:.1?}",
+                path.display(),
+                bytes.len(),
+                started.elapsed()
+            );
+        }
         if let Ok(mut graphs) = self.graphs.lock() {
             if graphs.len() >= MAX_CACHED_GRAPHS {
                 graphs.clear();

@@ -11,7 +11,8 @@ mod task;
 
 pub(crate) use scheduler::WORKER_STACK_BYTES;
 pub use scheduler::{
-    run_graph, run_graph_each, Progress, ProgressFn, RunOptions, RunStats, TaskRecord,
+    run_graph, run_graph_each, ClusterFigures, Progress, ProgressFn, RunOptions, RunStats,
+    TaskRecord,
 };
 pub(crate) use task::key_set_of;
 pub use task::{run_task, Batches, OpMetrics, StageIo, TaskOutput};

@@ -74,6 +74,20 @@ pub struct RunStats {
     pub pauses: usize,
     /// Tasks run again because the cluster worker running them was lost.
     pub retries: usize,
+    /// Of a run on a cluster: what the distribution cost.
+    pub cluster: Option<ClusterFigures>,
+}
+
+/// What running on a cluster added to a run.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFigures {
+    /// Per task, the driver's time from sending it to having the reply,
+    /// beyond the task's own time on the worker (the round trip, reading
+    /// the graph, waiting for a worker's shared build side).
+    pub overhead: Duration,
+    /// The files tasks wrote to the exchange, and their bytes.
+    pub exchange_files: usize,
+    pub exchange_bytes: u64,
 }
 
 struct State {
