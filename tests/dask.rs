@@ -351,10 +351,15 @@ fn all_22_tpch_queries_on_dask() {
         let before = ticks.load(Ordering::Relaxed);
         match check_tpch_query(&session, n, &actual_dir(), "") {
             Ok(()) => {
-                let tasks = session.last_run_stats().map(|s| s.tasks).unwrap_or(0);
-                // every finished task was reported, and ran on the cluster
+                let stats = session.last_run_stats().expect("the run's figures");
+                let tasks = stats.tasks;
+                // every finished task was reported, and ran on the cluster,
+                // on one of its two workers
                 assert_eq!(ticks.load(Ordering::Relaxed) - before, tasks, "q{n:02}");
                 assert!(tasks > 0, "q{n:02}: no task ran");
+                assert_eq!(stats.task_records.len(), tasks, "q{n:02}");
+                assert!((1..=2).contains(&stats.busy.len()), "q{n:02}");
+                assert!(stats.cluster.is_some(), "q{n:02}");
                 println!(
                     "q{n:02}: ok, {tasks} tasks ({:.0} ms)",
                     start.elapsed().as_secs_f64() * 1e3

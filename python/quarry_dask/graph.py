@@ -116,8 +116,9 @@ def run_task(plugin_name, exchange, stage, partition, *_barriers):
     from distributed import get_worker
     from distributed.worker import thread_state
 
+    started = time.monotonic()
     worker = get_worker()
-    deadline = time.monotonic() + PLUGIN_WAIT
+    deadline = started + PLUGIN_WAIT
     while (plugin := worker.plugins.get(plugin_name)) is None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"Dask worker {worker.address} has no plugin {plugin_name}")
@@ -130,7 +131,7 @@ def run_task(plugin_name, exchange, stage, partition, *_barriers):
     if os.path.exists(manifest):
         try:
             with open(manifest, encoding="utf-8") as f:
-                return summary(json.load(f), reused=True)
+                return summary(json.load(f), worker.address, started, reused=True)
         except (OSError, ValueError):
             pass  # run it again, which replaces the manifest
     note_run(exchange, stage, partition)
@@ -140,7 +141,8 @@ def run_task(plugin_name, exchange, stage, partition, *_barriers):
         ts = worker.state.tasks.get(key)
         return ts is None or ts.state == "cancelled"
 
-    return summary(plugin.run(exchange, stage, partition, cancelled), reused=False)
+    manifest = plugin.run(exchange, stage, partition, cancelled)
+    return summary(manifest, worker.address, started, reused=False)
 
 
 def manifest_path(exchange, stage, partition):
@@ -169,11 +171,16 @@ def count_runs(exchange):
         return 0
 
 
-def summary(manifest, reused):
+def summary(manifest, worker, started, reused):
+    """What Dask keeps of a task: its figures, the Dask worker that ran it,
+    and how long the task function took there (quarry's task, and the
+    way to it and back)."""
     return {
         "stage": manifest.get("stage"),
         "partition": manifest.get("partition"),
         "rows_in": manifest.get("rows_in", 0),
         "bytes_fetched": manifest.get("bytes_fetched", 0),
+        "worker": worker,
+        "seconds": time.monotonic() - started,
         "reused": reused,
     }

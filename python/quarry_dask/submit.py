@@ -1,8 +1,11 @@
 """Submits one query's task graph to a Dask scheduler and reports on it.
 
 Stdout, one line each (quarry reads it):
-    done STAGE PARTITION ROWS_IN BYTES_FETCHED   a task finished
-    ok RUNS                                      all finished, after RUNS runs of tasks
+    done STAGE PARTITION ROWS_IN BYTES_FETCHED WORKER SECONDS
+        a task finished, on Dask worker WORKER (its address), where the
+        task function took SECONDS
+    ok RUNS
+        all finished, after RUNS runs of tasks
 Any failure: `error: MESSAGE` last on stderr, exit status 1.
 
 Cancel: quarry closes this process's stdin (Ctrl-C), or dies. Then the
@@ -177,7 +180,8 @@ def _submit(client, dsk, keys, prefix, stdin, out):
             if "partition" in result:
                 print(
                     f"done {result['stage']} {result['partition']} "
-                    f"{result['rows_in']} {result['bytes_fetched']}",
+                    f"{result['rows_in']} {result['bytes_fetched']} "
+                    f"{result['worker']} {result['seconds']:.6f}",
                     file=out,
                     flush=True,
                 )

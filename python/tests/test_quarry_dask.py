@@ -246,7 +246,12 @@ class OnDaskTest(unittest.TestCase):
         ex = self.exchange()
         code, lines = self.run_query(ex)
         self.assertEqual(code, 0)
-        done = sorted(tuple(map(int, line.split()[1:])) for line in lines[:-1])
+        done = sorted(tuple(map(int, line.split()[1:5])) for line in lines[:-1])
+        # each on one of the two workers, and timed there
+        workers = {line.split()[5] for line in lines[:-1]}
+        self.assertEqual(len(workers), 2, lines)
+        self.assertTrue(all(w.startswith("tcp://127.0.0.1:") for w in workers), workers)
+        self.assertTrue(all(float(line.split()[6]) > 0 for line in lines[:-1]), lines)
         expected = [(s["id"], p, 100 * s["id"] + p, 7) for s in STAGES["stages"] for p in range(s["partitions"])]
         self.assertEqual(done, sorted(expected))
         self.assertEqual(lines[-1], "ok 8")

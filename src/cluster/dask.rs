@@ -83,6 +83,8 @@ pub struct Dask {
     /// The quarry program on the workers.
     program: PathBuf,
     package: PackageDir,
+    /// The Dask workers that ran tasks of the last query.
+    workers_seen: AtomicUsize,
 }
 
 impl Dask {
@@ -95,9 +97,16 @@ impl Dask {
             python: std::env::var("QUARRY_PYTHON").unwrap_or_else(|_| "python3".into()),
             program: program.to_path_buf(),
             package: PackageDir::write()?,
+            workers_seen: AtomicUsize::new(0),
         };
         dask.check_python()?;
         Ok(dask)
+    }
+
+    /// The Dask workers that ran tasks of the last query (Dask's workers
+    /// come and go).
+    pub fn workers(&self) -> usize {
+        self.workers_seen.load(Ordering::Relaxed)
     }
 
     /// `python -m quarry_dask` with the package on the path.
@@ -175,6 +184,8 @@ impl Dask {
             })?;
         let mut submitter = Submitter::new(child);
         let mut done = Vec::new();
+        let mut workers: Vec<String> = Vec::new();
+        let mut runs_of_tasks = Vec::new();
         let (mut rows, mut bytes) = (0usize, 0u64);
         let mut runs = None;
         loop {
@@ -193,8 +204,22 @@ impl Dask {
                     partition,
                     rows_in,
                     bytes_fetched,
+                    worker,
+                    seconds,
                 }) => {
                     done.push((stage, partition));
+                    // (the end is when the driver hears of it; the start is
+                    // as long before as the task took on its worker)
+                    let end = started.elapsed();
+                    let start = end.saturating_sub(Duration::from_secs_f64(seconds));
+                    let w = match workers.iter().position(|a| *a == worker) {
+                        Some(w) => w,
+                        None => {
+                            workers.push(worker);
+                            workers.len() - 1
+                        }
+                    };
+                    runs_of_tasks.push((w, start, end));
                     rows += rows_in;
                     bytes += bytes_fetched;
                     if let Some(f) = progress {
@@ -229,8 +254,10 @@ impl Dask {
             .iter()
             .map(|&(s, p)| exchange.manifest(s, p))
             .collect::<Result<Vec<_>>>()?;
+        self.workers_seen.store(workers.len(), Ordering::Relaxed);
         Ok(ClusterStats {
             manifests,
+            runs: runs_of_tasks,
             retries,
             elapsed: started.elapsed(),
         })
@@ -316,25 +343,36 @@ enum Line {
         partition: usize,
         rows_in: usize,
         bytes_fetched: u64,
+        /// The Dask worker's address.
+        worker: String,
+        /// How long the task took there.
+        seconds: f64,
     },
     Ok {
         runs: usize,
     },
 }
 
-/// A line of the submitter's stdout: `done S P ROWS BYTES` or `ok RUNS`.
+/// A line of the submitter's stdout: `done S P ROWS BYTES WORKER SECONDS`
+/// or `ok RUNS`.
 fn parse_line(line: &str) -> Option<Line> {
     let mut words = line.split_whitespace();
     match words.next()? {
         "done" => {
-            let mut n = words.map(|w| w.parse::<u64>().ok());
-            let mut next = || n.next().flatten();
-            Some(Line::Done {
-                stage: next()? as usize,
-                partition: next()? as usize,
-                rows_in: next()? as usize,
-                bytes_fetched: next()?,
-            })
+            let mut next = || words.next();
+            let number = |w: Option<&str>| w?.parse::<u64>().ok();
+            let done = Line::Done {
+                stage: number(next())? as usize,
+                partition: number(next())? as usize,
+                rows_in: number(next())? as usize,
+                bytes_fetched: number(next())?,
+                worker: next()?.to_string(),
+                seconds: next()?
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)?,
+            };
+            Some(done)
         }
         "ok" => Some(Line::Ok {
             runs: words.next()?.parse().ok()?,
@@ -483,14 +521,18 @@ mod tests {
     #[test]
     fn progress_lines() {
         assert_eq!(
-            parse_line("done 3 1 1500 20480"),
+            parse_line("done 3 1 1500 20480 tcp://10.0.0.2:40123 0.012500"),
             Some(Line::Done {
                 stage: 3,
                 partition: 1,
                 rows_in: 1500,
-                bytes_fetched: 20480
+                bytes_fetched: 20480,
+                worker: "tcp://10.0.0.2:40123".into(),
+                seconds: 0.0125,
             })
         );
+        assert_eq!(parse_line("done 3 1 1500 20480"), None);
+        assert_eq!(parse_line("done 3 1 1500 20480 tcp://w:1 -1"), None);
         assert_eq!(parse_line("ok 12"), Some(Line::Ok { runs: 12 }));
         assert_eq!(parse_line("done 3 x 1 2"), None);
         assert_eq!(parse_line("done 3 1"), None);
@@ -566,6 +608,7 @@ mod tests {
             python: "/nonexistent/python3".into(),
             program: "quarry".into(),
             package: PackageDir::write().unwrap(),
+            workers_seen: AtomicUsize::new(0),
         };
         let e = dask.check_python().unwrap_err().to_string();
         assert!(
@@ -594,6 +637,7 @@ mod tests {
             python: python.display().to_string(),
             program: "quarry".into(),
             package: PackageDir::write().unwrap(),
+            workers_seen: AtomicUsize::new(0),
         };
         let e = dask.check_python().unwrap_err().to_string();
         assert!(

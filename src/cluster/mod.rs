@@ -134,9 +134,13 @@ impl Cluster {
         &self.spec
     }
 
-    /// The workers, counting those that do not answer (any more).
+    /// The workers, counting those that do not answer (any more); on
+    /// Dask, those that ran tasks of the last query.
     pub fn workers(&self) -> usize {
-        self.addresses.len()
+        match &self.dask {
+            Some(dask) => dask.workers(),
+            None => self.addresses.len(),
+        }
     }
 
     /// The process ids of the workers this session started (for tests that
