@@ -298,11 +298,17 @@ impl Session {
                 (config.memory_limit / n).max(1).to_string(),
             ]);
         }
-        let program = std::env::current_exe().map_err(|e| {
-            QuarryError::Io(format!(
-                "cannot find the quarry program to start workers: {e}"
-            ))
-        })?;
+        // The workers run this program, unless QUARRY_WORKER_PROGRAM names
+        // another (a test binary is not quarry; a Dask worker's quarry may
+        // be installed elsewhere than the driver's).
+        let program = match std::env::var_os("QUARRY_WORKER_PROGRAM") {
+            Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+            _ => std::env::current_exe().map_err(|e| {
+                QuarryError::Io(format!(
+                    "cannot find the quarry program to start workers: {e}"
+                ))
+            })?,
+        };
         *current = Some(Arc::new(Cluster::start(spec, &program, &worker_args)?));
         Ok(())
     }

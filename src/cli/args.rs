@@ -40,8 +40,9 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<String>,
 
-    /// Run queries on a cluster: local:N (N worker processes here) or
-    /// quarry://HOST:PORT,… (running `quarry worker serve` processes)
+    /// Run queries on a cluster: local:N (N worker processes here),
+    /// quarry://HOST:PORT,… (running `quarry worker serve` processes) or
+    /// dask://HOST:PORT (a Dask scheduler)
     #[arg(long, value_name = "CLUSTER")]
     pub cluster: Option<String>,
 

@@ -37,6 +37,10 @@ pub enum WorkerCommand {
         /// Tasks to run at once (default: all cores)
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Exit when stdin reaches its end: a starter that holds the pipe
+        /// (the Dask plugin) takes the worker with it when it dies
+        #[arg(long)]
+        exit_on_stdin_eof: bool,
         /// Print a line to stderr as each task starts and ends
         #[arg(long)]
         verbose: bool,
@@ -100,6 +104,7 @@ pub fn run(cmd: WorkerCommand) -> Result<()> {
         WorkerCommand::Serve {
             listen,
             threads,
+            exit_on_stdin_eof,
             verbose,
             budget,
         } => {
@@ -116,7 +121,19 @@ pub fn run(cmd: WorkerCommand) -> Result<()> {
             let mut out = std::io::stdout();
             let _ = writeln!(out, "{LISTENING}{address}");
             let _ = out.flush();
+            if exit_on_stdin_eof {
+                exit_at_stdin_eof();
+            }
             worker.serve(listener)
         }
     }
+}
+
+/// Ends the process when stdin ends: the kernel closes the pipe when the
+/// process that holds its other end dies, however it dies.
+fn exit_at_stdin_eof() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        std::process::exit(0);
+    });
 }

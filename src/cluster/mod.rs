@@ -11,6 +11,7 @@
 //! - `dask://HOST:PORT` submits the graph to a Dask scheduler (`dask`),
 //!   whose workers each run a `quarry worker serve` beside them.
 
+pub mod dask;
 pub mod driver;
 pub mod exchange;
 pub mod shared;
@@ -39,6 +40,8 @@ pub enum ClusterSpec {
     Local(usize),
     /// Workers already running (`quarry worker serve`), by address.
     Workers(Vec<String>),
+    /// The workers of a Dask scheduler, by its HOST:PORT.
+    Dask(String),
 }
 
 impl ClusterSpec {
@@ -46,7 +49,7 @@ impl ClusterSpec {
         let text = text.trim().trim_matches('\'');
         let bad = |why: &str| {
             QuarryError::Config(format!(
-                "invalid cluster '{text}': {why} (expected local:N or quarry://HOST:PORT[,HOST:PORT…])"
+                "invalid cluster '{text}': {why} (expected local:N or quarry://HOST:PORT[,HOST:PORT…], or dask://HOST:PORT)"
             ))
         };
         if let Some(n) = text.strip_prefix("local:") {
@@ -66,6 +69,15 @@ impl ClusterSpec {
             }
             return Ok(ClusterSpec::Workers(addrs));
         }
+        if let Some(address) = text.strip_prefix("dask://") {
+            let address = address.trim().trim_end_matches('/');
+            return match address.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                    Ok(ClusterSpec::Dask(address.to_string()))
+                }
+                _ => Err(bad("the Dask scheduler is HOST:PORT")),
+            };
+        }
         Err(bad("unknown kind of cluster"))
     }
 }
@@ -75,6 +87,7 @@ impl std::fmt::Display for ClusterSpec {
         match self {
             ClusterSpec::Local(n) => write!(f, "local:{n}"),
             ClusterSpec::Workers(a) => write!(f, "quarry://{}", a.join(",")),
+            ClusterSpec::Dask(a) => write!(f, "dask://{a}"),
         }
     }
 }
@@ -85,6 +98,8 @@ pub struct Cluster {
     spec: ClusterSpec,
     addresses: Vec<String>,
     children: Vec<Child>,
+    /// The scheduler, when a Dask cluster runs the tasks.
+    dask: Option<dask::Dask>,
 }
 
 impl Cluster {
@@ -96,9 +111,14 @@ impl Cluster {
             spec: spec.clone(),
             addresses: Vec::new(),
             children: Vec::new(),
+            dask: None,
         };
         match spec {
             ClusterSpec::Workers(addrs) => cluster.addresses = addrs.clone(),
+            // (the workers are the Dask cluster's: `worker_args` are not theirs)
+            ClusterSpec::Dask(scheduler) => {
+                cluster.dask = Some(dask::Dask::start(scheduler, program)?)
+            }
             ClusterSpec::Local(n) => {
                 for _ in 0..*n {
                     let (child, address) = spawn_worker(program, worker_args)?;
@@ -114,9 +134,13 @@ impl Cluster {
         &self.spec
     }
 
-    /// The workers, counting those that do not answer (any more).
+    /// The workers, counting those that do not answer (any more); on
+    /// Dask, those that ran tasks of the last query.
     pub fn workers(&self) -> usize {
-        self.addresses.len()
+        match &self.dask {
+            Some(dask) => dask.workers(),
+            None => self.addresses.len(),
+        }
     }
 
     /// The process ids of the workers this session started (for tests that
@@ -156,6 +180,10 @@ impl Cluster {
                 path.display()
             ))
         })?;
+        if let Some(dask) = &self.dask {
+            let stats = dask.run(graph, exchange, cancel, progress)?;
+            return Ok((read_output(graph, exchange)?, stats));
+        }
         let mut slots: Vec<Box<dyn Slot>> = Vec::new();
         let mut unreachable = Vec::new();
         for (w, address) in self.addresses.iter().enumerate() {
@@ -206,11 +234,16 @@ pub fn read_output(graph: &TaskGraph, exchange: &ExchangeDir) -> Result<Vec<Reco
 }
 
 /// A directory for one query under `parent`, named so that queries of
-/// different drivers and of one driver do not meet.
+/// different drivers and of one driver do not meet (the time tells apart
+/// drivers of one process id on different machines sharing `parent`).
 fn query_dir(parent: &Path) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     parent.join(format!(
-        "quarry-query-{}-{}",
+        "quarry-query-{}-{nanos:x}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ))

@@ -171,3 +171,20 @@ fn a_task_that_fails_fails_the_query_with_its_message() {
     let local = s.sql(sql).unwrap_err().to_string();
     assert_eq!(error_on_one_worker(&s, sql, None), local);
 }
+
+#[test]
+fn a_dask_cluster_is_named_by_its_scheduler() {
+    use super::ClusterSpec;
+    let spec = ClusterSpec::parse("dask://127.0.0.1:8786").unwrap();
+    assert_eq!(spec, ClusterSpec::Dask("127.0.0.1:8786".into()));
+    assert_eq!(spec.to_string(), "dask://127.0.0.1:8786");
+    assert_eq!(
+        ClusterSpec::parse("'dask://scheduler.example:8786/'").unwrap(),
+        ClusterSpec::Dask("scheduler.example:8786".into())
+    );
+    for bad in ["dask://", "dask://host", "dask://:8786", "dask://host:port"] {
+        let e = ClusterSpec::parse(bad).unwrap_err().to_string();
+        assert!(e.contains("the Dask scheduler is HOST:PORT"), "{bad}: {e}");
+        assert!(e.contains("dask://HOST:PORT"), "{bad}: {e}");
+    }
+}
