@@ -644,12 +644,16 @@ impl Session {
             let busy: Vec<String> = stats.busy.iter().map(|d| format!("{:.1?}", d)).collect();
             // (a cluster's workers keep their own budgets, not counted here)
             let peak = match stats.cluster {
-                Some(_) => "on the workers".to_string(),
-                None => format_bytes(stats.peak_memory),
+                Some(_) => "(not counted: each worker has its own budget)".to_string(),
+                None => format!(
+                    "{} reserved of a {} limit",
+                    format_bytes(stats.peak_memory),
+                    format_bytes(self.config().memory_limit)
+                ),
             };
             text.push_str(&format!(
                 "\nRun: {} rows in {:.1?}; {} tasks read {} rows, on {} workers (busy: {})\n\
-                 Memory: peak {} reserved of a {} limit; spilled {} in {} files; {} pauses\n\
+                 Memory: peak {}; spilled {} in {} files; {} pauses\n\
                  I/O: fetched {} from files and object stores\n",
                 result.num_rows(),
                 stats.elapsed,
@@ -658,7 +662,6 @@ impl Session {
                 stats.busy.len(),
                 busy.join(", "),
                 peak,
-                format_bytes(self.config().memory_limit),
                 format_bytes(stats.spilled_bytes as usize),
                 stats.spill_files,
                 stats.pauses,
