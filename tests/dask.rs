@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use quarry::runtime::Progress;
 use quarry::{QuarryError, Session, SessionConfig};
 
-use common::{check_tpch_query, pinned_venv, run_ok};
+use common::{check_tpch_query, run_ok, target_venv};
 
 const SF: f64 = 0.01;
 
@@ -83,15 +83,7 @@ fn repo(path: &str) -> PathBuf {
 
 /// The Python of `target/dask-venv`, with the pinned dask[distributed].
 fn venv_python() -> Result<PathBuf, String> {
-    static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let venv = tmp()
-            .parent()
-            .expect("target/tmp has a parent")
-            .join("dask-venv");
-        pinned_venv(&venv, &repo("python/requirements.txt"))
-    })
-    .clone()
+    target_venv("dask-venv", &repo("python/requirements.txt"))
 }
 
 /// The submitter runs on the venv's Python, and the Dask workers start

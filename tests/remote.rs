@@ -61,7 +61,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use quarry::tpch::{GenerateOptions, TABLES};
 use quarry::{QueryResult, Session, SessionConfig};
 
-use common::{base_python, check_tpch_query, pinned_venv, run_ok};
+use common::{base_python, check_tpch_query, run_ok, target_venv};
 
 const SF: f64 = 0.01;
 
@@ -204,15 +204,7 @@ fn path_str(p: &Path) -> &str {
 /// The Python of `target/remote-venv`, with the pinned moto and boto3.
 /// Once per process.
 fn venv_python() -> Result<PathBuf, String> {
-    static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let venv = tmp()
-            .parent()
-            .expect("target/tmp has a parent")
-            .join("remote-venv");
-        pinned_venv(&venv, &support("requirements.txt"))
-    })
-    .clone()
+    target_venv("remote-venv", &support("requirements.txt"))
 }
 
 // ----------------------------------------------------------------- servers

@@ -63,6 +63,25 @@ pub fn pinned_venv(venv: &Path, requirements: &Path) -> Result<PathBuf, String> 
     Ok(python)
 }
 
+/// The Python of the venv `<target>/<name>`, made by [`pinned_venv`] from
+/// `requirements` at most once per test process (later calls get the
+/// first call's outcome).
+pub fn target_venv(name: &str, requirements: &Path) -> Result<PathBuf, String> {
+    use std::sync::Mutex;
+    static VENVS: Mutex<Vec<(String, Result<PathBuf, String>)>> = Mutex::new(Vec::new());
+    let mut venvs = VENVS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, made)) = venvs.iter().find(|(n, _)| n == name) {
+        return made.clone();
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp has a parent")
+        .join(name);
+    let made = pinned_venv(&venv, requirements);
+    venvs.push((name.to_string(), made.clone()));
+    made
+}
+
 /// The DuckDB answers of TPC-H SF 0.01 (see the README there).
 pub fn tpch_answers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tpch_answers/sf0.01")
