@@ -314,6 +314,85 @@ fn quarry_alone_generates_the_data_and_writes_the_reports() {
 }
 
 #[test]
+fn quarry_local_and_on_a_cluster_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let out = quarry(&[
+        "tpch",
+        "bench",
+        "--sf",
+        "0.01",
+        "--engines",
+        "quarry,quarry-cluster",
+        "--cluster",
+        "local:2",
+        "--queries",
+        "5,18",
+        "--runs",
+        "1",
+        "--data",
+        path(data_dir()),
+        "--results",
+        path(&results),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("quarry-cluster"), "{stdout}");
+    let (json, _) = read_json(&results);
+    let engines: Vec<&str> = json["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["engine"].as_str().unwrap())
+        .collect();
+    assert_eq!(engines, ["quarry", "quarry-cluster"]);
+    assert_eq!(json["engines"][0]["settings"]["cluster"], "none");
+    assert_eq!(json["engines"][1]["settings"]["cluster"], "local:2");
+    assert_eq!(
+        json["engines"][1]["notes"],
+        serde_json::json!(["peak RSS: the driver + 2 workers, each at its peak"])
+    );
+    for q in json["queries"].as_array().unwrap() {
+        let c = &q["comparisons"][0];
+        assert_eq!(
+            c["engines"],
+            serde_json::json!(["quarry", "quarry-cluster"])
+        );
+        assert_eq!(
+            c["agree"], true,
+            "Q{}: {}",
+            q["query"], c["first_difference"]
+        );
+    }
+    assert_eq!(json["summary"]["ok"], true);
+    // the cluster engine needs its cluster, and the cluster its engine
+    let no_cluster = quarry(&[
+        "tpch",
+        "bench",
+        "--sf",
+        "0.01",
+        "--engines",
+        "quarry-cluster",
+    ]);
+    fails_with(&no_cluster, "add e.g. --cluster local:2");
+    let no_engine = quarry(&[
+        "tpch",
+        "bench",
+        "--sf",
+        "0.01",
+        "--engines",
+        "quarry",
+        "--cluster",
+        "local:2",
+    ]);
+    fails_with(&no_engine, "list it in --engines");
+}
+
+#[test]
 fn a_peer_that_cannot_run_is_reported_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");

@@ -39,19 +39,28 @@ use worker::{ChildCommand, EngineOutcome, Progress};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Engine {
     Quarry,
+    /// quarry on the cluster of `--cluster`, beside local quarry in one run.
+    QuarryCluster,
     Duckdb,
     Polars,
 }
 
 impl Engine {
+    /// The engines run when `--engines` is not given (and `quarry-cluster`
+    /// after `quarry` when `--cluster` is).
     pub const ALL: [Engine; 3] = [Engine::Quarry, Engine::Duckdb, Engine::Polars];
 
     pub fn name(self) -> &'static str {
         match self {
             Engine::Quarry => "quarry",
+            Engine::QuarryCluster => "quarry-cluster",
             Engine::Duckdb => "duckdb",
             Engine::Polars => "polars",
         }
+    }
+
+    fn is_quarry(self) -> bool {
+        matches!(self, Engine::Quarry | Engine::QuarryCluster)
     }
 }
 
@@ -69,7 +78,8 @@ pub struct BenchOptions {
     pub threads: Option<usize>,
     /// quarry's and DuckDB's `memory_limit` (e.g. `4GB`); Polars has none.
     pub memory_limit: Option<String>,
-    /// quarry's `cluster` setting: its queries run on those workers.
+    /// The cluster of the engine `quarry-cluster` (`local:2`, `quarry://…`,
+    /// `dask://…`).
     pub cluster: Option<String>,
     /// Where the JSON and SVG go (default `tpch/results`).
     pub results: Option<PathBuf>,
@@ -141,6 +151,23 @@ fn validate(mut o: BenchOptions) -> Result<BenchOptions> {
     gen::validate_sf(o.sf)?;
     if o.engines.is_empty() {
         o.engines = Engine::ALL.to_vec();
+        if o.cluster.is_some() {
+            o.engines.insert(1, Engine::QuarryCluster);
+        }
+    }
+    match (&o.cluster, o.engines.contains(&Engine::QuarryCluster)) {
+        (None, true) => {
+            return Err(QuarryError::Config(
+                "the engine quarry-cluster runs on the cluster of --cluster: add e.g. --cluster local:2"
+                    .into(),
+            ))
+        }
+        (Some(c), false) => {
+            return Err(QuarryError::Config(format!(
+                "--cluster {c} is the cluster of the engine quarry-cluster: list it in --engines (e.g. --engines quarry,quarry-cluster,duckdb)"
+            )))
+        }
+        _ => {}
     }
     let mut engines = Vec::new();
     for e in o.engines {
@@ -150,7 +177,7 @@ fn validate(mut o: BenchOptions) -> Result<BenchOptions> {
     }
     o.engines = engines;
     if let Some(url) = remote_data(&o) {
-        if let Some(peer) = o.engines.iter().find(|e| **e != Engine::Quarry) {
+        if let Some(peer) = o.engines.iter().find(|e| !e.is_quarry()) {
             return Err(QuarryError::Config(format!(
                 "--data {url}: {} reads local files only in this harness (DuckDB's httpfs extension comes from an extension server this machine may not reach): add --engines quarry",
                 peer.name()
@@ -397,7 +424,8 @@ fn path_text(p: &Path) -> Result<String> {
         .ok_or_else(|| QuarryError::Config(format!("path is not UTF-8: {}", p.display())))
 }
 
-fn run_quarry(o: &BenchOptions, data: &Path) -> Result<EngineOutcome> {
+/// Runs quarry's side: locally, or on `cluster`.
+fn run_quarry(o: &BenchOptions, data: &Path, cluster: Option<&str>) -> Result<EngineOutcome> {
     let exe = std::env::current_exe()
         .map_err(|e| QuarryError::Io(format!("cannot find the quarry binary: {e}")))?;
     let data = path_text(data)?;
@@ -418,8 +446,8 @@ fn run_quarry(o: &BenchOptions, data: &Path) -> Result<EngineOutcome> {
         if let Some(m) = &o.memory_limit {
             args.extend(["--memory-limit".into(), m.clone()]);
         }
-        if let Some(c) = &o.cluster {
-            args.extend(["--cluster".into(), c.clone()]);
+        if let Some(c) = cluster {
+            args.extend(["--cluster".into(), c.to_string()]);
         }
         ChildCommand {
             program: exe.clone(),
@@ -428,7 +456,11 @@ fn run_quarry(o: &BenchOptions, data: &Path) -> Result<EngineOutcome> {
             stdin: None,
         }
     };
-    Ok(drive_with_ui("quarry", o, &make))
+    let name = match cluster {
+        None => Engine::Quarry,
+        Some(_) => Engine::QuarryCluster,
+    };
+    Ok(drive_with_ui(name.name(), o, &make))
 }
 
 fn join(queries: &[usize]) -> String {
@@ -541,7 +573,10 @@ pub fn run(options: BenchOptions) -> Result<()> {
     let mut runs: Vec<report::EngineRun> = Vec::new();
     for &engine in &o.engines {
         let outcome = match engine {
-            Engine::Quarry => run_quarry(&o, &data_abs).map_err(|e| e.to_string()),
+            Engine::Quarry => run_quarry(&o, &data_abs, None).map_err(|e| e.to_string()),
+            Engine::QuarryCluster => {
+                run_quarry(&o, &data_abs, o.cluster.as_deref()).map_err(|e| e.to_string())
+            }
             peer => {
                 let env = python.get_or_insert_with(|| {
                     let root = root.as_ref().ok_or_else(|| {
@@ -703,6 +738,43 @@ mod tests {
                 "{shown}"
             );
         }
+    }
+
+    #[test]
+    fn the_cluster_engine_and_its_cluster_come_together() {
+        // --cluster alone adds quarry-cluster after quarry
+        let o = validate(BenchOptions {
+            cluster: Some("local:2".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            o.engines,
+            [
+                Engine::Quarry,
+                Engine::QuarryCluster,
+                Engine::Duckdb,
+                Engine::Polars
+            ]
+        );
+        let err = validate(BenchOptions {
+            engines: vec![Engine::QuarryCluster],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("add e.g. --cluster local:2"), "{err}");
+        let err = validate(BenchOptions {
+            engines: vec![Engine::Quarry, Engine::Duckdb],
+            cluster: Some("local:2".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--cluster local:2 is the cluster of the engine quarry-cluster"),
+            "{err}"
+        );
     }
 
     #[test]

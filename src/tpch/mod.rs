@@ -64,7 +64,9 @@ pub enum TpchCommand {
         /// Data directory (default: data/tpch-sf<N>), generated when missing or empty.
         #[arg(long, value_name = "DIR")]
         data: Option<std::path::PathBuf>,
-        /// Engines, comma-separated, in the order to run (default: all three).
+        /// Engines, comma-separated, in the order to run: quarry, quarry-cluster
+        /// (quarry on --cluster), duckdb, polars (default: quarry, duckdb,
+        /// polars, and quarry-cluster after quarry with --cluster).
         #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
         engines: Vec<bench::Engine>,
         /// Query numbers, comma-separated (default: all 22).
@@ -80,8 +82,9 @@ pub enum TpchCommand {
         /// none; the report says so). Default: each engine's own.
         #[arg(long, value_name = "SIZE", value_parser = bench::parse_memory_limit)]
         memory_limit: Option<String>,
-        /// Run quarry's queries on a cluster (`local:N` or `quarry://…`, as
-        /// `--cluster` of quarry itself); the peers run as always.
+        /// The cluster of the engine quarry-cluster (`local:N`, `quarry://…`
+        /// or `dask://…`, as `--cluster` of quarry itself), which runs beside
+        /// local quarry and the peers.
         #[arg(long, value_name = "CLUSTER")]
         cluster: Option<String>,
         /// Directory of the JSON and SVG reports (default: tpch/results).

@@ -788,6 +788,7 @@ fn esc(text: &str) -> String {
 pub fn colour(engine: &str) -> &'static str {
     match engine {
         "quarry" => "#d55e00",
+        "quarry-cluster" => "#e69f00",
         "duckdb" => "#0072b2",
         "polars" => "#009e73",
         _ => "#777777",

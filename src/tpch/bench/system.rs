@@ -10,11 +10,16 @@ use serde::Serialize;
 /// `VmHWM` of `/proc/self/status` (getrusage's `ru_maxrss` also counts the
 /// parent's memory, inherited through fork and exec), elsewhere `ru_maxrss`.
 pub fn peak_rss_bytes() -> Option<u64> {
-    vm_hwm().or_else(max_rss)
+    vm_hwm("self").or_else(max_rss)
 }
 
-fn vm_hwm() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The peak resident set size of another process (Linux only).
+pub fn peak_rss_bytes_of(pid: u32) -> Option<u64> {
+    vm_hwm(&pid.to_string())
+}
+
+fn vm_hwm(process: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)

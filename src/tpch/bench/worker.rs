@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::compare::WireAnswer;
-use super::system::peak_rss_bytes;
+use super::system::{peak_rss_bytes, peak_rss_bytes_of};
 use crate::error::{QuarryError, Result};
 
 /// One line of a child's stdout.
@@ -172,11 +172,29 @@ pub fn quarry_worker(
             settings.insert(name.to_string(), value);
         }
     }
+    // On a cluster the memory is the driver's and the workers'.
+    let workers = session.cluster().map(|c| c.worker_pids());
+    let notes = match &workers {
+        Some(pids) if !pids.is_empty() => vec![format!(
+            "peak RSS: the driver + {} workers, each at its peak",
+            pids.len()
+        )],
+        Some(_) => vec!["peak RSS: the driver's; its workers run elsewhere".into()],
+        None => vec![],
+    };
+    let peak_rss_bytes = || {
+        let workers: u64 = workers
+            .iter()
+            .flatten()
+            .filter_map(|&pid| peak_rss_bytes_of(pid))
+            .sum();
+        peak_rss_bytes().map(|own| own + workers)
+    };
     emit(&Event::Ready {
         engine: "quarry".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         settings,
-        notes: vec![],
+        notes,
         peak_rss_bytes: peak_rss_bytes(),
     })?;
     for &n in queries {
