@@ -66,6 +66,7 @@ def answer(conn, f, req):
             "stage": s,
             "partition": p,
             "attempt": "fake",
+            "file": None,
             "outputs": [],
             "rows_in": 100 * s + p,
             "bytes_fetched": 7,

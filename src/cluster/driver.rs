@@ -95,7 +95,6 @@ impl ClusterStats {
                 rows_in: t.rows_in,
             });
         }
-        let files: Vec<_> = m.iter().flat_map(|t| &t.outputs).collect();
         RunStats {
             tasks: m.len(),
             rows_read: m.iter().map(|t| t.rows_in).sum(),
@@ -115,8 +114,8 @@ impl ClusterStats {
             task_records,
             cluster: Some(ClusterFigures {
                 overhead: round_trips.saturating_sub(task_time) / (m.len().max(1) as u32),
-                exchange_files: files.len(),
-                exchange_bytes: files.iter().map(|f| f.bytes).sum(),
+                exchange_files: m.iter().filter(|t| t.file.is_some()).count(),
+                exchange_bytes: m.iter().flat_map(|t| &t.outputs).map(|o| o.bytes).sum(),
             }),
             ..Default::default()
         }

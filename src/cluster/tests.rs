@@ -138,6 +138,82 @@ fn a_task_whose_worker_is_lost_runs_again_on_another() {
 }
 
 /// Runs `sql` on one in-process worker, lost at task `lose_at`: the error.
+#[test]
+fn a_task_writes_one_file_and_each_partition_reads_its_own_batches() {
+    use crate::runtime::{StageIo, TaskOutput};
+    use arrow::array::{Array, Int64Array};
+    let s = session();
+    let graph = s.task_graph("SELECT k, sum(v) FROM t GROUP BY k").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let exchange = ExchangeDir::create(&dir.path().join("q")).unwrap();
+    let shared = SharedBuilds::default();
+    let env = TaskEnv {
+        pool: MemoryPool::new(1 << 30),
+        temp_dir: dir.path().to_path_buf(),
+        cancel: Arc::new(AtomicBool::new(false)),
+        shared: &shared,
+    };
+    let files = super::exchange::TaskFiles::new(&exchange, &graph, (0, 0), env);
+    let batch = |values: &[i64]| {
+        let a: Arc<dyn Array> = Arc::new(Int64Array::from(values.to_vec()));
+        RecordBatch::try_from_iter([("x", a)]).unwrap()
+    };
+    // partitions interleaved, as a repartition hands them over
+    files.put(0, 2, vec![batch(&[20, 21])]).unwrap();
+    files.put(0, 0, vec![batch(&[0])]).unwrap();
+    files.put(0, 2, vec![batch(&[22]), batch(&[23, 24, 25])]).unwrap();
+    let output = TaskOutput {
+        rows_in: 7,
+        bytes_fetched: 0,
+        metrics: vec![],
+    };
+    let manifest = files.finish(&output, 1).unwrap();
+    let parts: Vec<(usize, usize, Vec<usize>)> = manifest
+        .outputs
+        .iter()
+        .map(|o| (o.partition, o.rows, o.batches.clone()))
+        .collect();
+    assert_eq!(parts, [(0, 1, vec![1]), (2, 6, vec![0, 2, 3])]);
+    assert!(manifest.outputs.iter().all(|o| o.bytes > 0));
+    let stage_dir = dir.path().join("q").join("s0");
+    let arrow_files = std::fs::read_dir(&stage_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "arrow")
+        .count();
+    assert_eq!(arrow_files, 1);
+    let values = |p: Option<usize>| -> Vec<i64> {
+        let tasks = graph.stages[0].partitions;
+        // (the other tasks of the stage left nothing)
+        for t in 1..tasks {
+            let empty = super::exchange::TaskFiles::new(
+                &exchange,
+                &graph,
+                (0, t),
+                TaskEnv {
+                    pool: MemoryPool::new(1 << 20),
+                    temp_dir: dir.path().to_path_buf(),
+                    cancel: Arc::new(AtomicBool::new(false)),
+                    shared: &shared,
+                },
+            );
+            empty.finish(&output, 1).unwrap();
+        }
+        exchange
+            .read(0, tasks, p)
+            .unwrap()
+            .flat_map(|b| {
+                let b = b.unwrap();
+                let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                a.values().to_vec()
+            })
+            .collect()
+    };
+    assert_eq!(values(Some(2)), [20, 21, 22, 23, 24, 25]);
+    assert_eq!(values(Some(0)), [0]);
+    assert_eq!(values(Some(1)), Vec::<i64>::new());
+    assert_eq!(values(None), [0, 20, 21, 22, 23, 24, 25]);
+}
+
 fn error_on_one_worker(s: &Session, sql: &str, lose_at: Option<TaskId>) -> String {
     let graph = Arc::new(s.task_graph(sql).unwrap());
     let dir = tempfile::tempdir().unwrap();
