@@ -169,15 +169,29 @@ impl ExchangeDir {
     /// `partition` (for every partition when None), in task order and then
     /// partition order, read a batch at a time.
     pub fn read(&self, stage: usize, tasks: usize, partition: Option<usize>) -> Result<Batches> {
+        self.read_from(&self.manifests(stage, tasks)?, partition)
+    }
+
+    /// The manifests of the `tasks` tasks of `stage`.
+    pub fn manifests(&self, stage: usize, tasks: usize) -> Result<Vec<TaskManifest>> {
+        (0..tasks).map(|t| self.manifest(stage, t)).collect()
+    }
+
+    /// What the tasks of `manifests` left for consumer partition `partition`
+    /// (for every partition when None), as [`ExchangeDir::read`].
+    pub fn read_from(
+        &self,
+        manifests: &[TaskManifest],
+        partition: Option<usize>,
+    ) -> Result<Batches> {
         let mut files = Vec::new();
-        for t in 0..tasks {
-            let manifest = self.manifest(stage, t)?;
-            let Some(file) = manifest.file else { continue };
+        for manifest in manifests {
+            let Some(file) = &manifest.file else { continue };
             let batches: Vec<usize> = manifest
                 .outputs
-                .into_iter()
+                .iter()
                 .filter(|o| partition.is_none_or(|p| o.partition == p))
-                .flat_map(|o| o.batches)
+                .flat_map(|o| o.batches.iter().copied())
                 .collect();
             if !batches.is_empty() {
                 files.push((self.root.join(file), batches));
@@ -313,12 +327,17 @@ impl<'a> TaskFiles<'a> {
         }
     }
 
-    fn tasks_of(&self, stage: usize) -> Result<usize> {
-        self.graph
+    /// The manifests of `stage`'s tasks, read once per worker and query.
+    fn manifests(&self, stage: usize) -> Result<Arc<Vec<TaskManifest>>> {
+        let tasks = self
+            .graph
             .stages
             .get(stage)
             .map(|s| s.partitions)
-            .ok_or_else(|| QuarryError::exec(format!("internal error: no stage {stage}")))
+            .ok_or_else(|| QuarryError::exec(format!("internal error: no stage {stage}")))?;
+        self.shared.manifests(&self.exchange.root, stage, || {
+            self.exchange.manifests(stage, tasks)
+        })
     }
 
     /// The task's output file, made when it writes its first rows.
@@ -385,8 +404,8 @@ impl<'a> TaskFiles<'a> {
 
 impl StageIo for TaskFiles<'_> {
     fn take(&self, stage: usize, partition: usize) -> Result<Batches> {
-        self.exchange
-            .read(stage, self.tasks_of(stage)?, Some(partition))
+        let manifests = self.manifests(stage)?;
+        self.exchange.read_from(&manifests, Some(partition))
     }
 
     fn put(&self, stage: usize, partition: usize, batches: Vec<RecordBatch>) -> Result<()> {
@@ -481,23 +500,23 @@ impl TaskContext for TaskFiles<'_> {
         keys: &[Expr],
         max_rows: usize,
     ) -> Result<Option<Arc<KeySet>>> {
-        let Some(build) = self.graph.stages.get(stage) else {
+        if self.graph.stages.get(stage).is_none() {
             return Ok(None);
-        };
+        }
         self.shared.key_set(&self.exchange.root, stage, || {
             // Read only when the manifests tell the rows are few enough.
-            let tasks = build.partitions;
-            let mut rows = 0;
-            for t in 0..tasks {
-                let manifest = self.exchange.manifest(stage, t)?;
-                rows += manifest.outputs.iter().map(|o| o.rows).sum::<usize>();
-            }
+            let manifests = self.manifests(stage)?;
+            let rows: usize = manifests
+                .iter()
+                .flat_map(|m| &m.outputs)
+                .map(|o| o.rows)
+                .sum();
             if rows > max_rows {
                 return Ok(None);
             }
             let batches = self
                 .exchange
-                .read(stage, tasks, None)?
+                .read_from(&manifests, None)?
                 .collect::<Result<Vec<_>>>()?;
             key_set_of(&batches, keys, schema, max_rows, &self.pool)
         })

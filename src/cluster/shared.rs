@@ -1,13 +1,15 @@
 //! What the tasks of one query on one worker share: the broadcast hash
-//! tables and the runtime filters' key sets of its stages. A local run
-//! builds each once per query (the partition store); a worker builds each
-//! once per query too, not once per task, and keeps it while the query's
-//! exchange directory exists (the driver removes it when the query ends).
+//! tables and the runtime filters' key sets of its stages, and the
+//! manifests of its finished stages. A local run builds each once per
+//! query (the partition store); a worker builds each once per query too,
+//! not once per task, and keeps it while the query's exchange directory
+//! exists (the driver removes it when the query ends).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::exchange::TaskManifest;
 use crate::error::{QuarryError, Result};
 use crate::exec::join::{BuildSide, JoinBuild};
 use crate::exec::key_filter::KeySet;
@@ -25,9 +27,13 @@ struct Built {
 /// Per query (its exchange directory) and stage, what was built from it.
 type ByStage = HashMap<(PathBuf, usize), Arc<Mutex<Built>>>;
 
+/// Per query and stage, the manifests of its tasks.
+type StageManifests = HashMap<(PathBuf, usize), Arc<Vec<TaskManifest>>>;
+
 #[derive(Default)]
 pub struct SharedBuilds {
     entries: Mutex<ByStage>,
+    manifests: Mutex<StageManifests>,
 }
 
 fn poisoned<T>(_: T) -> QuarryError {
@@ -40,6 +46,32 @@ impl SharedBuilds {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|(root, _), _| root.is_dir());
         }
+        if let Ok(mut manifests) = self.manifests.lock() {
+            manifests.retain(|(root, _), _| root.is_dir());
+        }
+    }
+
+    /// The manifests of the tasks of `stage`, read by `read` for the first
+    /// task that asks. A stage is read only once it has finished, and a
+    /// manifest in place stays valid (a task run again writes the same rows
+    /// to a file of its own), so every consumer task on this worker need not
+    /// read and parse them all again: a hash exchange of N tasks into M
+    /// would read N × M manifests.
+    pub fn manifests(
+        &self,
+        root: &Path,
+        stage: usize,
+        read: impl FnOnce() -> Result<Vec<TaskManifest>>,
+    ) -> Result<Arc<Vec<TaskManifest>>> {
+        let key = (root.to_path_buf(), stage);
+        if let Some(m) = self.manifests.lock().map_err(poisoned)?.get(&key) {
+            return Ok(m.clone());
+        }
+        // Read without the lock: another stage's readers need not wait (two
+        // tasks that race read the same files).
+        let read = Arc::new(read()?);
+        let mut manifests = self.manifests.lock().map_err(poisoned)?;
+        Ok(manifests.entry(key).or_insert(read).clone())
     }
 
     fn entry(&self, root: &Path, stage: usize) -> Result<Arc<Mutex<Built>>> {

@@ -161,7 +161,9 @@ fn a_task_writes_one_file_and_each_partition_reads_its_own_batches() {
     // partitions interleaved, as a repartition hands them over
     files.put(0, 2, vec![batch(&[20, 21])]).unwrap();
     files.put(0, 0, vec![batch(&[0])]).unwrap();
-    files.put(0, 2, vec![batch(&[22]), batch(&[23, 24, 25])]).unwrap();
+    files
+        .put(0, 2, vec![batch(&[22]), batch(&[23, 24, 25])])
+        .unwrap();
     let output = TaskOutput {
         rows_in: 7,
         bytes_fetched: 0,
