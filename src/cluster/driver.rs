@@ -3,6 +3,7 @@
 //! worker when its worker is lost, and fails the query when a task fails.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -153,7 +154,9 @@ pub fn run_tasks(
     });
     let wake = Condvar::new();
     let interrupters: Vec<_> = slots.iter().map(|s| s.interrupter()).collect();
-    let finished = AtomicBool::new(false);
+    // Dropped when the slots are done: the watcher below returns at once
+    // (a sleep there would add to every query).
+    let (finished, done) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
         let drivers: Vec<_> = slots
             .into_iter()
@@ -163,19 +166,19 @@ pub fn run_tasks(
             })
             .collect();
         // The slots wait on their workers: on cancel, cut them off.
-        scope.spawn(|| {
-            while !finished.load(Ordering::Relaxed) {
-                if cancel.load(Ordering::Relaxed) {
-                    interrupters.iter().for_each(|stop| stop());
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        scope.spawn(move || loop {
+            if cancel.load(Ordering::Relaxed) {
+                interrupters.iter().for_each(|stop| stop());
+                return;
+            }
+            if done.recv_timeout(Duration::from_millis(20)) != Err(RecvTimeoutError::Timeout) {
+                return;
             }
         });
         for d in drivers {
             let _ = d.join();
         }
-        finished.store(true, Ordering::Relaxed);
+        drop(finished);
     });
     let mut st = state
         .into_inner()
