@@ -94,6 +94,7 @@ pub fn run(cmd: WorkerCommand) -> Result<()> {
                 exchange: ExchangeDir::open(&exchange)?.root().to_path_buf(),
                 stage,
                 partition,
+                task_manifest: true,
             };
             let manifest = worker.run(&request, Arc::new(AtomicBool::new(false)))?;
             let text = serde_json::to_string(&manifest)

@@ -125,6 +125,8 @@ impl ClusterStats {
 
 struct State {
     tasks: ReadyTasks,
+    /// Per stage, the manifests of its finished tasks.
+    done: Vec<Vec<Option<TaskManifest>>>,
     attempts: std::collections::HashMap<TaskId, usize>,
     stats: ClusterStats,
     error: Option<QuarryError>,
@@ -147,6 +149,11 @@ pub fn run_tasks(
     let started = Instant::now();
     let state = Mutex::new(State {
         tasks: ReadyTasks::new(graph),
+        done: graph
+            .stages
+            .iter()
+            .map(|s| vec![None; s.partitions])
+            .collect(),
         attempts: Default::default(),
         stats: ClusterStats::default(),
         error: None,
@@ -195,6 +202,23 @@ pub fn run_tasks(
     Ok(st.stats)
 }
 
+/// Records a finished task's manifest; the stage's last one puts them all
+/// in the exchange, before the stages that read it get ready.
+fn stage_done(
+    st: &mut State,
+    exchange: &ExchangeDir,
+    (stage, partition): TaskId,
+    manifest: &TaskManifest,
+) -> Result<()> {
+    let done = &mut st.done[stage];
+    done[partition] = Some(manifest.clone());
+    if done.iter().all(Option::is_some) {
+        let manifests: Vec<TaskManifest> = done.iter_mut().filter_map(Option::take).collect();
+        exchange.write_stage_manifests(stage, &manifests)?;
+    }
+    Ok(())
+}
+
 /// One slot's loop: take a ready task, run it, record what came of it.
 fn drive(
     mut slot: Box<dyn Slot>,
@@ -235,6 +259,9 @@ fn drive(
         let mut lost = false;
         match result {
             Ok(manifest) => {
+                if let Err(e) = stage_done(&mut st, exchange, task, &manifest) {
+                    st.error.get_or_insert(e);
+                }
                 st.tasks.finished(task.0);
                 st.stats.manifests.push(manifest);
                 st.stats.runs.push((slot.worker(), sent, replied));

@@ -6,9 +6,15 @@
 //!
 //! ```text
 //! <query>/graph.json                   the task graph (graph::wire)
-//! <query>/s<stage>/t<task>.json        the manifest of the task's accepted attempt
 //! <query>/s<stage>/t<task>-<attempt>.arrow
+//! <query>/s<stage>/t<task>.json        the manifest of the task's accepted attempt
+//! <query>/s<stage>.json                or: the manifests of all the stage's tasks
 //! ```
+//!
+//! quarry's own driver gets each manifest in the worker's reply and writes
+//! the stage's manifests as one file when its last task is done, before a
+//! task that reads the stage starts: a file per stage instead of one per
+//! task. Under Dask, and for `quarry worker run`, each task puts its own.
 //!
 //! One file per task, not one per task and partition: creating files is
 //! what costs on a local file system (ext4 spends more time finding a free
@@ -146,6 +152,17 @@ impl ExchangeDir {
         self.root.join("graph.json")
     }
 
+    fn stage_manifest_path(&self, stage: usize) -> PathBuf {
+        self.root.join(format!("s{stage}.json"))
+    }
+
+    /// Puts the manifests of all of `stage`'s tasks in place, as one file.
+    pub fn write_stage_manifests(&self, stage: usize, manifests: &[TaskManifest]) -> Result<()> {
+        let text = serde_json::to_vec(manifests)
+            .map_err(|e| QuarryError::exec(format!("internal error: manifests: {e}")))?;
+        put_in_place(&self.stage_manifest_path(stage), &text, "driver")
+    }
+
     fn manifest_path(&self, stage: usize, task: usize) -> PathBuf {
         self.root
             .join(format!("s{stage}"))
@@ -172,9 +189,29 @@ impl ExchangeDir {
         self.read_from(&self.manifests(stage, tasks)?, partition)
     }
 
-    /// The manifests of the `tasks` tasks of `stage`.
+    /// The manifests of the `tasks` tasks of `stage`: the stage's file, or
+    /// each task's.
     pub fn manifests(&self, stage: usize, tasks: usize) -> Result<Vec<TaskManifest>> {
-        (0..tasks).map(|t| self.manifest(stage, t)).collect()
+        let path = self.stage_manifest_path(stage);
+        match std::fs::read(&path) {
+            Ok(text) => {
+                let manifests: Vec<TaskManifest> = serde_json::from_slice(&text).map_err(|e| {
+                    QuarryError::Io(format!("bad stage manifest '{}': {e}", path.display()))
+                })?;
+                if manifests.len() != tasks {
+                    return Err(QuarryError::Io(format!(
+                        "the stage manifest '{}' has {} tasks, the graph {tasks}",
+                        path.display(),
+                        manifests.len()
+                    )));
+                }
+                Ok(manifests)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (0..tasks).map(|t| self.manifest(stage, t)).collect()
+            }
+            Err(e) => Err(io_error("read", &path, e)),
+        }
     }
 
     /// What the tasks of `manifests` left for consumer partition `partition`
@@ -230,6 +267,18 @@ fn open_ipc(path: &Path) -> Result<FileReader<BufReader<File>>> {
     let file = File::open(path).map_err(|e| io_error("open", path, e))?;
     FileReader::try_new(BufReader::new(file), None)
         .map_err(|e| QuarryError::Io(format!("cannot read '{}': {e}", path.display())))
+}
+
+/// Writes `text` to `path` whole: to a file of its own first (`attempt`
+/// names it), renamed into place.
+fn put_in_place(path: &Path, text: &[u8], attempt: &str) -> Result<()> {
+    // (a task without output made no file, maybe no stage directory)
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+    }
+    let tmp = path.with_extension(format!("json.{attempt}"));
+    std::fs::write(&tmp, text).map_err(|e| io_error("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_error("write", path, e))
 }
 
 fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> QuarryError {
@@ -361,8 +410,14 @@ impl<'a> TaskFiles<'a> {
         })
     }
 
-    /// Closes the task's file and puts its manifest in place.
-    pub fn finish(self, output: &TaskOutput, micros: u64) -> Result<TaskManifest> {
+    /// Closes the task's file and, when `put_manifest`, puts its manifest in
+    /// place.
+    pub fn finish(
+        self,
+        output: &TaskOutput,
+        micros: u64,
+        put_manifest: bool,
+    ) -> Result<TaskManifest> {
         let written = self
             .output
             .into_inner()
@@ -388,16 +443,12 @@ impl<'a> TaskFiles<'a> {
             micros,
             ops: output.metrics.iter().map(OpFigures::from).collect(),
         };
-        let path = self.exchange.manifest_path(self.stage, self.partition);
-        // (a task without output made no file, maybe no stage directory)
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+        if put_manifest {
+            let path = self.exchange.manifest_path(self.stage, self.partition);
+            let text = serde_json::to_vec(&manifest)
+                .map_err(|e| QuarryError::exec(format!("internal error: manifest: {e}")))?;
+            put_in_place(&path, &text, &manifest.attempt)?;
         }
-        let text = serde_json::to_vec(&manifest)
-            .map_err(|e| QuarryError::exec(format!("internal error: manifest: {e}")))?;
-        let tmp = path.with_extension(format!("json.{}", manifest.attempt));
-        std::fs::write(&tmp, text).map_err(|e| io_error("write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_error("write", &path, e))?;
         Ok(manifest)
     }
 }

@@ -352,6 +352,7 @@ impl Slot for TcpSlot {
             exchange: exchange.root().to_path_buf(),
             stage,
             partition,
+            task_manifest: false,
         };
         let lost = |why: String| TaskError::Lost(format!("{}: {why}", self.address));
         write_line(&mut self.writer, &request).map_err(|e| lost(e.to_string()))?;

@@ -51,7 +51,7 @@ impl Slot for InProcess {
             cancel: Arc::new(AtomicBool::new(false)),
             shared: &self.shared,
         };
-        run_in(&self.graph, exchange, (stage, partition), env).map_err(TaskError::Failed)
+        run_in(&self.graph, exchange, (stage, partition), env, false).map_err(TaskError::Failed)
     }
 
     fn interrupter(&self) -> Box<dyn Fn() + Send + Sync> {
@@ -107,6 +107,22 @@ fn run_on_cluster(
     let never = AtomicBool::new(false);
     let stats = run_tasks(&graph, &exchange, slots, &never, None).unwrap();
     let out = read_output(&graph, &exchange).unwrap();
+    // the driver wrote one manifest per stage, the tasks none of their own
+    for s in &graph.stages {
+        let stage_file = dir.path().join("q").join(format!("s{}.json", s.id));
+        assert_eq!(
+            stage_file.exists(),
+            s.partitions > 0,
+            "{sql}: stage {}",
+            s.id
+        );
+        if let Ok(files) = std::fs::read_dir(dir.path().join("q").join(format!("s{}", s.id))) {
+            for f in files {
+                let name = f.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(name.ends_with(".arrow"), "{sql}: {name}");
+            }
+        }
+    }
     exchange.remove().unwrap();
     assert!(!dir.path().join("q").exists());
     (out, stats.retries)
@@ -169,7 +185,7 @@ fn a_task_writes_one_file_and_each_partition_reads_its_own_batches() {
         bytes_fetched: 0,
         metrics: vec![],
     };
-    let manifest = files.finish(&output, 1).unwrap();
+    let manifest = files.finish(&output, 1, true).unwrap();
     let parts: Vec<(usize, usize, Vec<usize>)> = manifest
         .outputs
         .iter()
@@ -198,7 +214,7 @@ fn a_task_writes_one_file_and_each_partition_reads_its_own_batches() {
                     shared: &shared,
                 },
             );
-            empty.finish(&output, 1).unwrap();
+            empty.finish(&output, 1, true).unwrap();
         }
         exchange
             .read(0, tasks, p)

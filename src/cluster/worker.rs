@@ -46,6 +46,20 @@ pub struct Request {
     pub exchange: PathBuf,
     pub stage: usize,
     pub partition: usize,
+    /// Put the task's manifest in the exchange (`s<stage>/t<task>.json`).
+    /// quarry's own driver says no: it has the manifest in the reply and
+    /// writes one file per stage (see `exchange`); Dask and `worker run`
+    /// leave it out, which means yes.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub task_manifest: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,7 +170,8 @@ impl Worker {
             cancel,
             shared: &self.shared,
         };
-        run_in(&graph, &exchange, (request.stage, request.partition), env)
+        let task = (request.stage, request.partition);
+        run_in(&graph, &exchange, task, env, request.task_manifest)
     }
 
     /// Accepts drivers on `listener` until the process ends; each
@@ -252,12 +267,14 @@ pub(crate) fn write_line(out: &mut impl Write, value: &impl Serialize) -> Result
 }
 
 /// Runs task (`stage`, `partition`) of `graph`, reading its inputs from
-/// `exchange` and leaving its output there.
+/// `exchange` and leaving its output there, and its manifest when
+/// `task_manifest`.
 pub fn run_in(
     graph: &TaskGraph,
     exchange: &ExchangeDir,
     (stage, partition): TaskId,
     env: TaskEnv<'_>,
+    task_manifest: bool,
 ) -> Result<TaskManifest> {
     let Some(spec) = graph.stages.get(stage) else {
         return Err(QuarryError::exec(format!(
@@ -275,5 +292,5 @@ pub fn run_in(
     let cancel = env.cancel.clone();
     let files = TaskFiles::new(exchange, graph, (stage, partition), env);
     let output = run_task(spec, partition, &files, &cancel)?;
-    files.finish(&output, started.elapsed().as_micros() as u64)
+    files.finish(&output, started.elapsed().as_micros() as u64, task_manifest)
 }
