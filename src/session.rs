@@ -143,12 +143,20 @@ impl SessionConfig {
                 }
             }
             "exchange_directory" => {
-                let path = std::path::PathBuf::from(value.trim().trim_matches('\''));
-                if !path.is_dir() {
-                    return Err(QuarryError::Config(format!(
-                        "exchange_directory '{}' is not an existing directory",
-                        path.display()
-                    )));
+                let text = value.trim().trim_matches('\'');
+                let path = std::path::PathBuf::from(text.trim_end_matches('/'));
+                // (a store's URL is checked when a query first writes there)
+                match crate::catalog::remote::remote_url(text) {
+                    Some(url) => {
+                        url?;
+                    }
+                    None if !path.is_dir() => {
+                        return Err(QuarryError::Config(format!(
+                            "exchange_directory '{}' is not an existing directory",
+                            path.display()
+                        )));
+                    }
+                    None => {}
                 }
                 self.exchange_directory = Some(path);
             }
@@ -509,8 +517,13 @@ impl Session {
             Some(cluster) => {
                 let config = self.config();
                 let exchange = config.exchange_directory.unwrap_or(config.temp_directory);
-                let (batches, run) =
-                    cluster.run(&graph, &exchange, &self.cancel, progress.as_deref())?;
+                let (batches, run) = cluster.run(
+                    &graph,
+                    &exchange,
+                    &*self.object_stores()?,
+                    &self.cancel,
+                    progress.as_deref(),
+                )?;
                 batches.into_iter().try_for_each(&mut named)?;
                 run.run_stats(&graph, cluster.workers())
             }

@@ -213,12 +213,10 @@ fn one_shot_worker_runs_compute_a_graph_task_by_task() {
     let sql = quarry::tpch::query(5).unwrap();
     let graph = session.task_graph(sql).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let exchange = ExchangeDir::create(&dir.path().join("q5")).unwrap();
-    std::fs::write(
-        exchange.graph_path(),
-        quarry::graph::wire::encode(&graph).unwrap(),
-    )
-    .unwrap();
+    let exchange = ExchangeDir::create(&dir.path().join("q5"), &Default::default()).unwrap();
+    exchange
+        .put_graph(quarry::graph::wire::encode(&graph).unwrap())
+        .unwrap();
     let mut tasks = ReadyTasks::new(&graph);
     let mut runs = 0;
     while let Some((stage, partition)) = tasks.pop() {

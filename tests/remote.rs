@@ -589,6 +589,104 @@ fn s3_tpch_all_22_queries() {
     check_tpch(&session, "s3", &all);
 }
 
+/// A cluster whose exchange is in S3 (issue 14): two `quarry worker serve`
+/// processes with the AWS variables of `moto` (their own credentials), the
+/// driver with the session's settings; TPC-H queries with every kind of
+/// exchange (hash, broadcast, gather, a forward read twice) from tables in
+/// S3 give the answers, and the query's objects are gone afterwards.
+#[test]
+fn s3_exchange_on_a_cluster() {
+    use object_store::ObjectStore;
+    use std::io::BufRead;
+    let Some(moto) = moto("s3_exchange_on_a_cluster") else {
+        return;
+    };
+    struct Worker(Child);
+    impl Drop for Worker {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut workers = Vec::new();
+    let mut addresses = Vec::new();
+    for _ in 0..2 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
+            .args(["worker", "serve", "--threads", "1", "--memory-limit", "1GB"])
+            .envs(aws_env(moto))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a worker");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the worker's address");
+        workers.push(Worker(child));
+        addresses.push(
+            line.trim()
+                .strip_prefix(quarry::cluster::LISTENING)
+                .unwrap_or_else(|| panic!("worker said {line:?}"))
+                .to_string(),
+        );
+    }
+    let session = s3_session(moto);
+    register_remote_tables(&session, "s3://tpch/sf0.01");
+    session
+        .sql(&format!(
+            "SET cluster = 'quarry://{}'; SET exchange_directory = 's3://tpch/exchange/'",
+            addresses.join(",")
+        ))
+        .expect("SET cluster and exchange_directory");
+    check_tpch(&session, "s3-exchange", &[1, 5, 13, 17, 18, 21]);
+    // EXPLAIN ANALYZE counts what went through the bucket
+    let explain = session
+        .sql(
+            quarry::tpch::query(5)
+                .map(|q| format!("EXPLAIN ANALYZE {q}"))
+                .unwrap()
+                .as_str(),
+        )
+        .expect("EXPLAIN ANALYZE");
+    let cluster_line = explain_lines(&explain)
+        .into_iter()
+        .find(|l| l.contains("Cluster:"))
+        .expect("a Cluster: line");
+    assert!(cluster_line.contains("exchanged"), "{cluster_line}");
+    // nothing of the queries is left in the bucket
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(moto.endpoint())
+        .with_region("us-east-1")
+        .with_bucket_name("tpch")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_allow_http(true)
+        .build()
+        .expect("an S3 client");
+    let prefix = object_store::path::Path::from("exchange");
+    let left: Vec<String> = quarry::runtime::io::block_on(async {
+        use futures::TryStreamExt;
+        store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location.to_string())
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .expect("the I/O runtime")
+    .expect("list the bucket");
+    assert_eq!(left, Vec::<String>::new(), "objects left in the exchange");
+    // a worker that cannot reach the exchange names it; the session goes on
+    session
+        .sql("SET exchange_directory = 's3://no-such-bucket/x'")
+        .expect("SET exchange_directory");
+    let err = expect_error(&session, "SELECT count(*) FROM nation", &["no-such-bucket"]);
+    println!("an unreachable exchange: {err}");
+    session
+        .sql("SET cluster = 'none'")
+        .expect("SET cluster = 'none'");
+    check_tpch(&session, "s3-after-cluster", &[6]);
+}
+
 /// A task graph over S3 run elsewhere (issue 14): encoded without any
 /// credential, decoded by another session, which reopens the files through
 /// its own stores and settings (and a read-ahead of its own), and run to

@@ -8,7 +8,7 @@ mod memory;
 mod parquet;
 mod read_ahead;
 mod recursive;
-mod remote;
+pub(crate) mod remote;
 mod row_group_pages;
 mod scan_descriptor;
 mod series;

@@ -129,7 +129,7 @@ impl ObjectStores {
         self.options.read().ok()?.get(name)
     }
 
-    pub(super) fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    pub(crate) fn store_for(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let key = url[..url::Position::BeforePath].to_lowercase();
         if let Some(s) = self.stores.lock().map_err(poisoned)?.get(&key) {
             return Ok(s.clone());

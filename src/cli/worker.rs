@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
+use crate::catalog::ObjectStores;
 use crate::cluster::exchange::ExchangeDir;
 use crate::cluster::worker::{Request, Worker, WorkerConfig};
 use crate::cluster::LISTENING;
@@ -91,7 +92,9 @@ pub fn run(cmd: WorkerCommand) -> Result<()> {
         } => {
             let worker = Worker::new(budget.config(None, false)?);
             let request = Request {
-                exchange: ExchangeDir::open(&exchange)?.root().to_path_buf(),
+                exchange: ExchangeDir::open(&exchange, &ObjectStores::default())?
+                    .root()
+                    .to_path_buf(),
                 stage,
                 partition,
                 task_manifest: true,

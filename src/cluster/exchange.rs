@@ -1,12 +1,18 @@
 //! The exchange of a query run on a cluster: a directory every worker sees
-//! (a shared disk). Each task writes its output there as one Arrow IPC
-//! file, then a small manifest saying which of the file's batches belong to
-//! which consumer partition; a task reads its inputs by the manifests of
-//! the stages before it, picking its own batches out of each file.
+//! (a shared disk) or a prefix in an object store (`place.rs`). Each task
+//! writes its output there as one file, then a small manifest saying which
+//! byte ranges of the file belong to which consumer partition; a task reads
+//! its inputs by the manifests of the stages before it, fetching only its
+//! own ranges of each file.
+//!
+//! The file is a run of Arrow IPC streams ("segments"): the batches a task
+//! hands over at once for one partition are a stream of their own (schema,
+//! batches, end mark), so that a reader decodes any range it is given
+//! without the rest of the file.
 //!
 //! ```text
 //! <query>/graph.json                   the task graph (graph::wire)
-//! <query>/s<stage>/t<task>-<attempt>.arrow
+//! <query>/s<stage>/t<task>-<attempt>.arrow  (IPC stream segments)
 //! <query>/s<stage>/t<task>.json        the manifest of the task's accepted attempt
 //! <query>/s<stage>.json                or: the manifests of all the stage's tasks
 //! ```
@@ -27,16 +33,19 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
-use arrow::ipc::reader::FileReader;
-use arrow::ipc::writer::FileWriter;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
+
+use super::place::{io_error, unique_name, Place};
+use crate::catalog::ObjectStores;
 
 use super::shared::SharedBuilds;
 use crate::error::{QuarryError, Result};
@@ -49,10 +58,11 @@ use crate::runtime::ready::TaskId;
 use crate::runtime::spill::compact_views;
 use crate::runtime::{key_set_of, Batches, OpMetrics, StageIo, TaskOutput};
 
-/// The directory of one query's exchange.
+/// The directory (or object store prefix) of one query's exchange.
 #[derive(Debug, Clone)]
 pub struct ExchangeDir {
     root: PathBuf,
+    place: Place,
 }
 
 /// The part of a task's output for one consumer partition.
@@ -62,8 +72,8 @@ pub struct PartitionOutput {
     pub rows: usize,
     /// Bytes of its batches in the file.
     pub bytes: u64,
-    /// The indexes of its batches in the task's file, in order.
-    pub batches: Vec<usize>,
+    /// Its segments in the task's file, in order: (offset, length).
+    pub segments: Vec<(u64, u64)>,
 }
 
 /// What a finished task left: its file and its figures.
@@ -122,64 +132,96 @@ impl From<&OpFigures> for OpMetrics {
 }
 
 impl ExchangeDir {
-    /// The exchange at `root` (created if missing).
-    pub fn create(root: &Path) -> Result<ExchangeDir> {
-        std::fs::create_dir_all(root).map_err(|e| io_error("create", root, e))?;
+    /// The exchange at `root` (a path or a URL; created if missing).
+    pub fn create(root: &Path, stores: &ObjectStores) -> Result<ExchangeDir> {
+        let place = Place::of(root, stores)?;
+        place.create()?;
         Ok(ExchangeDir {
             root: root.to_path_buf(),
+            place,
         })
     }
 
-    /// The exchange at `root`, which must exist.
-    pub fn open(root: &Path) -> Result<ExchangeDir> {
-        if !root.is_dir() {
+    /// The exchange at `root`, not looked at yet (reading its graph tells
+    /// whether it is there).
+    pub fn at(root: &Path, stores: &ObjectStores) -> Result<ExchangeDir> {
+        Ok(ExchangeDir {
+            root: root.to_path_buf(),
+            place: Place::of(root, stores)?,
+        })
+    }
+
+    /// The exchange at `root`, which must exist (a store's, once the driver
+    /// put the graph there).
+    pub fn open(root: &Path, stores: &ObjectStores) -> Result<ExchangeDir> {
+        let exchange = Self::at(root, stores)?;
+        if !exchange.exists() {
             return Err(QuarryError::Io(format!(
                 "the exchange directory '{}' does not exist (is it on a disk this worker shares?)",
                 root.display()
             )));
         }
-        Ok(ExchangeDir {
-            root: root.to_path_buf(),
-        })
+        Ok(exchange)
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Where the driver leaves the encoded task graph.
-    pub fn graph_path(&self) -> PathBuf {
-        self.root.join("graph.json")
+    pub fn is_remote(&self) -> bool {
+        self.place.is_remote()
     }
 
-    fn stage_manifest_path(&self, stage: usize) -> PathBuf {
-        self.root.join(format!("s{stage}.json"))
+    /// Whether the query's exchange is still there (its driver removes it
+    /// when the query ends).
+    pub fn exists(&self) -> bool {
+        match &self.place {
+            Place::Local(dir) => dir.is_dir(),
+            Place::Remote { .. } => self.place.has(GRAPH),
+        }
+    }
+
+    /// Puts the encoded task graph in the exchange.
+    pub fn put_graph(&self, bytes: Vec<u8>) -> Result<()> {
+        self.place.put(GRAPH, bytes)
+    }
+
+    /// The encoded task graph.
+    pub fn graph(&self) -> Result<Vec<u8>> {
+        self.place.get(GRAPH)?.ok_or_else(|| {
+            QuarryError::Io(format!(
+                "cannot read the task graph '{}': not found (is the exchange on a disk this worker shares?)",
+                self.place.display(GRAPH)
+            ))
+        })
     }
 
     /// Puts the manifests of all of `stage`'s tasks in place, as one file.
     pub fn write_stage_manifests(&self, stage: usize, manifests: &[TaskManifest]) -> Result<()> {
         let text = serde_json::to_vec(manifests)
             .map_err(|e| QuarryError::exec(format!("internal error: manifests: {e}")))?;
-        put_in_place(&self.stage_manifest_path(stage), &text, "driver")
+        self.place.put(&format!("s{stage}.json"), text)
     }
 
-    fn manifest_path(&self, stage: usize, task: usize) -> PathBuf {
-        self.root
-            .join(format!("s{stage}"))
-            .join(format!("t{task}.json"))
+    fn manifest_name(stage: usize, task: usize) -> String {
+        format!("s{stage}/t{task}.json")
     }
 
     /// The manifest of a finished task.
     pub fn manifest(&self, stage: usize, task: usize) -> Result<TaskManifest> {
-        let path = self.manifest_path(stage, task);
-        let text = std::fs::read(&path).map_err(|e| {
+        let name = Self::manifest_name(stage, task);
+        let text = self.place.get(&name)?.ok_or_else(|| {
             QuarryError::Io(format!(
-                "the output of task {task} of stage {stage} is missing ('{}': {e})",
-                path.display()
+                "the output of task {task} of stage {stage} is missing ('{}' not found)",
+                self.place.display(&name)
             ))
         })?;
-        serde_json::from_slice(&text)
-            .map_err(|e| QuarryError::Io(format!("bad task manifest '{}': {e}", path.display())))
+        serde_json::from_slice(&text).map_err(|e| {
+            QuarryError::Io(format!(
+                "bad task manifest '{}': {e}",
+                self.place.display(&name)
+            ))
+        })
     }
 
     /// What the `tasks` tasks of `stage` left for consumer partition
@@ -192,26 +234,21 @@ impl ExchangeDir {
     /// The manifests of the `tasks` tasks of `stage`: the stage's file, or
     /// each task's.
     pub fn manifests(&self, stage: usize, tasks: usize) -> Result<Vec<TaskManifest>> {
-        let path = self.stage_manifest_path(stage);
-        match std::fs::read(&path) {
-            Ok(text) => {
-                let manifests: Vec<TaskManifest> = serde_json::from_slice(&text).map_err(|e| {
-                    QuarryError::Io(format!("bad stage manifest '{}': {e}", path.display()))
-                })?;
-                if manifests.len() != tasks {
-                    return Err(QuarryError::Io(format!(
-                        "the stage manifest '{}' has {} tasks, the graph {tasks}",
-                        path.display(),
-                        manifests.len()
-                    )));
-                }
-                Ok(manifests)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                (0..tasks).map(|t| self.manifest(stage, t)).collect()
-            }
-            Err(e) => Err(io_error("read", &path, e)),
+        let name = format!("s{stage}.json");
+        let Some(text) = self.place.get(&name)? else {
+            return (0..tasks).map(|t| self.manifest(stage, t)).collect();
+        };
+        let shown = || self.place.display(&name);
+        let manifests: Vec<TaskManifest> = serde_json::from_slice(&text)
+            .map_err(|e| QuarryError::Io(format!("bad stage manifest '{}': {e}", shown())))?;
+        if manifests.len() != tasks {
+            return Err(QuarryError::Io(format!(
+                "the stage manifest '{}' has {} tasks, the graph {tasks}",
+                shown(),
+                manifests.len()
+            )));
         }
+        Ok(manifests)
     }
 
     /// What the tasks of `manifests` left for consumer partition `partition`
@@ -224,80 +261,56 @@ impl ExchangeDir {
         let mut files = Vec::new();
         for manifest in manifests {
             let Some(file) = &manifest.file else { continue };
-            let batches: Vec<usize> = manifest
+            let segments: Vec<(u64, u64)> = manifest
                 .outputs
                 .iter()
                 .filter(|o| partition.is_none_or(|p| o.partition == p))
-                .flat_map(|o| o.batches.iter().copied())
+                .flat_map(|o| o.segments.iter().copied())
                 .collect();
-            if !batches.is_empty() {
-                files.push((self.root.join(file), batches));
+            if !segments.is_empty() {
+                files.push((file.clone(), segments));
             }
         }
-        Ok(Box::new(files.into_iter().flat_map(|(path, batches)| {
-            let read: Batches = match open_ipc(&path) {
-                Ok(mut reader) => Box::new(batches.into_iter().map(move |i| {
-                    reader
-                        .set_index(i)
-                        .and_then(|()| reader.next().transpose())
-                        .map_err(|e| {
-                            QuarryError::Io(format!("cannot read '{}': {e}", path.display()))
-                        })?
-                        .ok_or_else(|| {
-                            QuarryError::Io(format!("'{}' has no batch {i}", path.display()))
-                        })
-                })),
-                Err(e) => Box::new(std::iter::once(Err(e))),
-            };
-            read
-        })))
+        let place = self.place.clone();
+        Ok(Box::new(files.into_iter().flat_map(
+            move |(file, segments)| {
+                let read: Batches = match place.open(&file) {
+                    Ok(reader) => {
+                        let shown = place.display(&file);
+                        Box::new(segments.into_iter().flat_map(move |(offset, length)| {
+                            let batches = reader
+                                .read(offset..offset + length)
+                                .and_then(|bytes| decode_segment(bytes, &shown));
+                            let batches: Batches = match batches {
+                                Ok(b) => Box::new(b.into_iter().map(Ok)),
+                                Err(e) => Box::new(std::iter::once(Err(e))),
+                            };
+                            batches
+                        }))
+                    }
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                };
+                read
+            },
+        )))
     }
 
     /// Removes the query's files.
     pub fn remove(&self) -> Result<()> {
-        match std::fs::remove_dir_all(&self.root) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error("remove", &self.root, e)),
-        }
+        self.place.remove()
     }
 }
 
-fn open_ipc(path: &Path) -> Result<FileReader<BufReader<File>>> {
-    let file = File::open(path).map_err(|e| io_error("open", path, e))?;
-    FileReader::try_new(BufReader::new(file), None)
-        .map_err(|e| QuarryError::Io(format!("cannot read '{}': {e}", path.display())))
-}
+/// Where the driver leaves the encoded task graph.
+const GRAPH: &str = "graph.json";
 
-/// Writes `text` to `path` whole: to a file of its own first (`attempt`
-/// names it), renamed into place.
-fn put_in_place(path: &Path, text: &[u8], attempt: &str) -> Result<()> {
-    // (a task without output made no file, maybe no stage directory)
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
-    }
-    let tmp = path.with_extension(format!("json.{attempt}"));
-    std::fs::write(&tmp, text).map_err(|e| io_error("write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error("write", path, e))
-}
-
-fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> QuarryError {
-    QuarryError::Io(format!("cannot {what} '{}': {e}", path.display()))
-}
-
-/// A name no other attempt of any task takes: the process, the time and a
-/// counter.
-fn attempt_name() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}-{nanos:x}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+/// The batches of one segment of a task's output file.
+fn decode_segment(bytes: bytes::Bytes, shown: &str) -> Result<Vec<RecordBatch>> {
+    let bad = |e: &dyn std::fmt::Display| QuarryError::Io(format!("cannot read '{shown}': {e}"));
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| bad(&e))?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))
 }
 
 /// A writer that counts the bytes written through it (the size of each
@@ -321,12 +334,22 @@ impl<W: Write> Write for Counted<W> {
 
 /// The task's output file as it is written.
 struct OutputWriter {
-    writer: FileWriter<Counted<BufWriter<File>>>,
-    /// Relative to the query's directory.
-    file: String,
-    /// Batches written so far.
-    batches: usize,
+    out: Counted<BufWriter<File>>,
+    /// Where it is written on this machine.
+    path: PathBuf,
+    /// Its name in the exchange.
+    name: String,
     partitions: BTreeMap<usize, PartitionOutput>,
+    /// A local copy bound for an object store, removed if the task fails.
+    local_copy: bool,
+}
+
+impl Drop for OutputWriter {
+    fn drop(&mut self) {
+        if self.local_copy {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// What a worker gives each task it runs.
@@ -367,7 +390,7 @@ impl<'a> TaskFiles<'a> {
             graph,
             stage,
             partition,
-            attempt: attempt_name(),
+            attempt: unique_name(),
             output: Mutex::new(None),
             pool: env.pool,
             temp_dir: env.temp_dir,
@@ -390,22 +413,18 @@ impl<'a> TaskFiles<'a> {
     }
 
     /// The task's output file, made when it writes its first rows.
-    fn create_output(&self, schema: &SchemaRef) -> Result<OutputWriter> {
-        let dir = self.exchange.root.join(format!("s{}", self.stage));
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
-        let name = format!("t{}-{}.arrow", self.partition, self.attempt);
-        let path = dir.join(&name);
+    fn create_output(&self) -> Result<OutputWriter> {
+        let name = format!("s{}/t{}-{}.arrow", self.stage, self.partition, self.attempt);
+        let path = self.exchange.place.write_path(&name, &self.temp_dir)?;
         let file = File::create(&path).map_err(|e| io_error("create", &path, e))?;
-        let counted = Counted {
-            inner: BufWriter::new(file),
-            bytes: 0,
-        };
-        let writer =
-            FileWriter::try_new(counted, schema).map_err(|e| io_error("write", &path, e))?;
         Ok(OutputWriter {
-            writer,
-            file: format!("s{}/{name}", self.stage),
-            batches: 0,
+            out: Counted {
+                inner: BufWriter::new(file),
+                bytes: 0,
+            },
+            local_copy: self.exchange.is_remote(),
+            path,
+            name,
             partitions: BTreeMap::new(),
         })
     }
@@ -425,10 +444,10 @@ impl<'a> TaskFiles<'a> {
         let (file, outputs) = match written {
             None => (None, Vec::new()),
             Some(mut w) => {
-                w.writer
-                    .finish()
-                    .map_err(|e| QuarryError::Io(format!("cannot write '{}': {e}", w.file)))?;
-                (Some(w.file), w.partitions.into_values().collect())
+                w.out.flush().map_err(|e| io_error("write", &w.path, e))?;
+                self.exchange.place.publish(&w.name, &w.path)?;
+                let partitions = std::mem::take(&mut w.partitions);
+                (Some(w.name.clone()), partitions.into_values().collect())
             }
         };
         let manifest = TaskManifest {
@@ -444,10 +463,10 @@ impl<'a> TaskFiles<'a> {
             ops: output.metrics.iter().map(OpFigures::from).collect(),
         };
         if put_manifest {
-            let path = self.exchange.manifest_path(self.stage, self.partition);
             let text = serde_json::to_vec(&manifest)
                 .map_err(|e| QuarryError::exec(format!("internal error: manifest: {e}")))?;
-            put_in_place(&path, &text, &manifest.attempt)?;
+            let name = ExchangeDir::manifest_name(self.stage, self.partition);
+            self.exchange.place.put(&name, text)?;
         }
         Ok(manifest)
     }
@@ -475,29 +494,41 @@ impl StageIo for TaskFiles<'_> {
             .map_err(|_| QuarryError::exec("internal error: task writer poisoned"))?;
         let w = match &mut *output {
             Some(w) => w,
-            None => output.insert(self.create_output(&first.schema())?),
+            None => output.insert(self.create_output()?),
         };
+        // One segment: an IPC stream of these batches.
+        let start = w.out.bytes;
+        let path = w.path.clone();
+        let failed = |e: &dyn std::fmt::Display| {
+            QuarryError::Io(format!(
+                "cannot write '{}' (disk full?): {e}",
+                path.display()
+            ))
+        };
+        let mut rows = 0;
+        let schema = first.schema();
+        let mut stream = StreamWriter::try_new(&mut w.out, &schema).map_err(|e| failed(&e))?;
         for b in batches {
             // A piece of a split batch would write every string of the whole.
             let b = compact_views(b)?;
-            let before = w.writer.get_ref().bytes;
-            w.writer.write(&b).map_err(|e| {
-                QuarryError::Io(format!("cannot write '{}' (disk full?): {e}", w.file))
-            })?;
-            let part = w
-                .partitions
-                .entry(partition)
-                .or_insert_with(|| PartitionOutput {
-                    partition,
-                    rows: 0,
-                    bytes: 0,
-                    batches: Vec::new(),
-                });
-            part.rows += b.num_rows();
-            part.bytes += w.writer.get_ref().bytes - before;
-            part.batches.push(w.batches);
-            w.batches += 1;
+            rows += b.num_rows();
+            stream.write(&b).map_err(|e| failed(&e))?;
         }
+        stream.finish().map_err(|e| failed(&e))?;
+        drop(stream);
+        let length = w.out.bytes - start;
+        let part = w
+            .partitions
+            .entry(partition)
+            .or_insert_with(|| PartitionOutput {
+                partition,
+                rows: 0,
+                bytes: 0,
+                segments: Vec::new(),
+            });
+        part.rows += rows;
+        part.bytes += length;
+        part.segments.push((start, length));
         Ok(())
     }
 }

@@ -14,6 +14,7 @@
 pub mod dask;
 pub mod driver;
 pub mod exchange;
+pub mod place;
 pub mod shared;
 pub mod worker;
 
@@ -28,6 +29,7 @@ use arrow::record_batch::RecordBatch;
 use self::driver::{ClusterStats, Slot, TaskError};
 use self::exchange::{ExchangeDir, TaskManifest};
 use self::worker::{write_line, Hello, Reply, Request, PROTOCOL};
+use crate::catalog::ObjectStores;
 use crate::error::{QuarryError, Result};
 use crate::graph::{wire, TaskGraph};
 use crate::runtime::ready::TaskId;
@@ -155,10 +157,17 @@ impl Cluster {
         &self,
         graph: &TaskGraph,
         exchange_parent: &Path,
+        stores: &ObjectStores,
         cancel: &AtomicBool,
         progress: Option<&ProgressFn>,
     ) -> Result<(Vec<RecordBatch>, ClusterStats)> {
-        let exchange = ExchangeDir::create(&query_dir(exchange_parent))?;
+        let exchange = ExchangeDir::create(&query_dir(exchange_parent), stores)?;
+        if exchange.is_remote() && self.dask.is_some() {
+            return Err(QuarryError::Config(format!(
+                "an exchange in an object store ('{}') works with quarry's own workers (local:N, quarry://…), not on Dask: set exchange_directory to a directory every Dask worker shares",
+                exchange_parent.display()
+            )));
+        }
         let result = self.run_in(graph, &exchange, cancel, progress);
         let removed = exchange.remove();
         let out = result?;
@@ -173,13 +182,7 @@ impl Cluster {
         cancel: &AtomicBool,
         progress: Option<&ProgressFn>,
     ) -> Result<(Vec<RecordBatch>, ClusterStats)> {
-        let path = exchange.graph_path();
-        std::fs::write(&path, wire::encode(graph)?).map_err(|e| {
-            QuarryError::Io(format!(
-                "cannot write the task graph '{}': {e}",
-                path.display()
-            ))
-        })?;
+        exchange.put_graph(wire::encode(graph)?)?;
         if let Some(dask) = &self.dask {
             let stats = dask.run(graph, exchange, cancel, progress)?;
             return Ok((read_output(graph, exchange)?, stats));

@@ -41,13 +41,31 @@ fn poisoned<T>(_: T) -> QuarryError {
 }
 
 impl SharedBuilds {
-    /// Forgets the queries whose exchange is gone (they ended).
-    pub fn forget_ended(&self) {
+    /// Forgets the queries other than `current` whose exchange is gone
+    /// (they ended), as `exists` tells.
+    pub fn forget_ended(&self, current: &Path, exists: &dyn Fn(&Path) -> bool) {
+        let mut others: Vec<PathBuf> = Vec::new();
+        if let Ok(entries) = self.entries.lock() {
+            others.extend(entries.keys().map(|(root, _)| root.clone()));
+        }
+        if let Ok(manifests) = self.manifests.lock() {
+            others.extend(manifests.keys().map(|(root, _)| root.clone()));
+        }
+        others.sort();
+        others.dedup();
+        // (asked without the locks: for a store, a request each)
+        let ended: Vec<PathBuf> = others
+            .into_iter()
+            .filter(|root| root != current && !exists(root))
+            .collect();
+        if ended.is_empty() {
+            return;
+        }
         if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|(root, _), _| root.is_dir());
+            entries.retain(|(root, _), _| !ended.contains(root));
         }
         if let Ok(mut manifests) = self.manifests.lock() {
-            manifests.retain(|(root, _), _| root.is_dir());
+            manifests.retain(|(root, _), _| !ended.contains(root));
         }
     }
 

@@ -91,7 +91,7 @@ fn run_on_cluster(
 ) -> (Vec<RecordBatch>, usize) {
     let graph = Arc::new(session.task_graph(sql).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let exchange = ExchangeDir::create(&dir.path().join("q")).unwrap();
+    let exchange = ExchangeDir::create(&dir.path().join("q"), &Default::default()).unwrap();
     let lose_at = Arc::new(Mutex::new(lose_at));
     let slots: Vec<Box<dyn Slot>> = (0..workers)
         .map(|w| {
@@ -161,7 +161,7 @@ fn a_task_writes_one_file_and_each_partition_reads_its_own_batches() {
     let s = session();
     let graph = s.task_graph("SELECT k, sum(v) FROM t GROUP BY k").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let exchange = ExchangeDir::create(&dir.path().join("q")).unwrap();
+    let exchange = ExchangeDir::create(&dir.path().join("q"), &Default::default()).unwrap();
     let shared = SharedBuilds::default();
     let env = TaskEnv {
         pool: MemoryPool::new(1 << 30),
@@ -186,13 +186,18 @@ fn a_task_writes_one_file_and_each_partition_reads_its_own_batches() {
         metrics: vec![],
     };
     let manifest = files.finish(&output, 1, true).unwrap();
-    let parts: Vec<(usize, usize, Vec<usize>)> = manifest
+    // a segment per hand-over, in the order written
+    let parts: Vec<(usize, usize, usize)> = manifest
         .outputs
         .iter()
-        .map(|o| (o.partition, o.rows, o.batches.clone()))
+        .map(|o| (o.partition, o.rows, o.segments.len()))
         .collect();
-    assert_eq!(parts, [(0, 1, vec![1]), (2, 6, vec![0, 2, 3])]);
-    assert!(manifest.outputs.iter().all(|o| o.bytes > 0));
+    assert_eq!(parts, [(0, 1, 1), (2, 6, 2)]);
+    let (p0, p2) = (&manifest.outputs[0].segments, &manifest.outputs[1].segments);
+    assert!(p2[0].0 < p0[0].0 && p0[0].0 < p2[1].0, "{p0:?} {p2:?}");
+    for o in &manifest.outputs {
+        assert_eq!(o.bytes, o.segments.iter().map(|s| s.1).sum::<u64>());
+    }
     let stage_dir = dir.path().join("q").join("s0");
     let arrow_files = std::fs::read_dir(&stage_dir)
         .unwrap()
@@ -235,7 +240,7 @@ fn a_task_writes_one_file_and_each_partition_reads_its_own_batches() {
 fn error_on_one_worker(s: &Session, sql: &str, lose_at: Option<TaskId>) -> String {
     let graph = Arc::new(s.task_graph(sql).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let exchange = ExchangeDir::create(dir.path()).unwrap();
+    let exchange = ExchangeDir::create(dir.path(), &Default::default()).unwrap();
     let slot = InProcess {
         worker: 0,
         graph: graph.clone(),

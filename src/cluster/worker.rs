@@ -105,16 +105,11 @@ impl Worker {
     }
 
     fn graph(&self, exchange: &ExchangeDir) -> Result<Arc<TaskGraph>> {
-        let path = exchange.graph_path();
+        let path = exchange.root().to_path_buf();
         if let Some(g) = self.graphs.lock().ok().and_then(|m| m.get(&path).cloned()) {
             return Ok(g);
         }
-        let bytes = std::fs::read(&path).map_err(|e| {
-            QuarryError::Io(format!(
-                "cannot read the task graph '{}': {e}",
-                path.display()
-            ))
-        })?;
+        let bytes = exchange.graph()?;
         let started = Instant::now();
         let graph = Arc::new(wire::decode(&bytes, &self.stores)?);
         if self.config.verbose {
@@ -161,8 +156,11 @@ impl Worker {
     }
 
     fn run_quietly(&self, request: &Request, cancel: Arc<AtomicBool>) -> Result<TaskManifest> {
-        self.shared.forget_ended();
-        let exchange = ExchangeDir::open(&request.exchange)?;
+        // (not looked at first: for a store that is a request per task)
+        let exchange = ExchangeDir::at(&request.exchange, &self.stores)?;
+        self.shared.forget_ended(exchange.root(), &|root| {
+            ExchangeDir::open(root, &self.stores).is_ok()
+        });
         let graph = self.graph(&exchange)?;
         let env = TaskEnv {
             pool: self.pool.clone(),
