@@ -148,7 +148,11 @@ impl SessionConfig {
                 // (a store's URL is checked when a query first writes there)
                 match crate::catalog::remote::remote_url(text) {
                     Some(url) => {
-                        url?;
+                        if url?.host_str().is_none_or(str::is_empty) {
+                            return Err(QuarryError::Config(format!(
+                                "exchange_directory '{text}' names no bucket or host"
+                            )));
+                        }
                     }
                     None if !path.is_dir() => {
                         return Err(QuarryError::Config(format!(

@@ -255,6 +255,8 @@ fn cluster_errors_are_clear_and_the_session_goes_on() {
     assert!(err("SET cluster = 'lokal:2'").contains("expected local:N or quarry://"));
     assert!(err("SET cluster = 'local:0'").contains("1 to 64"));
     assert!(err("SET exchange_directory = '/no/such/dir'").contains("/no/such/dir"));
+    assert!(err("SET exchange_directory = 's3://'").contains("names no bucket"));
+    assert!(err("SET exchange_directory = 'ftp://host/x'").contains("unsupported scheme"));
     // a worker address where nothing listens: the query names it
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = free.local_addr().unwrap().to_string();
