@@ -145,15 +145,14 @@ impl SessionConfig {
             "exchange_directory" => {
                 let text = value.trim().trim_matches('\'');
                 let path = std::path::PathBuf::from(text.trim_end_matches('/'));
-                // (a store's URL is checked when a query first writes there)
-                match crate::catalog::remote::remote_url(text) {
-                    Some(url) => {
-                        if url?.host_str().is_none_or(str::is_empty) {
-                            return Err(QuarryError::Config(format!(
-                                "exchange_directory '{text}' names no bucket or host"
-                            )));
-                        }
+                // (a store is reached when a query first writes there)
+                match crate::catalog::remote::remote_url(text).transpose()? {
+                    Some(url) if url.host_str().is_none_or(str::is_empty) => {
+                        return Err(QuarryError::Config(format!(
+                            "exchange_directory '{text}' names no bucket or host"
+                        )));
                     }
+                    Some(_) => {}
                     None if !path.is_dir() => {
                         return Err(QuarryError::Config(format!(
                             "exchange_directory '{}' is not an existing directory",

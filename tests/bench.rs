@@ -123,7 +123,10 @@ fn unknown_engines_and_queries_are_refused() {
         quarry(&a)
     };
     let err = fails_with(&with(&["--engines", "quarry,duck"]), "'duck'");
-    assert!(err.contains("quarry, quarry-cluster, duckdb, polars"), "{err}");
+    assert!(
+        err.contains("quarry, quarry-cluster, duckdb, polars"),
+        "{err}"
+    );
     fails_with(&with(&["--queries", "1,23"]), "no TPC-H query 23");
     fails_with(&with(&["--queries", "0"]), "no TPC-H query 0");
     fails_with(&with(&["--queries", "q1"]), "not a query number");

@@ -477,16 +477,8 @@ struct PackageDir(PathBuf);
 
 impl PackageDir {
     fn write() -> Result<PackageDir> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "quarry-python-{}-{nanos:x}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("quarry-python-{}", super::place::unique_name()));
         let io = |e: std::io::Error| {
             QuarryError::Io(format!(
                 "cannot write quarry's Python files to '{}': {e}",

@@ -22,7 +22,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use arrow::record_batch::RecordBatch;
 
@@ -240,16 +240,7 @@ pub fn read_output(graph: &TaskGraph, exchange: &ExchangeDir) -> Result<Vec<Reco
 /// different drivers and of one driver do not meet (the time tells apart
 /// drivers of one process id on different machines sharing `parent`).
 fn query_dir(parent: &Path) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    parent.join(format!(
-        "quarry-query-{}-{nanos:x}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
+    parent.join(format!("quarry-query-{}", place::unique_name()))
 }
 
 /// Starts `program worker serve` on a free local port; returns the process
