@@ -30,6 +30,7 @@ use crate::runtime::memory::{format_bytes, MemoryPool, Reservation};
 use crate::runtime::spill::SpillFile;
 
 mod more;
+pub(crate) mod window_quantile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AggMode {
@@ -765,7 +766,7 @@ impl GroupTable {
 }
 
 /// Per-group state of one aggregate function, updated a batch at a time.
-trait GroupAccumulator: Send {
+pub(crate) trait GroupAccumulator: Send {
     /// Folds raw input values (None for count(*)) into the groups.
     fn update(
         &mut self,
@@ -794,7 +795,10 @@ trait GroupAccumulator: Send {
     }
 }
 
-fn new_accumulator(agg: &AggregateExpr, arg_type: &DataType) -> Result<Box<dyn GroupAccumulator>> {
+pub(crate) fn new_accumulator(
+    agg: &AggregateExpr,
+    arg_type: &DataType,
+) -> Result<Box<dyn GroupAccumulator>> {
     if agg.distinct {
         return Ok(Box::new(DistinctAcc {
             agg: agg.clone(),

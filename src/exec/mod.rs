@@ -21,3 +21,4 @@ pub(crate) mod strftime;
 pub mod timestamp;
 pub mod view_compare;
 pub mod window;
+mod window_accumulate;

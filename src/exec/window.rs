@@ -25,8 +25,9 @@ use datafusion_common::ScalarValue;
 use super::aggregate::decimal_average;
 use super::expr::{evaluate, evaluate_array, Value};
 use super::operator::Operator;
+use super::window_accumulate::aggregate_frames;
 use crate::error::{QuarryError, Result};
-use crate::plan::{AggFunc, Expr, FrameBound, FrameUnits, WindowExpr, WindowFunc};
+use crate::plan::{AggFunc, AggregateExpr, Expr, FrameBound, FrameUnits, WindowExpr, WindowFunc};
 use crate::runtime::memory::{batch_bytes, MemoryPool, Reservation};
 
 pub struct WindowOp {
@@ -303,8 +304,30 @@ fn window_values(w: &WindowExpr, chunk: &RecordBatch, at: &Layout) -> Result<Arr
                 Some(e) => Some(evaluate_array(e, chunk)?),
                 None => None,
             };
-            let out_type = w.data_type(&chunk.schema())?;
-            frame_aggregate(f, arg.as_ref(), &frames, &out_type)?
+            let fast = matches!(
+                f,
+                AggFunc::Count
+                    | AggFunc::CountStar
+                    | AggFunc::Sum
+                    | AggFunc::Avg
+                    | AggFunc::Min
+                    | AggFunc::Max
+            );
+            match arg {
+                Some(arg) if w.distinct || !fast => {
+                    let agg = AggregateExpr {
+                        func: f,
+                        arg: None,
+                        distinct: w.distinct,
+                        param: w.param.clone(),
+                    };
+                    aggregate_frames(&agg, &arg, &frames.start, &frames.end)?
+                }
+                arg => {
+                    let out_type = w.data_type(&chunk.schema())?;
+                    frame_aggregate(f, arg.as_ref(), &frames, &out_type)?
+                }
+            }
         }
     })
 }
@@ -584,8 +607,8 @@ fn frame_aggregate(
                 Ok(cast_checked_sum(Arc::new(sums), out_type)?)
             }
         },
-        other => Err(QuarryError::plan(format!(
-            "{}() is not supported as a window function",
+        other => Err(QuarryError::exec(format!(
+            "internal error: {}() over frames goes through the accumulators",
             other.name()
         ))),
     }
@@ -695,6 +718,8 @@ mod tests {
         WindowExpr {
             func,
             args,
+            distinct: false,
+            param: None,
             partition_by: vec![Expr::Column(0)],
             order_by: vec![SortKey {
                 expr: Expr::Column(1),

@@ -7,7 +7,7 @@ use std::fmt;
 use arrow::datatypes::{DataType, Schema};
 use serde::{Deserialize, Serialize};
 
-use super::expr::{aggregate_result_type, AggFunc, Expr, SortKey};
+use super::expr::{aggregate_result_type, AggFunc, AggParam, Expr, SortKey};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -187,6 +187,13 @@ impl WindowFrame {
 pub struct WindowExpr {
     pub func: WindowFunc,
     pub args: Vec<Expr>,
+    /// An aggregate over the distinct values of its frame.
+    #[serde(default)]
+    pub distinct: bool,
+    /// An aggregate's constant argument (string_agg's separator, a
+    /// quantile's fraction).
+    #[serde(default)]
+    pub param: Option<AggParam>,
     pub partition_by: Vec<Expr>,
     pub order_by: Vec<SortKey>,
     pub frame: WindowFrame,
@@ -259,9 +266,11 @@ impl fmt::Display for WindowDisplay<'_> {
         let d = |e: &Expr| e.display(self.schema).to_string();
         let w = self.w;
         let args: Vec<String> = w.args.iter().map(d).collect();
+        let distinct = if w.distinct { "DISTINCT " } else { "" };
+        let param = w.param.iter().map(|p| format!(", {p}"));
         let args = match w.func {
             WindowFunc::Aggregate(AggFunc::CountStar) => "*".to_string(),
-            _ => args.join(", "),
+            _ => format!("{distinct}{}{}", args.join(", "), param.collect::<String>()),
         };
         let name = match w.func {
             WindowFunc::Aggregate(AggFunc::CountStar) => "count",

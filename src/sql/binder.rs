@@ -1206,6 +1206,8 @@ impl<'a> Binder<'a> {
             let first = WindowExpr {
                 func: WindowFunc::RowNumber,
                 args: vec![],
+                distinct: false,
+                param: None,
                 partition_by: on_columns,
                 order_by: keys.clone(),
                 frame: WindowFrame::default_for(!keys.is_empty()),

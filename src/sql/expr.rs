@@ -705,7 +705,7 @@ impl ExprBinder<'_> {
                     loc,
                 ));
             }
-            return self.bind_aggregate(&name, &args, distinct, f.filter.as_deref(), loc);
+            return self.bind_aggregate(&name, &args, distinct, f.filter.as_deref(), false, loc);
         }
         let bound = args
             .iter()
@@ -1092,17 +1092,22 @@ impl ExprBinder<'_> {
 
     /// An aggregate call; `filter` is its `FILTER (WHERE …)`: the rows it
     /// does not hold for count as NULL arguments (`count(*)` counts the
-    /// rows it holds for).
-    fn bind_aggregate(
+    /// rows it holds for). In a window call (`in_window`) the arguments may
+    /// read the query's aggregates (`sum(sum(x)) OVER ()`).
+    pub(super) fn bind_aggregate(
         &self,
         name: &str,
         args: &[FunctionArg],
         distinct: bool,
         filter: Option<&ast::Expr>,
+        in_window: bool,
         loc: Option<Location>,
     ) -> Result<Expr> {
         // No aggregate inside an aggregate.
         let bind_inner = |e: &ast::Expr| {
+            if in_window {
+                return self.bind(e);
+            }
             let inner = ExprBinder::new(self.scope, self.schema);
             inner.bind(e).map_err(|err| match err {
                 QuarryError::Plan { message, location }

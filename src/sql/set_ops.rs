@@ -154,6 +154,8 @@ fn number_copies(plan: LogicalPlan) -> Result<LogicalPlan> {
     let copy = WindowExpr {
         func: WindowFunc::RowNumber,
         args: vec![],
+        distinct: false,
+        param: None,
         partition_by: (0..columns).map(Expr::Column).collect(),
         order_by: vec![],
         frame: WindowFrame::default_for(false),

@@ -422,6 +422,8 @@ fn first_rows_per_d(
     let number = WindowExpr {
         func: WindowFunc::RowNumber,
         args: vec![],
+        distinct: false,
+        param: None,
         partition_by: d.columns(w),
         frame: WindowFrame::default_for(!keys.is_empty()),
         order_by: keys,

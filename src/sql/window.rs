@@ -6,22 +6,32 @@ use sqlparser::ast::{self, FunctionArg, FunctionArgExpr, FunctionArguments};
 
 use super::expr::ExprBinder;
 use crate::error::{Location, QuarryError, Result};
-use crate::plan::types::is_numeric;
 use crate::plan::{
-    AggFunc, BinaryOp, Expr, FrameBound, FrameUnits, LogicalPlan, SortKey, WindowExpr, WindowFrame,
-    WindowFunc,
+    AggregateExpr, BinaryOp, Expr, FrameBound, FrameUnits, LogicalPlan, SortKey, WindowExpr,
+    WindowFrame, WindowFunc,
 };
 use arrow::datatypes::DataType;
 use datafusion_common::ScalarValue;
 
-/// The aggregates that work as window functions.
-const WINDOW_AGGREGATES: [(&str, AggFunc); 5] = [
-    ("sum", AggFunc::Sum),
-    ("count", AggFunc::Count),
-    ("avg", AggFunc::Avg),
-    ("min", AggFunc::Min),
-    ("max", AggFunc::Max),
-];
+/// The arguments of a window call: an aggregate's bound as the aggregate
+/// call itself (its checks, constant arguments and FILTER as in GROUP BY),
+/// a window function's one by one.
+enum WindowArgs {
+    Aggregate(Expr),
+    Plain(Vec<Expr>),
+}
+
+/// The aggregate call `call` (maybe under the casts that give it its
+/// type) with the aggregate made a window call by `window`.
+fn aggregate_as_window(call: Expr, window: &dyn Fn(AggregateExpr) -> Expr) -> Result<Expr> {
+    match call {
+        Expr::Aggregate(a) => Ok(window(*a)),
+        Expr::Cast { expr, to } => Ok(aggregate_as_window(*expr, window)?.cast(to)),
+        _ => Err(QuarryError::plan(
+            "internal error: an aggregate call bound as something else",
+        )),
+    }
+}
 
 impl ExprBinder<'_> {
     /// A call with an OVER clause.
@@ -37,35 +47,28 @@ impl ExprBinder<'_> {
                 "window function {name}() is not allowed here: windows go in SELECT, QUALIFY and ORDER BY, not inside another window or aggregate"
             )));
         }
-        let func = match WindowFunc::by_name(name) {
-            Some(w) => w,
-            None => match WINDOW_AGGREGATES.iter().find(|(n, _)| *n == name) {
-                Some((_, a)) => WindowFunc::Aggregate(*a),
-                None => {
-                    return Err(err(format!(
-                        "{name}() is not supported as a window function"
-                    )))
-                }
-            },
-        };
+        let aggregate = WindowFunc::by_name(name).is_none();
+        if aggregate && !super::expr::AGGREGATES.contains(&name) {
+            return Err(err(format!(
+                "{name}() is not supported as a window function"
+            )));
+        }
         let spec = match &f.over {
             Some(over) => self.resolve_window(over, loc)?,
             None => return Err(err(format!("{name}() needs an OVER clause"))),
         };
         let spec = &spec;
+        let distinct = matches!(&f.args, FunctionArguments::List(l)
+            if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)));
         let unsupported = [
-            (f.filter.is_some(), "FILTER (WHERE …)"),
+            (f.filter.is_some() && !aggregate, "FILTER (WHERE …)"),
             (f.null_treatment.is_some(), "IGNORE/RESPECT NULLS"),
             (!f.within_group.is_empty(), "WITHIN GROUP"),
             (
                 matches!(&f.args, FunctionArguments::List(l) if !l.clauses.is_empty()),
                 "ORDER BY or other clauses in the arguments",
             ),
-            (
-                matches!(&f.args, FunctionArguments::List(l)
-                    if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct))),
-                "DISTINCT",
-            ),
+            (distinct && !aggregate, "DISTINCT"),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(present, _)| *present) {
             return Err(err(format!(
@@ -74,12 +77,38 @@ impl ExprBinder<'_> {
         }
         // No window function inside a window function.
         self.allow_windows.set(false);
-        let bound = self.bind_window_parts(f, func, name, spec, loc);
+        let bound = self.bind_window_parts(f, aggregate, name, spec, loc);
         self.allow_windows.set(true);
         let (args, partition_by, order_by) = bound?;
-        let func = match (func, args.len()) {
-            (WindowFunc::Aggregate(AggFunc::Count), 0) => WindowFunc::Aggregate(AggFunc::CountStar),
-            (other, _) => other,
+        let frame = match &spec.window_frame {
+            None => WindowFrame::default_for(!order_by.is_empty()),
+            Some(fr) => self.bind_frame(fr, &order_by, loc)?,
+        };
+        let window = |func, args, distinct, param| {
+            Expr::Window(Box::new(WindowExpr {
+                func,
+                args,
+                distinct,
+                param,
+                partition_by: partition_by.clone(),
+                order_by: order_by.clone(),
+                frame: frame.clone(),
+            }))
+        };
+        let func = match args {
+            WindowArgs::Aggregate(call) => {
+                // the aggregate bound as in GROUP BY, made a window call
+                return aggregate_as_window(call, &|a| {
+                    let args = a.arg.into_iter().collect();
+                    window(WindowFunc::Aggregate(a.func), args, a.distinct, a.param)
+                });
+            }
+            WindowArgs::Plain(args) => (WindowFunc::by_name(name), args),
+        };
+        let (Some(func), args) = func else {
+            return Err(err(format!(
+                "{name}() is not supported as a window function"
+            )));
         };
         let (least, most) = func.arity();
         if args.len() < least || args.len() > most {
@@ -93,17 +122,7 @@ impl ExprBinder<'_> {
             )));
         }
         self.check_window_args(func, name, &args, loc)?;
-        let frame = match &spec.window_frame {
-            None => WindowFrame::default_for(!order_by.is_empty()),
-            Some(fr) => self.bind_frame(fr, &order_by, loc)?,
-        };
-        Ok(Expr::Window(Box::new(WindowExpr {
-            func,
-            args,
-            partition_by,
-            order_by,
-            frame,
-        })))
+        Ok(window(func, args, false, None))
     }
 
     /// The window of an OVER clause with the named windows it refers to
@@ -176,35 +195,46 @@ impl ExprBinder<'_> {
     fn bind_window_parts(
         &self,
         f: &ast::Function,
-        func: WindowFunc,
+        aggregate: bool,
         name: &str,
         spec: &ast::WindowSpec,
         loc: Option<Location>,
-    ) -> Result<(Vec<Expr>, Vec<Expr>, Vec<crate::plan::SortKey>)> {
-        let list = match &f.args {
-            FunctionArguments::None => vec![],
+    ) -> Result<(WindowArgs, Vec<Expr>, Vec<crate::plan::SortKey>)> {
+        let (list, distinct) = match &f.args {
+            FunctionArguments::None => (vec![], false),
             FunctionArguments::Subquery(_) => {
                 return Err(QuarryError::plan_at(
                     "a subquery as the argument list is not supported",
                     loc,
                 ))
             }
-            FunctionArguments::List(l) => l.args.clone(),
+            FunctionArguments::List(l) => (
+                l.args.clone(),
+                matches!(
+                    l.duplicate_treatment,
+                    Some(ast::DuplicateTreatment::Distinct)
+                ),
+            ),
         };
-        let mut args = Vec::new();
-        for a in &list {
-            match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(self.bind(e)?),
-                FunctionArg::Unnamed(FunctionArgExpr::Wildcard)
-                    if func == WindowFunc::Aggregate(AggFunc::Count) => {}
-                other => {
-                    return Err(QuarryError::plan_at(
-                        format!("unsupported argument {other} of {name}()"),
-                        loc,
-                    ))
+        let args = if aggregate {
+            let call =
+                self.bind_aggregate(name, &list, distinct, f.filter.as_deref(), true, loc)?;
+            WindowArgs::Aggregate(call)
+        } else {
+            let mut args = Vec::new();
+            for a in &list {
+                match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(self.bind(e)?),
+                    other => {
+                        return Err(QuarryError::plan_at(
+                            format!("unsupported argument {other} of {name}()"),
+                            loc,
+                        ))
+                    }
                 }
             }
-        }
+            WindowArgs::Plain(args)
+        };
         let partition_by = spec
             .partition_by
             .iter()
@@ -253,15 +283,6 @@ impl ExprBinder<'_> {
                             crate::plan::types::sql_type_name(&to)
                         ));
                     }
-                }
-            }
-            WindowFunc::Aggregate(AggFunc::Sum | AggFunc::Avg) => {
-                let t = self.type_of(&args[0])?;
-                if !(is_numeric(&t) || t == arrow::datatypes::DataType::Null) {
-                    return err(format!(
-                        "{name}() is not defined for {}",
-                        crate::plan::types::sql_type_name(&t)
-                    ));
                 }
             }
             _ => {}

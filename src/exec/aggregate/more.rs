@@ -23,7 +23,8 @@ use datafusion_common::ScalarValue;
 use super::{cast_checked, GroupAccumulator};
 use crate::error::{QuarryError, Result};
 use crate::exec::hyperloglog::{mix, Sketch};
-use crate::plan::expr::Quantile;
+use crate::plan::expr::{aggregate_result_type, Quantile};
+use crate::plan::AggFunc;
 
 /// string_agg: per group the values so far, joined.
 pub(super) struct StringAggAcc {
@@ -383,7 +384,11 @@ impl GroupAccumulator for QuantileAcc {
         let (all, groups) = self.take_values()?;
         if all.is_empty() {
             // (no value in any group; and arrow sorts no NULL-typed column)
-            return Ok(new_null_array(&self.kept, n));
+            let t = match self.interpolate {
+                true => aggregate_result_type(AggFunc::QuantileCont, &self.kept),
+                false => self.kept.clone(),
+            };
+            return Ok(new_null_array(&t, n));
         }
         let groups: ArrayRef = Arc::new(UInt32Array::from(groups));
         let sorted = lexsort_to_indices(
@@ -443,7 +448,7 @@ impl GroupAccumulator for QuantileAcc {
 /// values to interpolate between and the weight of the second. The
 /// position is (n - 1)·|q| from the bottom, or from the top for a negative
 /// q (DuckDB's convention).
-fn continuous_positions(q: Quantile, n: usize) -> (usize, usize, f64) {
+pub(super) fn continuous_positions(q: Quantile, n: usize) -> (usize, usize, f64) {
     let f = q.value();
     let position = (n - 1) as f64 * f.abs();
     let (below, above) = (position.floor() as usize, position.ceil() as usize);
@@ -459,7 +464,7 @@ fn continuous_positions(q: Quantile, n: usize) -> (usize, usize, f64) {
 /// the ceil(n·|q|)-th (the first for q = 0), from the top for a negative q.
 /// It is n - floor(n - n·|q|), which for a decimal q is worked out in
 /// integers: DuckDB does so, and 10 · 0.3f64 is not 3.
-fn discrete_position(q: Quantile, n: usize) -> usize {
+pub(super) fn discrete_position(q: Quantile, n: usize) -> usize {
     let rank = match q {
         Quantile::Decimal { unscaled, scale } => {
             let one = 10i128.pow(scale as u32);
@@ -485,7 +490,7 @@ fn discrete_position(q: Quantile, n: usize) -> usize {
 /// DOUBLE for numbers (the result type of integers; FLOAT stays FLOAT), in
 /// the decimal's own type for decimals, truncated toward zero as DuckDB's
 /// does.
-fn interpolate(lo: &ArrayRef, hi: &ArrayRef, weight: &[f64]) -> Result<ArrayRef> {
+pub(super) fn interpolate(lo: &ArrayRef, hi: &ArrayRef, weight: &[f64]) -> Result<ArrayRef> {
     if let DataType::Decimal128(_, _) = lo.data_type() {
         let (l, h) = (
             lo.as_primitive::<Decimal128Type>(),

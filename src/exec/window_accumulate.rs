@@ -1,0 +1,244 @@
+//! Any aggregate over window frames (`stddev(x) OVER (…)`, `median`,
+//! `string_agg`, `count(DISTINCT x)` …), computed by the accumulators of
+//! grouped aggregation with each distinct frame as a group. count, sum,
+//! avg, min and max have faster paths of their own in `window.rs`.
+//!
+//! Rows whose frames are equal (the peers of a RANGE frame, every row of a
+//! frame over the whole partition) share one group. An aggregate whose
+//! state has a fixed size (variance, arg_min / arg_max, the HyperLogLog
+//! sketch) carries the state of the last frame into the next when that
+//! one only extends it at the end, so a running frame (`UNBOUNDED
+//! PRECEDING` to the current row) costs a state per row, not its rows
+//! again. Quantiles slide a tree of ranks instead
+//! (`aggregate::window_quantile`). The others (string_agg's text,
+//! DISTINCT's set) gather each frame's rows anew: their state is as large
+//! as the frame anyway.
+
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::compute::{concat, take};
+
+use super::aggregate::window_quantile::quantile_frames;
+use super::aggregate::{new_accumulator, GroupAccumulator};
+use crate::error::Result;
+use crate::plan::expr::AggParam;
+use crate::plan::{AggFunc, AggregateExpr};
+
+/// Rows (or carried states) folded into one accumulator before its groups
+/// are evaluated and it is dropped: bounds the memory of quantiles and
+/// string_agg over many overlapping frames.
+const BLOCK_ROWS: usize = 1 << 16;
+
+/// `agg` (its function, DISTINCT and constant argument) over each row's
+/// frame `[start[i], end[i])` of the values `arg`.
+pub(super) fn aggregate_frames(
+    agg: &AggregateExpr,
+    arg: &ArrayRef,
+    start: &[usize],
+    end: &[usize],
+) -> Result<ArrayRef> {
+    if let (false, Some(AggParam::Quantile(q))) = (agg.distinct, &agg.param) {
+        let interpolate = agg.func == AggFunc::QuantileCont;
+        return quantile_frames(*q, interpolate, arg, start, end);
+    }
+    // the distinct frames, and each row's
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut frame_of = Vec::with_capacity(start.len());
+    for (&s, &e) in start.iter().zip(end) {
+        if spans.last() != Some(&(s, e)) {
+            spans.push((s, e));
+        }
+        frame_of.push((spans.len() - 1) as u32);
+    }
+    let carries = !agg.distinct
+        && matches!(
+            agg.func,
+            AggFunc::VarSamp
+                | AggFunc::VarPop
+                | AggFunc::StddevSamp
+                | AggFunc::StddevPop
+                | AggFunc::ArgMin
+                | AggFunc::ArgMax
+                | AggFunc::ApproxCountDistinct
+        );
+    let new = || new_accumulator(agg, arg.data_type());
+    let mut values = Vec::new();
+    let mut block = Block::new(new()?, 0);
+    // the last frame's bounds and state, when carried
+    let mut carried: Option<(usize, usize, Vec<ArrayRef>)> = None;
+    for (k, &(s, e)) in spans.iter().enumerate() {
+        let group = k - block.first;
+        if carries {
+            let mut acc = new()?;
+            acc.resize(1);
+            let from = match carried.take() {
+                Some((cs, ce, state)) if cs == s && ce <= e => {
+                    acc.merge(&[0], 1, &state)?;
+                    ce
+                }
+                _ => s,
+            };
+            feed(acc.as_mut(), 0, arg, from, e)?;
+            let state = acc.state()?;
+            block.acc.resize(group + 1);
+            block.acc.merge(&[group], group + 1, &state)?;
+            block.held += 1;
+            carried = Some((s, e, state));
+        } else {
+            feed(block.acc.as_mut(), group, arg, s, e)?;
+            block.held += e - s;
+        }
+        if block.held >= BLOCK_ROWS {
+            values.push(block.evaluate(k + 1)?);
+            block = Block::new(new()?, k + 1);
+        }
+    }
+    if block.first < spans.len() || values.is_empty() {
+        values.push(block.evaluate(spans.len())?);
+    }
+    let refs: Vec<&dyn arrow::array::Array> = values.iter().map(|v| v.as_ref()).collect();
+    let per_frame = concat(&refs)?;
+    Ok(take(
+        per_frame.as_ref(),
+        &UInt32Array::from(frame_of),
+        None,
+    )?)
+}
+
+/// An accumulator for the frames from `first` on.
+struct Block {
+    acc: Box<dyn GroupAccumulator>,
+    first: usize,
+    held: usize,
+}
+
+impl Block {
+    fn new(acc: Box<dyn GroupAccumulator>, first: usize) -> Block {
+        Block {
+            acc,
+            first,
+            held: 0,
+        }
+    }
+
+    /// The values of its frames, up to frame `end` (the empty ones too).
+    fn evaluate(mut self, end: usize) -> Result<ArrayRef> {
+        self.acc.resize(end - self.first);
+        self.acc.evaluate()
+    }
+}
+
+/// Folds rows `[from, to)` of `arg` into `group`, a slice at a time.
+fn feed(
+    acc: &mut dyn GroupAccumulator,
+    group: usize,
+    arg: &ArrayRef,
+    from: usize,
+    to: usize,
+) -> Result<()> {
+    acc.resize(group + 1);
+    let mut at = from;
+    while at < to {
+        let len = (to - at).min(BLOCK_ROWS);
+        acc.update(&vec![group; len], group + 1, Some(&arg.slice(at, len)))?;
+        at += len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::expr::Quantile;
+    use arrow::array::{Array, AsArray, Float64Array, Int64Array, StringArray};
+    use std::sync::Arc;
+
+    fn agg(func: AggFunc, distinct: bool, param: Option<AggParam>) -> AggregateExpr {
+        AggregateExpr {
+            func,
+            arg: None,
+            distinct,
+            param,
+        }
+    }
+
+    /// Every aggregate over frames equals the aggregate over the frame's
+    /// rows computed alone, whatever path it takes.
+    #[test]
+    fn frames_running_moving_and_shared() {
+        let x: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(4),
+            Some(1),
+            None,
+            Some(9),
+            Some(1),
+            Some(7),
+            Some(3),
+        ]));
+        // running (with peers), moving, whole, empty
+        let frames: Vec<(usize, usize)> =
+            vec![(0, 2), (0, 2), (0, 3), (0, 5), (2, 5), (3, 3), (0, 7)];
+        let (start, end): (Vec<usize>, Vec<usize>) = frames.iter().copied().unzip();
+        let cases = [
+            agg(AggFunc::VarSamp, false, None),
+            agg(AggFunc::StddevPop, false, None),
+            agg(AggFunc::ApproxCountDistinct, false, None),
+            agg(AggFunc::Count, true, None),
+            agg(AggFunc::Sum, true, None),
+            agg(
+                AggFunc::QuantileCont,
+                false,
+                Some(AggParam::Quantile(Quantile::Decimal {
+                    unscaled: 5,
+                    scale: 1,
+                })),
+            ),
+        ];
+        for a in &cases {
+            let got = aggregate_frames(a, &x, &start, &end).unwrap();
+            for (i, &(s, e)) in frames.iter().enumerate() {
+                let mut alone = new_accumulator(a, x.data_type()).unwrap();
+                alone.resize(1);
+                alone
+                    .update(&vec![0; e - s], 1, Some(&x.slice(s, e - s)))
+                    .unwrap();
+                let want = alone.evaluate().unwrap();
+                assert_eq!(
+                    got.slice(i, 1).to_data(),
+                    want.to_data(),
+                    "{:?} over rows {s}..{e}",
+                    a.func
+                );
+            }
+        }
+        // a spot check of the values themselves
+        let var = aggregate_frames(&cases[0], &x, &start, &end).unwrap();
+        let var = var.as_any().downcast_ref::<Float64Array>().unwrap();
+        assert!(var.is_null(5), "no rows: NULL");
+        assert!((var.value(0) - 4.5).abs() < 1e-12);
+    }
+
+    /// string_agg joins each frame's values in the rows' order, across
+    /// blocks of frames.
+    #[test]
+    fn string_agg_over_many_frames() {
+        let n = 3 * BLOCK_ROWS / 2;
+        let x: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| ((b'a' + (i % 26) as u8) as char).to_string()),
+        ));
+        let start: Vec<usize> = (0..n).map(|i| i.saturating_sub(2)).collect();
+        let end: Vec<usize> = (0..n).map(|i| i + 1).collect();
+        let a = agg(
+            AggFunc::StringAgg,
+            false,
+            Some(AggParam::Separator(Some("-".into()))),
+        );
+        let got = aggregate_frames(&a, &x, &start, &end).unwrap();
+        let got = got.as_string::<i32>();
+        assert_eq!(got.value(0), "a");
+        assert_eq!(got.value(3), "b-c-d");
+        assert_eq!(got.value(n - 1), {
+            let c = |i: usize| ((b'a' + (i % 26) as u8) as char).to_string();
+            format!("{}-{}-{}", c(n - 3), c(n - 2), c(n - 1))
+        });
+    }
+}
