@@ -207,8 +207,7 @@ impl<'a> ExprBinder<'a> {
                 negated,
             } => {
                 let lhs = self.bind(expr)?;
-                let lt = self.type_of(&lhs)?;
-                let p = binder.bind_in_subquery_value(lhs, lt, subquery, outer, at(e))?;
+                let p = binder.bind_in_subquery_value(lhs, expr, subquery, outer, at(e))?;
                 if *negated {
                     let id = p.id;
                     self.pending.borrow_mut().push(p);
@@ -1108,7 +1107,11 @@ impl ExprBinder<'_> {
             if in_window {
                 return self.bind(e);
             }
-            let inner = ExprBinder::new(self.scope, self.schema);
+            // (a correlated subquery's aggregates may read the outer query)
+            let inner = ExprBinder {
+                outer: self.outer,
+                ..ExprBinder::new(self.scope, self.schema)
+            };
             inner.bind(e).map_err(|err| match err {
                 QuarryError::Plan { message, location }
                     if message.starts_with("aggregate function") =>

@@ -25,6 +25,24 @@ use super::unnest::{
 use crate::error::{Location, QuarryError, Result};
 use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, LogicalPlan};
 
+/// `x IN (q)` for a `q` that reads the outer query, as a scalar subquery
+/// over q's rows (so the general unnesting computes it per outer value)
+/// with SQL's three values: true when a row equals x; else NULL when a row
+/// is NULL, or x is NULL and there are rows; else false.
+fn in_as_aggregate(x: &ast::Expr, q: &ast::Query) -> Result<ast::Query> {
+    let sql = format!(
+        "SELECT CASE WHEN bool_or(__in.__value = ({x})) THEN TRUE \
+         WHEN bool_or(__in.__value IS NULL) OR (({x}) IS NULL AND count(*) > 0) THEN NULL \
+         ELSE FALSE END FROM ({q}) AS __in(__value)"
+    );
+    let dialect = sqlparser::dialect::GenericDialect {};
+    sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map(|q| *q)
+        .map_err(|e| QuarryError::plan(format!("internal error: IN as an aggregate: {e}")))
+}
+
 /// A subquery met in an expression, to be joined onto the plan the
 /// expression is evaluated over.
 #[derive(Debug)]
@@ -942,16 +960,20 @@ impl Binder<'_> {
     pub(super) fn bind_in_subquery_value(
         &self,
         lhs: Expr,
-        _lhs_type: DataType,
+        lhs_sql: &ast::Expr,
         q: &ast::Query,
         outer: OuterRef<'_>,
         at: Option<Location>,
     ) -> Result<PendingSubquery> {
-        if let Correlated::General(_) = self.general_or_not(q, outer)? {
-            return Err(QuarryError::plan_at(
-                "IN over a subquery that reads the outer query is supported as a WHERE condition of its own (joined by AND), not inside another expression; EXISTS (… WHERE … = x) works anywhere",
-                at,
-            ));
+        if let Correlated::General(plan) = self.general_or_not(q, outer)? {
+            let n = plan.schema().fields().len();
+            if n != 1 {
+                return Err(QuarryError::plan_at(
+                    format!("the subquery of IN must return one column, not {n}"),
+                    at,
+                ));
+            }
+            return self.bind_scalar_subquery(&in_as_aggregate(lhs_sql, q)?, outer);
         }
         let plan = self.bind_single_column(q, at)?;
         Ok(PendingSubquery {
