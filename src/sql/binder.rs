@@ -397,8 +397,12 @@ impl<'a> Binder<'a> {
         Ok(Bound { plan, scope })
     }
 
-    /// An inner join whose ON holds subqueries: the subqueries join the
-    /// cross product as WHERE's do, and the condition filters it.
+    /// A join whose ON holds subqueries: the subqueries join the cross
+    /// product as WHERE's do, and the condition filters it. An outer join
+    /// adds the rows of its preserved sides that no pair kept (an anti
+    /// join on all their columns, NULLs equal: the condition depends only
+    /// on the values, so every copy of a row matches alike), padded with
+    /// NULLs, as UNION ALL.
     fn join_on_subqueries(
         &self,
         left: Bound,
@@ -408,20 +412,81 @@ impl<'a> Binder<'a> {
         condition: Expr,
         pending: Vec<super::subquery::PendingSubquery>,
     ) -> Result<Bound> {
-        if kind != JoinKind::Inner || is_lateral(&right) {
+        if is_lateral(&right) {
             return Err(QuarryError::plan(
-                "a subquery in the ON condition of an outer or LATERAL join is not supported",
+                "a subquery in the ON condition of a LATERAL join is not supported",
             ));
         }
         let width = scope.columns.len();
-        let plan = LogicalPlan::join(left.plan, right.plan, JoinKind::Inner, vec![], None);
-        let (plan, values) = super::subquery::apply_subqueries(plan, pending)?;
-        let plan = LogicalPlan::Filter {
-            input: Box::new(plan),
-            predicate: super::subquery::resolve_subquery_refs(condition, &values)?,
+        let (left_schema, right_schema) = (left.plan.schema(), right.plan.schema());
+        // the conditions without subqueries join the two sides (by their
+        // equalities, not as a filter over every pair)
+        let (with_subqueries, plain): (Vec<Expr>, Vec<Expr>) = condition
+            .split_conjunction()
+            .into_iter()
+            .partition(super::subquery::has_subquery_ref);
+        let (on, filter) = match plain.is_empty() {
+            true => (vec![], None),
+            false => split_join_condition(Expr::and_all(plain), left_schema.fields().len()),
         };
+        let pairs = LogicalPlan::join(
+            left.plan.clone(),
+            right.plan.clone(),
+            JoinKind::Inner,
+            on,
+            filter,
+        );
+        let (pairs, values) = super::subquery::apply_subqueries(pairs, pending)?;
+        let predicate = Expr::and_all(with_subqueries);
+        let pairs = LogicalPlan::Filter {
+            input: Box::new(pairs),
+            predicate: super::subquery::resolve_subquery_refs(predicate, &values)?,
+        };
+        let pairs = super::subquery::keep_first(pairs, width)?;
+        if kind == JoinKind::Inner {
+            return Ok(Bound { plan: pairs, scope });
+        }
+        let schema = crate::plan::logical::join_schema(&left_schema, &right_schema, kind);
+        let nl = left_schema.fields().len();
+        // `side`'s rows that no pair holds, as rows of the join
+        let unmatched = |side: LogicalPlan, first: usize| -> Result<LogicalPlan> {
+            let n = side.schema().fields().len();
+            let kept: Vec<Expr> = (first..first + n).map(Expr::Column).collect();
+            let names: Vec<String> = (0..n).map(|i| format!("__pair{i}")).collect();
+            let held = LogicalPlan::project(pairs.clone(), kept, &names)?;
+            let all: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
+            let keys = super::unnest::null_equal_keys(&all, &side.schema(), &held.schema())?;
+            let missing = LogicalPlan::join(side, held, JoinKind::Anti, keys, None);
+            let exprs = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| match i.checked_sub(first) {
+                    Some(j) if j < n => Ok(Expr::Column(j)),
+                    _ => Ok(Expr::Literal(datafusion_common::ScalarValue::try_from(
+                        f.data_type(),
+                    )?)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(LogicalPlan::Project {
+                input: Box::new(missing),
+                exprs,
+                schema: schema.clone(),
+            })
+        };
+        let mut inputs = vec![LogicalPlan::Project {
+            exprs: (0..width).map(Expr::Column).collect(),
+            input: Box::new(pairs.clone()),
+            schema: schema.clone(),
+        }];
+        if matches!(kind, JoinKind::Left | JoinKind::Full) {
+            inputs.push(unmatched(left.plan, 0)?);
+        }
+        if matches!(kind, JoinKind::Right | JoinKind::Full) {
+            inputs.push(unmatched(right.plan, nl)?);
+        }
         Ok(Bound {
-            plan: super::subquery::keep_first(plan, width)?,
+            plan: LogicalPlan::Union { inputs, schema },
             scope,
         })
     }

@@ -106,7 +106,7 @@ fn has_inner_column(e: &Expr) -> bool {
     found
 }
 
-fn has_subquery_ref(e: &Expr) -> bool {
+pub(super) fn has_subquery_ref(e: &Expr) -> bool {
     let mut found = false;
     e.visit(&mut |x| found |= matches!(x, Expr::SubqueryRef { .. }));
     found
