@@ -61,7 +61,15 @@ pub fn state_fields(agg: &AggregateExpr, arg_type: &DataType, name: &str) -> Vec
             Field::new(format!("{name}[mean]"), DataType::Float64, false),
             Field::new(format!("{name}[m2]"), DataType::Float64, false),
         ],
-        AggFunc::StringAgg => vec![Field::new(format!("{name}[joined]"), DataType::Utf8, true)],
+        AggFunc::StringAgg => match &agg.param {
+            // every row(x, key, …) so far
+            Some(AggParam::OrderedSeparator { .. }) => vec![Field::new(
+                format!("{name}[rows]"),
+                DataType::List(Arc::new(Field::new_list_field(arg_type.clone(), true))),
+                true,
+            )],
+            _ => vec![Field::new(format!("{name}[joined]"), DataType::Utf8, true)],
+        },
         // the argument is row(arg, val): its two values
         AggFunc::ArgMin | AggFunc::ArgMax => match arg_type {
             DataType::Struct(fields) => fields
@@ -821,10 +829,13 @@ pub(crate) fn new_accumulator(
         AggFunc::VarSamp | AggFunc::VarPop | AggFunc::StddevSamp | AggFunc::StddevPop => {
             Box::new(VarianceAcc::new(agg.func))
         }
-        AggFunc::StringAgg => Box::new(more::StringAggAcc::new(match &agg.param {
-            Some(AggParam::Separator(s)) => s.clone(),
+        AggFunc::StringAgg => match &agg.param {
+            Some(AggParam::Separator(s)) => Box::new(more::StringAggAcc::new(s.clone())),
+            Some(AggParam::OrderedSeparator { separator, keys }) => Box::new(
+                more::OrderedStringAggAcc::new(separator.clone(), keys.clone(), arg_type),
+            ),
             _ => return Err(missing_param(agg)),
-        })),
+        },
         AggFunc::ArgMin | AggFunc::ArgMax => Box::new(more::ArgMinMaxAcc::new(
             agg.func == AggFunc::ArgMin,
             arg_type,

@@ -744,6 +744,13 @@ pub enum AggParam {
     /// string_agg's separator; None: a NULL separator, whose result is NULL
     /// (as in DuckDB)
     Separator(Option<String>),
+    /// string_agg(x, separator ORDER BY …): the argument is
+    /// `row(x, key, …)` (NULL where x is), joined in the keys' order;
+    /// per key (descending, NULLs first)
+    OrderedSeparator {
+        separator: Option<String>,
+        keys: Vec<(bool, bool)>,
+    },
     Quantile(Quantile),
 }
 
@@ -753,6 +760,16 @@ impl fmt::Display for AggParam {
         match self {
             AggParam::Separator(Some(s)) => write!(f, "'{}'", s.replace('\'', "''")),
             AggParam::Separator(None) => write!(f, "NULL"),
+            AggParam::OrderedSeparator { separator, keys } => {
+                write!(f, "{} ORDER BY", AggParam::Separator(separator.clone()))?;
+                for (i, (descending, nulls_first)) in keys.iter().enumerate() {
+                    let comma = if i > 0 { "," } else { "" };
+                    let dir = if *descending { " DESC" } else { "" };
+                    let nulls = if *nulls_first { " NULLS FIRST" } else { "" };
+                    write!(f, "{comma} #{}{dir}{nulls}", i + 1)?;
+                }
+                Ok(())
+            }
             AggParam::Quantile(q) => write!(f, "{}", q.value()),
         }
     }

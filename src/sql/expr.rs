@@ -127,6 +127,17 @@ pub struct ExprBinder<'a> {
     pub named_windows: Vec<(String, ast::NamedWindowExpr)>,
 }
 
+/// An aggregate call's parts beside its name.
+#[derive(Clone, Copy)]
+pub(super) struct AggregateCall<'c> {
+    pub args: &'c [FunctionArg],
+    pub distinct: bool,
+    /// `FILTER (WHERE …)`
+    pub filter: Option<&'c ast::Expr>,
+    /// string_agg's `ORDER BY` inside the call
+    pub order_by: &'c [ast::OrderByExpr],
+}
+
 /// The deepest expression bound (as DuckDB's `max_expression_depth`): the
 /// passes after the binder recurse too, on worker threads' stacks.
 pub const MAX_EXPRESSION_DEPTH: usize = 1000;
@@ -665,6 +676,16 @@ impl ExprBinder<'_> {
             _ => false,
         };
         let is_aggregate = AGGREGATES.contains(&name.as_str());
+        // string_agg(x ORDER BY …)
+        let mut order_by: &[ast::OrderByExpr] = &[];
+        if let FunctionArguments::List(list) = &f.args {
+            if let [ast::FunctionArgumentClause::OrderBy(keys)] = list.clauses.as_slice() {
+                if matches!(name.as_str(), "string_agg" | "listagg") {
+                    order_by = keys;
+                }
+            }
+        }
+        let clauses = clauses && order_by.is_empty();
         let unsupported = [
             (f.filter.is_some() && !is_aggregate, "FILTER (WHERE …)"),
             (f.null_treatment.is_some(), "IGNORE/RESPECT NULLS"),
@@ -704,7 +725,13 @@ impl ExprBinder<'_> {
                     loc,
                 ));
             }
-            return self.bind_aggregate(&name, &args, distinct, f.filter.as_deref(), false, loc);
+            let call = AggregateCall {
+                args: &args,
+                distinct,
+                filter: f.filter.as_deref(),
+                order_by,
+            };
+            return self.bind_aggregate(&name, call, false, loc);
         }
         let bound = args
             .iter()
@@ -1096,12 +1123,16 @@ impl ExprBinder<'_> {
     pub(super) fn bind_aggregate(
         &self,
         name: &str,
-        args: &[FunctionArg],
-        distinct: bool,
-        filter: Option<&ast::Expr>,
+        call: AggregateCall<'_>,
         in_window: bool,
         loc: Option<Location>,
     ) -> Result<Expr> {
+        let AggregateCall {
+            args,
+            distinct,
+            filter,
+            order_by,
+        } = call;
         // No aggregate inside an aggregate.
         let bind_inner = |e: &ast::Expr| {
             if in_window {
@@ -1201,8 +1232,52 @@ impl ExprBinder<'_> {
                 } else {
                     x.cast(DataType::Utf8)
                 };
-                let param = AggParam::Separator(separator);
-                (AggFunc::StringAgg, Some(x), Some(param))
+                if order_by.is_empty() {
+                    let param = AggParam::Separator(separator);
+                    (AggFunc::StringAgg, Some(x), Some(param))
+                } else {
+                    if distinct {
+                        return Err(QuarryError::plan_at(
+                            format!("{name}(DISTINCT … ORDER BY …) is not supported"),
+                            loc,
+                        ));
+                    }
+                    let keys = order_by
+                        .iter()
+                        .map(|o| Ok(super::binder::sort_key(bind_inner(&o.expr)?, &o.options)))
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut fields = vec![arrow::datatypes::Field::new(
+                        "value",
+                        self.type_of(&x)?,
+                        true,
+                    )];
+                    for (i, k) in keys.iter().enumerate() {
+                        fields.push(arrow::datatypes::Field::new(
+                            format!("key{i}"),
+                            self.type_of(&k.expr)?,
+                            true,
+                        ));
+                    }
+                    let data_type = DataType::Struct(fields.into());
+                    let param = AggParam::OrderedSeparator {
+                        separator,
+                        keys: keys.iter().map(|k| (!k.asc, k.nulls_first)).collect(),
+                    };
+                    let mut row = vec![x.clone()];
+                    row.extend(keys.into_iter().map(|k| k.expr));
+                    let row = Expr::Function {
+                        func: ScalarFunc::Row,
+                        args: row,
+                        data_type: data_type.clone(),
+                    };
+                    // a NULL value is no row to join
+                    let row = Expr::Case {
+                        branches: vec![(Expr::IsNotNull(Box::new(x)), row)],
+                        else_expr: None,
+                        data_type,
+                    };
+                    (AggFunc::StringAgg, Some(row), Some(param))
+                }
             }
             "arg_min" | "arg_max" | "min_by" | "max_by" | "argmin" | "argmax" => {
                 arity(2)?;

@@ -217,8 +217,13 @@ impl ExprBinder<'_> {
             ),
         };
         let args = if aggregate {
-            let call =
-                self.bind_aggregate(name, &list, distinct, f.filter.as_deref(), true, loc)?;
+            let parts = super::expr::AggregateCall {
+                args: &list,
+                distinct,
+                filter: f.filter.as_deref(),
+                order_by: &[],
+            };
+            let call = self.bind_aggregate(name, parts, true, loc)?;
             WindowArgs::Aggregate(call)
         } else {
             let mut args = Vec::new();

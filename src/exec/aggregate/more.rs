@@ -254,12 +254,11 @@ pub(super) fn kept_type(arg: &DataType) -> DataType {
     }
 }
 
-/// quantile_cont / quantile_disc / median: every non-NULL value with its
-/// group, in compact chunks; sorted by (group, value) at the end.
-pub(super) struct QuantileAcc {
-    q: Quantile,
-    /// quantile_cont: interpolate between the two nearest values
-    interpolate: bool,
+/// Every non-NULL argument with its group, in compact chunks: the state
+/// of the aggregates that need all of a group's values at the end (the
+/// quantiles, string_agg with ORDER BY). A partial state is a list of some
+/// of the group's values.
+pub(super) struct KeptRows {
     kept: DataType,
     chunks: Vec<ArrayRef>,
     groups: Vec<u32>,
@@ -267,12 +266,10 @@ pub(super) struct QuantileAcc {
     bytes: usize,
 }
 
-impl QuantileAcc {
-    pub(super) fn new(q: Quantile, interpolate: bool, arg: &DataType) -> Self {
-        QuantileAcc {
-            q,
-            interpolate,
-            kept: kept_type(arg),
+impl KeptRows {
+    pub(super) fn new(kept: DataType) -> Self {
+        KeptRows {
+            kept,
             chunks: vec![],
             groups: vec![],
             num_groups: 0,
@@ -293,7 +290,7 @@ impl QuantileAcc {
         Ok(())
     }
 
-    /// All values kept, and their groups; the accumulator is empty after.
+    /// All values kept, and their groups; nothing is kept after.
     fn take_values(&mut self) -> Result<(ArrayRef, Vec<u32>)> {
         self.bytes = 0;
         let chunks = std::mem::take(&mut self.chunks);
@@ -305,17 +302,10 @@ impl QuantileAcc {
         };
         Ok((all, std::mem::take(&mut self.groups)))
     }
-}
 
-/// Group index as u32 (the row indices of the kept values are u32 too).
-fn group_u32(g: usize) -> Result<u32> {
-    u32::try_from(g).map_err(|_| QuarryError::exec("quantile: more than 2^32 groups"))
-}
-
-impl GroupAccumulator for QuantileAcc {
     fn update(&mut self, groups: &[usize], n: usize, values: Option<&ArrayRef>) -> Result<()> {
         self.resize(n);
-        let values = values.ok_or_else(|| QuarryError::exec("quantile needs an argument"))?;
+        let values = values.ok_or_else(|| QuarryError::exec("an aggregate needs an argument"))?;
         let mut rows = Vec::with_capacity(groups.len());
         let mut gs = Vec::with_capacity(groups.len());
         for (row, &g) in groups.iter().enumerate() {
@@ -327,12 +317,11 @@ impl GroupAccumulator for QuantileAcc {
         self.keep(values, rows, gs)
     }
 
-    /// A partial state is a list of some of the group's values.
     fn merge(&mut self, groups: &[usize], n: usize, states: &[ArrayRef]) -> Result<()> {
         self.resize(n);
         let lists = states[0]
             .as_list_opt::<i32>()
-            .ok_or_else(|| QuarryError::exec("internal error: quantile state is not a list"))?;
+            .ok_or_else(|| QuarryError::exec("internal error: a kept state is not a list"))?;
         let offsets = lists.value_offsets();
         let mut rows = Vec::new();
         let mut gs = Vec::new();
@@ -378,15 +367,139 @@ impl GroupAccumulator for QuantileAcc {
         let lists = ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), values, None)?;
         Ok(vec![Arc::new(lists)])
     }
+}
+
+/// string_agg(x, separator ORDER BY keys): every `row(x, key, …)` kept
+/// (NULL where x is), sorted by (group, keys) at the end and joined.
+pub(super) struct OrderedStringAggAcc {
+    separator: Option<String>,
+    /// per key: (descending, NULLs first)
+    keys: Vec<(bool, bool)>,
+    rows: KeptRows,
+}
+
+impl OrderedStringAggAcc {
+    pub(super) fn new(separator: Option<String>, keys: Vec<(bool, bool)>, arg: &DataType) -> Self {
+        OrderedStringAggAcc {
+            separator,
+            keys,
+            rows: KeptRows::new(arg.clone()),
+        }
+    }
+}
+
+impl GroupAccumulator for OrderedStringAggAcc {
+    fn update(&mut self, groups: &[usize], n: usize, values: Option<&ArrayRef>) -> Result<()> {
+        self.rows.update(groups, n, values)
+    }
+
+    fn merge(&mut self, groups: &[usize], n: usize, states: &[ArrayRef]) -> Result<()> {
+        self.rows.merge(groups, n, states)
+    }
+
+    fn resize(&mut self, n: usize) {
+        self.rows.resize(n);
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        self.rows.state()
+    }
 
     fn evaluate(&mut self) -> Result<ArrayRef> {
-        let n = std::mem::take(&mut self.num_groups);
-        let (all, groups) = self.take_values()?;
+        let n = std::mem::take(&mut self.rows.num_groups);
+        let (all, groups) = self.rows.take_values()?;
+        let mut joined: Vec<Option<String>> = vec![None; n];
+        let (Some(separator), Some(rows)) = (&self.separator, all.as_struct_opt()) else {
+            return Ok(Arc::new(StringArray::from(joined)));
+        };
+        let groups: ArrayRef = Arc::new(UInt32Array::from(groups));
+        let mut sort = vec![SortColumn {
+            values: groups.clone(),
+            options: None,
+        }];
+        for (i, &(descending, nulls_first)) in self.keys.iter().enumerate() {
+            sort.push(SortColumn {
+                values: rows.column(i + 1).clone(),
+                options: Some(SortOptions {
+                    descending,
+                    nulls_first,
+                }),
+            });
+        }
+        let order = lexsort_to_indices(&sort, None)?;
+        let values = cast_checked(rows.column(0), &DataType::Utf8)?;
+        let values = values.as_string::<i32>();
+        let group_of = groups.as_primitive::<arrow::datatypes::UInt32Type>();
+        for &i in order.values() {
+            let (g, i) = (group_of.value(i as usize) as usize, i as usize);
+            if values.is_null(i) {
+                continue;
+            }
+            match &mut joined[g] {
+                Some(acc) => {
+                    acc.push_str(separator);
+                    acc.push_str(values.value(i));
+                }
+                slot => *slot = Some(values.value(i).to_string()),
+            }
+        }
+        Ok(Arc::new(StringArray::from(joined)))
+    }
+
+    fn extra_bytes(&self) -> usize {
+        self.rows.bytes
+    }
+}
+
+/// Group index as u32 (the row indices of the kept values are u32 too).
+fn group_u32(g: usize) -> Result<u32> {
+    u32::try_from(g).map_err(|_| QuarryError::exec("more than 2^32 groups"))
+}
+
+/// quantile_cont / quantile_disc / median: every value kept, sorted by
+/// (group, value) at the end.
+pub(super) struct QuantileAcc {
+    q: Quantile,
+    /// quantile_cont: interpolate between the two nearest values
+    interpolate: bool,
+    rows: KeptRows,
+}
+
+impl QuantileAcc {
+    pub(super) fn new(q: Quantile, interpolate: bool, arg: &DataType) -> Self {
+        QuantileAcc {
+            q,
+            interpolate,
+            rows: KeptRows::new(kept_type(arg)),
+        }
+    }
+}
+
+impl GroupAccumulator for QuantileAcc {
+    fn update(&mut self, groups: &[usize], n: usize, values: Option<&ArrayRef>) -> Result<()> {
+        self.rows.update(groups, n, values)
+    }
+
+    fn merge(&mut self, groups: &[usize], n: usize, states: &[ArrayRef]) -> Result<()> {
+        self.rows.merge(groups, n, states)
+    }
+
+    fn resize(&mut self, n: usize) {
+        self.rows.resize(n);
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        self.rows.state()
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let n = std::mem::take(&mut self.rows.num_groups);
+        let (all, groups) = self.rows.take_values()?;
         if all.is_empty() {
             // (no value in any group; and arrow sorts no NULL-typed column)
             let t = match self.interpolate {
-                true => aggregate_result_type(AggFunc::QuantileCont, &self.kept),
-                false => self.kept.clone(),
+                true => aggregate_result_type(AggFunc::QuantileCont, &self.rows.kept),
+                false => self.rows.kept.clone(),
             };
             return Ok(new_null_array(&t, n));
         }
@@ -440,7 +553,7 @@ impl GroupAccumulator for QuantileAcc {
     }
 
     fn extra_bytes(&self) -> usize {
-        self.bytes
+        self.rows.bytes
     }
 }
 
@@ -713,6 +826,53 @@ mod tests {
             let got = cast_checked(&whole, &DataType::Float64).unwrap();
             assert_eq!(got.as_primitive::<Float64Type>().value(0), expected);
         }
+    }
+
+    #[test]
+    fn ordered_string_agg_merges_partial_states_in_key_order() {
+        let fields = vec![
+            Field::new("value", DataType::Utf8, true),
+            Field::new("key0", DataType::Int64, true),
+        ];
+        let row_type = DataType::Struct(fields.clone().into());
+        let rows = |values: Vec<&str>, keys: Vec<Option<i64>>| -> ArrayRef {
+            Arc::new(
+                arrow::array::StructArray::try_new(
+                    fields.clone().into(),
+                    vec![
+                        Arc::new(StringArray::from(values)),
+                        Arc::new(Int64Array::from(keys)),
+                    ],
+                    None,
+                )
+                .unwrap(),
+            )
+        };
+        // ORDER BY key DESC NULLS LAST, two groups over two partials
+        let new = || OrderedStringAggAcc::new(Some("+".into()), vec![(true, false)], &row_type);
+        let mut part1 = new();
+        part1
+            .update(
+                &[0, 1, 0],
+                2,
+                Some(&rows(vec!["a", "x", "b"], vec![Some(1), Some(5), None])),
+            )
+            .unwrap();
+        let mut part2 = new();
+        part2
+            .update(
+                &[1, 0],
+                2,
+                Some(&rows(vec!["y", "c"], vec![Some(9), Some(3)])),
+            )
+            .unwrap();
+        let mut total = new();
+        total.merge(&[0, 1], 2, &part1.state().unwrap()).unwrap();
+        total.merge(&[0, 1], 2, &part2.state().unwrap()).unwrap();
+        let joined = total.evaluate().unwrap();
+        let joined = joined.as_string::<i32>();
+        assert_eq!(joined.value(0), "c+a+b");
+        assert_eq!(joined.value(1), "y+x");
     }
 
     #[test]
