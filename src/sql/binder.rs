@@ -930,7 +930,7 @@ impl<'a> Binder<'a> {
                 }
             }
         }
-        let having = select
+        let mut having = select
             .having
             .as_ref()
             .map(|h| {
@@ -1098,6 +1098,31 @@ impl<'a> Binder<'a> {
                     .collect::<Result<_>>()?,
             ),
         };
+        // Subqueries in aggregates' arguments join the rows to aggregate.
+        let input_subqueries = agg_binder.aggregate_input_subqueries.take();
+        let in_schema = if input_subqueries.is_empty() {
+            in_schema.clone()
+        } else {
+            let (joined, values) = super::subquery::apply_subqueries(plan, input_subqueries)?;
+            plan = joined;
+            let resolve = |e: &mut Expr| -> Result<()> {
+                *e = super::subquery::resolve_some_subquery_refs(e.clone(), &values)?;
+                Ok(())
+            };
+            for it in items.iter_mut() {
+                resolve(&mut it.expr)?;
+            }
+            having = having.map(|mut e| resolve(&mut e).map(|_| e)).transpose()?;
+            for e in qualify.iter_mut() {
+                resolve(e)?;
+            }
+            for (r, _) in order_refs.iter_mut() {
+                if let OrderRef::Expr(e) = r {
+                    resolve(e)?;
+                }
+            }
+            plan.schema()
+        };
         let mut order_exprs: Vec<&Expr> = Vec::new();
         for (r, _) in &order_refs {
             if let OrderRef::Expr(e) = r {
@@ -1112,7 +1137,6 @@ impl<'a> Binder<'a> {
                 .chain(qualify.iter())
                 .chain(order_exprs),
         );
-        let mut having = having;
         let aggregated = !group.is_empty() || !aggs.is_empty() || sets.is_some();
         if aggregated {
             let mut names: Vec<String> = group

@@ -125,6 +125,9 @@ pub struct ExprBinder<'a> {
     pub aliases: RefCell<Vec<(String, Expr)>>,
     /// The windows of the query's WINDOW clause, by name.
     pub named_windows: Vec<(String, ast::NamedWindowExpr)>,
+    /// Subqueries met in aggregates' arguments: they join the rows before
+    /// the aggregation (the others of an aggregating query join after it).
+    pub aggregate_input_subqueries: RefCell<Vec<PendingSubquery>>,
 }
 
 /// An aggregate call's parts beside its name.
@@ -163,6 +166,7 @@ impl<'a> ExprBinder<'a> {
             allow_windows: std::cell::Cell::new(false),
             aliases: RefCell::new(vec![]),
             named_windows: vec![],
+            aggregate_input_subqueries: RefCell::new(vec![]),
         }
     }
 
@@ -1138,12 +1142,18 @@ impl ExprBinder<'_> {
             if in_window {
                 return self.bind(e);
             }
-            // (a correlated subquery's aggregates may read the outer query)
+            // (a correlated subquery's aggregates may read the outer query;
+            // a subquery in an argument joins the aggregate's input rows)
             let inner = ExprBinder {
                 outer: self.outer,
+                subqueries: self.subqueries,
                 ..ExprBinder::new(self.scope, self.schema)
             };
-            inner.bind(e).map_err(|err| match err {
+            let bound = inner.bind(e);
+            self.aggregate_input_subqueries
+                .borrow_mut()
+                .extend(inner.pending.take());
+            bound.map_err(|err| match err {
                 QuarryError::Plan { message, location }
                     if message.starts_with("aggregate function") =>
                 {

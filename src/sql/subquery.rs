@@ -458,6 +458,15 @@ pub fn resolve_subquery_refs(e: Expr, values: &HashMap<usize, Expr>) -> Result<E
     })
 }
 
+/// `e` with the placeholders of the subqueries in `values` replaced (the
+/// others stay, to be joined later).
+pub fn resolve_some_subquery_refs(e: Expr, values: &HashMap<usize, Expr>) -> Result<Expr> {
+    e.transform_up(&mut |x| match x {
+        Expr::SubqueryRef { id, .. } if values.contains_key(&id) => Ok(values[&id].clone()),
+        other => Ok(other),
+    })
+}
+
 /// Counts rows next to the value so that more than one row per group is
 /// an error: `value` becomes `assert_single_row(count(*), min(value))`.
 fn single_row_check(value: Expr) -> (Expr, Vec<AggregateExpr>) {
