@@ -19,7 +19,7 @@ use crate::plan::types::sql_type_name;
 use crate::plan::LogicalPlan;
 use crate::runtime::memory::{format_bytes, MemoryPool};
 use crate::runtime::{run_graph, run_graph_each, ProgressFn, RunOptions, RunStats};
-use crate::sql::{parse, Binder, QuarryStatement};
+use crate::sql::{parse, QuarryStatement};
 
 mod dml;
 mod recursive;
@@ -480,7 +480,7 @@ impl Session {
 
     fn plan(&self, q: &ast::Query) -> Result<LogicalPlan> {
         let catalog = self.catalog.read().map_err(poisoned)?;
-        let bound = Binder::new(&catalog).bind_query(q)?;
+        let bound = crate::sql::bind_statement_query(&catalog, q)?;
         crate::optimizer::optimize(bound.plan)
     }
 

@@ -49,6 +49,12 @@ pub struct Binder<'a> {
     pub(super) correlated: RefCell<Option<Arc<OuterScope>>>,
     /// Numbers the subqueries that become joins.
     pub(super) next_subquery: Cell<usize>,
+    /// Every FROM bound in this statement (forward.rs).
+    pub(super) scopes_seen: RefCell<Vec<Scope>>,
+    /// Columns read from more than one level out, noted (forward.rs) ...
+    pub(super) far_columns: RefCell<Vec<super::forward::FarColumn>>,
+    /// ... and carried down in this try.
+    pub(super) carried: RefCell<Vec<super::forward::FarColumn>>,
 }
 
 /// One SELECT item after `*` expansion.
@@ -69,6 +75,9 @@ impl<'a> Binder<'a> {
             defining: RefCell::new(vec![]),
             correlated: RefCell::new(None),
             next_subquery: Cell::new(0),
+            scopes_seen: RefCell::new(vec![]),
+            far_columns: RefCell::new(vec![]),
+            carried: RefCell::new(vec![]),
         }
     }
 
@@ -285,6 +294,9 @@ impl<'a> Binder<'a> {
                     }
                 }
             });
+        }
+        if let Some(r) = &result {
+            self.scopes_seen.borrow_mut().push(r.scope.clone());
         }
         // SELECT without FROM: one row, no columns.
         Ok(result.unwrap_or_else(|| Bound {
@@ -826,11 +838,15 @@ impl<'a> Binder<'a> {
             ));
         }
         let from = self.bind_from(&select.from)?;
+        // A LATERAL subquery reads its left side's columns anywhere.
+        let correlated = self.correlated.borrow().clone();
+        let from = match correlated.as_deref() {
+            Some(o) => self.carry_down(from, o)?,
+            None => from,
+        };
         let mut plan = from.plan;
         let scope = from.scope;
         let in_schema = plan.schema();
-        // A LATERAL subquery reads its left side's columns anywhere.
-        let correlated = self.correlated.borrow().clone();
         let outer = correlated.as_deref().map(|o| OuterRef {
             scope: &o.scope,
             schema: &o.schema,

@@ -188,13 +188,27 @@ impl<'a> ExprBinder<'a> {
         {
             Ok(i) => Ok(Expr::Column(i)),
             Err(inner_err) => match &self.outer {
-                Some(o) => match o.scope.resolve(qualifier, &ident.value, None) {
-                    Ok(i) => Ok(Expr::OuterColumn {
-                        index: i,
-                        data_type: o.schema.field(i).data_type().clone(),
-                    }),
-                    Err(_) => Err(inner_err),
-                },
+                Some(o) => {
+                    let found = o.scope.resolve(qualifier, &ident.value, None).ok();
+                    let found = found.or_else(|| match qualifier {
+                        None => o.scope.forwarded(&ident.value),
+                        Some(_) => None,
+                    });
+                    match found {
+                        Some(i) => Ok(Expr::OuterColumn {
+                            index: i,
+                            data_type: o.schema.field(i).data_type().clone(),
+                        }),
+                        None => {
+                            // a query further out may have it: the statement
+                            // is bound again with it carried down
+                            if let Some(binder) = self.subqueries {
+                                binder.note_far_column(qualifier, &ident.value);
+                            }
+                            Err(inner_err)
+                        }
+                    }
+                }
                 None => Err(inner_err),
             },
         }

@@ -3,6 +3,7 @@
 mod binder;
 mod coerce;
 mod expr;
+mod forward;
 mod grouping_sets;
 mod lateral;
 mod recursive;
@@ -15,6 +16,7 @@ mod window;
 
 pub use binder::Binder;
 pub use expr::sql_data_type;
+pub use forward::bind_statement_query;
 
 pub use scope::Scope;
 

@@ -11,6 +11,10 @@ pub struct ScopeColumn {
     /// Reachable only by `qualifier.name` and not part of `*` (the right
     /// column of a JOIN … USING).
     pub hidden: bool,
+    /// A column of the enclosing query carried into this one for a
+    /// subquery that reads it from two levels down (hidden too; a nested
+    /// subquery may name it unqualified).
+    pub forwarded: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -27,8 +31,22 @@ impl Scope {
                     qualifier: qualifier.map(|q| q.to_string()),
                     name,
                     hidden: false,
+                    forwarded: false,
                 })
                 .collect(),
+        }
+    }
+
+    /// The forwarded column named `name`, if exactly one is.
+    pub fn forwarded(&self, name: &str) -> Option<usize> {
+        let mut found = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.forwarded && c.name.eq_ignore_ascii_case(name));
+        match (found.next(), found.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
         }
     }
 

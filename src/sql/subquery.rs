@@ -849,7 +849,7 @@ impl Binder<'_> {
         _at: Option<Location>,
     ) -> Result<Correlated<'q>> {
         let select = match q.body.as_ref() {
-            SetExpr::Select(s) if q.with.is_none() => s,
+            SetExpr::Select(s) if q.with.is_none() && !self.carries_from(outer.scope) => s,
             _ => return self.general_or_not(q, outer),
         };
         let from = self.bind_from_reading(&select.from, outer)?;
@@ -1009,7 +1009,10 @@ impl Binder<'_> {
         let at = location_of(q.span());
         let select = match q.body.as_ref() {
             SetExpr::Select(s)
-                if q.with.is_none() && q.order_by.is_none() && q.limit_clause.is_none() =>
+                if q.with.is_none()
+                    && q.order_by.is_none()
+                    && q.limit_clause.is_none()
+                    && !self.carries_from(outer.scope) =>
             {
                 Some(s)
             }
@@ -1067,11 +1070,14 @@ impl Binder<'_> {
         let eb = ExprBinder {
             allow_aggregates: true,
             outer: Some(outer),
+            subqueries: Some(self),
             ..ExprBinder::new(&scope, &in_schema)
         };
         let mut value = eb.bind(item)?;
-        if has_outer(&value) {
-            // the value reads the outer query too
+        let nested =
+            !eb.pending.borrow().is_empty() || !eb.aggregate_input_subqueries.borrow().is_empty();
+        if has_outer(&value) || nested {
+            // the value reads the outer query too, or has subqueries
             let plan = self.bind_with_outer(q, outer)?;
             return scalar_general(plan, self.next_id(), at);
         }
