@@ -10,6 +10,7 @@
 //! to the current row's first or last peer (the rows with equal order
 //! keys), an offset as far as the rows whose key is within it.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -41,6 +42,9 @@ pub struct WindowOp {
     last_key: Option<OwnedRow>,
     keys: Option<RowConverter>,
     reservation: Reservation,
+    /// Set when the query is cancelled: aggregates over many large frames
+    /// look at it as they go.
+    cancel: Arc<AtomicBool>,
 }
 
 impl WindowOp {
@@ -58,7 +62,13 @@ impl WindowOp {
             last_key: None,
             keys: None,
             reservation: Reservation::new(pool, "a window partition"),
+            cancel: Arc::default(),
         }
+    }
+
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     fn partition_by(&self) -> &[Expr] {
@@ -89,7 +99,7 @@ impl WindowOp {
         let layout = Layout::of(&chunk, self.partition_by(), &order)?;
         let mut columns = chunk.columns().to_vec();
         for w in &self.exprs {
-            columns.push(window_values(w, &chunk, &layout)?);
+            columns.push(window_values(w, &chunk, &layout, &self.cancel)?);
         }
         out.push(RecordBatch::try_new(self.schema.clone(), columns)?);
         self.reservation.free();
@@ -212,7 +222,12 @@ impl Layout {
     }
 }
 
-fn window_values(w: &WindowExpr, chunk: &RecordBatch, at: &Layout) -> Result<ArrayRef> {
+fn window_values(
+    w: &WindowExpr,
+    chunk: &RecordBatch,
+    at: &Layout,
+    cancel: &AtomicBool,
+) -> Result<ArrayRef> {
     let n = chunk.num_rows();
     let ints = |f: &dyn Fn(usize) -> i64| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values((0..n).map(f)))
@@ -321,7 +336,7 @@ fn window_values(w: &WindowExpr, chunk: &RecordBatch, at: &Layout) -> Result<Arr
                         distinct: w.distinct,
                         param: w.param.clone(),
                     };
-                    aggregate_frames(&agg, &arg, &frames.start, &frames.end)?
+                    aggregate_frames(&agg, &arg, &frames.start, &frames.end, cancel)?
                 }
                 arg => {
                     let out_type = w.data_type(&chunk.schema())?;

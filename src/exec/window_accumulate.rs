@@ -6,20 +6,25 @@
 //! Rows whose frames are equal (the peers of a RANGE frame, every row of a
 //! frame over the whole partition) share one group. An aggregate whose
 //! state has a fixed size (variance, arg_min / arg_max, the HyperLogLog
-//! sketch) carries the state of the last frame into the next when that
-//! one only extends it at the end, so a running frame (`UNBOUNDED
-//! PRECEDING` to the current row) costs a state per row, not its rows
-//! again. Quantiles slide a tree of ranks instead
-//! (`aggregate::window_quantile`). The others (string_agg's text,
-//! DISTINCT's set) gather each frame's rows anew: their state is as large
-//! as the frame anyway.
+//! sketch; and count / sum / avg / min / max with DISTINCT, which carry
+//! the values seen too) carries the state of the last frame into the next
+//! when that one only extends it at the end, so a running frame
+//! (`UNBOUNDED PRECEDING` to the current row) costs a state per row, not
+//! its rows again. Quantiles slide a tree of ranks instead
+//! (`aggregate::window_quantile`). The others (string_agg's text, a
+//! DISTINCT quantile's or string_agg's set) gather each frame's rows anew:
+//! their state is as large as the frame anyway.
 
-use arrow::array::{ArrayRef, UInt32Array};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::array::{Array, ArrayRef, UInt32Array};
 use arrow::compute::{concat, take};
+use datafusion_common::ScalarValue;
 
 use super::aggregate::window_quantile::quantile_frames;
 use super::aggregate::{new_accumulator, GroupAccumulator};
-use crate::error::Result;
+use crate::error::{QuarryError, Result};
 use crate::plan::expr::AggParam;
 use crate::plan::{AggFunc, AggregateExpr};
 
@@ -35,6 +40,7 @@ pub(super) fn aggregate_frames(
     arg: &ArrayRef,
     start: &[usize],
     end: &[usize],
+    cancel: &AtomicBool,
 ) -> Result<ArrayRef> {
     if let (false, Some(AggParam::Quantile(q))) = (agg.distinct, &agg.param) {
         let interpolate = agg.func == AggFunc::QuantileCont;
@@ -49,35 +55,59 @@ pub(super) fn aggregate_frames(
         }
         frame_of.push((spans.len() - 1) as u32);
     }
-    let carries = !agg.distinct
-        && matches!(
-            agg.func,
-            AggFunc::VarSamp
-                | AggFunc::VarPop
-                | AggFunc::StddevSamp
-                | AggFunc::StddevPop
-                | AggFunc::ArgMin
-                | AggFunc::ArgMax
-                | AggFunc::ApproxCountDistinct
-        );
-    let new = || new_accumulator(agg, arg.data_type());
+    // A DISTINCT one carries the values seen too, and feeds the plain
+    // aggregate each value once.
+    let carries = matches!(
+        agg.func,
+        AggFunc::VarSamp
+            | AggFunc::VarPop
+            | AggFunc::StddevSamp
+            | AggFunc::StddevPop
+            | AggFunc::ArgMin
+            | AggFunc::ArgMax
+            | AggFunc::ApproxCountDistinct
+            | AggFunc::Count
+            | AggFunc::Sum
+            | AggFunc::Avg
+            | AggFunc::Min
+            | AggFunc::Max
+    );
+    let plain = AggregateExpr {
+        distinct: false,
+        ..agg.clone()
+    };
+    let block_agg = if carries { &plain } else { agg };
+    let new = |a: &AggregateExpr| new_accumulator(a, arg.data_type());
     let mut values = Vec::new();
-    let mut block = Block::new(new()?, 0);
-    // the last frame's bounds and state, when carried
+    let mut block = Block::new(new(block_agg)?, 0);
+    // the last frame's bounds and state, and the values it holds (DISTINCT)
     let mut carried: Option<(usize, usize, Vec<ArrayRef>)> = None;
+    let mut seen: HashSet<ScalarValue> = HashSet::new();
     for (k, &(s, e)) in spans.iter().enumerate() {
+        if k % 256 == 0 && cancel.load(Ordering::Relaxed) {
+            return Err(QuarryError::Cancelled);
+        }
         let group = k - block.first;
         if carries {
-            let mut acc = new()?;
+            let mut acc = new(&plain)?;
             acc.resize(1);
             let from = match carried.take() {
                 Some((cs, ce, state)) if cs == s && ce <= e => {
                     acc.merge(&[0], 1, &state)?;
                     ce
                 }
-                _ => s,
+                _ => {
+                    seen.clear();
+                    s
+                }
             };
-            feed(acc.as_mut(), 0, arg, from, e)?;
+            if agg.distinct {
+                let unseen = first_seen(arg, from, e, &mut seen)?;
+                let len = unseen.len();
+                acc.update(&vec![0; len], 1, Some(&unseen))?;
+            } else {
+                feed(acc.as_mut(), 0, arg, from, e)?;
+            }
             let state = acc.state()?;
             block.acc.resize(group + 1);
             block.acc.merge(&[group], group + 1, &state)?;
@@ -89,7 +119,7 @@ pub(super) fn aggregate_frames(
         }
         if block.held >= BLOCK_ROWS {
             values.push(block.evaluate(k + 1)?);
-            block = Block::new(new()?, k + 1);
+            block = Block::new(new(block_agg)?, k + 1);
         }
     }
     if block.first < spans.len() || values.is_empty() {
@@ -102,6 +132,23 @@ pub(super) fn aggregate_frames(
         &UInt32Array::from(frame_of),
         None,
     )?)
+}
+
+/// The non-NULL values of rows `[from, to)` not in `seen`, each once;
+/// they join `seen`.
+fn first_seen(
+    arg: &ArrayRef,
+    from: usize,
+    to: usize,
+    seen: &mut HashSet<ScalarValue>,
+) -> Result<ArrayRef> {
+    let mut rows = Vec::new();
+    for r in from..to {
+        if arg.is_valid(r) && seen.insert(ScalarValue::try_from_array(arg, r)?) {
+            rows.push(r as u32);
+        }
+    }
+    Ok(take(arg.as_ref(), &UInt32Array::from(rows), None)?)
 }
 
 /// An accumulator for the frames from `first` on.
@@ -194,7 +241,7 @@ mod tests {
             ),
         ];
         for a in &cases {
-            let got = aggregate_frames(a, &x, &start, &end).unwrap();
+            let got = aggregate_frames(a, &x, &start, &end, &AtomicBool::new(false)).unwrap();
             for (i, &(s, e)) in frames.iter().enumerate() {
                 let mut alone = new_accumulator(a, x.data_type()).unwrap();
                 alone.resize(1);
@@ -211,7 +258,7 @@ mod tests {
             }
         }
         // a spot check of the values themselves
-        let var = aggregate_frames(&cases[0], &x, &start, &end).unwrap();
+        let var = aggregate_frames(&cases[0], &x, &start, &end, &AtomicBool::new(false)).unwrap();
         let var = var.as_any().downcast_ref::<Float64Array>().unwrap();
         assert!(var.is_null(5), "no rows: NULL");
         assert!((var.value(0) - 4.5).abs() < 1e-12);
@@ -232,7 +279,7 @@ mod tests {
             false,
             Some(AggParam::Separator(Some("-".into()))),
         );
-        let got = aggregate_frames(&a, &x, &start, &end).unwrap();
+        let got = aggregate_frames(&a, &x, &start, &end, &AtomicBool::new(false)).unwrap();
         let got = got.as_string::<i32>();
         assert_eq!(got.value(0), "a");
         assert_eq!(got.value(3), "b-c-d");

@@ -311,12 +311,15 @@ impl OpSpec {
                 exprs,
                 input_schema,
                 schema,
-            } => Box::new(WindowOp::new(
-                exprs.clone(),
-                input_schema.clone(),
-                schema.clone(),
-                tables.memory(),
-            )),
+            } => Box::new(
+                WindowOp::new(
+                    exprs.clone(),
+                    input_schema.clone(),
+                    schema.clone(),
+                    tables.memory(),
+                )
+                .with_cancel(tables.cancel().clone()),
+            ),
             OpSpec::KeyFilter {
                 build_stage,
                 probe_keys,
