@@ -5,10 +5,11 @@
 //! groups of [`ROW_GROUP_ROWS`] rows. Each group is encoded and compressed
 //! on a thread of its own while the next group fills, and the encoded groups
 //! are appended to the file in the order they were cut, so the file keeps
-//! the rows' order. At most `threads + 1` groups are between being cut and
-//! being appended, and their bytes are reserved against the query's memory
-//! budget: a producer that gets ahead, or finds the budget full, waits for
-//! the oldest group and appends it first (back-pressure).
+//! the rows' order. At most `threads` groups are between being cut and
+//! being appended (`threads` + 1 held, with the one filling), and their
+//! bytes are reserved against the query's memory budget: a producer that
+//! gets ahead, or finds the budget full, waits for the oldest group and
+//! appends it first (back-pressure).
 
 use std::collections::VecDeque;
 use std::fmt::Display;
@@ -50,6 +51,7 @@ pub struct ParallelParquetWriter {
     pending_bytes: usize,
     /// Groups cut and not yet appended, oldest first.
     in_flight: VecDeque<Group>,
+    /// One per core: more would only share the cores.
     max_in_flight: usize,
     /// Row groups cut so far (the index of the next one).
     groups: usize,
@@ -94,7 +96,7 @@ impl ParallelParquetWriter {
             pending_rows: 0,
             pending_bytes: 0,
             in_flight: VecDeque::new(),
-            max_in_flight: threads.max(1) + 1,
+            max_in_flight: threads.max(1),
             groups: 0,
             group_bytes: ROW_GROUP_BYTES,
             pool: pool.clone(),
@@ -396,12 +398,12 @@ mod tests {
             .max()
             .unwrap_or_default();
         // Groups of 20,000 rows (cut by bytes), four threads: at most
-        // five groups are held, however far ahead the producer is.
+        // four groups are out, however far ahead the producer is.
         let pool = MemoryPool::new(1 << 30);
         write_all(&path, &batches, 4, &pool, one_group).unwrap();
         assert!(
-            pool.peak() <= 5 * largest,
-            "{} > 5 × {largest}",
+            pool.peak() <= 4 * largest,
+            "{} > 4 × {largest}",
             pool.peak()
         );
         // (the producer only slices: it gets ahead of the encoders)
