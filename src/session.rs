@@ -492,19 +492,21 @@ impl Session {
     /// Runs a query and returns its result and the run's figures.
     pub fn run_query(&self, q: &ast::Query) -> Result<(QueryResult, RunStats)> {
         let mut batches = Vec::new();
-        let (schema, stats) = self.run_query_each(q, &mut |b| {
+        let (schema, stats) = self.run_query_each(q, &self.query_memory(), &mut |b| {
             batches.push(b);
             Ok(())
         })?;
         Ok((QueryResult { schema, batches }, stats))
     }
 
-    /// Runs a query and hands its result to `on_batch` a batch at a time,
-    /// in order, without holding all of it (COPY … TO); returns the
+    /// Runs a query within the memory budget `memory` and hands its result
+    /// to `on_batch` a batch at a time, in order, without holding all of it
+    /// (COPY … TO, whose writer reserves in the same budget); returns the
     /// result's schema and the run's figures.
     pub fn run_query_each(
         &self,
         q: &ast::Query,
+        memory: &Arc<MemoryPool>,
         on_batch: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<(SchemaRef, RunStats)> {
         let plan = self.plan(q)?;
@@ -531,7 +533,10 @@ impl Session {
                 run.run_stats(&graph, cluster.workers())
             }
             None => {
-                let options = self.run_options(progress.as_deref(), None);
+                let options = RunOptions {
+                    memory: memory.clone(),
+                    ..self.run_options(progress.as_deref(), None)
+                };
                 run_graph_each(&graph, options, &mut named)?
             }
         };
@@ -552,6 +557,11 @@ impl Session {
         run_graph(graph, self.run_options(progress, threads))
     }
 
+    /// A memory budget for one query: the session's limit, nothing used.
+    pub fn query_memory(&self) -> Arc<MemoryPool> {
+        MemoryPool::new(self.config().memory_limit)
+    }
+
     /// How to run a task graph with the session's settings (`threads`
     /// workers instead of the setting's when given).
     fn run_options<'a>(
@@ -564,7 +574,7 @@ impl Session {
             threads: threads.unwrap_or(config.threads),
             cancel: self.cancel.clone(),
             progress,
-            memory: MemoryPool::new(config.memory_limit),
+            memory: self.query_memory(),
             temp_dir: config.temp_directory.clone(),
             memory_pause: config.memory_pause,
         }

@@ -5,6 +5,7 @@ mod csv;
 mod json;
 mod masked_pages;
 mod memory;
+mod parallel_parquet;
 mod parquet;
 mod read_ahead;
 mod recursive;

@@ -3,14 +3,14 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
+use super::parallel_parquet::ParallelParquetWriter;
 use crate::error::{QuarryError, Result};
+use crate::runtime::memory::MemoryPool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
@@ -43,11 +43,15 @@ pub struct WriteOptions {
     pub header: bool,
     /// CSV: the field separator
     pub delimiter: u8,
+    /// Parquet: row groups encoded at once (CSV and JSON are written on
+    /// the caller's thread)
+    pub threads: usize,
 }
 
 /// A file being written batch by batch (COPY … TO streams the result into
 /// it). Parquet row groups hold up to 122,880 rows and ZSTD (level 1)
-/// pages; CSV writes NULL as an empty field.
+/// pages, and are encoded on several threads (`ParallelParquetWriter`);
+/// CSV writes NULL as an empty field.
 pub struct FileWriter {
     path: String,
     rows: usize,
@@ -55,14 +59,20 @@ pub struct FileWriter {
 }
 
 enum Inner {
-    Parquet(Box<ArrowWriter<File>>),
+    Parquet(Box<ParallelParquetWriter>),
     Csv(Box<arrow::csv::Writer<BufWriter<File>>>),
     Json(Box<arrow::json::LineDelimitedWriter<BufWriter<File>>>),
 }
 
 impl FileWriter {
-    /// Creates (or replaces) the local file `path` for rows of `schema`.
-    pub fn create(path: &str, schema: &SchemaRef, options: &WriteOptions) -> Result<Self> {
+    /// Creates (or replaces) the local file `path` for rows of `schema`;
+    /// Parquet row groups being encoded are reserved in `memory`.
+    pub fn create(
+        path: &str,
+        schema: &SchemaRef,
+        options: &WriteOptions,
+        memory: &Arc<MemoryPool>,
+    ) -> Result<Self> {
         if path.contains("://") {
             return Err(QuarryError::plan(format!(
                 "COPY … TO writes local files only, not '{path}'"
@@ -71,17 +81,13 @@ impl FileWriter {
         let file = File::create(Path::new(path))
             .map_err(|e| QuarryError::exec(format!("cannot write '{path}': {e}")))?;
         let inner = match options.format {
-            FileFormat::Parquet => {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                    .set_max_row_group_row_count(Some(122_880))
-                    .build();
-                Inner::Parquet(Box::new(ArrowWriter::try_new(
-                    file,
-                    schema.clone(),
-                    Some(props),
-                )?))
-            }
+            FileFormat::Parquet => Inner::Parquet(Box::new(ParallelParquetWriter::create(
+                file,
+                path,
+                schema,
+                options.threads,
+                memory,
+            )?)),
             FileFormat::Csv => {
                 let mut w = arrow::csv::WriterBuilder::new()
                     .with_header(options.header)
@@ -108,13 +114,7 @@ impl FileWriter {
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match &mut self.inner {
-            Inner::Parquet(w) => {
-                w.write(batch)?;
-                // a row group's worth of encoded pages is all it holds
-                if w.in_progress_size() > FLUSH_BYTES {
-                    w.flush()?;
-                }
-            }
+            Inner::Parquet(w) => w.write(batch)?,
             Inner::Csv(w) => w.write(batch)?,
             Inner::Json(w) => w.write(batch)?,
         }
@@ -125,9 +125,7 @@ impl FileWriter {
     /// Finishes the file and returns the number of rows written.
     pub fn finish(self) -> Result<usize> {
         match self.inner {
-            Inner::Parquet(w) => {
-                w.close()?;
-            }
+            Inner::Parquet(w) => w.finish()?,
             Inner::Csv(w) => {
                 w.into_inner()
                     .into_inner()
@@ -143,7 +141,3 @@ impl FileWriter {
         Ok(self.rows)
     }
 }
-
-/// Encoded bytes a Parquet row group may reach before it is written out
-/// (wide rows would otherwise hold 122,880 of them in memory).
-const FLUSH_BYTES: usize = 64 * 1024 * 1024;

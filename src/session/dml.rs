@@ -2,6 +2,7 @@
 //! CREATE TABLE, COPY a query or table TO a file, COPY a file FROM into a
 //! table. Tables that live in files are not written to.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Int64Array};
@@ -140,13 +141,24 @@ impl Session {
                 format,
                 header,
                 delimiter,
+                threads: self.config().threads,
             };
+            let memory = self.query_memory();
             // The file is opened at the first batch (which carries the
             // schema), or after the run for an empty result.
             let mut writer: Option<FileWriter> = None;
-            let (schema, _) = self.run_query_each(&query, &mut |batch| {
+            let (schema, _) = self.run_query_each(&query, &memory, &mut |batch| {
+                // (the run is over when the result comes: Ctrl-C is seen here)
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Err(QuarryError::Cancelled);
+                }
                 if writer.is_none() {
-                    writer = Some(FileWriter::create(&path, batch.schema_ref(), &options)?);
+                    writer = Some(FileWriter::create(
+                        &path,
+                        batch.schema_ref(),
+                        &options,
+                        &memory,
+                    )?);
                 }
                 match writer.as_mut() {
                     Some(w) => w.write(&batch),
@@ -155,7 +167,7 @@ impl Session {
             })?;
             let writer = match writer {
                 Some(w) => w,
-                None => FileWriter::create(&path, &schema, &options)?,
+                None => FileWriter::create(&path, &schema, &options, &memory)?,
             };
             return count_result(writer.finish()?);
         }
