@@ -1370,6 +1370,10 @@ fn new_min_max(is_min: bool, t: &DataType) -> Box<dyn GroupAccumulator> {
         DataType::Decimal128(_, _) => prim!(Decimal128Type),
         DataType::Date32 => prim!(Date32Type),
         DataType::Timestamp(TimeUnit::Microsecond, _) => prim!(TimestampMicrosecondType),
+        DataType::Interval(IntervalUnit::MonthDayNano) => Box::new(IntervalMinMax {
+            is_min,
+            values: vec![],
+        }),
         DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => Box::new(StringMinMax {
             is_min,
             values: vec![],
@@ -1472,6 +1476,51 @@ impl GroupAccumulator for StringMinMax {
     fn evaluate(&mut self) -> Result<ArrayRef> {
         let a: StringArray = std::mem::take(&mut self.values).into_iter().collect();
         cast_checked(&(Arc::new(a) as ArrayRef), &self.data_type)
+    }
+}
+
+/// min/max of intervals, compared as they compare in SQL (normalized: a
+/// month is 30 days, a day 24 hours), not field by field. Of intervals
+/// that are equal so (`1 month`, `30 days`), the first met is kept.
+struct IntervalMinMax {
+    is_min: bool,
+    values: Vec<Option<arrow::datatypes::IntervalMonthDayNano>>,
+}
+
+impl GroupAccumulator for IntervalMinMax {
+    fn update(&mut self, groups: &[usize], n: usize, values: Option<&ArrayRef>) -> Result<()> {
+        use crate::exec::timestamp::normalized;
+        self.resize(n);
+        let values = values.ok_or_else(|| QuarryError::exec("min/max need an argument"))?;
+        let v = values.as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>();
+        for (row, &g) in groups.iter().enumerate() {
+            if v.is_valid(row) {
+                let x = v.value(row);
+                match &self.values[g] {
+                    Some(old) if !better(self.is_min, &normalized(x), &normalized(*old)) => {}
+                    _ => self.values[g] = Some(x),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, groups: &[usize], n: usize, states: &[ArrayRef]) -> Result<()> {
+        self.update(groups, n, Some(&states[0]))
+    }
+
+    fn resize(&mut self, n: usize) {
+        self.values.resize(n, None);
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let a: arrow::array::IntervalMonthDayNanoArray =
+            std::mem::take(&mut self.values).into_iter().collect();
+        Ok(Arc::new(a))
     }
 }
 
