@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use super::expr::evaluate_array;
 use super::operator::{Operator, SpillCount};
+use super::timestamp::order_key;
 use crate::error::{QuarryError, Result};
 use crate::plan::{Expr, SortKey};
 use crate::runtime::memory::{array_bytes, batch_bytes, MemoryPool, Reservation};
@@ -432,7 +433,7 @@ pub fn sort_batch(
         .iter()
         .map(|k| {
             Ok(SortColumn {
-                values: evaluate_array(&k.expr, batch)?,
+                values: order_key(&evaluate_array(&k.expr, batch)?)?,
                 options: Some(sort_options(k)),
             })
         })
@@ -663,7 +664,7 @@ impl Merge<'_> {
         let keys = self
             .keys
             .iter()
-            .map(|k| evaluate_array(&k.expr, &batch))
+            .map(|k| order_key(&evaluate_array(&k.expr, &batch)?))
             .collect::<Result<Vec<_>>>()?;
         if self.converter.is_none() {
             let fields = keys
@@ -753,7 +754,7 @@ impl Operator for SortOp {
         let keys = self
             .keys
             .iter()
-            .map(|k| evaluate_array(&k.expr, &batch))
+            .map(|k| order_key(&evaluate_array(&k.expr, &batch)?))
             .collect::<Result<Vec<_>>>()?;
         let bytes = batch_bytes(&batch);
         let rows = batch.num_rows();

@@ -174,13 +174,9 @@ impl Format {
                         })
                     };
                     match code {
-                        "Y" => {
-                            let neg = p.eat('-');
-                            year = number(&mut p, 6, "a year")?;
-                            if neg {
-                                year = -year;
-                            }
-                        }
+                        // at most 4 digits, no sign, as DuckDB reads a
+                        // year: '19960503' is 1996-05-03 by '%Y%m%d'
+                        "Y" => year = number(&mut p, 4, "a year")?,
                         "y" => {
                             let y = number(&mut p, 2, "a year")?;
                             year = if y < 69 { 2000 + y } else { 1900 + y };
@@ -391,6 +387,14 @@ mod tests {
             .unwrap_err()
             .contains("trailing"));
         assert!(p("x", "%Y").unwrap_err().contains("expected a year"));
+        // a year is at most 4 digits: the next code reads what follows
+        assert_eq!(
+            p("19960503 003100", "%Y%m%d %H%M%S").unwrap(),
+            "1996-05-03 00:31:00"
+        );
+        assert_eq!(p("1996011", "%Y%m%d").unwrap(), "1996-01-01 00:00:00");
+        assert!(p("12345-01-01", "%Y-%m-%d").is_err());
+        assert!(p("-1996-01-01", "%Y-%m-%d").is_err());
         assert!(p("2024-02-30", "%Y-%m-%d")
             .unwrap_err()
             .contains("no such date"));

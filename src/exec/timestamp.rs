@@ -692,9 +692,23 @@ fn multiply(iv: IntervalMonthDayNano, n: i64) -> Option<IntervalMonthDayNano> {
 
 /// An interval as one number of microseconds (a month 30 days), to order
 /// intervals as DuckDB does (`INTERVAL 30 DAY = INTERVAL 1 MONTH`).
-fn normalized(iv: IntervalMonthDayNano) -> i128 {
+pub fn normalized(iv: IntervalMonthDayNano) -> i128 {
     (iv.months as i128 * 30 + iv.days as i128) * MICROS_PER_DAY as i128
         + (iv.nanoseconds / 1000) as i128
+}
+
+/// What to sort by, and to find peers and extremes by, in place of `a`:
+/// an INTERVAL array as its normalized values (DECIMAL(38, 0)
+/// microseconds), so that intervals order as they compare (`25 hours`
+/// after `1 day 00:30:00`, `1 month` beside `30 days`, as in DuckDB; the
+/// fields one by one would put every month after every day); any other
+/// array itself.
+pub fn order_key(a: &ArrayRef) -> Result<ArrayRef> {
+    if *a.data_type() != interval_type() {
+        return Ok(a.clone());
+    }
+    let out: Decimal128Array = intervals(a)?.iter().map(|v| v.map(normalized)).collect();
+    Ok(Arc::new(out.with_precision_and_scale(38, 0)?))
 }
 
 fn out_of_range(what: &str) -> QuarryError {

@@ -26,6 +26,7 @@ use datafusion_common::ScalarValue;
 use super::aggregate::decimal_average;
 use super::expr::{evaluate, evaluate_array, Value};
 use super::operator::Operator;
+use super::timestamp::order_key;
 use super::window_accumulate::aggregate_frames;
 use crate::error::{QuarryError, Result};
 use crate::plan::{AggFunc, AggregateExpr, Expr, FrameBound, FrameUnits, WindowExpr, WindowFunc};
@@ -152,9 +153,11 @@ fn key_rows(
     exprs: &[Expr],
     batch: &RecordBatch,
 ) -> Result<Rows> {
+    // (intervals by their normalized value: `1 month` and `30 days` are
+    // peers, as they sort together)
     let cols = exprs
         .iter()
-        .map(|e| evaluate_array(e, batch))
+        .map(|e| order_key(&evaluate_array(e, batch)?))
         .collect::<Result<Vec<_>>>()?;
     let converter = match converter {
         Some(c) => c,
@@ -685,7 +688,7 @@ fn cast_checked_sum(sums: ArrayRef, out_type: &DataType) -> Result<ArrayRef> {
 fn extreme(is_min: bool, arg: &ArrayRef, frames: &Frames) -> Result<ArrayRef> {
     let n = frames.len();
     let order = sort_to_indices(
-        arg.as_ref(),
+        order_key(arg)?.as_ref(),
         Some(SortOptions {
             descending: !is_min,
             nulls_first: false,

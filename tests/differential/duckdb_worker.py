@@ -16,7 +16,11 @@ or one line `ERR<TAB>ID<TAB>message`. In fields, backslash, tab, newline and
 carriage return are escaped as \\, \t, \n, \r, and NULL is \N. Values:
 decimals printed exactly (no exponent), doubles with Python's shortest
 round-trip repr ("NaN", "inf", "-inf"), dates as YYYY-MM-DD, booleans as
-true/false: the conventions of tpch/duckdb_answers.py. A first line
+true/false: the conventions of tpch/duckdb_answers.py. TIMESTAMP,
+TIMESTAMP WITH TIME ZONE and INTERVAL columns are printed by DuckDB itself
+(CAST(... AS VARCHAR), which quarry's output matches): Python's datetime
+and timedelta would lose an interval's months and print differently. The
+session's time zone is UTC, quarry's only one. A first line
 `READY<TAB>duckdb-version` says the worker is up.
 """
 
@@ -49,6 +53,26 @@ def fmt(value):
     return str(value)
 
 
+# DuckDB types whose values go through CAST(... AS VARCHAR)
+TEMPORAL = ("TIMESTAMP", "INTERVAL", "TIME")
+
+
+def as_text(rel):
+    """`rel` with its temporal columns cast to VARCHAR (a projection keeps
+    the order of the rows)."""
+    types = [str(t) for t in rel.types]
+    if not any(t.startswith(TEMPORAL) for t in types):
+        return rel
+    items = []
+    for name, t in zip(rel.columns, types):
+        quoted = '"' + name.replace('"', '""') + '"'
+        if t.startswith(TEMPORAL):
+            items.append(f"CAST({quoted} AS VARCHAR) AS {quoted}")
+        else:
+            items.append(quoted)
+    return rel.project(", ".join(items))
+
+
 def esc(text):
     if text is None:
         return "\\N"
@@ -79,6 +103,8 @@ def main(argv):
     con.execute(f"SET temp_directory = '{temp}'")
     con.execute("SET max_temp_directory_size = '2GB'")
     con.execute("SET memory_limit = '2GB'")
+    # quarry's one time zone (TIMESTAMPTZ values, casts, date_trunc, ...)
+    con.execute("SET TimeZone = 'UTC'")
     for table in TABLES:
         path = data_dir / f"{table}.parquet"
         if not path.exists():
@@ -95,10 +121,12 @@ def main(argv):
             continue
         rid, _, sql = request.partition("\t")
         try:
-            rel = con.execute(sql)
-            columns = [d[0] for d in rel.description]
-            types = [str(d[1]) for d in rel.description]
-            rows = rel.fetchall()
+            rel = con.sql(sql)
+            if rel is None:
+                raise ValueError("not a query")
+            columns = rel.columns
+            types = [str(t) for t in rel.types]
+            rows = as_text(rel).fetchall()
             text = [f"OK\t{rid}\t{len(columns)}\t{len(rows)}\n", line(columns), line(types)]
             text.extend(line([fmt(v) for v in row]) for row in rows)
             out.write("".join(text))

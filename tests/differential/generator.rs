@@ -19,15 +19,23 @@
 //!   value depends on the order among peers (row_number, lag, ROWS frames
 //!   …) order by the window's keys and then every table's primary key, so
 //!   that the order is total;
+//! - in about one query in five (`TIMESTAMP_PERCENT`), TIMESTAMP and
+//!   TIMESTAMPTZ columns made from the tables' dates and keys, which the
+//!   query's predicates, group keys, aggregates, select lists, window
+//!   orders and RANGE frames prefer: comparisons with timestamps, dates
+//!   and text, BETWEEN, IN, extract / date_part, date_trunc, strftime /
+//!   strptime, timestamp − timestamp, ± INTERVAL, age, epoch, casts (see
+//!   "timestamps" below);
 //! - every query ends with ORDER BY over all output columns, and a LIMIT when
 //!   it could return many rows, so that the answer is one well-defined list.
 //!
 //! Known, documented differences are avoided: no division by an expression
 //! that can be zero (quarry errors, DuckDB returns NULL), no integer
 //! arithmetic that could overflow 32 bits (DuckDB types integer literals
-//! INTEGER, quarry BIGINT), no date + interval in the output (DuckDB gives
-//! a TIMESTAMP), output columns always aliased (engines name expressions
-//! differently).
+//! INTEGER, quarry BIGINT), no date ± whole days in the output (DuckDB gives
+//! a TIMESTAMP, quarry a DATE), output columns always aliased (engines name
+//! expressions differently), and the differences of timestamps listed
+//! below.
 
 /// A value of a reproducible xorshift generator.
 pub struct Rng(u64);
@@ -76,6 +84,15 @@ pub enum Ty {
     Dec,
     Str,
     Date,
+    /// TIMESTAMP: an expression over a table's columns (the tables have
+    /// none), see `Gen::timestamp_column`
+    Ts,
+    /// TIMESTAMP WITH TIME ZONE (UTC, in both engines)
+    TsTz,
+}
+
+fn is_ts(t: Ty) -> bool {
+    matches!(t, Ts | TsTz)
 }
 
 /// The values of a column at SF 0.01, for literals that select something.
@@ -87,6 +104,8 @@ pub enum Dom {
     Decs(i64, i64),
     /// dates, as days since 1970-01-01
     Dates(i64, i64),
+    /// timestamps on these days (since 1970-01-01), at any time of day
+    Stamps(i64, i64),
     /// one of these strings
     Set(&'static [&'static str]),
     /// free text: LIKE patterns with one of these words
@@ -403,7 +422,18 @@ pub fn date_string(days: i64) -> String {
 pub struct Gen {
     rng: Rng,
     next_alias: usize,
+    /// this query is about timestamps: its scopes hold TIMESTAMP columns
+    /// (expressions), which the choices below prefer
+    ts: bool,
+    /// the select list being made is DISTINCT: no intervals that may equal
+    /// others spelled differently (see `timestamp_expr`)
+    distinct: bool,
+    /// `timestamp_expr` made such an interval (for the ORDER BY)
+    spelled: bool,
 }
+
+/// The share of queries about timestamps, in percent.
+const TIMESTAMP_PERCENT: u32 = 22;
 
 /// The query of number `index` in the run of seed `seed`: each query has its
 /// own generator, so one can be reproduced alone.
@@ -411,7 +441,11 @@ pub fn query(seed: u64, index: u64) -> String {
     let mut g = Gen {
         rng: Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(index)),
         next_alias: 0,
+        ts: false,
+        distinct: false,
+        spelled: false,
     };
+    g.ts = g.rng.chance(TIMESTAMP_PERCENT);
     g.top_query()
 }
 
@@ -431,6 +465,7 @@ impl Gen {
                 dec_string(v)
             }
             Dates(lo, hi) => format!("DATE '{}'", date_string(self.rng.range(lo, hi))),
+            Stamps(lo, hi) => self.timestamp_literal(lo, hi, def.ty == TsTz),
             Set(values) => format!("'{}'", self.rng.pick(values)),
             Text(words) => format!("'{}'", self.rng.pick(words)),
         }
@@ -448,7 +483,7 @@ impl Gen {
 
     /// A predicate over one column of `scope`.
     fn column_predicate(&mut self, scope: &[Col]) -> String {
-        let c = self.rng.pick(scope).clone();
+        let c = self.pick_col(scope);
         let d = c.def;
         let x = &c.sql;
         let p = match d.ty {
@@ -538,6 +573,7 @@ impl Gen {
                     format!("{x} {op} {}", self.literal(&d))
                 }
             },
+            Ts | TsTz => self.timestamp_predicate(&c, scope),
             Str => match (d.dom, self.rng.below(5)) {
                 (Text(words), _) | (Set(words), 0) => {
                     let w = self.rng.pick(words);
@@ -606,14 +642,21 @@ impl Gen {
             20..=23 if depth < 3 => format!("NOT ({})", self.predicate(scope, rels, depth + 1)),
             24..=27 => {
                 // column vs column of the same type
-                let a = self.rng.pick(scope).clone();
+                let a = self.pick_col(scope);
                 let numeric = |t: Ty| matches!(t, Int | Dec);
+                // timestamps with timestamps (with or without time zone) and
+                // with dates (their midnight)
+                let temporal = |t: Ty| matches!(t, Date | Ts | TsTz);
                 let same: Vec<&Col> = scope
                     .iter()
                     .filter(|c| {
                         c.sql != a.sql
                             && c.def.ty != Str
-                            && (c.def.ty == a.def.ty || (numeric(c.def.ty) && numeric(a.def.ty)))
+                            && (c.def.ty == a.def.ty
+                                || (numeric(c.def.ty) && numeric(a.def.ty))
+                                || (temporal(c.def.ty)
+                                    && temporal(a.def.ty)
+                                    && (is_ts(c.def.ty) || is_ts(a.def.ty))))
                     })
                     .collect();
                 if same.is_empty() {
@@ -730,6 +773,11 @@ impl Gen {
     /// `x op (SELECT agg(y) FROM t WHERE …)`, correlated on a key of the same
     /// table or not.
     fn scalar_subquery_predicate(&mut self, outer: &Rel, depth: u32) -> String {
+        if self.ts && self.rng.chance(50) {
+            if let Some(p) = self.timestamp_subquery_predicate(outer) {
+                return p;
+            }
+        }
         let t = outer.table;
         let numeric: Vec<&ColDef> = t.cols.iter().filter(|c| c.ty == Dec).collect();
         let (target, agg) = if numeric.is_empty() || self.rng.chance(20) {
@@ -937,7 +985,7 @@ impl Gen {
     /// so that the sides share rows) under two filters.
     fn set_query(&mut self) -> String {
         let (from, rels, conds) = self.gen_from();
-        let scope = columns_of(&rels);
+        let scope = self.scope_of(&rels);
         let groupable: Vec<Col> = scope.iter().filter(|c| c.def.group).cloned().collect();
         let k = 1 + self.rng.below(3);
         let mut cols: Vec<String> = Vec::new();
@@ -945,7 +993,7 @@ impl Gen {
             let c = if !groupable.is_empty() && self.rng.chance(75) {
                 self.rng.pick(&groupable).clone()
             } else {
-                self.rng.pick(&scope).clone()
+                self.pick_col(&scope)
             };
             cols.push(c.sql);
         }
@@ -993,7 +1041,7 @@ impl Gen {
     /// SELECT … FROM (SELECT …) AS d, or WITH w AS (…) SELECT … FROM w.
     fn derived_query(&mut self, cte: bool) -> String {
         let (from, rels, mut conds) = self.gen_from();
-        let scope = columns_of(&rels);
+        let scope = self.scope_of(&rels);
         for _ in 0..self.rng.below(3) {
             conds.push(self.predicate(&scope, &rels, 0));
         }
@@ -1030,7 +1078,7 @@ impl Gen {
                         (format!("sum({})", c.sql), c)
                     }
                     1 => {
-                        let c = self.rng.pick(&scope).clone();
+                        let c = self.pick_col(&scope);
                         let f = *self.rng.pick(&["min", "max"]);
                         (format!("{f}({})", c.sql), c)
                     }
@@ -1063,7 +1111,7 @@ impl Gen {
             // the inner select list: 2 to 5 columns, renamed
             let n = 2 + self.rng.below(4);
             for i in 0..n {
-                let c = self.rng.pick(&scope).clone();
+                let c = self.pick_col(&scope);
                 items.push(format!("{} AS d{i}", c.sql));
                 inner_cols.push(c);
             }
@@ -1097,7 +1145,7 @@ impl Gen {
     /// ordered by every output column.
     fn window_query(&mut self) -> String {
         let (from, rels, mut conds) = self.gen_from();
-        let scope = columns_of(&rels);
+        let scope = self.scope_of(&rels);
         if self.rng.chance(50) {
             conds.push(self.predicate(&scope, &rels, 0));
         }
@@ -1114,7 +1162,7 @@ impl Gen {
         }
         let mut order = Vec::new();
         for _ in 0..self.rng.below(3) {
-            let c = self.rng.pick(&scope).sql.clone();
+            let c = self.pick_col(&scope).sql;
             if !order.contains(&c) && !partition.contains(&c) {
                 order.push(c);
             }
@@ -1145,8 +1193,14 @@ impl Gen {
             .collect();
         let mut outs: Vec<String> = partition.iter().chain(&order).cloned().collect();
         for _ in 0..1 + self.rng.below(3) {
-            let x = self.rng.pick(&scope).sql.clone();
-            let w = match self.rng.below(16) {
+            let x = self.pick_col(&scope).sql;
+            // (about timestamps: RANGE frames over one more often)
+            let kind = if self.ts && self.rng.chance(20) {
+                14
+            } else {
+                self.rng.below(16)
+            };
+            let w = match kind {
                 // the same value whatever the order among peers
                 0 => format!("rank() {}", clause(&order, "")),
                 1 => format!("dense_rank() {}", clause(&order, "")),
@@ -1191,10 +1245,23 @@ impl Gen {
                 14 | 15 => {
                     // a RANGE offset over one numeric or date key
                     let keys: Vec<&Col> = scope.iter().filter(|c| c.def.ty != Str).collect();
-                    let key = (*self.rng.pick(&keys)).clone();
+                    let ts_keys: Vec<&Col> =
+                        keys.iter().copied().filter(|c| is_ts(c.def.ty)).collect();
+                    let key = if !ts_keys.is_empty() && self.rng.chance(60) {
+                        (*self.rng.pick(&ts_keys)).clone()
+                    } else {
+                        (*self.rng.pick(&keys)).clone()
+                    };
                     let (a, b) = (self.rng.range(0, 40), self.rng.range(0, 40));
                     let (a, b) = match key.def.ty {
                         Date => (format!("INTERVAL {a} DAY"), format!("INTERVAL {b} DAY")),
+                        Ts | TsTz => {
+                            let unit = *self.rng.pick(&["HOUR", "DAY", "MINUTE"]);
+                            (
+                                format!("INTERVAL {a} {unit}"),
+                                format!("INTERVAL '{b} hours {a} minutes'"),
+                            )
+                        }
                         Dec => (format!("{a}.5"), format!("{b}.25")),
                         _ => (a.to_string(), b.to_string()),
                     };
@@ -1238,7 +1305,7 @@ impl Gen {
 
     fn simple_query(&mut self) -> String {
         let (from, rels, conds) = self.gen_from();
-        let scope = columns_of(&rels);
+        let scope = self.scope_of(&rels);
         self.select_over(&scope, &rels, &conds, &|_| from.clone())
     }
 
@@ -1266,6 +1333,7 @@ impl Gen {
         let mut group_by = Vec::new();
         let mut having = None;
         let mut distinct = false;
+        let mut tiebreaks: Vec<String> = Vec::new();
         if aggregate {
             let groups = match self.rng.below(10) {
                 0..=2 => 0,
@@ -1285,8 +1353,16 @@ impl Gen {
                 outs.push(Out { sql: a });
             }
             if !group_by.is_empty() && self.rng.chance(25) {
-                having = Some(match self.rng.below(2) {
+                let ts: Vec<Col> = scope.iter().filter(|c| is_ts(c.def.ty)).cloned().collect();
+                having = Some(match self.rng.below(3) {
                     0 => format!("count(*) > {}", self.rng.range(1, 20)),
+                    1 if !ts.is_empty() => {
+                        // the latest (or earliest) timestamp of the group
+                        let c = self.rng.pick(&ts).clone();
+                        let f = *self.rng.pick(&["min", "max"]);
+                        let op = comparison(&mut self.rng);
+                        format!("{f}({}) {op} {}", c.sql, self.literal(&c.def))
+                    }
                     _ => {
                         let a = self.aggregate_expr(scope);
                         format!("{a} IS NOT NULL")
@@ -1295,15 +1371,23 @@ impl Gen {
             }
         } else {
             distinct = self.rng.chance(15);
+            self.distinct = distinct;
             let k = 1 + self.rng.below(4);
             for _ in 0..k {
+                self.spelled = false;
                 let e = if !rels.is_empty() && self.rng.chance(10) {
                     self.select_list_subquery(rels)
                 } else {
                     self.scalar_expr(scope)
                 };
+                if self.spelled {
+                    // intervals equal but spelled differently are peers
+                    // in the ORDER BY; their text orders them after that
+                    tiebreaks.push(format!("CAST({e} AS VARCHAR)"));
+                }
                 outs.push(Out { sql: e });
             }
+            self.distinct = false;
         }
         let items: Vec<String> = outs
             .iter()
@@ -1343,8 +1427,15 @@ impl Gen {
             })
             .collect();
         sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+        for t in &tiebreaks {
+            sql.push_str(&format!(", {t}"));
+        }
         // Without GROUP BY keys the answer may be large: always a LIMIT.
-        let many = !aggregate || group_by.len() > 1 || group_by.iter().any(|g| g.contains("year"));
+        // (timestamps and their parts make many groups too)
+        let many = !aggregate
+            || group_by.len() > 1
+            || group_by.iter().any(|g| g.contains("year"))
+            || (self.ts && !group_by.is_empty());
         if many || self.rng.chance(30) {
             sql.push_str(&format!(" LIMIT {}", self.rng.range(1, 40)));
             if self.rng.chance(15) {
@@ -1356,6 +1447,11 @@ impl Gen {
 
     /// A low-cardinality grouping expression.
     fn group_expr(&mut self, scope: &[Col]) -> String {
+        if self.ts && self.rng.chance(50) {
+            if let Some(g) = self.timestamp_group_expr(scope) {
+                return g;
+            }
+        }
         let groupable: Vec<&Col> = scope.iter().filter(|c| c.def.group).collect();
         let dates: Vec<&Col> = scope.iter().filter(|c| c.def.ty == Date).collect();
         match self.rng.below(10) {
@@ -1400,18 +1496,23 @@ impl Gen {
             .iter()
             .filter(|c| matches!(c.def.ty, Int | Dec))
             .collect();
+        if self.ts && self.rng.chance(45) {
+            if let Some(a) = self.timestamp_aggregate(scope) {
+                return a;
+            }
+        }
         match self.rng.below(10) {
             0 => "count(*)".to_string(),
             1 => {
-                let c = self.rng.pick(scope);
+                let c = self.pick_col(scope);
                 format!("count({})", c.sql)
             }
             2 => {
-                let c = self.rng.pick(scope);
+                let c = self.pick_col(scope);
                 format!("count(DISTINCT {})", c.sql)
             }
             3 => {
-                let c = self.rng.pick(scope);
+                let c = self.pick_col(scope);
                 let f = *self.rng.pick(&["min", "max"]);
                 format!("{f}({})", c.sql)
             }
@@ -1529,7 +1630,10 @@ impl Gen {
 
     /// An expression for a non-aggregated SELECT list.
     fn scalar_expr(&mut self, scope: &[Col]) -> String {
-        let c = self.rng.pick(scope).clone();
+        let c = self.pick_col(scope);
+        if is_ts(c.def.ty) && self.rng.chance(70) {
+            return self.timestamp_expr(&c, scope);
+        }
         let x = &c.sql;
         match (c.def.ty, self.rng.below(9)) {
             (Int | Dec, 6) => format!("-{x}"),
@@ -1624,5 +1728,626 @@ fn order_numbers(a: &str, b: &str) -> (String, String) {
         (a.to_string(), b.to_string())
     } else {
         (b.to_string(), a.to_string())
+    }
+}
+
+// ---------------------------------------------------------------- timestamps
+//
+// The TPC-H tables hold DATEs only: a query about timestamps (one in
+// `TIMESTAMP_PERCENT`) adds to its scope TIMESTAMP (and now and then
+// TIMESTAMP WITH TIME ZONE) columns made from a table's dates and keys
+// (`CAST(l_shipdate AS TIMESTAMP) + INTERVAL 1 SECOND * (l_orderkey * 7 %
+// 86400)`, `TIMESTAMP '1994-03-01' + INTERVAL 1 MINUTE * c_custkey`, …),
+// which its predicates, group keys, aggregates, select lists, window
+// orders and RANGE frames then prefer. Both engines print TIMESTAMP and
+// INTERVAL values as DuckDB's CAST(… AS VARCHAR) does; they are compared as
+// that text. The session's time zone is UTC in both.
+//
+// Kept out, as documented differences or answers that are not one value:
+// - DATE ± an interval of whole days (or months) where a TIMESTAMP is
+//   wanted: quarry keeps a DATE (README, "Dates, timestamps and
+//   intervals"), DuckDB gives the TIMESTAMP of its midnight. A DATE is
+//   moved here only by intervals with a time of day, or by a non-constant
+//   interval (a TIMESTAMP in both).
+// - Intervals that compare equal but are spelled differently (`1 month`,
+//   `30 days`; `1 day 25:00:00`, `2 days 01:00:00`), as age(…) and scaled
+//   differences make them: GROUP BY, DISTINCT and set operations keep them
+//   apart in quarry and make them one in DuckDB (README), and min / max or
+//   an ORDER BY may keep either. So they are never group keys, set
+//   operands, min / max arguments or DISTINCT outputs, and in an ORDER BY
+//   their text breaks the tie (`Gen::spelled`). Group keys and min / max
+//   take intervals of one spelling only: differences of timestamps (whole
+//   days and a time of day under 24 hours).
+// - time zones other than UTC (an error in quarry), `%z` / `%Z` (a zone's
+//   name), age(x) and now() (today's date), division of an interval by an
+//   expression that can be zero.
+
+/// One of `=`, `<>`, `<`, `<=`, `>`, `>=`.
+fn comparison(rng: &mut Rng) -> &'static str {
+    let op = *rng.pick(&["=", "<>", "<", "<=", ">", ">="]);
+    op
+}
+
+/// YYYY-MM-DD HH:MM:SS[.ffffff] of a day and a time of day in microseconds.
+fn timestamp_text(day: i64, micros: i64) -> String {
+    let secs = micros / 1_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let frac = micros % 1_000_000;
+    let mut t = format!("{} {h:02}:{m:02}:{s:02}", date_string(day));
+    if frac != 0 {
+        t.push_str(&format!(".{frac:06}"));
+        t.truncate(t.trim_end_matches('0').len());
+    }
+    t
+}
+
+const TIMESTAMP_PARTS: &[&str] = &[
+    "hour",
+    "minute",
+    "second",
+    "epoch",
+    "millisecond",
+    "microsecond",
+    "dow",
+    "isodow",
+    "doy",
+    "week",
+    "quarter",
+    "year",
+    "month",
+    "day",
+    "isoyear",
+    "decade",
+    "century",
+];
+/// The parts of an interval both engines take apart alike.
+const INTERVAL_PARTS: &[&str] = &[
+    "hour",
+    "minute",
+    "second",
+    "epoch",
+    "millisecond",
+    "microsecond",
+    "day",
+    "month",
+    "year",
+];
+const TRUNC_PARTS: &[&str] = &[
+    "hour", "day", "month", "minute", "week", "quarter", "year", "second", "decade",
+];
+/// strftime formats (no `%z` / `%Z`: zone names).
+const STRFTIME_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M:%S",
+    "%d/%m/%Y %I:%M %p",
+    "%H:%M:%S.%f",
+    "%j %a %b %y",
+    "%A, %B %-d, %Y",
+    "%U %W %V %G %u %w",
+    "%c",
+    "%x %X",
+    "%Y%m%d%H%M",
+    "%-m/%-d %H:%M:%S.%g",
+    "%n",
+];
+
+impl Gen {
+    /// The columns of `rels`, and in a query about timestamps one or two
+    /// TIMESTAMP columns made from them.
+    fn scope_of(&mut self, rels: &[Rel]) -> Vec<Col> {
+        let mut scope = columns_of(rels);
+        if self.ts && !rels.is_empty() {
+            for _ in 0..1 + self.rng.below(2) {
+                let r = self.rng.pick(rels).clone();
+                let c = self.timestamp_column(&r);
+                scope.push(c);
+            }
+        }
+        scope
+    }
+
+    /// A column of `scope`; in a query about timestamps a timestamp one
+    /// half of the time.
+    fn pick_col(&mut self, scope: &[Col]) -> Col {
+        if self.ts {
+            let ts: Vec<&Col> = scope.iter().filter(|c| is_ts(c.def.ty)).collect();
+            if !ts.is_empty() && self.rng.chance(50) {
+                return (*self.rng.pick(&ts)).clone();
+            }
+        }
+        self.rng.pick(scope).clone()
+    }
+
+    /// A TIMESTAMP expression over the columns of `rel`: from one of its
+    /// dates moved by a time of day, or from a key counted in minutes or
+    /// hours from a constant.
+    fn timestamp_column(&mut self, rel: &Rel) -> Col {
+        let a = &rel.alias;
+        let t = rel.table;
+        let dates: Vec<&ColDef> = t.cols.iter().filter(|c| c.ty == Date).collect();
+        let ints: Vec<&ColDef> = t
+            .cols
+            .iter()
+            .filter(|c| matches!(c.dom, Ints(lo, hi) if hi > lo))
+            .collect();
+        let k = *self.rng.pick(&ints);
+        let key = format!("{a}.{}", k.name);
+        let (sql, lo, hi) = match (dates.is_empty(), self.rng.chance(85)) {
+            (false, true) => {
+                let d = *self.rng.pick(&dates);
+                let (lo, hi) = match d.dom {
+                    Dates(lo, hi) => (lo, hi),
+                    _ => (D1992, D1998),
+                };
+                let x = format!("{a}.{}", d.name);
+                (self.timestamp_from_date(&x, &key), lo - 2, hi + 1)
+            }
+            _ => {
+                let (klo, khi) = match k.dom {
+                    Ints(lo, hi) => (lo, hi),
+                    _ => (0, 0),
+                };
+                let base = self.rng.range(D1992, D1998 - 30);
+                let time = if self.rng.chance(50) {
+                    String::new()
+                } else {
+                    format!(
+                        " {:02}:{:02}:00",
+                        self.rng.range(0, 23),
+                        self.rng.range(0, 59)
+                    )
+                };
+                let lit = format!("TIMESTAMP '{}{time}'", date_string(base));
+                match self.rng.below(3) {
+                    0 => (
+                        format!("{lit} + INTERVAL 1 MINUTE * {key}"),
+                        base + klo / 1440,
+                        base + khi / 1440 + 1,
+                    ),
+                    1 => (
+                        format!("{lit} + INTERVAL 1 HOUR * {key}"),
+                        base + klo / 24,
+                        base + khi / 24 + 1,
+                    ),
+                    _ if khi <= 2000 => {
+                        let (d, h) = (self.rng.range(0, 2), self.rng.range(1, 23));
+                        (
+                            format!("{lit} - INTERVAL '{d} days {h} hours' * {key}"),
+                            base - khi * (d + 1),
+                            base + 1,
+                        )
+                    }
+                    _ => (
+                        format!("{lit} - INTERVAL 90 SECOND * {key}"),
+                        base - khi * 90 / 86400 - 1,
+                        base + 1,
+                    ),
+                }
+            }
+        };
+        let tz = self.rng.chance(20);
+        let sql = if tz {
+            format!("CAST({sql} AS TIMESTAMPTZ)")
+        } else {
+            sql
+        };
+        Col {
+            sql,
+            def: ColDef {
+                name: "ts",
+                ty: if tz { TsTz } else { Ts },
+                dom: Stamps(lo, hi),
+                group: false,
+                nonzero: false,
+            },
+            nullable: rel.nullable,
+        }
+    }
+
+    /// A TIMESTAMP from the DATE `x`: its midnight, or a time of day
+    /// (constant, or from the integer `key`). DATE + a constant interval
+    /// always has a time of day here: DATE + whole days stays a DATE in
+    /// quarry.
+    fn timestamp_from_date(&mut self, x: &str, key: &str) -> String {
+        let p = *self.rng.pick(&[7, 61, 997, 7919, 29989]);
+        let (h, m, s) = (
+            self.rng.range(1, 23),
+            self.rng.range(0, 59),
+            self.rng.range(0, 59),
+        );
+        match self.rng.below(8) {
+            0 => format!("CAST({x} AS TIMESTAMP)"),
+            1 => format!("CAST({x} AS TIMESTAMP) + INTERVAL '{h} hours {m} minutes'"),
+            2 => format!("{x} + INTERVAL '{h}:{m:02}:{s:02}'"),
+            3 => format!("CAST({x} AS TIMESTAMP) + INTERVAL 1 SECOND * ({key} * {p} % 86400)"),
+            // DATE + an interval that is not a constant: a TIMESTAMP in both
+            4 => format!("{x} + INTERVAL 1 MINUTE * ({key} % 1440)"),
+            5 => format!(
+                "CAST({x} AS TIMESTAMP) + INTERVAL 1 MILLISECOND * ({key} * {p} % 86400000)"
+            ),
+            6 => format!("CAST({x} AS TIMESTAMP) - INTERVAL 1 HOUR * ({key} % 48)"),
+            _ => format!(
+                "make_timestamp(extract(year FROM {x}), extract(month FROM {x}), \
+                 extract(day FROM {x}), {key} % 24, {key} % 60, ({key} % 6000) / 100.0)"
+            ),
+        }
+    }
+
+    /// A day of `lo ..= hi` and a time of day (in microseconds): midnight
+    /// often, so that `=` finds something.
+    fn timestamp_value(&mut self, lo: i64, hi: i64) -> (i64, i64) {
+        let day = self.rng.range(lo, hi);
+        let micros = match self.rng.below(10) {
+            0..=2 => 0,
+            3 => self.rng.range(0, 23) * 3_600_000_000,
+            4 => self.rng.range(0, 86_399) * 1_000_000 + 500_000,
+            5 => self.rng.range(0, 86_399_999_999),
+            _ => self.rng.range(0, 86_399) * 1_000_000,
+        };
+        (day, micros)
+    }
+
+    /// A TIMESTAMP (or TIMESTAMPTZ) literal on a day of `lo ..= hi`.
+    fn timestamp_literal(&mut self, lo: i64, hi: i64, tz: bool) -> String {
+        let (day, micros) = self.timestamp_value(lo, hi);
+        let mut text = timestamp_text(day, micros);
+        if micros == 0 && self.rng.chance(30) {
+            text = date_string(day);
+        } else if self.rng.chance(10) {
+            text = text.replacen(' ', "T", 1);
+        }
+        if tz {
+            // an offset moves the value to UTC (in both engines)
+            if text.len() > 10 {
+                let offset = *self.rng.pick(&["", "+00", "+00", "Z", "+02", "-05:30"]);
+                text.push_str(offset);
+            }
+            let kw = *self
+                .rng
+                .pick(&["TIMESTAMPTZ", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"]);
+            format!("{kw} '{text}'")
+        } else {
+            format!("TIMESTAMP '{text}'")
+        }
+    }
+
+    /// A constant INTERVAL of hours, minutes, seconds, days or months.
+    fn interval_literal(&mut self) -> String {
+        let (h, m, s) = (
+            self.rng.range(1, 30),
+            self.rng.range(0, 59),
+            self.rng.range(0, 59),
+        );
+        match self.rng.below(13) {
+            0 => format!("INTERVAL '{h}' HOUR"),
+            1 => format!("INTERVAL {} MINUTE", self.rng.range(1, 600)),
+            2 => format!("INTERVAL '{} seconds'", self.rng.range(1, 100_000)),
+            3 => format!("INTERVAL '{}' MONTH", self.rng.range(1, 18)),
+            4 => format!("INTERVAL '{} days {h} hours'", self.rng.range(1, 40)),
+            5 => format!("INTERVAL '{h}:{m:02}'"),
+            6 => format!(
+                "INTERVAL '1 month {} days {:02}:{m:02}:{s:02}'",
+                self.rng.range(0, 20),
+                h % 24
+            ),
+            7 => format!("INTERVAL '{h}.5 hours'"),
+            8 => format!("INTERVAL '{h} hours {m} minutes ago'"),
+            9 => format!("INTERVAL '{}' YEAR", self.rng.range(1, 3)),
+            10 => format!("INTERVAL {} DAY", self.rng.range(1, 90)),
+            11 => format!("INTERVAL '{} milliseconds'", self.rng.range(1, 5_000_000)),
+            _ => format!("INTERVAL '{h} hours {m} minutes {s} seconds'"),
+        }
+    }
+
+    /// Another value of `c`'s type to subtract from it: a column of the
+    /// scope (a DATE for a TIMESTAMP too) or a literal.
+    fn other_timestamp(&mut self, c: &Col, scope: &[Col], dates: bool) -> String {
+        let same: Vec<&Col> = scope
+            .iter()
+            .filter(|o| o.def.ty == c.def.ty && o.sql != c.sql)
+            .collect();
+        let date_cols: Vec<&Col> = scope.iter().filter(|o| o.def.ty == Date).collect();
+        match self.rng.below(3) {
+            0 if !same.is_empty() => self.rng.pick(&same).sql.clone(),
+            1 if dates && c.def.ty == Ts && !date_cols.is_empty() => {
+                self.rng.pick(&date_cols).sql.clone()
+            }
+            _ => self.literal(&c.def),
+        }
+    }
+
+    /// A predicate over the timestamp column `c`.
+    fn timestamp_predicate(&mut self, c: &Col, scope: &[Col]) -> String {
+        let x = &c.sql;
+        let tz = c.def.ty == TsTz;
+        let (lo, hi) = match c.def.dom {
+            Stamps(lo, hi) => (lo, hi),
+            _ => (D1992, D1998),
+        };
+        let op = comparison(&mut self.rng);
+        match self.rng.below(13) {
+            0 => {
+                let (a, b) = (self.timestamp_value(lo, hi), self.timestamp_value(lo, hi));
+                let (a, b) = (a.min(b), a.max(b));
+                let kw = if tz { "TIMESTAMPTZ" } else { "TIMESTAMP" };
+                let not = if self.rng.chance(20) { "NOT " } else { "" };
+                format!(
+                    "{x} {not}BETWEEN {kw} '{}' AND {kw} '{}'",
+                    timestamp_text(a.0, a.1),
+                    timestamp_text(b.0, b.1)
+                )
+            }
+            1 => format!("{x} {op} DATE '{}'", date_string(self.rng.range(lo, hi))),
+            2 => {
+                let (d, t) = self.timestamp_value(lo, hi);
+                format!("{x} {op} '{}'", timestamp_text(d, t))
+            }
+            3 => {
+                let lit = self.literal(&c.def);
+                let sign = *self.rng.pick(&["+", "-"]);
+                format!("{x} {op} {lit} {sign} {}", self.interval_literal())
+            }
+            4 => {
+                let sign = *self.rng.pick(&["+", "-"]);
+                let iv = self.interval_literal();
+                format!("{x} {sign} {iv} {op} {}", self.literal(&c.def))
+            }
+            5 => match self.rng.below(3) {
+                0 => format!("extract(hour FROM {x}) {op} {}", self.rng.range(0, 23)),
+                1 => format!("date_part('minute', {x}) {op} {}", self.rng.range(0, 59)),
+                _ => format!("extract(dow FROM {x}) {op} {}", self.rng.range(0, 6)),
+            },
+            6 => {
+                let part = *self.rng.pick(&["day", "month", "hour", "year"]);
+                format!("date_trunc('{part}', {x}) {op} {}", self.literal(&c.def))
+            }
+            7 => format!(
+                "CAST({x} AS DATE) {op} DATE '{}'",
+                date_string(self.rng.range(lo, hi))
+            ),
+            8 => {
+                let mut items: Vec<String> = (0..1 + self.rng.below(3))
+                    .map(|_| self.literal(&c.def))
+                    .collect();
+                if self.rng.chance(30) {
+                    items.push(format!("DATE '{}'", date_string(self.rng.range(lo, hi))));
+                }
+                let not = if self.rng.chance(25) { "NOT " } else { "" };
+                format!("{x} {not}IN ({})", items.join(", "))
+            }
+            9 => {
+                let other = self.other_timestamp(c, scope, true);
+                format!("{x} - {other} {op} {}", self.interval_literal())
+            }
+            10 => {
+                let other = self.literal(&c.def);
+                let iv = format!(
+                    "INTERVAL '{} years {} months'",
+                    self.rng.range(0, 3),
+                    self.rng.range(0, 11)
+                );
+                format!("age({x}, {other}) {op} {iv}")
+            }
+            11 => match self.rng.below(2) {
+                0 => format!("strftime({x}, '%H') {op} '{:02}'", self.rng.range(0, 23)),
+                _ => {
+                    let d = date_string(self.rng.range(lo, hi));
+                    format!("strftime({x}, '%Y-%m') {op} '{}'", &d[..7])
+                }
+            },
+            _ => format!("{x} {op} {}", self.literal(&c.def)),
+        }
+    }
+
+    /// A select-list expression over the timestamp column `c`: its parts,
+    /// truncations, text, differences (INTERVALs), moves by an interval.
+    fn timestamp_expr(&mut self, c: &Col, scope: &[Col]) -> String {
+        let x = &c.sql;
+        match self.rng.below(16) {
+            0 => format!("extract({} FROM {x})", self.rng.pick(TIMESTAMP_PARTS)),
+            1 => format!(
+                "{}('{}', {x})",
+                self.rng.pick(&["date_part", "date_part", "datepart"]),
+                self.rng.pick(TIMESTAMP_PARTS)
+            ),
+            2 => format!("date_trunc('{}', {x})", self.rng.pick(TRUNC_PARTS)),
+            3 => format!("strftime({x}, '{}')", self.rng.pick(STRFTIME_FORMATS)),
+            4 | 5 => {
+                let other = self.other_timestamp(c, scope, true);
+                format!("{x} - {other}")
+            }
+            6 => format!("{x} + {}", self.interval_literal()),
+            7 => format!("{x} - {}", self.interval_literal()),
+            // (not under DISTINCT: ages, and differences scaled, may be
+            // equal but spelled differently, `1 month` and `30 days`; quarry
+            // keeps them apart, DuckDB keeps one, whichever it met first)
+            8 if !self.distinct => {
+                let other = self.other_timestamp(c, scope, false);
+                self.spelled = true;
+                format!("age({x}, {other})")
+            }
+            9 => match (c.def.ty, self.rng.below(4)) {
+                (_, 0) => format!("CAST({x} AS DATE)"),
+                (_, 1) => format!("CAST({x} AS VARCHAR)"),
+                (Ts, _) => format!("CAST({x} AS TIMESTAMPTZ)"),
+                _ => format!("CAST({x} AS TIMESTAMP)"),
+            },
+            10 => match self.rng.below(3) {
+                0 => format!("epoch_ms({x})"),
+                1 => format!("epoch({x})"),
+                _ => format!("epoch_ms(epoch_ms({x}) + {})", self.rng.range(-5000, 5000)),
+            },
+            11 => {
+                // an interval scaled, or taken apart
+                let other = self.other_timestamp(c, scope, true);
+                match self.rng.below(4) {
+                    0 if !self.distinct => {
+                        self.spelled = true;
+                        format!("({x} - {other}) * {}", self.rng.pick(&["2", "1.5", "0.25"]))
+                    }
+                    1 if !self.distinct => {
+                        self.spelled = true;
+                        format!("({x} - {other}) / {}", self.rng.range(2, 9))
+                    }
+                    _ => format!(
+                        "extract({} FROM {x} - {other})",
+                        self.rng.pick(INTERVAL_PARTS)
+                    ),
+                }
+            }
+            12 => format!("{} + {x}", self.interval_literal()),
+            13 => {
+                let f = *self
+                    .rng
+                    .pick(&["%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%Y%m%d %H%M%S"]);
+                format!("strptime(strftime({x}, '{f}'), '{f}')")
+            }
+            14 => {
+                let other = self.other_timestamp(c, scope, false);
+                format!(
+                    "date_part('{}', age({x}, {other}))",
+                    self.rng.pick(INTERVAL_PARTS)
+                )
+            }
+            _ => x.clone(),
+        }
+    }
+
+    /// A GROUP BY key over a timestamp column of `scope`, if it has one.
+    fn timestamp_group_expr(&mut self, scope: &[Col]) -> Option<String> {
+        let ts: Vec<&Col> = scope.iter().filter(|c| is_ts(c.def.ty)).collect();
+        if ts.is_empty() {
+            return None;
+        }
+        let x = self.rng.pick(&ts).sql.clone();
+        Some(match self.rng.below(7) {
+            0 | 1 => format!(
+                "date_trunc('{}', {x})",
+                self.rng
+                    .pick(&["month", "year", "quarter", "day", "hour", "week", "decade"])
+            ),
+            2 => format!(
+                "extract({} FROM {x})",
+                self.rng
+                    .pick(&["hour", "dow", "quarter", "month", "year", "isodow", "minute"])
+            ),
+            3 => format!(
+                "strftime({x}, '{}')",
+                self.rng.pick(&["%Y-%m", "%H", "%a", "%Y-%U"])
+            ),
+            4 => format!("CAST({x} AS DATE)"),
+            5 => {
+                // an INTERVAL key: days and a time (one way to write each)
+                let d = date_string(self.rng.range(D1992, D1998));
+                format!("date_trunc('hour', {x}) - TIMESTAMP '{d}'")
+            }
+            _ => x,
+        })
+    }
+
+    /// An aggregate over a timestamp column of `scope`, if it has one.
+    fn timestamp_aggregate(&mut self, scope: &[Col]) -> Option<String> {
+        let ts: Vec<&Col> = scope.iter().filter(|c| is_ts(c.def.ty)).collect();
+        if ts.is_empty() {
+            return None;
+        }
+        let c = (*self.rng.pick(&ts)).clone();
+        let x = &c.sql;
+        Some(match self.rng.below(10) {
+            0 | 1 => format!("{}({x})", self.rng.pick(&["min", "max"])),
+            2 => format!("count(DISTINCT date_trunc('day', {x}))"),
+            3 => format!("max({x}) - min({x})"),
+            4 => {
+                // (a difference of timestamps: days and a time, one way to
+                // write each value, so min and max are one value)
+                let other = self.other_timestamp(&c, scope, true);
+                format!("{}({x} - {other})", self.rng.pick(&["min", "max"]))
+            }
+            5 => format!(
+                "{}(extract({} FROM {x}))",
+                self.rng.pick(&["avg", "sum", "max"]),
+                self.rng.pick(&["hour", "minute", "epoch", "doy"])
+            ),
+            6 => format!(
+                "{}(date_trunc('{}', {x}))",
+                self.rng.pick(&["min", "max"]),
+                self.rng.pick(&["hour", "month", "week"])
+            ),
+            7 => format!("min(strftime({x}, '{}'))", self.rng.pick(STRFTIME_FORMATS)),
+            8 => format!(
+                "{}({x} + {})",
+                self.rng.pick(&["min", "max"]),
+                self.interval_literal()
+            ),
+            _ => format!("count({x})"),
+        })
+    }
+
+    /// `ts(outer) op (SELECT min|max(ts(inner)) FROM t WHERE …)` over a
+    /// table with dates, correlated on a key or not.
+    fn timestamp_subquery_predicate(&mut self, outer: &Rel) -> Option<String> {
+        let t = outer.table;
+        let dates: Vec<&ColDef> = t.cols.iter().filter(|c| c.ty == Date).collect();
+        if dates.is_empty() {
+            return None;
+        }
+        let alias = self.alias("q");
+        let key = *t
+            .cols
+            .iter()
+            .filter(|c| c.ty == Int)
+            .collect::<Vec<_>>()
+            .first()?;
+        let d = *self.rng.pick(&dates);
+        let outer_ts = self.timestamp_from_date(
+            &format!("{}.{}", outer.alias, d.name),
+            &format!("{}.{}", outer.alias, key.name),
+        );
+        let d2 = *self.rng.pick(&dates);
+        let inner_ts = self.timestamp_from_date(
+            &format!("{alias}.{}", d2.name),
+            &format!("{alias}.{}", key.name),
+        );
+        let mut conds = Vec::new();
+        let keys: Vec<&ColDef> = t
+            .cols
+            .iter()
+            .filter(|c| {
+                c.ty == Int && (c.group || EDGES.iter().any(|e| e.0 == t.name && e.1 == c.name))
+            })
+            .collect();
+        // IN: not correlated (quarry takes a correlated IN only as a WHERE
+        // conjunct of its own, and says so; this one may be under OR / NOT)
+        let in_list = self.rng.chance(30);
+        if !in_list && !keys.is_empty() && self.rng.chance(70) {
+            let k = self.rng.pick(&keys);
+            conds.push(format!("{alias}.{} = {}.{}", k.name, outer.alias, k.name));
+        }
+        if self.rng.chance(40) {
+            let inner_scope = columns_of(&[Rel {
+                alias: alias.clone(),
+                table: t,
+                nullable: false,
+            }]);
+            conds.push(self.column_predicate(&inner_scope));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        Some(if in_list {
+            let not = if self.rng.chance(30) { "NOT " } else { "" };
+            format!(
+                "{outer_ts} {not}IN (SELECT {inner_ts} FROM {} AS {alias}{filter})",
+                t.name
+            )
+        } else {
+            format!(
+                "{outer_ts} {} (SELECT {}({inner_ts}) FROM {} AS {alias}{filter})",
+                self.rng.pick(&["<", ">", "<=", ">="]),
+                self.rng.pick(&["min", "max"]),
+                t.name
+            )
+        })
     }
 }
