@@ -1198,7 +1198,7 @@ impl Gen {
             let kind = if self.ts && self.rng.chance(20) {
                 14
             } else {
-                self.rng.below(16)
+                self.rng.below(19)
             };
             let w = match kind {
                 // the same value whatever the order among peers
@@ -1280,6 +1280,37 @@ impl Gen {
                     };
                     outs.push(key.sql.clone());
                     format!("{f}({arg}) {}", clause(&key_order, &frame))
+                }
+                16..=18 => {
+                    // any aggregate over frames (in a total order: string_agg
+                    // joins in it)
+                    let frame = match self.rng.below(4) {
+                        0 => String::new(),
+                        1 => format!(
+                            "ROWS BETWEEN {} PRECEDING AND CURRENT ROW",
+                            self.rng.range(0, 4)
+                        ),
+                        2 => "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING".to_string(),
+                        _ => format!(
+                            "ROWS BETWEEN 1 PRECEDING AND {} FOLLOWING",
+                            self.rng.range(0, 3)
+                        ),
+                    };
+                    let over = clause(&total, &frame);
+                    match self.rng.below(5) {
+                        0 if !numeric.is_empty() => {
+                            let e = self.numeric_expr(&numeric);
+                            let f = *self.rng.pick(&["median", "stddev_samp", "var_pop"]);
+                            format!("{f}({e}) {over}")
+                        }
+                        1 if !numeric.is_empty() => {
+                            let e = self.numeric_expr(&numeric);
+                            format!("quantile_disc({e}, 0.3) {over}")
+                        }
+                        2 => format!("count(DISTINCT {x}) {over}"),
+                        3 => format!("string_agg(CAST({x} AS VARCHAR), '|') {over}"),
+                        _ => format!("max({x}) FILTER (WHERE {x} IS NOT NULL) {over}"),
+                    }
                 }
                 _ => format!("count({x}) {}", clause(&order, "")),
             };
@@ -1515,6 +1546,23 @@ impl Gen {
                 let c = self.pick_col(scope);
                 let f = *self.rng.pick(&["min", "max"]);
                 format!("{f}({})", c.sql)
+            }
+            4 => {
+                // joined in an order that ties only equal values
+                let c = self.pick_col(scope);
+                let dir = *self.rng.pick(&["", " DESC"]);
+                format!(
+                    "string_agg(CAST({0} AS VARCHAR), ',' ORDER BY {0}{dir})",
+                    c.sql
+                )
+            }
+            5 if !numeric.is_empty() => {
+                let e = self.numeric_expr(&numeric);
+                match self.rng.below(3) {
+                    0 => format!("median({e})"),
+                    1 => format!("quantile_disc({e}, 0.25)"),
+                    _ => format!("quantile_cont({e}, 0.75)"),
+                }
             }
             _ if !numeric.is_empty() => {
                 let e = self.numeric_expr(&numeric);
@@ -2315,10 +2363,9 @@ impl Gen {
                 c.ty == Int && (c.group || EDGES.iter().any(|e| e.0 == t.name && e.1 == c.name))
             })
             .collect();
-        // IN: not correlated (quarry takes a correlated IN only as a WHERE
-        // conjunct of its own, and says so; this one may be under OR / NOT)
+        // (an IN may be correlated too, and under OR / NOT)
         let in_list = self.rng.chance(30);
-        if !in_list && !keys.is_empty() && self.rng.chance(70) {
+        if !keys.is_empty() && self.rng.chance(70) {
             let k = self.rng.pick(&keys);
             conds.push(format!("{alias}.{} = {}.{}", k.name, outer.alias, k.name));
         }
