@@ -21,6 +21,20 @@ enum WindowArgs {
     Plain(Vec<Expr>),
 }
 
+/// string_agg's / listagg's `ORDER BY` inside the call, when it has only
+/// that clause.
+fn string_agg_order<'f>(f: &'f ast::Function, name: &str) -> Option<&'f [ast::OrderByExpr]> {
+    match &f.args {
+        FunctionArguments::List(l) if matches!(name, "string_agg" | "listagg") => {
+            match l.clauses.as_slice() {
+                [ast::FunctionArgumentClause::OrderBy(keys)] => Some(keys),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// The aggregate call `call` (maybe under the casts that give it its
 /// type) with the aggregate made a window call by `window`.
 fn aggregate_as_window(call: Expr, window: &dyn Fn(AggregateExpr) -> Expr) -> Result<Expr> {
@@ -65,7 +79,8 @@ impl ExprBinder<'_> {
             (f.null_treatment.is_some(), "IGNORE/RESPECT NULLS"),
             (!f.within_group.is_empty(), "WITHIN GROUP"),
             (
-                matches!(&f.args, FunctionArguments::List(l) if !l.clauses.is_empty()),
+                matches!(&f.args, FunctionArguments::List(l)
+                    if !l.clauses.is_empty() && string_agg_order(f, name).is_none()),
                 "ORDER BY or other clauses in the arguments",
             ),
             (distinct && !aggregate, "DISTINCT"),
@@ -221,7 +236,7 @@ impl ExprBinder<'_> {
                 args: &list,
                 distinct,
                 filter: f.filter.as_deref(),
-                order_by: &[],
+                order_by: string_agg_order(f, name).unwrap_or(&[]),
             };
             let call = self.bind_aggregate(name, parts, true, loc)?;
             WindowArgs::Aggregate(call)

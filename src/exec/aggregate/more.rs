@@ -369,26 +369,27 @@ impl KeptRows {
     }
 }
 
-/// string_agg(x, separator ORDER BY keys): every `row(x, key, …)` kept
-/// (NULL where x is), sorted by (group, keys) at the end and joined.
-pub(super) struct OrderedStringAggAcc {
-    separator: Option<String>,
-    /// per key: (descending, NULLs first)
-    keys: Vec<(bool, bool)>,
+/// An aggregate that keeps every value of its groups (`KeptRows`) and
+/// computes its result from them at the end.
+pub(super) struct KeptRowsAcc<F> {
     rows: KeptRows,
+    finish: F,
 }
 
-impl OrderedStringAggAcc {
-    pub(super) fn new(separator: Option<String>, keys: Vec<(bool, bool)>, arg: &DataType) -> Self {
-        OrderedStringAggAcc {
-            separator,
-            keys,
-            rows: KeptRows::new(arg.clone()),
-        }
-    }
+/// What a `KeptRowsAcc` computes from all the values kept.
+pub(super) trait FromKeptRows: Send {
+    /// The result of each of `n` groups from every value kept (of type
+    /// `kept`) and its group.
+    fn finish(
+        &self,
+        all: ArrayRef,
+        groups: Vec<u32>,
+        n: usize,
+        kept: &DataType,
+    ) -> Result<ArrayRef>;
 }
 
-impl GroupAccumulator for OrderedStringAggAcc {
+impl<F: FromKeptRows> GroupAccumulator for KeptRowsAcc<F> {
     fn update(&mut self, groups: &[usize], n: usize, values: Option<&ArrayRef>) -> Result<()> {
         self.rows.update(groups, n, values)
     }
@@ -408,6 +409,41 @@ impl GroupAccumulator for OrderedStringAggAcc {
     fn evaluate(&mut self) -> Result<ArrayRef> {
         let n = std::mem::take(&mut self.rows.num_groups);
         let (all, groups) = self.rows.take_values()?;
+        self.finish.finish(all, groups, n, &self.rows.kept)
+    }
+
+    fn extra_bytes(&self) -> usize {
+        self.rows.bytes
+    }
+}
+
+/// string_agg(x, separator ORDER BY keys): every `row(x, key, …)` kept
+/// (NULL where x is), sorted by (group, keys) at the end and joined.
+pub(super) struct OrderedStringAgg {
+    separator: Option<String>,
+    /// per key: (descending, NULLs first)
+    keys: Vec<(bool, bool)>,
+}
+
+pub(super) type OrderedStringAggAcc = KeptRowsAcc<OrderedStringAgg>;
+
+impl OrderedStringAggAcc {
+    pub(super) fn new(separator: Option<String>, keys: Vec<(bool, bool)>, arg: &DataType) -> Self {
+        KeptRowsAcc {
+            rows: KeptRows::new(arg.clone()),
+            finish: OrderedStringAgg { separator, keys },
+        }
+    }
+}
+
+impl FromKeptRows for OrderedStringAgg {
+    fn finish(
+        &self,
+        all: ArrayRef,
+        groups: Vec<u32>,
+        n: usize,
+        _kept: &DataType,
+    ) -> Result<ArrayRef> {
         let mut joined: Vec<Option<String>> = vec![None; n];
         let (Some(separator), Some(rows)) = (&self.separator, all.as_struct_opt()) else {
             return Ok(Arc::new(StringArray::from(joined)));
@@ -445,10 +481,6 @@ impl GroupAccumulator for OrderedStringAggAcc {
         }
         Ok(Arc::new(StringArray::from(joined)))
     }
-
-    fn extra_bytes(&self) -> usize {
-        self.rows.bytes
-    }
 }
 
 /// Group index as u32 (the row indices of the kept values are u32 too).
@@ -458,48 +490,36 @@ fn group_u32(g: usize) -> Result<u32> {
 
 /// quantile_cont / quantile_disc / median: every value kept, sorted by
 /// (group, value) at the end.
-pub(super) struct QuantileAcc {
+pub(super) struct QuantileOf {
     q: Quantile,
     /// quantile_cont: interpolate between the two nearest values
     interpolate: bool,
-    rows: KeptRows,
 }
+
+pub(super) type QuantileAcc = KeptRowsAcc<QuantileOf>;
 
 impl QuantileAcc {
     pub(super) fn new(q: Quantile, interpolate: bool, arg: &DataType) -> Self {
-        QuantileAcc {
-            q,
-            interpolate,
+        KeptRowsAcc {
             rows: KeptRows::new(kept_type(arg)),
+            finish: QuantileOf { q, interpolate },
         }
     }
 }
 
-impl GroupAccumulator for QuantileAcc {
-    fn update(&mut self, groups: &[usize], n: usize, values: Option<&ArrayRef>) -> Result<()> {
-        self.rows.update(groups, n, values)
-    }
-
-    fn merge(&mut self, groups: &[usize], n: usize, states: &[ArrayRef]) -> Result<()> {
-        self.rows.merge(groups, n, states)
-    }
-
-    fn resize(&mut self, n: usize) {
-        self.rows.resize(n);
-    }
-
-    fn state(&mut self) -> Result<Vec<ArrayRef>> {
-        self.rows.state()
-    }
-
-    fn evaluate(&mut self) -> Result<ArrayRef> {
-        let n = std::mem::take(&mut self.rows.num_groups);
-        let (all, groups) = self.rows.take_values()?;
+impl FromKeptRows for QuantileOf {
+    fn finish(
+        &self,
+        all: ArrayRef,
+        groups: Vec<u32>,
+        n: usize,
+        kept: &DataType,
+    ) -> Result<ArrayRef> {
         if all.is_empty() {
             // (no value in any group; and arrow sorts no NULL-typed column)
             let t = match self.interpolate {
-                true => aggregate_result_type(AggFunc::QuantileCont, &self.rows.kept),
-                false => self.rows.kept.clone(),
+                true => aggregate_result_type(AggFunc::QuantileCont, kept),
+                false => kept.clone(),
             };
             return Ok(new_null_array(&t, n));
         }
@@ -550,10 +570,6 @@ impl GroupAccumulator for QuantileAcc {
         }
         let hi = take(all.as_ref(), &UInt32Array::from(upper), None)?;
         interpolate(&lo, &hi, &weight)
-    }
-
-    fn extra_bytes(&self) -> usize {
-        self.rows.bytes
     }
 }
 
