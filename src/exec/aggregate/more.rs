@@ -844,26 +844,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ordered_string_agg_merges_partial_states_in_key_order() {
+    /// The type `row(text, bigint)` with the given field names, and a
+    /// maker of such rows.
+    #[allow(clippy::type_complexity)]
+    fn text_int_rows(
+        text: &str,
+        int: &str,
+    ) -> (
+        DataType,
+        impl Fn(Vec<Option<&str>>, Vec<Option<i64>>) -> ArrayRef,
+    ) {
         let fields = vec![
-            Field::new("value", DataType::Utf8, true),
-            Field::new("key0", DataType::Int64, true),
+            Field::new(text, DataType::Utf8, true),
+            Field::new(int, DataType::Int64, true),
         ];
         let row_type = DataType::Struct(fields.clone().into());
-        let rows = |values: Vec<&str>, keys: Vec<Option<i64>>| -> ArrayRef {
+        let rows = move |texts: Vec<Option<&str>>, ints: Vec<Option<i64>>| -> ArrayRef {
             Arc::new(
                 arrow::array::StructArray::try_new(
                     fields.clone().into(),
                     vec![
-                        Arc::new(StringArray::from(values)),
-                        Arc::new(Int64Array::from(keys)),
+                        Arc::new(StringArray::from(texts)),
+                        Arc::new(Int64Array::from(ints)),
                     ],
                     None,
                 )
                 .unwrap(),
             )
         };
+        (row_type, rows)
+    }
+
+    #[test]
+    fn ordered_string_agg_merges_partial_states_in_key_order() {
+        let (row_type, rows) = text_int_rows("value", "key0");
+        let rows = |values: Vec<&str>, keys| rows(values.into_iter().map(Some).collect(), keys);
         // ORDER BY key DESC NULLS LAST, two groups over two partials
         let new = || OrderedStringAggAcc::new(Some("+".into()), vec![(true, false)], &row_type);
         let mut part1 = new();
@@ -913,24 +928,7 @@ mod tests {
             "a, b, c"
         );
 
-        let fields = vec![
-            Field::new("arg", DataType::Utf8, true),
-            Field::new("val", DataType::Int64, true),
-        ];
-        let row_type = DataType::Struct(fields.clone().into());
-        let rows = |args: Vec<Option<&str>>, vals: Vec<Option<i64>>| -> ArrayRef {
-            Arc::new(
-                arrow::array::StructArray::try_new(
-                    fields.clone().into(),
-                    vec![
-                        Arc::new(StringArray::from(args)),
-                        Arc::new(Int64Array::from(vals)),
-                    ],
-                    None,
-                )
-                .unwrap(),
-            )
-        };
+        let (row_type, rows) = text_int_rows("arg", "val");
         let mut a = ArgMinMaxAcc::new(false, &row_type).unwrap();
         // NULL vals and NULL args are skipped; of equal vals the first stays
         a.update(
