@@ -141,6 +141,18 @@ pub(super) struct AggregateCall<'c> {
     pub order_by: &'c [ast::OrderByExpr],
 }
 
+/// An aggregate call's `ORDER BY` inside its arguments, when that is its
+/// only clause (`string_agg(x, ',' ORDER BY y)`).
+pub(super) fn aggregate_order(f: &ast::Function) -> Option<&[ast::OrderByExpr]> {
+    match &f.args {
+        FunctionArguments::List(l) => match l.clauses.as_slice() {
+            [ast::FunctionArgumentClause::OrderBy(keys)] => Some(keys),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The deepest expression bound (as DuckDB's `max_expression_depth`): the
 /// passes after the binder recurse too, on worker threads' stacks.
 pub const MAX_EXPRESSION_DEPTH: usize = 1000;
@@ -694,15 +706,10 @@ impl ExprBinder<'_> {
             _ => false,
         };
         let is_aggregate = AGGREGATES.contains(&name.as_str());
-        // string_agg(x ORDER BY …)
-        let mut order_by: &[ast::OrderByExpr] = &[];
-        if let FunctionArguments::List(list) = &f.args {
-            if let [ast::FunctionArgumentClause::OrderBy(keys)] = list.clauses.as_slice() {
-                if matches!(name.as_str(), "string_agg" | "listagg") {
-                    order_by = keys;
-                }
-            }
-        }
+        let order_by = match is_aggregate {
+            true => aggregate_order(f).unwrap_or(&[]),
+            false => &[],
+        };
         let clauses = clauses && order_by.is_empty();
         let unsupported = [
             (f.filter.is_some() && !is_aggregate, "FILTER (WHERE …)"),
@@ -1175,6 +1182,26 @@ impl ExprBinder<'_> {
                 }
                 other => other,
             })
+        };
+        // ORDER BY inside the call: string_agg joins its values in that
+        // order. No other aggregate but arg_min / arg_max (whose ties it
+        // would break) gives another answer for another order (floating
+        // point sums may differ in the last bits), so for them the keys are
+        // only checked.
+        let order_by = match name {
+            _ if order_by.is_empty() || matches!(name, "string_agg" | "listagg") => order_by,
+            "arg_min" | "arg_max" | "min_by" | "max_by" | "argmin" | "argmax" => {
+                return Err(QuarryError::plan_at(
+                    format!("ORDER BY inside {name}() is not supported"),
+                    loc,
+                ))
+            }
+            _ => {
+                for key in order_by {
+                    bind_inner(&key.expr)?;
+                }
+                &[]
+            }
         };
         let exprs = args
             .iter()

@@ -4,7 +4,7 @@
 
 use sqlparser::ast::{self, FunctionArg, FunctionArgExpr, FunctionArguments};
 
-use super::expr::ExprBinder;
+use super::expr::{aggregate_order, ExprBinder};
 use crate::error::{Location, QuarryError, Result};
 use crate::plan::{
     AggregateExpr, BinaryOp, Expr, FrameBound, FrameUnits, LogicalPlan, SortKey, WindowExpr,
@@ -19,20 +19,6 @@ use datafusion_common::ScalarValue;
 enum WindowArgs {
     Aggregate(Expr),
     Plain(Vec<Expr>),
-}
-
-/// string_agg's / listagg's `ORDER BY` inside the call, when it has only
-/// that clause.
-fn string_agg_order<'f>(f: &'f ast::Function, name: &str) -> Option<&'f [ast::OrderByExpr]> {
-    match &f.args {
-        FunctionArguments::List(l) if matches!(name, "string_agg" | "listagg") => {
-            match l.clauses.as_slice() {
-                [ast::FunctionArgumentClause::OrderBy(keys)] => Some(keys),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
 }
 
 /// The aggregate call `call` (maybe under the casts that give it its
@@ -80,7 +66,7 @@ impl ExprBinder<'_> {
             (!f.within_group.is_empty(), "WITHIN GROUP"),
             (
                 matches!(&f.args, FunctionArguments::List(l)
-                    if !l.clauses.is_empty() && string_agg_order(f, name).is_none()),
+                    if !l.clauses.is_empty() && (!aggregate || aggregate_order(f).is_none())),
                 "ORDER BY or other clauses in the arguments",
             ),
             (distinct && !aggregate, "DISTINCT"),
@@ -236,7 +222,7 @@ impl ExprBinder<'_> {
                 args: &list,
                 distinct,
                 filter: f.filter.as_deref(),
-                order_by: string_agg_order(f, name).unwrap_or(&[]),
+                order_by: aggregate_order(f).unwrap_or(&[]),
             };
             let call = self.bind_aggregate(name, parts, true, loc)?;
             WindowArgs::Aggregate(call)
