@@ -2,7 +2,9 @@
 //! TPC-H SF 0.01 (`tests/differential/generator.rs`: joins on the key
 //! relationships, filters, GROUP BY with aggregates, subqueries, derived
 //! tables, set operations, window functions (every aggregate over frames
-//! too), string_agg with ORDER BY, quantiles, ORDER BY over every output
+//! too), string_agg with ORDER BY, quantiles, LATERAL generate_series /
+//! range over the tables' rows (comma, JOIN and LEFT JOIN; aggregates
+//! with ORDER BY inside the call), ORDER BY over every output
 //! column and LIMIT; and in about one query in five TIMESTAMP and
 //! TIMESTAMPTZ values made from the tables' dates and keys, with INTERVAL
 //! arithmetic, in predicates, group keys, aggregates, select lists, window

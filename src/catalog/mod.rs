@@ -31,7 +31,7 @@ pub use self::parquet::ParquetTable;
 pub use self::recursive::{RecursiveCte, WorkTable};
 pub use self::remote::RemoteOptions;
 pub use self::scan_descriptor::{open_scan, ScanDescriptor};
-pub use self::series::SeriesTable;
+pub use self::series::{Series, SeriesTable};
 pub use self::store::{FileDescriptor, ObjectStores};
 pub use self::writer::{FileFormat, FileWriter, WriteOptions};
 use crate::error::{QuarryError, Result};

@@ -21,19 +21,25 @@ const PARTITION_ROWS: u64 = 1 << 20;
 const BATCH_ROWS: u64 = 8192;
 
 /// `start`, `start + step`, … while before `stop` (after it for a negative
-/// step), like DuckDB's `range(start, stop, step)`.
-#[derive(Debug)]
-pub struct SeriesTable {
-    schema: SchemaRef,
-    start: i64,
-    step: i64,
-    len: u64,
+/// step), like DuckDB's `range(start, stop, step)`; or up to and including
+/// `stop` for `generate_series`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Series {
+    pub start: i64,
+    pub step: i64,
+    pub len: u64,
 }
 
-impl SeriesTable {
+impl Series {
+    pub const EMPTY: Series = Series {
+        start: 0,
+        step: 1,
+        len: 0,
+    };
+
     /// `range(stop)`, `range(start, stop[, step])` (stop excluded), or with
     /// `inclusive` `generate_series(…)` (stop included); `name` names the
-    /// column.
+    /// function in errors.
     pub fn new(name: &str, args: &[i64], inclusive: bool) -> Result<Self> {
         let (start, stop, step) = match *args {
             [stop] => (0, stop, 1),
@@ -69,9 +75,7 @@ impl SeriesTable {
         } else {
             (span + stride - 1) / stride
         };
-        let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Int64, false)]));
-        Ok(SeriesTable {
-            schema,
+        Ok(Series {
             start,
             step,
             len: len as u64,
@@ -79,8 +83,23 @@ impl SeriesTable {
     }
 
     /// The value at position `k` (< len, so it is within start..=stop).
-    fn value(&self, k: u64) -> i64 {
+    pub fn value(&self, k: u64) -> i64 {
         (self.start as i128 + k as i128 * self.step as i128) as i64
+    }
+}
+
+/// A series as a table of one BIGINT column.
+#[derive(Debug)]
+pub struct SeriesTable {
+    schema: SchemaRef,
+    series: Series,
+}
+
+impl SeriesTable {
+    /// The table of `series`, its column named `name`.
+    pub fn new(name: &str, series: Series) -> Self {
+        let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Int64, false)]));
+        SeriesTable { schema, series }
     }
 }
 
@@ -91,15 +110,16 @@ impl TableProvider for SeriesTable {
 
     fn statistics(&self) -> TableStats {
         TableStats {
-            num_rows: Some(self.len as usize),
+            num_rows: Some(self.series.len as usize),
         }
     }
 
     fn column_range(&self, _column: usize) -> Option<(f64, f64)> {
-        if self.len == 0 {
+        let s = &self.series;
+        if s.len == 0 {
             return None;
         }
-        let (a, b) = (self.value(0) as f64, self.value(self.len - 1) as f64);
+        let (a, b) = (s.value(0) as f64, s.value(s.len - 1) as f64);
         Some((a.min(b), a.max(b)))
     }
 
@@ -113,14 +133,15 @@ impl TableProvider for SeriesTable {
         _filters: &[Expr],
     ) -> Result<Vec<Arc<dyn ScanPartition>>> {
         let schema = Arc::new(self.schema.project(projection)?);
-        let parts = (0..self.len)
+        let s = &self.series;
+        let parts = (0..s.len)
             .step_by(PARTITION_ROWS as usize)
             .map(|from| {
                 Arc::new(SeriesPartition {
                     schema: schema.clone(),
-                    first: self.value(from),
-                    step: self.step,
-                    len: PARTITION_ROWS.min(self.len - from),
+                    first: s.value(from),
+                    step: s.step,
+                    len: PARTITION_ROWS.min(s.len - from),
                 }) as Arc<dyn ScanPartition>
             })
             .collect();
@@ -189,8 +210,14 @@ mod tests {
 
     #[test]
     fn ends_steps_and_extremes() {
-        let range = |a: &[i64]| values(&SeriesTable::new("range", a, false).unwrap());
-        let series = |a: &[i64]| values(&SeriesTable::new("g", a, true).unwrap());
+        let table = |a: &[i64], inclusive| {
+            values(&SeriesTable::new(
+                "g",
+                Series::new("g", a, inclusive).unwrap(),
+            ))
+        };
+        let range = |a: &[i64]| table(a, false);
+        let series = |a: &[i64]| table(a, true);
         assert_eq!(range(&[4]), [0, 1, 2, 3]);
         assert_eq!(range(&[2, 5]), [2, 3, 4]);
         assert_eq!(range(&[0, 10, 4]), [0, 4, 8]);
@@ -207,7 +234,7 @@ mod tests {
             "no overflow at the end of BIGINT"
         );
         assert_eq!(range(&[i64::MIN, i64::MAX, i64::MAX]).len(), 3);
-        assert!(SeriesTable::new("range", &[1, 2, 0], false).is_err());
+        assert!(Series::new("range", &[1, 2, 0], false).is_err());
         // several partitions, in order
         let big = range(&[0, 3 * PARTITION_ROWS as i64 + 5]);
         assert_eq!(big.len() as u64, 3 * PARTITION_ROWS + 5);

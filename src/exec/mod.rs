@@ -16,6 +16,7 @@ mod like;
 pub mod operator;
 pub(crate) mod regexp;
 pub mod repartition;
+pub mod series;
 pub mod sort;
 pub(crate) mod strftime;
 pub mod timestamp;

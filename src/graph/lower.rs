@@ -263,6 +263,21 @@ impl<'p> Lowering<'p> {
                 p.schema = schema.clone();
                 p
             }
+            LogicalPlan::Series {
+                input,
+                args,
+                inclusive,
+                schema,
+            } => {
+                let mut p = self.lower(input)?;
+                p.ops.push(OpSpec::Series {
+                    args: args.clone(),
+                    inclusive: *inclusive,
+                    schema: schema.clone(),
+                });
+                p.schema = schema.clone();
+                p
+            }
             LogicalPlan::Aggregate {
                 input,
                 group,

@@ -24,6 +24,7 @@ use crate::exec::filter::{ConjunctStats, FilterOp};
 use crate::exec::join::{HashJoinOp, JoinBuild};
 use crate::exec::key_filter::{KeyFilterOp, KeySet};
 use crate::exec::operator::{LimitOp, Operator, ProjectOp};
+use crate::exec::series::SeriesOp;
 use crate::exec::sort::SortOp;
 use crate::exec::window::WindowOp;
 use crate::plan::{AggregateExpr, BinaryOp, Expr, JoinKind, SortKey, WindowExpr};
@@ -169,6 +170,13 @@ pub enum OpSpec {
         input_schema: SchemaRef,
         schema: SchemaRef,
     },
+    /// Each row once per value of the series its arguments give (see
+    /// `exec::series`).
+    Series {
+        args: Vec<Expr>,
+        inclusive: bool,
+        schema: SchemaRef,
+    },
     /// Drop rows whose `probe_keys` are not among the keys of what
     /// `build_stage` produced (a runtime join filter, see `key_filter`).
     KeyFilter {
@@ -307,6 +315,11 @@ impl OpSpec {
                 .with_cancel(tables.cancel().clone()),
             ),
             OpSpec::Limit { skip, fetch } => Box::new(LimitOp::new(*skip, *fetch)),
+            OpSpec::Series {
+                args,
+                inclusive,
+                schema,
+            } => Box::new(SeriesOp::new(args.clone(), *inclusive, schema.clone())),
             OpSpec::Window {
                 exprs,
                 input_schema,
@@ -370,6 +383,10 @@ impl OpSpec {
         match self {
             OpSpec::Filter { .. } => "Filter".into(),
             OpSpec::Project { .. } => "Project".into(),
+            OpSpec::Series {
+                inclusive: true, ..
+            } => "Series(generate_series)".into(),
+            OpSpec::Series { .. } => "Series(range)".into(),
             OpSpec::Aggregate { mode, group, .. } => {
                 format!("{mode:?}Aggregate({} keys)", group.len())
             }

@@ -25,6 +25,9 @@ pub fn known_groups(input: &LogicalPlan, group: &[Expr]) -> Option<f64> {
         .try_fold(1.0, |acc, d| d.map(|d| acc * d))
 }
 
+/// The rows a LATERAL series is guessed to give per input row.
+const SERIES_ROWS_PER_ROW: f64 = 10.0;
+
 pub fn estimate(plan: &LogicalPlan) -> Estimate {
     match plan {
         LogicalPlan::Scan(s) => {
@@ -66,6 +69,14 @@ pub fn estimate(plan: &LogicalPlan) -> Estimate {
             let e = estimate(input);
             Estimate {
                 rows: fetch.map_or(e.rows, |f| e.rows.min(f as f64)),
+                base: e.base,
+            }
+        }
+        // (how long a row's series is, statistics do not say)
+        LogicalPlan::Series { input, .. } => {
+            let e = estimate(input);
+            Estimate {
+                rows: e.rows * SERIES_ROWS_PER_ROW,
                 base: e.base,
             }
         }
@@ -254,6 +265,14 @@ fn column_origin(plan: &LogicalPlan, i: usize) -> Option<Origin> {
         LogicalPlan::Project { input, exprs, .. } => expr_origin(input, exprs.get(i)?),
         // (a window function's column has no table column under it)
         LogicalPlan::Window { input, .. } => column_origin(input, i),
+        LogicalPlan::Series { input, .. } => {
+            // (the series' own column has none either)
+            if i < input.schema().fields().len() {
+                column_origin(input, i)
+            } else {
+                None
+            }
+        }
         LogicalPlan::Aggregate { input, group, .. } => expr_origin(input, group.get(i)?),
         LogicalPlan::Join {
             left, right, kind, ..

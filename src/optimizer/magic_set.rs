@@ -596,6 +596,7 @@ fn trace<'a>(
         LogicalPlan::Scan(_)
         | LogicalPlan::Values { .. }
         | LogicalPlan::Union { .. }
+        | LogicalPlan::Series { .. }
         | LogicalPlan::Window { .. } => {}
     }
 }

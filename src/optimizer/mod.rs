@@ -7,6 +7,7 @@ mod common_subexpressions;
 pub(crate) mod constant_folding;
 mod distinct_aggregates;
 mod join_order;
+mod lateral_filters;
 mod magic_set;
 mod merge_projections;
 mod outer_join_filters;
@@ -26,6 +27,7 @@ pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     let plan = constant_folding::fold_plan(plan)?;
     let plan = distinct_aggregates::split_distinct_aggregates(plan)?;
     let plan = outer_join_filters::push_down_outer_join_filters(plan)?;
+    let plan = lateral_filters::push_filters_below_lateral_joins(plan)?;
     let plan = join_order::reorder_joins(plan)?;
     // after join ordering has filtered the outer sides' relations, before
     // the semi joins it adds are pushed down
@@ -105,6 +107,17 @@ pub(crate) fn map_inputs(
         } => LogicalPlan::Window {
             input: bx(input)?,
             exprs,
+            schema,
+        },
+        LogicalPlan::Series {
+            input,
+            args,
+            inclusive,
+            schema,
+        } => LogicalPlan::Series {
+            input: bx(input)?,
+            args,
+            inclusive,
             schema,
         },
         LogicalPlan::Union { inputs, schema } => LogicalPlan::Union {

@@ -95,7 +95,7 @@ pub fn push_down_outer_join_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// A conjunct that can raise an error by itself (a scalar subquery's
 /// single-row check) stays where it is: as a filter it would also see rows
 /// that never meet a key match.
-fn may_fail_on_other_rows(e: &Expr) -> bool {
+pub(crate) fn may_fail_on_other_rows(e: &Expr) -> bool {
     let mut fails = false;
     e.visit(&mut |x| {
         if matches!(

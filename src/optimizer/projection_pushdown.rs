@@ -236,6 +236,28 @@ impl Pruner {
                 have.extend(n_in..schema.fields().len());
                 select(window, &have, required)
             }
+            LogicalPlan::Series {
+                input,
+                args,
+                inclusive,
+                schema,
+            } => {
+                // the input keeps what is asked of it and what the
+                // arguments read; the series' column stays
+                let n_in = input.schema().fields().len();
+                let mut needed: Vec<usize> =
+                    required.iter().copied().filter(|&i| i < n_in).collect();
+                args.iter().for_each(|e| e.columns(&mut needed));
+                let needed = normalize(needed);
+                let input = self.prune(*input, &needed)?;
+                let pos = position_in(&needed);
+                let args = args.into_iter().map(|e| e.remap_columns(&pos)).collect();
+                let name = schema.field(n_in).name().clone();
+                let series = LogicalPlan::series(input, args, inclusive, &name);
+                let mut have = needed.clone();
+                have.push(n_in);
+                select(series, &have, required)
+            }
             LogicalPlan::Limit { input, skip, fetch } => Ok(LogicalPlan::Limit {
                 input: Box::new(self.prune(*input, required)?),
                 skip,

@@ -214,6 +214,25 @@ impl LogicalPlan {
                     .collect();
                 write!(f, "Window: {}", join(w))?;
             }
+            LogicalPlan::Series {
+                input,
+                args,
+                inclusive,
+                schema,
+            } => {
+                let in_schema = input.schema();
+                let a: Vec<String> = args
+                    .iter()
+                    .map(|e| e.display(&in_schema).to_string())
+                    .collect();
+                let func = if *inclusive {
+                    "generate_series"
+                } else {
+                    "range"
+                };
+                let name = schema.fields().last().map_or("", |f| f.name().as_str());
+                write!(f, "Series: {func}({}) AS {name}", join(a))?;
+            }
             LogicalPlan::Sort { input, keys, fetch } => {
                 let in_schema = input.schema();
                 let k: Vec<String> = keys

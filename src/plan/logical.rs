@@ -75,6 +75,19 @@ pub enum LogicalPlan {
         exprs: Vec<super::window::WindowExpr>,
         schema: SchemaRef,
     },
+    /// Each row of `input` once per value of a series whose arguments read
+    /// the row (`FROM t, generate_series(1, t.n)`), the value as a last
+    /// BIGINT column. A row whose series is empty, or one of whose
+    /// arguments is NULL, gives no row.
+    Series {
+        input: Box<LogicalPlan>,
+        /// range's or generate_series' 1 to 3 BIGINT arguments, over
+        /// `input`'s columns
+        args: Vec<Expr>,
+        /// generate_series: the stop is a value of the series
+        inclusive: bool,
+        schema: SchemaRef,
+    },
     /// The rows of every input, one after another (UNION ALL). The inputs
     /// have the schema's column types; the names are the first input's.
     Union {
@@ -125,6 +138,7 @@ impl LogicalPlan {
             | LogicalPlan::Aggregate { schema, .. }
             | LogicalPlan::Join { schema, .. }
             | LogicalPlan::Window { schema, .. }
+            | LogicalPlan::Series { schema, .. }
             | LogicalPlan::Union { schema, .. } => schema.clone(),
             LogicalPlan::Filter { input, .. }
             | LogicalPlan::Sort { input, .. }
@@ -140,6 +154,7 @@ impl LogicalPlan {
             | LogicalPlan::Aggregate { input, .. }
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Window { input, .. }
+            | LogicalPlan::Series { input, .. }
             | LogicalPlan::Limit { input, .. } => vec![input],
             LogicalPlan::Join { left, right, .. } => vec![left, right],
             LogicalPlan::Union { inputs, .. } => inputs.iter().collect(),
@@ -211,6 +226,23 @@ impl LogicalPlan {
             exprs,
             schema: Arc::new(Schema::new(fields)),
         })
+    }
+
+    /// `input` with a series per row (see `LogicalPlan::Series`), its
+    /// column named `name`.
+    pub fn series(input: LogicalPlan, args: Vec<Expr>, inclusive: bool, name: &str) -> LogicalPlan {
+        let mut fields: Vec<Arc<Field>> = input.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(
+            name,
+            arrow::datatypes::DataType::Int64,
+            false,
+        )));
+        LogicalPlan::Series {
+            input: Box::new(input),
+            args,
+            inclusive,
+            schema: Arc::new(Schema::new(fields)),
+        }
     }
 
     /// An aggregate with output names `names` (group columns, then aggregates).

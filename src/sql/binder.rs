@@ -19,7 +19,9 @@ use super::location_of;
 use super::scope::Scope;
 use super::subquery::{collect_aggregates, join_pending, rewrite_after_aggregate};
 use super::window::{collect_windows, plan_windows, replace_windows};
-use crate::catalog::{open_table, Catalog, CatalogEntry, JsonFormat, JsonTable, TableProvider};
+use crate::catalog::{
+    open_table, Catalog, CatalogEntry, JsonFormat, JsonTable, Series, TableProvider,
+};
 use crate::error::{QuarryError, Result};
 use crate::plan::logical::Scan;
 use crate::plan::{
@@ -27,6 +29,7 @@ use crate::plan::{
 };
 
 /// A bound relation: its plan and the names its columns go by.
+#[derive(Clone)]
 pub struct Bound {
     pub plan: LogicalPlan,
     pub scope: Scope,
@@ -424,11 +427,6 @@ impl<'a> Binder<'a> {
         condition: Expr,
         pending: Vec<super::subquery::PendingSubquery>,
     ) -> Result<Bound> {
-        if is_lateral(&right) {
-            return Err(QuarryError::plan(
-                "a subquery in the ON condition of a LATERAL join is not supported",
-            ));
-        }
         let width = scope.columns.len();
         let (left_schema, right_schema) = (left.plan.schema(), right.plan.schema());
         // the conditions without subqueries join the two sides (by their
@@ -437,17 +435,30 @@ impl<'a> Binder<'a> {
             .split_conjunction()
             .into_iter()
             .partition(super::subquery::has_subquery_ref);
-        let (on, filter) = match plain.is_empty() {
-            true => (vec![], None),
-            false => split_join_condition(Expr::and_all(plain), left_schema.fields().len()),
+        let pairs = if is_lateral(&right) {
+            // (a LATERAL right side: its rows per left row, as lateral_join
+            // makes them; only inner and LEFT joins can be LATERAL)
+            if !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+                return Err(QuarryError::plan(
+                    "a LATERAL subquery or table function can only be joined by an inner or LEFT join",
+                ));
+            }
+            let plain = (!plain.is_empty()).then(|| Expr::and_all(plain));
+            self.lateral_join(left.clone(), right.clone(), JoinKind::Inner, plain)?
+                .plan
+        } else {
+            let (on, filter) = match plain.is_empty() {
+                true => (vec![], None),
+                false => split_join_condition(Expr::and_all(plain), left_schema.fields().len()),
+            };
+            LogicalPlan::join(
+                left.plan.clone(),
+                right.plan.clone(),
+                JoinKind::Inner,
+                on,
+                filter,
+            )
         };
-        let pairs = LogicalPlan::join(
-            left.plan.clone(),
-            right.plan.clone(),
-            JoinKind::Inner,
-            on,
-            filter,
-        );
         let (pairs, values) = super::subquery::apply_subqueries(pairs, pending)?;
         let predicate = Expr::and_all(with_subqueries);
         let pairs = LogicalPlan::Filter {
@@ -535,11 +546,28 @@ impl<'a> Binder<'a> {
                         loc,
                     ));
                 }
-                let bound = match args {
-                    Some(args) => self.bind_table_function(name, &args.args, loc)?,
-                    None => self.bind_named_table(name, loc)?,
-                };
-                Ok(apply_alias(bound, alias.as_ref())?)
+                match args {
+                    Some(args) => self.bind_table_function(name, &args.args, alias.as_ref(), loc),
+                    None => apply_alias(self.bind_named_table(name, loc)?, alias.as_ref()),
+                }
+            }
+            // `LATERAL f(…)` (the keyword changes nothing: a table
+            // function may read the FROM items before it anyway)
+            TableFactor::Function {
+                name,
+                args,
+                with_ordinality,
+                alias,
+                ..
+            } => {
+                let loc = location_of(name.span());
+                if *with_ordinality {
+                    return Err(QuarryError::plan_at(
+                        format!("WITH ORDINALITY is not supported (on {name})"),
+                        loc,
+                    ));
+                }
+                self.bind_table_function(name, args, alias.as_ref(), loc)
             }
             TableFactor::Derived {
                 subquery,
@@ -650,16 +678,38 @@ impl<'a> Binder<'a> {
         }
     }
 
+    /// A table function's result under its alias.
     fn bind_table_function(
         &self,
         name: &ast::ObjectName,
         args: &[FunctionArg],
+        alias: Option<&ast::TableAlias>,
         loc: Option<crate::error::Location>,
     ) -> Result<Bound> {
         let fname = name.to_string().to_lowercase();
         if fname == "range" || fname == "generate_series" {
-            return self.bind_series(&fname, args, loc);
+            let mut bound = self.bind_series(&fname, args, loc)?;
+            // (as in DuckDB, `AS g` alone names the series' column too)
+            if let Some(a) = alias.filter(|a| a.columns.is_empty()) {
+                let column = &mut bound.scope.columns[0];
+                column.former_name =
+                    Some(std::mem::replace(&mut column.name, a.name.value.clone()));
+            }
+            return apply_alias(bound, alias);
         }
+        apply_alias(
+            self.bind_table_function_unaliased(&fname, args, loc)?,
+            alias,
+        )
+    }
+
+    fn bind_table_function_unaliased(
+        &self,
+        fname: &str,
+        args: &[FunctionArg],
+        loc: Option<crate::error::Location>,
+    ) -> Result<Bound> {
+        let fname = fname.to_string();
         if fname == "quarry_functions" {
             if !args.is_empty() {
                 return Err(QuarryError::plan_at(
@@ -771,7 +821,9 @@ impl<'a> Binder<'a> {
         Ok(scan_of(&path, Arc::new(provider), Some(&base_name(&path))))
     }
 
-    /// `range(…)` / `generate_series(…)` over constant integer arguments.
+    /// `range(…)` / `generate_series(…)` over integer arguments: a table
+    /// when they are constants, or a series per row of the FROM items
+    /// before it when they read those (LATERAL).
     fn bind_series(
         &self,
         fname: &str,
@@ -780,35 +832,72 @@ impl<'a> Binder<'a> {
     ) -> Result<Bound> {
         let empty = Scope::default();
         let schema = Schema::empty();
-        let eb = ExprBinder::new(&empty, &schema);
-        let one_row = one_row_batch();
+        let correlated = self.correlated.borrow().clone();
+        let eb = ExprBinder {
+            outer: correlated.as_deref().map(|o| OuterRef {
+                scope: &o.scope,
+                schema: &o.schema,
+            }),
+            ..ExprBinder::new(&empty, &schema)
+        };
         let not_integer = || {
             QuarryError::plan_at(
-                format!("{fname}() takes constant integer arguments (start, stop, step)"),
+                format!("{fname}() takes integer arguments (start, stop, step)"),
                 loc,
             )
         };
-        let values = args
+        let bound = args
             .iter()
             .map(|a| {
                 let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a else {
                     return Err(not_integer());
                 };
                 let bound = eb.bind(e)?;
-                if !bound.data_type(&schema)?.is_integer() {
+                let t = bound.data_type(&schema)?;
+                if !(t.is_integer() || t == DataType::Null) {
                     return Err(not_integer());
                 }
-                let value = crate::exec::expr::evaluate_array(&bound, &one_row)?;
-                match ScalarValue::try_from_array(&value, 0)?
-                    .cast_to(&arrow::datatypes::DataType::Int64)?
-                {
-                    ScalarValue::Int64(Some(v)) => Ok(v),
+                Ok(bound.cast(DataType::Int64))
+            })
+            .collect::<Result<Vec<Expr>>>()?;
+        let inclusive = fname == "generate_series";
+        if bound.iter().any(super::unnest::expr_reads_outer) {
+            if !(1..=3).contains(&bound.len()) {
+                return Err(QuarryError::plan_at(
+                    format!(
+                        "{fname}() takes 1 to 3 integer arguments, got {}",
+                        bound.len()
+                    ),
+                    loc,
+                ));
+            }
+            let one_row = LogicalPlan::Values {
+                schema: Arc::new(Schema::empty()),
+                batches: vec![one_row_batch()],
+            };
+            return Ok(Bound {
+                plan: LogicalPlan::series(one_row, bound, inclusive, fname),
+                scope: Scope::new(Some(fname), vec![fname.to_string()]),
+            });
+        }
+        let one_row = one_row_batch();
+        let values = bound
+            .iter()
+            .map(|bound| {
+                let value = crate::exec::expr::evaluate_array(bound, &one_row)?;
+                match ScalarValue::try_from_array(&value, 0)?.cast_to(&DataType::Int64)? {
+                    ScalarValue::Int64(v) => Ok(v),
                     _ => Err(not_integer()),
                 }
             })
-            .collect::<Result<Vec<i64>>>()?;
-        let table = crate::catalog::SeriesTable::new(fname, &values, fname == "generate_series")
-            .map_err(|e| QuarryError::plan_at(e.to_string(), loc))?;
+            .collect::<Result<Vec<Option<i64>>>>()?;
+        // (a NULL argument makes the series empty, as in DuckDB)
+        let series = match values.into_iter().collect::<Option<Vec<i64>>>() {
+            Some(values) => Series::new(fname, &values, inclusive)
+                .map_err(|e| QuarryError::plan_at(e.to_string(), loc))?,
+            None => Series::EMPTY,
+        };
+        let table = crate::catalog::SeriesTable::new(fname, series);
         Ok(scan_of(fname, Arc::new(table), Some(fname)))
     }
 

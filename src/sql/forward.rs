@@ -112,6 +112,7 @@ impl Binder<'_> {
                 name: c.name.clone(),
                 hidden: true,
                 forwarded: true,
+                former_name: None,
             });
         }
         let plan = LogicalPlan::project(plan, exprs, &column_names)?;

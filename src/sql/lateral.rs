@@ -45,7 +45,13 @@ impl Binder<'_> {
         left: Option<&Bound>,
     ) -> Result<Bound> {
         match (tf, left) {
-            (TableFactor::Derived { .. }, Some(left)) => {
+            // (a table function's arguments may read them too)
+            (
+                TableFactor::Derived { .. }
+                | TableFactor::Table { args: Some(_), .. }
+                | TableFactor::Function { .. },
+                Some(left),
+            ) => {
                 let outer = OuterScope {
                     scope: left.scope.clone(),
                     schema: left.plan.schema(),
@@ -67,10 +73,25 @@ impl Binder<'_> {
     ) -> Result<Bound> {
         if !matches!(kind, JoinKind::Inner | JoinKind::Left) {
             return Err(QuarryError::plan(
-                "a LATERAL subquery can only be joined by an inner or LEFT join",
+                "a LATERAL subquery or table function can only be joined by an inner or LEFT join",
             ));
         }
         let (nl, nr) = (left.scope.columns.len(), right.plan.schema().fields().len());
+        if kind == JoinKind::Inner {
+            if let Some(series) = series_over(&left.plan, &right.plan)? {
+                // (the series' rows are left ++ value, as the join's)
+                let plan = match condition {
+                    Some(predicate) => LogicalPlan::Filter {
+                        input: Box::new(series),
+                        predicate,
+                    },
+                    None => series,
+                };
+                let mut scope = left.scope;
+                scope.columns.extend(right.scope.columns);
+                return Ok(Bound { plan, scope });
+            }
+        }
         let (on, filter) = match condition {
             Some(c) => super::binder::split_join_condition(c, nl),
             None => (vec![], None),
@@ -86,6 +107,44 @@ impl Binder<'_> {
         scope.columns.extend(right.scope.columns);
         Ok(Bound { plan, scope })
     }
+}
+
+/// `FROM left, generate_series(…)` whose arguments read only `left`'s
+/// columns: the series straight over `left`'s rows, rather than per
+/// distinct value of those columns joined back.
+fn series_over(left: &LogicalPlan, right: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+    let LogicalPlan::Series {
+        input,
+        args,
+        inclusive,
+        schema,
+    } = right
+    else {
+        return Ok(None);
+    };
+    if !matches!(input.as_ref(), LogicalPlan::Values { schema, batches }
+        if schema.fields().is_empty() && batches.iter().map(|b| b.num_rows()).sum::<usize>() == 1)
+    {
+        return Ok(None);
+    }
+    let args = args
+        .iter()
+        .map(|a| {
+            a.clone().transform_up(&mut |x| {
+                Ok(match x {
+                    Expr::OuterColumn { index, .. } => Expr::Column(index),
+                    other => other,
+                })
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let name = schema.field(0).name();
+    Ok(Some(LogicalPlan::series(
+        left.clone(),
+        args,
+        *inclusive,
+        name,
+    )))
 }
 
 /// Whether a bound FROM item reads the columns of the items before it.

@@ -15,6 +15,9 @@ pub struct ScopeColumn {
     /// subquery that reads it from two levels down (hidden too; a nested
     /// subquery may name it unqualified).
     pub forwarded: bool,
+    /// The name the column had before an alias renamed it, still
+    /// reachable (as in DuckDB: `range` of `FROM range(3) AS r`).
+    pub former_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -32,6 +35,7 @@ impl Scope {
                     name,
                     hidden: false,
                     forwarded: false,
+                    former_name: None,
                 })
                 .collect(),
         }
@@ -62,7 +66,10 @@ impl Scope {
             .iter()
             .enumerate()
             .filter(|(_, c)| {
-                c.name.eq_ignore_ascii_case(name)
+                (c.name.eq_ignore_ascii_case(name)
+                    || c.former_name
+                        .as_deref()
+                        .is_some_and(|f| f.eq_ignore_ascii_case(name)))
                     && match qualifier {
                         None => !c.hidden,
                         Some(q) => c
@@ -115,6 +122,10 @@ impl Scope {
 
     /// The same columns, all qualified by `alias`.
     pub fn requalify(&self, alias: &str) -> Scope {
-        Scope::new(Some(alias), self.names())
+        let mut scope = Scope::new(Some(alias), self.names());
+        for (c, old) in scope.columns.iter_mut().zip(&self.columns) {
+            c.former_name = old.former_name.clone();
+        }
+        scope
     }
 }

@@ -49,8 +49,9 @@ impl Dependent {
             .iter()
             .map(|&i| format!("__outer_{}", schema.field(i).name()))
             .collect();
-        let group = outer.iter().map(|&i| Expr::Column(i)).collect();
-        let plan = LogicalPlan::aggregate(outer_plan.clone(), group, vec![], &names)?;
+        let (source, columns) = values_source(outer_plan, outer.clone());
+        let group = columns.into_iter().map(Expr::Column).collect();
+        let plan = LogicalPlan::aggregate(source.clone(), group, vec![], &names)?;
         Ok(Some(Dependent { outer, plan }))
     }
 
@@ -96,6 +97,33 @@ impl Dependent {
     }
 }
 
+/// The part of `plan` to take the distinct values of its columns `cols`
+/// from, and where they are there: through cross joins, the side that has
+/// them all. (The comma items before a LATERAL one are a cross join until
+/// WHERE's conditions join them; their values are the same on the one
+/// side, or more when the other is empty, and D may hold values no outer
+/// row has: they match nothing.)
+fn values_source(plan: &LogicalPlan, cols: Vec<usize>) -> (&LogicalPlan, Vec<usize>) {
+    if let LogicalPlan::Join {
+        left,
+        right,
+        kind: JoinKind::Inner,
+        on,
+        filter: None,
+        ..
+    } = plan
+    {
+        let nl = width(left);
+        if on.is_empty() && cols.iter().all(|&c| c < nl) {
+            return values_source(left, cols);
+        }
+        if on.is_empty() && cols.iter().all(|&c| c >= nl) {
+            return values_source(right, cols.into_iter().map(|c| c - nl).collect());
+        }
+    }
+    (plan, cols)
+}
+
 /// Join keys that match `left` and `right` columns, NULL equal to NULL (a
 /// nullable pair is compared as (coalesce(x, 0), x IS NULL)).
 pub fn null_equal_keys(
@@ -138,7 +166,9 @@ fn node_exprs(plan: &LogicalPlan, f: &mut dyn FnMut(&Expr)) {
         LogicalPlan::Scan(_) | LogicalPlan::Values { .. } | LogicalPlan::Union { .. } => {}
         LogicalPlan::Limit { .. } => {}
         LogicalPlan::Filter { predicate, .. } => f(predicate),
-        LogicalPlan::Project { exprs, .. } => exprs.iter().for_each(f),
+        LogicalPlan::Project { exprs, .. } | LogicalPlan::Series { args: exprs, .. } => {
+            exprs.iter().for_each(f)
+        }
         LogicalPlan::Aggregate { group, aggs, .. } => {
             group.iter().for_each(&mut *f);
             aggs.iter().filter_map(|a| a.arg.as_ref()).for_each(f);
@@ -161,7 +191,7 @@ fn node_exprs(plan: &LogicalPlan, f: &mut dyn FnMut(&Expr)) {
     }
 }
 
-fn expr_reads_outer(e: &Expr) -> bool {
+pub(super) fn expr_reads_outer(e: &Expr) -> bool {
     let mut found = false;
     e.visit(&mut |x| found |= matches!(x, Expr::OuterColumn { .. }));
     found
@@ -399,6 +429,25 @@ pub fn unnest(plan: LogicalPlan, d: &Dependent) -> Result<LogicalPlan> {
             order.extend(w + k..w + k + n);
             order.extend(w..w + k);
             reorder(windowed, order)?
+        }
+        LogicalPlan::Series {
+            input,
+            args,
+            inclusive,
+            schema,
+        } => {
+            // input, D, series → input, series, D
+            let w = width(&input);
+            let args = args
+                .into_iter()
+                .map(|e| d.map(e, w))
+                .collect::<Result<Vec<_>>>()?;
+            let name = schema.field(w).name().clone();
+            let series = LogicalPlan::series(unnest(*input, d)?, args, inclusive, &name);
+            let mut order: Vec<usize> = (0..w).collect();
+            order.push(w + k);
+            order.extend(w..w + k);
+            reorder(series, order)?
         }
         LogicalPlan::Scan(_) | LogicalPlan::Values { .. } => {
             return Err(QuarryError::plan(
@@ -638,6 +687,17 @@ pub fn map_plan_exprs(
                     })
                 })
                 .collect::<Result<_>>()?,
+            schema,
+        },
+        LogicalPlan::Series {
+            input,
+            args,
+            inclusive,
+            schema,
+        } => LogicalPlan::Series {
+            input,
+            args: args.into_iter().map(&mut *f).collect::<Result<_>>()?,
+            inclusive,
             schema,
         },
         other => other,

@@ -976,7 +976,81 @@ impl Gen {
             8..=12 => self.derived_query(true),
             13..=19 => self.set_query(),
             20..=29 => self.window_query(),
+            30..=33 => self.series_query(),
             _ => self.simple_query(),
+        }
+    }
+
+    /// A LATERAL series per row (`FROM …, generate_series(1, t.k % 5)
+    /// AS g(x)`, also by JOIN … ON and LEFT JOIN … ON), its bounds read
+    /// from an integer column, aggregated per group; some aggregates carry
+    /// an ORDER BY inside the call, which cannot change their answer.
+    fn series_query(&mut self) -> String {
+        // Tables joined by JOIN … ON only: with comma joins DuckDB makes
+        // the series from their cross product before WHERE joins them
+        // (quarry moves WHERE's conditions below the series), which at
+        // this size runs for hours.
+        let (from, rels, mut conds) = self.gen_from();
+        if !conds.is_empty() {
+            return self.simple_query();
+        }
+        let scope = self.scope_of(&rels);
+        let ints: Vec<Col> = scope.iter().filter(|c| c.def.ty == Int).cloned().collect();
+        if ints.is_empty() {
+            return self.simple_query();
+        }
+        let c = self.rng.pick(&ints).sql.clone();
+        let k = self.rng.range(0, 3);
+        let bound = format!("{c} % 5");
+        let args = match self.rng.below(5) {
+            0 => bound,
+            1 => format!("{k}, {bound}"),
+            2 => format!("{bound}, {k}, -1"),
+            3 => format!("{k}, {bound} + {k}, {}", self.rng.range(1, 3)),
+            _ => format!("{bound} - 2, {k}, NULL"),
+        };
+        let func = *self.rng.pick(&["generate_series", "range"]);
+        let g = self.alias("g");
+        let series = format!("{func}({args}) AS {g}(x)");
+        let joined = match self.rng.below(4) {
+            1 => format!("{from} JOIN {series} ON {g}.x <> {k}"),
+            2 => format!("{from} LEFT JOIN {series} ON {g}.x > {k}"),
+            3 => format!("{from} LEFT JOIN LATERAL {series} ON true"),
+            _ => format!("{from}, {series}"),
+        };
+        if self.rng.chance(40) {
+            conds.push(self.predicate(&scope, &rels, 0));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        let key = self.pick_col(&scope).sql;
+        let x = format!("{g}.x");
+        let order = format!(" ORDER BY {key} DESC");
+        let aggs = [
+            "count(*)".to_string(),
+            format!("count({x})"),
+            format!("sum({x}{})", if self.rng.chance(50) { &order } else { "" }),
+            format!("max({x}{})", if self.rng.chance(50) { &order } else { "" }),
+            format!("median({x} ORDER BY {x})"),
+            format!("count(DISTINCT {x} ORDER BY {x})"),
+        ];
+        let n = 2 + self.rng.below(3);
+        let picked: Vec<String> = (0..n).map(|_| self.rng.pick(&aggs).clone()).collect();
+        if self.rng.chance(50) {
+            format!("SELECT {} FROM {joined}{filter}", picked.join(", "))
+        } else {
+            let groupable: Vec<&Col> = scope.iter().filter(|c| c.def.group).collect();
+            let group = match groupable.is_empty() {
+                true => c,
+                false => self.rng.pick(&groupable).sql.clone(),
+            };
+            format!(
+                "SELECT {group}, {} FROM {joined}{filter} GROUP BY {group} ORDER BY 1 NULLS FIRST",
+                picked.join(", ")
+            )
         }
     }
 
