@@ -80,6 +80,35 @@ fn a_spilled_partition_that_still_does_not_fit_is_split_again() {
 }
 
 #[test]
+fn equal_intervals_spelled_differently_stay_one_group_when_spilled() {
+    let temp = tempfile::tempdir().unwrap();
+    let session = session(temp.path());
+    // Each k as k months (n < 200000) and as k × 30 days: equal intervals
+    // whose fields differ, one group of two rows (as in DuckDB), which a
+    // spilled table must send to one file. (The group's k, not the
+    // interval, is shown: which spelling a group keeps depends on the
+    // order its rows come in.)
+    let sql = "SELECT min(k), max(k), count(*) FROM \
+               (SELECT k, CASE WHEN n < 200000 THEN INTERVAL 1 MONTH * k \
+                ELSE INTERVAL 30 DAY * k END AS i FROM t) GROUP BY i";
+    let (expected, spilled) = run(&session, "4GB", sql);
+    assert_eq!(spilled, 0, "nothing spills in memory");
+    assert_eq!(expected.len(), 200_000);
+    assert!(
+        expected.iter().all(|r| {
+            let f: Vec<&str> = r.split('|').collect();
+            f[0] == f[1] && f[2] == "2"
+        }),
+        "{:?}",
+        &expected[..3]
+    );
+    let (got, spilled) = run(&session, "4MB", sql);
+    assert!(spilled > 0, "the aggregate spilled");
+    assert!(got == expected, "answers differ under 4MB");
+    assert_empty(temp.path());
+}
+
+#[test]
 fn a_limit_too_small_for_any_progress_names_the_aggregate_and_the_limit() {
     let temp = tempfile::tempdir().unwrap();
     let session = session(temp.path());

@@ -230,6 +230,48 @@ fn a_sub_partition_that_still_does_not_fit_is_split_again() {
 }
 
 #[test]
+fn spilled_joins_meet_equal_intervals_spelled_differently() {
+    let temp = tempfile::tempdir().unwrap();
+    let session = session(temp.path());
+    // k months against k × 30 days: equal keys whose fields differ, which
+    // the sub-partitions must hash alike; the answer of the join on k.
+    let (want, _) = run(
+        &session,
+        "4GB",
+        "SELECT count(*), sum(b.n), sum(x.w) FROM big b JOIN dim x ON b.k = x.k",
+    );
+    assert_ne!(want, ["0|NULL|NULL"]);
+    let on = "INTERVAL 1 MONTH * b.k = INTERVAL 30 DAY * x.nk";
+    let full = format!(
+        "SELECT count(*), count(b.n), count(x.w), sum(b.n), sum(x.w) \
+         FROM big b FULL JOIN {DIM_MISESTIMATED} x ON {on}"
+    );
+    let inner = "SELECT count(*), sum(b.n), sum(x.w) FROM big b JOIN dim x \
+                 ON INTERVAL 1 MONTH * b.k = INTERVAL 30 DAY * x.k";
+    check(
+        &session,
+        temp.path(),
+        "1MB",
+        &[
+            ("InnerJoin(broadcast", inner),
+            ("FullJoin(partitioned", &full),
+        ],
+    );
+    let (got, _) = run(&session, "1MB", inner);
+    assert_eq!(got, want);
+    let (got, _) = run(&session, "1MB", &full);
+    let (by_int, _) = run(
+        &session,
+        "4GB",
+        &format!(
+            "SELECT count(*), count(b.n), count(x.w), sum(b.n), sum(x.w) \
+             FROM big b FULL JOIN {DIM_MISESTIMATED} x ON b.k = x.nk"
+        ),
+    );
+    assert_eq!(got, by_int);
+}
+
+#[test]
 fn a_build_side_of_one_key_too_large_names_the_join_and_the_limit() {
     let temp = tempfile::tempdir().unwrap();
     let session = session(temp.path());

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::expr::{cast_checked, evaluate_array};
 use super::group_keys::GroupKeys;
 use super::operator::{Operator, SpillCount};
+use super::timestamp::{equality_key, equality_keys, interval_type};
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::aggregate_result_type;
 use crate::plan::expr::AggParam;
@@ -567,14 +568,15 @@ fn spill_table(
     let (n, columns) = table.take_columns(false)?;
     table.reset()?;
     let mut indices: Vec<Vec<u32>> = vec![Vec::new(); SPILL_PARTITIONS];
-    let key_columns = &columns[..key_count];
+    // (equal intervals to one file, where they merge into one group)
+    let key_columns = equality_keys(&columns[..key_count])?;
     let converter = RowConverter::new(
         key_columns
             .iter()
             .map(|c| SortField::new(c.data_type().clone()))
             .collect(),
     )?;
-    for (g, row) in converter.convert_columns(key_columns)?.iter().enumerate() {
+    for (g, row) in converter.convert_columns(&key_columns)?.iter().enumerate() {
         let p = (hasher.hash_one(row.as_ref()) % SPILL_PARTITIONS as u64) as usize;
         indices[p].push(g as u32);
     }
@@ -812,6 +814,7 @@ pub(crate) fn new_accumulator(
             agg: agg.clone(),
             arg_type: arg_type.clone(),
             sets: vec![],
+            spellings: vec![],
             bytes: 0,
         }));
     }
@@ -1606,6 +1609,11 @@ struct DistinctAcc {
     agg: AggregateExpr,
     arg_type: DataType,
     sets: Vec<HashSet<ScalarValue>>,
+    /// Of an INTERVAL argument, whose sets hold each value `canonical`
+    /// (intervals `=` calls equal are one value): each group's values as
+    /// first met, which the plain aggregate is given (so that
+    /// `min(DISTINCT i)` shows the spelling `min(i)` does). Else empty.
+    spellings: Vec<Vec<ScalarValue>>,
     /// The sets' values with their heap parts, and the sets' slots.
     bytes: usize,
 }
@@ -1614,12 +1622,18 @@ impl GroupAccumulator for DistinctAcc {
     fn update(&mut self, groups: &[usize], n: usize, values: Option<&ArrayRef>) -> Result<()> {
         self.resize(n);
         let values = values.ok_or_else(|| QuarryError::exec("DISTINCT needs an argument"))?;
+        let keys = equality_key(values)?;
+        let spelled = self.arg_type == interval_type();
         for (row, &g) in groups.iter().enumerate() {
-            if values.is_valid(row) {
-                let v = ScalarValue::try_from_array(values, row)?;
+            if keys.is_valid(row) {
+                let v = ScalarValue::try_from_array(&keys, row)?;
                 let size = v.size() + DISTINCT_SLOT_BYTES;
                 if self.sets[g].insert(v) {
                     self.bytes += size;
+                    if spelled {
+                        self.spellings[g].push(ScalarValue::try_from_array(values, row)?);
+                        self.bytes += size;
+                    }
                 }
             }
         }
@@ -1634,6 +1648,9 @@ impl GroupAccumulator for DistinctAcc {
 
     fn resize(&mut self, n: usize) {
         self.sets.resize_with(n, HashSet::new);
+        if self.arg_type == interval_type() {
+            self.spellings.resize_with(n, Vec::new);
+        }
     }
 
     fn extra_bytes(&self) -> usize {
@@ -1653,10 +1670,21 @@ impl GroupAccumulator for DistinctAcc {
         let mut inner = new_accumulator(&plain, &self.arg_type)?;
         let mut groups = Vec::new();
         let mut values = Vec::new();
-        for (g, set) in std::mem::take(&mut self.sets).into_iter().enumerate() {
+        let sets = std::mem::take(&mut self.sets);
+        let spellings = std::mem::take(&mut self.spellings);
+        let mut add = |g: usize, set: &mut dyn Iterator<Item = ScalarValue>| {
             for v in set {
                 groups.push(g);
                 values.push(v);
+            }
+        };
+        if spellings.is_empty() {
+            for (g, set) in sets.into_iter().enumerate() {
+                add(g, &mut set.into_iter());
+            }
+        } else {
+            for (g, spelled) in spellings.into_iter().enumerate() {
+                add(g, &mut spelled.into_iter());
             }
         }
         if !values.is_empty() {

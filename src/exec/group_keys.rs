@@ -8,16 +8,22 @@
 //! bytes is its own word (as a string view holds it inline); a longer one
 //! is numbered among its column's long strings, each kept once, and its
 //! word holds that number.
+//!
+//! INTERVAL keys go in `canonical` (so that `1 month` and `30 days` are one
+//! group, as `=` has them equal) and each group keeps, beside, the spelling
+//! its first row had: the one the group shows, as in DuckDB.
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, PrimitiveArray, StringViewArray,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, IntervalMonthDayNanoArray,
+    PrimitiveArray, StringViewArray,
 };
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::*;
 use arrow::row::{RowConverter, Rows, SortField};
 
+use super::timestamp::{equality_keys, interval_type};
 use crate::error::{QuarryError, Result};
 
 /// The longest string kept inline in a string view, and so in a word.
@@ -124,6 +130,10 @@ pub struct GroupKeys {
     map: hashbrown::HashTable<Slot>,
     store: Store,
     num_groups: usize,
+    /// Per INTERVAL key column (none for most keys): its index, and each
+    /// group's value as its first row spelled it (the store holds it
+    /// `canonical`).
+    spellings: Vec<(usize, Vec<Option<IntervalMonthDayNano>>)>,
 }
 
 impl GroupKeys {
@@ -145,11 +155,18 @@ impl GroupKeys {
         } else {
             rows_store(key_types)?
         };
+        let spellings = key_types
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t == interval_type())
+            .map(|(c, _)| (c, Vec::new()))
+            .collect();
         Ok(GroupKeys {
             key_types: key_types.to_vec(),
             map: hashbrown::HashTable::new(),
             store,
             num_groups: 0,
+            spellings,
         })
     }
 
@@ -168,14 +185,15 @@ impl GroupKeys {
 
     /// The bytes one group's key takes, as stored now.
     pub fn bytes_per_key(&self) -> usize {
-        match &self.store {
+        let stored = match &self.store {
             Store::NoKeys => 0,
             Store::Packed { width, long, .. } => {
                 let long_bytes: usize = long.iter().map(LongStrings::size).sum();
                 16 * width + long_bytes / self.num_groups.max(1)
             }
             Store::Rows { rows, .. } => rows.size() / rows.num_rows().max(1),
-        }
+        };
+        stored + self.spellings.len() * size_of::<Option<IntervalMonthDayNano>>()
     }
 
     /// Gives back the map's room for more groups (once no more will come).
@@ -186,6 +204,32 @@ impl GroupKeys {
     /// The group index of each of the `num_rows` rows of `keys`, making new
     /// groups for keys not seen before.
     pub fn intern(&mut self, keys: &[ArrayRef], num_rows: usize) -> Result<Vec<usize>> {
+        if self.spellings.is_empty() {
+            return self.intern_keys(keys, num_rows);
+        }
+        let before = self.num_groups;
+        let indices = self.intern_keys(&equality_keys(keys)?, num_rows)?;
+        if self.num_groups > before {
+            for (c, spelled) in &mut self.spellings {
+                let values = keys
+                    .get(*c)
+                    .and_then(|k| k.as_primitive_opt::<IntervalMonthDayNanoType>())
+                    .ok_or_else(|| {
+                        QuarryError::exec("internal error: an INTERVAL key column is missing")
+                    })?;
+                // New groups are numbered in the order their first rows come.
+                for (row, &g) in indices.iter().enumerate() {
+                    if g == spelled.len() {
+                        spelled.push(values.is_valid(row).then(|| values.value(row)));
+                    }
+                }
+            }
+        }
+        Ok(indices)
+    }
+
+    /// `intern` of keys as the store holds them.
+    fn intern_keys(&mut self, keys: &[ArrayRef], num_rows: usize) -> Result<Vec<usize>> {
         if let Store::NoKeys = self.store {
             self.num_groups = self.num_groups.max(1);
             return Ok(vec![0; num_rows]);
@@ -303,6 +347,7 @@ impl GroupKeys {
     /// it is one of the keys seen; None when that cannot be told cheaply
     /// (keys of other types than the table's in row format).
     pub fn contains(&self, keys: &[ArrayRef], num_rows: usize) -> Result<Option<Vec<bool>>> {
+        let keys = &*equality_keys(keys)?;
         match &self.store {
             Store::NoKeys => Ok(None),
             Store::Packed {
@@ -348,7 +393,7 @@ impl GroupKeys {
 
     /// Moves packed groups to the row format, keeping their indices.
     fn move_to_rows(&mut self) -> Result<()> {
-        let arrays = self.arrays()?;
+        let arrays = self.stored_arrays()?;
         let mut store = rows_store(&self.key_types)?;
         self.map = hashbrown::HashTable::new();
         if let Store::Rows { converter, rows } = &mut store {
@@ -363,8 +408,19 @@ impl GroupKeys {
         Ok(())
     }
 
-    /// The key columns of all groups, in group order, of the key types.
+    /// The key columns of all groups, in group order, of the key types
+    /// (an interval as the group's first row spelled it).
     pub fn arrays(&self) -> Result<Vec<ArrayRef>> {
+        let mut arrays = self.stored_arrays()?;
+        for (c, spelled) in &self.spellings {
+            let column: IntervalMonthDayNanoArray = spelled.iter().copied().collect();
+            arrays[*c] = Arc::new(column);
+        }
+        Ok(arrays)
+    }
+
+    /// The key columns as the store holds them (intervals `canonical`).
+    fn stored_arrays(&self) -> Result<Vec<ArrayRef>> {
         match &self.store {
             Store::NoKeys => Ok(vec![]),
             Store::Packed {
@@ -915,6 +971,58 @@ mod tests {
         // looking up a long string does not number it
         assert_eq!(keys.num_groups(), 1);
         assert_eq!(keys.bytes_per_key(), 16 + 27 + 24);
+    }
+
+    #[test]
+    fn equal_intervals_are_one_group_spelled_as_first_met() {
+        use crate::exec::timestamp::parse_interval;
+        let iv = |s: &str| Some(parse_interval(s).unwrap());
+        let ivs = |v: Vec<Option<IntervalMonthDayNano>>| -> ArrayRef {
+            Arc::new(IntervalMonthDayNanoArray::from(v))
+        };
+        let types = [interval_type(), DataType::Int64];
+        let mut keys = GroupKeys::new(&types).unwrap();
+        let first: Vec<ArrayRef> = vec![
+            ivs(vec![
+                iv("30 days"),
+                iv("1 month"),
+                None,
+                iv("24 hours"),
+                None,
+            ]),
+            Arc::new(Int64Array::from(vec![1, 1, 1, 1, 1])),
+        ];
+        assert_eq!(keys.intern(&first, 5).unwrap(), vec![0, 0, 1, 2, 1]);
+        let second: Vec<ArrayRef> = vec![
+            ivs(vec![
+                iv("1 day"),
+                iv("720 hours"),
+                iv("25 hours"),
+                iv("1 day"),
+            ]),
+            Arc::new(Int64Array::from(vec![2, 1, 1, 1])),
+        ];
+        assert_eq!(keys.intern(&second, 4).unwrap(), vec![3, 0, 4, 2]);
+        let out = keys.arrays().unwrap();
+        let want = ivs(vec![
+            iv("30 days"),
+            None,
+            iv("24 hours"),
+            iv("1 day"),
+            iv("25 hours"),
+        ]);
+        assert_eq!(out[0].as_ref(), want.as_ref());
+        let probe: Vec<ArrayRef> = vec![
+            ivs(vec![iv("1 month"), iv("1 month"), None, iv("1 day 1 hour")]),
+            Arc::new(Int64Array::from(vec![1, 2, 1, 1])),
+        ];
+        assert_eq!(
+            keys.contains(&probe, 4).unwrap(),
+            Some(vec![true, false, true, true])
+        );
+        keys.clear().unwrap();
+        assert_eq!(keys.intern(&second, 4).unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(keys.arrays().unwrap()[0].len(), 4);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
 use super::expr::evaluate_array;
+use super::timestamp::equality_keys;
 use crate::error::Result;
 use crate::plan::Expr;
 
@@ -38,7 +39,9 @@ impl HashPartitioner {
             .iter()
             .map(|e| evaluate_array(e, batch))
             .collect::<Result<Vec<_>>>()?;
-        let rows = self.converter.convert_columns(&keys)?;
+        // (equal keys to one partition: the join or aggregate there must
+        // meet them all, `1 month` with `30 days`)
+        let rows = self.converter.convert_columns(&equality_keys(&keys)?)?;
         let mut indices: Vec<Vec<u32>> = vec![Vec::new(); self.partitions];
         for (i, row) in rows.iter().enumerate() {
             let mut h = self.hasher.build_hasher();

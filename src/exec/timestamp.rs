@@ -11,6 +11,7 @@
 //! spills fractions into the smaller fields, intervals compare normalized).
 //! Every overflow is an error.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -697,6 +698,51 @@ pub fn normalized(iv: IntervalMonthDayNano) -> i128 {
         + (iv.nanoseconds / 1000) as i128
 }
 
+/// The one spelling of all the intervals equal to `iv` (as `normalized`
+/// has them equal): whole months, then the whole days under a month, then
+/// the time under a day, each with the sign of the whole (`720 hours` and
+/// `30 days` are `1 month`, `1 month -1 day` is `29 days`, `-25 hours` is
+/// `-1 day -01:00:00`). Months (or days) past their field's range stay
+/// in the field below, so that the value is kept.
+pub fn canonical(iv: IntervalMonthDayNano) -> IntervalMonthDayNano {
+    let day = MICROS_PER_DAY as i128;
+    let month = 30 * day;
+    let (i32_min, i32_max) = (i128::from(i32::MIN), i128::from(i32::MAX));
+    let total = normalized(iv);
+    let months = (total / month).clamp(i32_min, i32_max);
+    let rest = total - months * month;
+    let days = (rest / day).clamp(i32_min, i32_max);
+    let micros = rest - days * day;
+    // (in range: past the clamps, `micros` is at most the time part `iv`
+    // had; this clamp only guards against a mistake in that reasoning)
+    let nanos = (micros * 1000).clamp(i64::MIN.into(), i64::MAX.into());
+    IntervalMonthDayNano::new(months as i32, days as i32, nanos as i64)
+}
+
+/// What to hash and test for equality by in place of `a`, wherever keys
+/// are (GROUP BY, DISTINCT, set operations, joins, exchanges): an INTERVAL
+/// array with each value `canonical`, so that intervals `=` calls equal
+/// are one key (`1 month` and `30 days`, as in DuckDB); any other array
+/// itself.
+pub fn equality_key(a: &ArrayRef) -> Result<ArrayRef> {
+    if *a.data_type() != interval_type() {
+        return Ok(a.clone());
+    }
+    let out: IntervalMonthDayNanoArray = intervals(a)?.unary(canonical);
+    Ok(Arc::new(out))
+}
+
+/// `equality_key` of each of `keys`; `keys` themselves when none is an
+/// INTERVAL (one look at the types, no copy).
+pub fn equality_keys(keys: &[ArrayRef]) -> Result<Cow<'_, [ArrayRef]>> {
+    if !keys.iter().any(|k| *k.data_type() == interval_type()) {
+        return Ok(Cow::Borrowed(keys));
+    }
+    Ok(Cow::Owned(
+        keys.iter().map(equality_key).collect::<Result<_>>()?,
+    ))
+}
+
 /// What to sort by, and to find peers and extremes by, in place of `a`:
 /// an INTERVAL array as its normalized values (DECIMAL(38, 0)
 /// microseconds), so that intervals order as they compare (`25 hours`
@@ -973,6 +1019,75 @@ mod tests {
             .unwrap_err()
             .contains("fortnight"));
         assert!(parse_interval("").is_err());
+    }
+
+    #[test]
+    fn equal_intervals_have_one_canonical_spelling() {
+        let c = |s: &str| canonical(parse_interval(s).unwrap());
+        let spelled = |s: &str| format_interval(c(s));
+        // the spellings DuckDB makes one group, and those it keeps apart
+        for same in [
+            ["1 month", "30 days", "720 hours"],
+            ["1 day", "24 hours", "1440 minutes"],
+            ["-1 month", "-30 days", "-720 hours"],
+            ["1 month -1 day", "29 days", "696 hours"],
+            ["2 months -30 days", "1 month", "30 days"],
+            ["1 day -1 hour", "23 hours", "-1 day 47 hours"],
+            ["1 month 1 day", "31 days", "744 hours"],
+            ["0 seconds", "1 month -30 days", "1 day -24 hours"],
+        ] {
+            assert_eq!(c(same[0]), c(same[1]), "{same:?}");
+            assert_eq!(c(same[0]), c(same[2]), "{same:?}");
+        }
+        for apart in [
+            ["1 day", "25 hours"],
+            ["1 month", "31 days"],
+            ["1 day", "24 hours 1 microsecond"],
+        ] {
+            assert_ne!(c(apart[0]), c(apart[1]), "{apart:?}");
+        }
+        // every field with the sign of the whole
+        assert_eq!(spelled("720 hours"), "1 month");
+        assert_eq!(spelled("1 month -1 day"), "29 days");
+        assert_eq!(spelled("-25 hours"), "-1 day -01:00:00");
+        assert_eq!(
+            spelled("400 days 25:00:00.5"),
+            "1 year 1 month 11 days 01:00:00.5"
+        );
+        // at the ends of the fields: no overflow, and still as long
+        for iv in [
+            IntervalMonthDayNano::new(i32::MAX, i32::MAX, i64::MAX),
+            IntervalMonthDayNano::new(i32::MIN, i32::MIN, i64::MIN),
+            IntervalMonthDayNano::new(i32::MAX, i32::MIN, i64::MAX),
+            IntervalMonthDayNano::new(i32::MIN, i32::MAX, i64::MIN),
+            IntervalMonthDayNano::new(0, i32::MAX, i64::MAX),
+            IntervalMonthDayNano::new(i32::MAX, 0, i64::MIN),
+        ] {
+            assert_eq!(normalized(canonical(iv)), normalized(iv), "{iv:?}");
+            assert_eq!(canonical(canonical(iv)), canonical(iv), "{iv:?}");
+        }
+    }
+
+    #[test]
+    fn equality_keys_touch_only_intervals() {
+        let iv = |s: &str| Some(parse_interval(s).unwrap());
+        let ivs: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            iv("30 days"),
+            None,
+            iv("24 hours"),
+        ]));
+        let ints: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3]));
+        let keys = [ints.clone()];
+        assert!(matches!(equality_keys(&keys).unwrap(), Cow::Borrowed(_)));
+        let both = [ints.clone(), ivs];
+        let keys = equality_keys(&both).unwrap();
+        assert!(Arc::ptr_eq(&keys[0], &ints));
+        let want: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            iv("1 month"),
+            None,
+            iv("1 day"),
+        ]));
+        assert_eq!(keys[1].as_ref(), want.as_ref());
     }
 
     #[test]

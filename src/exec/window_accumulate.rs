@@ -24,6 +24,7 @@ use datafusion_common::ScalarValue;
 
 use super::aggregate::window_quantile::quantile_frames;
 use super::aggregate::{new_accumulator, GroupAccumulator};
+use super::timestamp::equality_key;
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::AggParam;
 use crate::plan::{AggFunc, AggregateExpr};
@@ -83,6 +84,12 @@ pub(super) fn aggregate_frames(
     // the last frame's bounds and state, and the values it holds (DISTINCT)
     let mut carried: Option<(usize, usize, Vec<ArrayRef>)> = None;
     let mut seen: HashSet<ScalarValue> = HashSet::new();
+    // what DISTINCT tells values apart by (intervals `=` calls equal are one)
+    let keys = if agg.distinct {
+        equality_key(arg)?
+    } else {
+        arg.clone()
+    };
     for (k, &(s, e)) in spans.iter().enumerate() {
         if k % 256 == 0 && cancel.load(Ordering::Relaxed) {
             return Err(QuarryError::Cancelled);
@@ -102,7 +109,7 @@ pub(super) fn aggregate_frames(
                 }
             };
             if agg.distinct {
-                let unseen = first_seen(arg, from, e, &mut seen)?;
+                let unseen = first_seen(arg, &keys, from, e, &mut seen)?;
                 let len = unseen.len();
                 acc.update(&vec![0; len], 1, Some(&unseen))?;
             } else {
@@ -134,17 +141,19 @@ pub(super) fn aggregate_frames(
     )?)
 }
 
-/// The non-NULL values of rows `[from, to)` not in `seen`, each once;
-/// they join `seen`.
+/// The non-NULL values of rows `[from, to)` whose key (of `keys`, as
+/// `arg` or its `equality_key`) is not in `seen`, each once, as first met;
+/// their keys join `seen`.
 fn first_seen(
     arg: &ArrayRef,
+    keys: &ArrayRef,
     from: usize,
     to: usize,
     seen: &mut HashSet<ScalarValue>,
 ) -> Result<ArrayRef> {
     let mut rows = Vec::new();
     for r in from..to {
-        if arg.is_valid(r) && seen.insert(ScalarValue::try_from_array(arg, r)?) {
+        if keys.is_valid(r) && seen.insert(ScalarValue::try_from_array(keys, r)?) {
             rows.push(r as u32);
         }
     }

@@ -20,6 +20,7 @@ use arrow::row::{RowConverter, SortField};
 use super::Session;
 use crate::catalog::{RecursiveCte, TableProvider, WorkTable};
 use crate::error::{QuarryError, Result};
+use crate::exec::timestamp::equality_keys;
 use crate::plan::LogicalPlan;
 use crate::runtime::memory::format_bytes;
 
@@ -151,8 +152,8 @@ fn batches_bytes(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.get_array_memory_size()).sum()
 }
 
-/// The rows produced so far, in arrow's row format (NULLs equal, as UNION
-/// wants them).
+/// The rows produced so far, in arrow's row format (NULLs equal, and
+/// intervals `=` calls equal, as UNION wants them).
 struct RowSet {
     converter: RowConverter,
     rows: HashSet<Box<[u8]>>,
@@ -184,7 +185,9 @@ impl RowSet {
         self.added = 0;
         let mut out = Vec::with_capacity(batches.len());
         for b in batches {
-            let rows = self.converter.convert_columns(b.columns())?;
+            let rows = self
+                .converter
+                .convert_columns(&equality_keys(b.columns())?)?;
             let mut keep = Vec::with_capacity(b.num_rows());
             for row in rows.iter() {
                 let bytes = row.as_ref();

@@ -1873,13 +1873,16 @@ fn order_numbers(a: &str, b: &str) -> (String, String) {
 //   interval (a TIMESTAMP in both).
 // - Intervals that compare equal but are spelled differently (`1 month`,
 //   `30 days`; `1 day 25:00:00`, `2 days 01:00:00`), as age(…) and scaled
-//   differences make them: GROUP BY, DISTINCT and set operations keep them
-//   apart in quarry and make them one in DuckDB (README), and min / max or
-//   an ORDER BY may keep either. So they are never group keys, set
-//   operands, min / max arguments or DISTINCT outputs, and in an ORDER BY
-//   their text breaks the tie (`Gen::spelled`). Group keys and min / max
-//   take intervals of one spelling only: differences of timestamps (whole
-//   days and a time of day under 24 hours).
+//   differences make them: GROUP BY, DISTINCT and set operations make them
+//   one in both engines, but each shows the spelling of the row it met
+//   first, and which that is depends on the order rows come in (threads,
+//   partitions); min / max or an ORDER BY may keep either. So they are
+//   never group keys, set operands, min / max arguments or DISTINCT
+//   outputs, and in an ORDER BY their text breaks the tie
+//   (`Gen::spelled`). How many distinct ones there are is one answer,
+//   which count(DISTINCT age(…)) asks (`timestamp_aggregate`). Group keys and
+//   min / max take intervals of one spelling only: differences of
+//   timestamps (whole days and a time of day under 24 hours).
 // - time zones other than UTC (an error in quarry), `%z` / `%Z` (a zone's
 //   name), age(x) and now() (today's date), division of an interval by an
 //   expression that can be zero.
@@ -2280,8 +2283,8 @@ impl Gen {
             6 => format!("{x} + {}", self.interval_literal()),
             7 => format!("{x} - {}", self.interval_literal()),
             // (not under DISTINCT: ages, and differences scaled, may be
-            // equal but spelled differently, `1 month` and `30 days`; quarry
-            // keeps them apart, DuckDB keeps one, whichever it met first)
+            // equal but spelled differently, `1 month` and `30 days`; each
+            // engine keeps one, whichever it met first)
             8 if !self.distinct => {
                 let other = self.other_timestamp(c, scope, false);
                 self.spelled = true;
@@ -2374,7 +2377,7 @@ impl Gen {
         }
         let c = (*self.rng.pick(&ts)).clone();
         let x = &c.sql;
-        Some(match self.rng.below(10) {
+        Some(match self.rng.below(11) {
             0 | 1 => format!("{}({x})", self.rng.pick(&["min", "max"])),
             2 => format!("count(DISTINCT date_trunc('day', {x}))"),
             3 => format!("max({x}) - min({x})"),
@@ -2400,6 +2403,12 @@ impl Gen {
                 self.rng.pick(&["min", "max"]),
                 self.interval_literal()
             ),
+            9 => {
+                // ages equal but spelled differently (`1 month`, `30 days`)
+                // count once
+                let other = self.other_timestamp(&c, scope, false);
+                format!("count(DISTINCT age({x}, {other}))")
+            }
             _ => format!("count({x})"),
         })
     }

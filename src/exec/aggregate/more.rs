@@ -23,6 +23,7 @@ use datafusion_common::ScalarValue;
 use super::{cast_checked, GroupAccumulator};
 use crate::error::{QuarryError, Result};
 use crate::exec::hyperloglog::{mix, Sketch};
+use crate::exec::timestamp::equality_key;
 use crate::plan::expr::{aggregate_result_type, Quantile};
 use crate::plan::AggFunc;
 
@@ -713,6 +714,8 @@ impl GroupAccumulator for ApproxDistinctAcc {
         self.resize(n);
         let values =
             values.ok_or_else(|| QuarryError::exec("approx_count_distinct needs an argument"))?;
+        // (intervals `=` calls equal count once, as DuckDB's do)
+        let values = &equality_key(values)?;
         let mut hashes = vec![0u64; values.len()];
         datafusion_common::hash_utils::create_hashes_with_hasher(
             [values],

@@ -235,6 +235,7 @@ impl Splitter {
             .iter()
             .map(|e| evaluate_array(e, batch))
             .collect::<Result<Vec<_>>>()?;
+        let keys = equality_keys(&keys)?;
         let has_null = key_nulls(&keys).is_some_and(|b| b.null_count() > 0);
         let mut idx: Vec<Vec<u32>> = vec![Vec::new(); GRACE_PARTITIONS];
         if keys.is_empty() {

@@ -50,6 +50,7 @@ use super::expr::{evaluate_array, evaluate_predicate};
 use super::key_bitmap::KeyBitmap;
 use super::key_ranks::KeyRanks;
 use super::operator::{Operator, SpillCount};
+use super::timestamp::equality_keys;
 use crate::error::{QuarryError, Result};
 use crate::plan::{BinaryOp, Expr, JoinKind};
 use crate::runtime::memory::batch_bytes;
@@ -425,6 +426,8 @@ impl Indexed {
         range: Option<BinaryOp>,
         cancel: &AtomicBool,
     ) -> Result<Self> {
+        // (`lookup` takes the probe keys the same way)
+        let key_arrays = &*equality_keys(key_arrays)?;
         let key_types: Vec<DataType> = key_arrays.iter().map(|a| a.data_type().clone()).collect();
         let nulls = key_nulls(key_arrays);
         let null_count = nulls.as_ref().map_or(0, |b| b.null_count());
@@ -624,6 +627,8 @@ impl JoinHashTable {
         groups: &mut Vec<(u32, u32)>,
     ) -> Result<Option<NullBuffer>> {
         groups.clear();
+        // Intervals equal under `=` are one key (`1 month`, `30 days`).
+        let keys = &*equality_keys(keys)?;
         let nulls = key_nulls(keys);
         let nulls = nulls.filter(|b| b.null_count() > 0);
         // Packed keys: rows with a key outside the build side's range miss.
