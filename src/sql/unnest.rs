@@ -509,16 +509,6 @@ fn unnest_join(
             kind,
             JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti | JoinKind::Mark
         );
-    if !only_left
-        && !matches!(
-            kind,
-            JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti | JoinKind::Mark
-        )
-    {
-        return Err(QuarryError::plan(format!(
-            "a {kind:?} join that reads the outer query's columns is not supported"
-        )));
-    }
     // left' = left ++ D (always); right' = right ++ D unless only the left reads
     let shift_right = |e: Expr, by: usize| -> Result<Expr> {
         e.transform_up(&mut |x| {
@@ -545,7 +535,33 @@ fn unnest_join(
     };
     let joined = LogicalPlan::join(left2, right2, kind, on2, filter2);
     Ok(match kind {
-        JoinKind::Semi | JoinKind::Anti => joined,
+        // (right ++ D for the right kinds: both sides carry D then)
+        JoinKind::Semi | JoinKind::Anti | JoinKind::RightSemi | JoinKind::RightAnti => joined,
+        // left, D, right, D → left, right, and the D of the side each row
+        // has: the right one's of a RIGHT join, of a FULL join whichever
+        // is there (both are the row's d)
+        JoinKind::Right | JoinKind::Full => {
+            let schema = joined.schema();
+            let mut exprs: Vec<Expr> = (0..wl).map(Expr::Column).collect();
+            exprs.extend((wl + k..wl + k + wr).map(Expr::Column));
+            for j in 0..k {
+                let (l, r) = (wl + j, wl + k + wr + j);
+                exprs.push(match kind {
+                    JoinKind::Right => Expr::Column(r),
+                    _ => Expr::Function {
+                        func: ScalarFunc::Coalesce,
+                        args: vec![Expr::Column(l), Expr::Column(r)],
+                        data_type: schema.field(l).data_type().clone(),
+                    },
+                });
+            }
+            let mut names: Vec<String> = (0..wl)
+                .chain(wl + k..wl + k + wr)
+                .map(|i| schema.field(i).name().clone())
+                .collect();
+            names.extend(d.fields().iter().map(|f| f.name().clone()));
+            LogicalPlan::project(joined, exprs, &names)?
+        }
         // left, D, mark → left, mark, D
         JoinKind::Mark => {
             let mut order: Vec<usize> = (0..wl).collect();
