@@ -217,7 +217,19 @@ impl<'a> ExprBinder<'a> {
                             if let Some(binder) = self.subqueries {
                                 binder.note_far_column(qualifier, &ident.value);
                             }
-                            Err(inner_err)
+                            // (`t.nope` where only the outer query has a
+                            // t: its error, naming t's columns)
+                            match qualifier {
+                                Some(q)
+                                    if !self.scope.has_qualifier(q) && o.scope.has_qualifier(q) =>
+                                {
+                                    o.scope
+                                        .resolve(qualifier, &ident.value, location_of(ident.span))
+                                        .map(|_| ())
+                                        .and(Err(inner_err))
+                                }
+                                _ => Err(inner_err),
+                            }
                         }
                     }
                 }

@@ -116,6 +116,15 @@ impl Scope {
         }
     }
 
+    /// Whether some column is qualified by `q`.
+    pub fn has_qualifier(&self, q: &str) -> bool {
+        self.columns.iter().any(|c| {
+            c.qualifier
+                .as_deref()
+                .is_some_and(|cq| cq.eq_ignore_ascii_case(q))
+        })
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }
