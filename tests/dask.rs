@@ -505,14 +505,16 @@ fn a_cancelled_query_stops_its_tasks_leaves_nothing_and_the_session_goes_on() {
     );
     assert!(took < Duration::from_secs(2), "the cancel took {took:?}");
     // the quarries stopped their tasks (which had seconds to go): a task
-    // burns some 30 ticks in 300 ms; an idle quarry may still spend a tick
-    // or two (its connection threads winding down, the allocator)
+    // burns some 30 ticks in 300 ms, half that on a loaded host; an idle
+    // quarry may still spend a few (its connection threads and the batch it
+    // was in winding down, the allocator: 6 seen once under load)
+    std::thread::sleep(Duration::from_millis(100));
     let before: Vec<u64> = quarries.iter().map(|&p| cpu_ticks(p)).collect();
     std::thread::sleep(Duration::from_millis(300));
     let after: Vec<u64> = quarries.iter().map(|&p| cpu_ticks(p)).collect();
     let moved: Vec<u64> = before.iter().zip(&after).map(|(b, a)| a - b).collect();
     assert!(
-        moved.iter().all(|&m| m <= 3),
+        moved.iter().all(|&m| m <= 10),
         "a quarry still works on the cancelled query: ticks {before:?} -> {after:?}"
     );
     assert_eq!(leftovers(&exchange), Vec::<String>::new());
