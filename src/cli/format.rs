@@ -260,20 +260,49 @@ fn write_delimited(
     result: &QueryResult,
     delimiter: u8,
 ) -> Result<(), OutputError> {
+    let mut watched = PipeWatch { out, broken: false };
     let mut writer = arrow::csv::WriterBuilder::new()
         .with_header(true)
         .with_delimiter(delimiter)
-        .build(&mut *out);
+        .build(&mut watched);
     // The header comes with the first batch: an empty answer still gets one.
     let empty = RecordBatch::new_empty(result.schema.clone());
     let batches = match result.batches.as_slice() {
         [] => std::slice::from_ref(&empty),
         batches => batches,
     };
-    for batch in batches {
-        writer.write(batch)?;
+    let written = batches.iter().try_for_each(|b| writer.write(b));
+    drop(writer);
+    match written {
+        Err(_) if watched.broken => Err(io::Error::from(io::ErrorKind::BrokenPipe).into()),
+        other => Ok(other?),
     }
-    Ok(())
+}
+
+/// A writer that remembers whether its reader went away: arrow's CSV
+/// writer reports an io error as text, which loses its kind, and a closed
+/// pipe (`quarry … | head`) must stop the output quietly.
+struct PipeWatch<'a> {
+    out: &'a mut dyn Write,
+    broken: bool,
+}
+
+impl Write for PipeWatch<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.out.write(buf);
+        self.broken |= r
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+        r
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let r = self.out.flush();
+        self.broken |= r
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+        r
+    }
 }
 
 fn write_json(out: &mut dyn Write, result: &QueryResult) -> Result<(), OutputError> {
@@ -473,6 +502,21 @@ mod tests {
             "table|csv|tsv|json|ndjson|markdown|line"
         );
         assert_eq!(OutputFormat::Ndjson.name(), "ndjson");
+    }
+
+    #[test]
+    fn csv_into_a_closed_pipe_is_a_broken_pipe() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            }
+        }
+        let e = write_delimited(&mut Closed, &sample(), b',').unwrap_err();
+        assert!(e.is_broken_pipe(), "{e}");
     }
 
     #[test]
