@@ -23,3 +23,4 @@ pub mod timestamp;
 pub mod view_compare;
 pub mod window;
 mod window_accumulate;
+mod window_output;

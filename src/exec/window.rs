@@ -17,9 +17,9 @@ use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array,
     Int64Array, UInt32Array,
 };
-use arrow::compute::{cast, concat_batches, sort_to_indices, take, SortOptions};
-use arrow::datatypes::{DataType, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow::compute::{cast, concat, sort_to_indices, take, SortOptions};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion_common::ScalarValue;
 
@@ -28,6 +28,7 @@ use super::expr::{evaluate, evaluate_array, Value};
 use super::operator::Operator;
 use super::timestamp::order_key;
 use super::window_accumulate::aggregate_frames;
+use super::window_output::{WindowOutput, WindowValues};
 use crate::error::{QuarryError, Result};
 use crate::plan::{AggFunc, AggregateExpr, Expr, FrameBound, FrameUnits, WindowExpr, WindowFunc};
 use crate::runtime::memory::{batch_bytes, MemoryPool, Reservation};
@@ -39,6 +40,8 @@ pub struct WindowOp {
     schema: SchemaRef,
     /// The rows of the window partition still open.
     pending: Vec<RecordBatch>,
+    /// Rows computed and not all emitted yet.
+    ready: Option<WindowOutput>,
     /// The partition key of the last row seen, in the row format.
     last_key: Option<OwnedRow>,
     keys: Option<RowConverter>,
@@ -60,6 +63,7 @@ impl WindowOp {
             input_schema,
             schema,
             pending: Vec::new(),
+            ready: None,
             last_key: None,
             keys: None,
             reservation: Reservation::new(pool, "a window partition"),
@@ -90,20 +94,69 @@ impl WindowOp {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let chunk = concat_batches(&self.input_schema, &self.pending)?;
-        self.pending.clear();
+        let batches = std::mem::take(&mut self.pending);
+        let chunk = self.read_columns(&batches)?;
         let order: Vec<Expr> = self
             .exprs
             .first()
             .map(|w| w.order_by.iter().map(|k| k.expr.clone()).collect())
             .unwrap_or_default();
         let layout = Layout::of(&chunk, self.partition_by(), &order)?;
-        let mut columns = chunk.columns().to_vec();
-        for w in &self.exprs {
-            columns.push(window_values(w, &chunk, &layout, &self.cancel)?);
+        let values = self
+            .exprs
+            .iter()
+            .map(|w| window_values(w, &chunk, &layout, &self.cancel))
+            .collect::<Result<Vec<_>>>()?;
+        self.ready = Some(WindowOutput::new(self.schema.clone(), batches, values));
+        self.emit_part(out)
+    }
+
+    /// The rows of `batches` as one batch with the columns the functions
+    /// read; the others, which only pass through, stay in their batches
+    /// (and hold no copy: text repeated by a window below may be more
+    /// than one array can hold).
+    fn read_columns(&self, batches: &[RecordBatch]) -> Result<RecordBatch> {
+        if let [batch] = batches {
+            return Ok(batch.clone());
         }
-        out.push(RecordBatch::try_new(self.schema.clone(), columns)?);
-        self.reservation.free();
+        let mut read = Vec::new();
+        for w in &self.exprs {
+            w.exprs().for_each(|e| e.columns(&mut read));
+        }
+        let rows = batches.iter().map(|b| b.num_rows()).sum();
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for (i, field) in self.input_schema.fields().iter().enumerate() {
+            if read.contains(&i) {
+                let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+                columns.push(concat(&parts)?);
+                fields.push(field.clone());
+            } else {
+                columns.push(new_null_array(&DataType::Null, rows));
+                fields.push(Arc::new(Field::new(field.name(), DataType::Null, true)));
+            }
+        }
+        let opts = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &opts,
+        )?)
+    }
+
+    /// Emits the next part of the rows computed, and lets them go after
+    /// the last.
+    fn emit_part(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let Some(ready) = &mut self.ready else {
+            return Ok(());
+        };
+        if let Some(part) = ready.next_part()? {
+            out.push(part);
+        }
+        if ready.is_done() {
+            self.ready = None;
+            self.reservation.free();
+        }
         Ok(())
     }
 }
@@ -113,6 +166,9 @@ impl Operator for WindowOp {
     /// that ended in this batch at once (one partition a row is as cheap
     /// as one partition a batch).
     fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.ready.is_some() {
+            return Err(QuarryError::exec("window: push with output pending"));
+        }
         let n = batch.num_rows();
         if n == 0 || self.partition_by().is_empty() {
             return self.hold(batch);
@@ -142,7 +198,39 @@ impl Operator for WindowOp {
     }
 
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
-        self.flush(out)
+        self.finish_into(&mut |b| {
+            out.push(b);
+            Ok(())
+        })
+    }
+
+    /// The last rows a part at a time, each handed on before the next is
+    /// made.
+    fn finish_into(&mut self, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        let mut out = Vec::new();
+        for last in [false, true] {
+            if last {
+                self.flush(&mut out)?;
+            }
+            loop {
+                for b in out.drain(..) {
+                    emit(b)?;
+                }
+                if self.ready.is_none() {
+                    break;
+                }
+                self.emit_part(&mut out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn has_pending(&self) -> bool {
+        self.ready.is_some()
+    }
+
+    fn resume(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        self.emit_part(out)
     }
 }
 
@@ -230,7 +318,7 @@ fn window_values(
     chunk: &RecordBatch,
     at: &Layout,
     cancel: &AtomicBool,
-) -> Result<ArrayRef> {
+) -> Result<WindowValues> {
     let n = chunk.num_rows();
     let ints = |f: &dyn Fn(usize) -> i64| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values((0..n).map(f)))
@@ -241,7 +329,7 @@ fn window_values(
     // row i's place in its partition, and the partition's size
     let place = |i: usize| i - at.part_start[i];
     let size = |i: usize| at.part_end[i] - at.part_start[i];
-    Ok(match w.func {
+    Ok(WindowValues::Rows(match w.func {
         WindowFunc::RowNumber => ints(&|i| place(i) as i64 + 1),
         WindowFunc::Rank => ints(&|i| (at.peer_start[i] - at.part_start[i]) as i64 + 1),
         WindowFunc::DenseRank => ints(&|i| at.group[i] as i64 + 1),
@@ -282,10 +370,10 @@ fn window_values(
             let taken = take(values.as_ref(), &indices, None)?;
             let default = match w.args.get(2) {
                 Some(e) => constant(e, chunk, w.func.name())?,
-                None => return Ok(taken),
+                None => return Ok(WindowValues::Rows(taken)),
             };
             if default.is_null() {
-                return Ok(taken);
+                return Ok(WindowValues::Rows(taken));
             }
             let default = cast(&default.to_array_of_size(n)?, values.data_type())?;
             let inside = BooleanArray::from_iter((0..n).map(|i| Some(source(i).is_some())));
@@ -314,7 +402,7 @@ fn window_values(
                 };
                 (s <= j && j < e).then_some(j as u32)
             }));
-            take(values.as_ref(), &indices, None)?
+            return WindowValues::taken(&values, &indices);
         }
         WindowFunc::Aggregate(f) => {
             let frames = Frames::of(w, chunk, at)?;
@@ -339,7 +427,10 @@ fn window_values(
                         distinct: w.distinct,
                         param: w.param.clone(),
                     };
-                    aggregate_frames(&agg, &arg, &frames.start, &frames.end, cancel)?
+                    return aggregate_frames(&agg, &arg, &frames.start, &frames.end, cancel);
+                }
+                Some(arg) if matches!(f, AggFunc::Min | AggFunc::Max) => {
+                    return extreme(f == AggFunc::Min, &arg, &frames);
                 }
                 arg => {
                     let out_type = w.data_type(&chunk.schema())?;
@@ -347,7 +438,7 @@ fn window_values(
                 }
             }
         }
-    })
+    }))
 }
 
 /// ntile's bucket (from 1) of the row at `place` of a partition of `size`
@@ -575,7 +666,6 @@ fn frame_aggregate(
     let count = |i: usize| valid[frames.end[i]] - valid[frames.start[i]];
     match f {
         AggFunc::Count => Ok(Arc::new(Int64Array::from_iter_values((0..n).map(count)))),
-        AggFunc::Min | AggFunc::Max => extreme(f == AggFunc::Min, arg, frames),
         AggFunc::Sum | AggFunc::Avg => match arg.data_type() {
             DataType::Float16 | DataType::Float32 | DataType::Float64 => {
                 let x = cast(arg, &DataType::Float64)?;
@@ -685,7 +775,7 @@ fn cast_checked_sum(sums: ArrayRef, out_type: &DataType) -> Result<ArrayRef> {
 
 /// min or max over each frame, NULLs skipped: the values' order taken
 /// once, and a queue of the frame's candidates by that order.
-fn extreme(is_min: bool, arg: &ArrayRef, frames: &Frames) -> Result<ArrayRef> {
+fn extreme(is_min: bool, arg: &ArrayRef, frames: &Frames) -> Result<WindowValues> {
     let n = frames.len();
     let order = sort_to_indices(
         order_key(arg)?.as_ref(),
@@ -719,11 +809,7 @@ fn extreme(is_min: bool, arg: &ArrayRef, frames: &Frames) -> Result<ArrayRef> {
         }
         best.push(queue.front().map(|&b| b as u32));
     }
-    let indices = UInt32Array::from(best);
-    if indices.null_count() == n {
-        return Ok(new_null_array(arg.data_type(), n));
-    }
-    Ok(take(arg.as_ref(), &indices, None)?)
+    WindowValues::taken(arg, &UInt32Array::from(best))
 }
 
 #[cfg(test)]
@@ -794,9 +880,12 @@ mod tests {
             )
             .unwrap();
             op.push(batch, &mut out).unwrap();
+            while op.has_pending() {
+                op.resume(&mut out).unwrap();
+            }
         }
         op.finish(&mut out).unwrap();
-        let all = concat_batches(&out[0].schema(), &out).unwrap();
+        let all = arrow::compute::concat_batches(&out[0].schema(), &out).unwrap();
         let column = |i: usize| -> Vec<Option<i64>> {
             let c = cast(all.column(i), &DataType::Int64).unwrap();
             c.as_primitive::<arrow::datatypes::Int64Type>()

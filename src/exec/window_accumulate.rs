@@ -18,13 +18,15 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arrow::array::{Array, ArrayRef, UInt32Array};
-use arrow::compute::{concat, take};
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::DataType;
 use datafusion_common::ScalarValue;
 
 use super::aggregate::window_quantile::quantile_frames;
 use super::aggregate::{new_accumulator, GroupAccumulator};
 use super::timestamp::equality_key;
+use super::window_output::WindowValues;
 use crate::error::{QuarryError, Result};
 use crate::plan::expr::AggParam;
 use crate::plan::{AggFunc, AggregateExpr};
@@ -34,6 +36,11 @@ use crate::plan::{AggFunc, AggregateExpr};
 /// string_agg over many overlapping frames.
 const BLOCK_ROWS: usize = 1 << 16;
 
+/// Text fed into one accumulator before its groups are evaluated: keeps
+/// string_agg's output for the block far below the 2 GiB an Arrow string
+/// array holds.
+const BLOCK_TEXT: usize = 256 << 20;
+
 /// `agg` (its function, DISTINCT and constant argument) over each row's
 /// frame `[start[i], end[i])` of the values `arg`.
 pub(super) fn aggregate_frames(
@@ -42,19 +49,25 @@ pub(super) fn aggregate_frames(
     start: &[usize],
     end: &[usize],
     cancel: &AtomicBool,
-) -> Result<ArrayRef> {
+) -> Result<WindowValues> {
     if let (false, Some(AggParam::Quantile(q))) = (agg.distinct, &agg.param) {
         let interpolate = agg.func == AggFunc::QuantileCont;
-        return quantile_frames(*q, interpolate, arg, start, end);
+        return Ok(WindowValues::Rows(quantile_frames(
+            *q,
+            interpolate,
+            arg,
+            start,
+            end,
+        )?));
     }
     // the distinct frames, and each row's
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    let mut frame_of = Vec::with_capacity(start.len());
+    let mut frame_of: Vec<usize> = Vec::with_capacity(start.len());
     for (&s, &e) in start.iter().zip(end) {
         if spans.last() != Some(&(s, e)) {
             spans.push((s, e));
         }
-        frame_of.push((spans.len() - 1) as u32);
+        frame_of.push(spans.len() - 1);
     }
     // A DISTINCT one carries the values seen too, and feeds the plain
     // aggregate each value once.
@@ -79,7 +92,9 @@ pub(super) fn aggregate_frames(
     };
     let block_agg = if carries { &plain } else { agg };
     let new = |a: &AggregateExpr| new_accumulator(a, arg.data_type());
+    // the values of the blocks' frames, and each block's first frame
     let mut values = Vec::new();
+    let mut firsts = vec![0];
     let mut block = Block::new(new(block_agg)?, 0);
     // the last frame's bounds and state, and the values it holds (DISTINCT)
     let mut carried: Option<(usize, usize, Vec<ArrayRef>)> = None;
@@ -123,22 +138,29 @@ pub(super) fn aggregate_frames(
         } else {
             feed(block.acc.as_mut(), group, arg, s, e)?;
             block.held += e - s;
+            block.text += text_bytes(arg, s, e);
         }
-        if block.held >= BLOCK_ROWS {
+        if block.held >= BLOCK_ROWS || block.text >= BLOCK_TEXT {
             values.push(block.evaluate(k + 1)?);
+            firsts.push(k + 1);
             block = Block::new(new(block_agg)?, k + 1);
         }
     }
     if block.first < spans.len() || values.is_empty() {
         values.push(block.evaluate(spans.len())?);
+    } else {
+        firsts.pop();
     }
-    let refs: Vec<&dyn arrow::array::Array> = values.iter().map(|v| v.as_ref()).collect();
-    let per_frame = concat(&refs)?;
-    Ok(take(
-        per_frame.as_ref(),
-        &UInt32Array::from(frame_of),
-        None,
-    )?)
+    // each row's block and frame in it
+    let mut rows = Vec::with_capacity(frame_of.len());
+    let mut at = 0;
+    for f in frame_of {
+        while f >= firsts.get(at + 1).copied().unwrap_or(usize::MAX) {
+            at += 1;
+        }
+        rows.push((at, f - firsts[at]));
+    }
+    WindowValues::picked(values, rows)
 }
 
 /// The non-NULL values of rows `[from, to)` whose key (of `keys`, as
@@ -165,6 +187,8 @@ struct Block {
     acc: Box<dyn GroupAccumulator>,
     first: usize,
     held: usize,
+    /// Bytes of text among the rows held.
+    text: usize,
 }
 
 impl Block {
@@ -173,6 +197,7 @@ impl Block {
             acc,
             first,
             held: 0,
+            text: 0,
         }
     }
 
@@ -181,6 +206,16 @@ impl Block {
         self.acc.resize(end - self.first);
         self.acc.evaluate()
     }
+}
+
+/// The bytes of the text values of rows `[from, to)` (0 for other types).
+fn text_bytes(arg: &ArrayRef, from: usize, to: usize) -> usize {
+    let offsets = match arg.data_type() {
+        DataType::Utf8 => arg.as_string::<i32>().value_offsets(),
+        DataType::Binary => arg.as_binary::<i32>().value_offsets(),
+        _ => return 0,
+    };
+    (offsets[to] - offsets[from]) as usize
 }
 
 /// Folds rows `[from, to)` of `arg` into `group`, a slice at a time.
@@ -207,6 +242,12 @@ mod tests {
     use crate::plan::expr::Quantile;
     use arrow::array::{Array, AsArray, Float64Array, Int64Array, StringArray};
     use std::sync::Arc;
+
+    /// `aggregate_frames` as one array.
+    fn over_frames(a: &AggregateExpr, x: &ArrayRef, start: &[usize], end: &[usize]) -> ArrayRef {
+        let values = aggregate_frames(a, x, start, end, &AtomicBool::new(false)).unwrap();
+        values.part(0, start.len()).unwrap()
+    }
 
     fn agg(func: AggFunc, distinct: bool, param: Option<AggParam>) -> AggregateExpr {
         AggregateExpr {
@@ -250,7 +291,7 @@ mod tests {
             ),
         ];
         for a in &cases {
-            let got = aggregate_frames(a, &x, &start, &end, &AtomicBool::new(false)).unwrap();
+            let got = over_frames(a, &x, &start, &end);
             for (i, &(s, e)) in frames.iter().enumerate() {
                 let mut alone = new_accumulator(a, x.data_type()).unwrap();
                 alone.resize(1);
@@ -267,7 +308,7 @@ mod tests {
             }
         }
         // a spot check of the values themselves
-        let var = aggregate_frames(&cases[0], &x, &start, &end, &AtomicBool::new(false)).unwrap();
+        let var = over_frames(&cases[0], &x, &start, &end);
         let var = var.as_any().downcast_ref::<Float64Array>().unwrap();
         assert!(var.is_null(5), "no rows: NULL");
         assert!((var.value(0) - 4.5).abs() < 1e-12);
@@ -288,7 +329,7 @@ mod tests {
             false,
             Some(AggParam::Separator(Some("-".into()))),
         );
-        let got = aggregate_frames(&a, &x, &start, &end, &AtomicBool::new(false)).unwrap();
+        let got = over_frames(&a, &x, &start, &end);
         let got = got.as_string::<i32>();
         assert_eq!(got.value(0), "a");
         assert_eq!(got.value(3), "b-c-d");
