@@ -13,8 +13,7 @@
 
 use arrow::array::{Array, ArrayRef};
 use arrow::compute::{
-    concat, concat_batches, interleave, lexsort_to_indices, take_record_batch, SortColumn,
-    SortOptions,
+    concat, interleave, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
 };
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -49,6 +48,8 @@ const PIECE_ROWS: usize = 1 << 20;
 /// Output batches a sort of the buffer holds at once: the one being built
 /// and a run's file segment (`SEGMENT_BATCHES`) being filled.
 const OUTPUT_CHUNKS: usize = 1 + SEGMENT_BATCHES;
+/// A top-k sort cuts its buffer back to k rows when it holds this much.
+const TOP_K_BYTES: usize = 256 << 20;
 
 pub struct SortOp {
     keys: Vec<SortKey>,
@@ -124,20 +125,49 @@ impl SortOp {
         Ok(())
     }
 
-    /// Sorts everything buffered so far into one batch (cut to `fetch`).
+    /// Sorts everything buffered so far into one batch (cut to `fetch`):
+    /// the sort keys of the batches are sorted together, and only the rows
+    /// kept are copied out of their batches (all of them together may hold
+    /// more text than one array can).
     fn sort_buffered(&mut self) -> Result<RecordBatch> {
-        let all = concat_batches(&self.schema, &self.buffered)?;
-        self.buffered.clear();
-        let sorted = sort_batch(&all, &self.keys, self.fetch)?;
+        let batches = std::mem::take(&mut self.buffered);
+        let columns = self
+            .keys
+            .iter()
+            .map(|k| {
+                let parts = batches
+                    .iter()
+                    .map(|b| order_key(&evaluate_array(&k.expr, b)?))
+                    .collect::<Result<Vec<_>>>()?;
+                let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                Ok(SortColumn {
+                    values: concat(&refs)?,
+                    options: Some(sort_options(k)),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let indices = lexsort_to_indices(&columns, self.fetch)?;
+        let pairs = batch_rows(&batches, indices.values());
+        let sources: Vec<&RecordBatch> = batches.iter().collect();
+        let sorted = interleave_batch(&self.schema, &sources, &pairs)?;
         self.buffered_rows = sorted.num_rows();
+        self.buffered_bytes = batch_bytes(&sorted);
         Ok(sorted)
     }
 
+    /// Top-k: each batch cut to its own first k rows as it comes, and the
+    /// buffer cut back to k rows when it grows large (in rows or bytes).
     fn push_top_k(&mut self, batch: RecordBatch, k: usize) -> Result<()> {
-        self.reservation.grow(batch_bytes(&batch))?;
+        let batch = match batch.num_rows() > k {
+            true => sort_batch(&batch, &self.keys, Some(k))?,
+            false => batch,
+        };
+        let bytes = batch_bytes(&batch);
+        self.reservation.grow(bytes)?;
         self.buffered_rows += batch.num_rows();
+        self.buffered_bytes += bytes;
         self.buffered.push(batch);
-        if self.buffered_rows > (8 * k).max(65_536) {
+        if self.buffered_rows > (8 * k).max(65_536) || self.buffered_bytes > TOP_K_BYTES {
             let top = self.sort_buffered()?;
             self.reservation.free();
             self.reservation.grow(batch_bytes(&top))?;
@@ -371,7 +401,19 @@ fn sort_piece(
     let indices = sorted_indices(&columns)?;
     drop(columns);
 
-    // Where each batch starts in the concatenation.
+    let sources: Vec<&RecordBatch> = batches.iter().collect();
+    for chunk in indices.values().chunks(chunk_rows) {
+        emit(interleave_batch(
+            schema,
+            &sources,
+            &batch_rows(batches, chunk),
+        )?)?;
+    }
+    Ok(())
+}
+
+/// Rows of the concatenation of `batches`, as (batch, row in it).
+fn batch_rows(batches: &[RecordBatch], rows: &[u32]) -> Vec<(usize, usize)> {
     let starts: Vec<usize> = batches
         .iter()
         .scan(0, |acc, b| {
@@ -380,18 +422,13 @@ fn sort_piece(
             Some(s)
         })
         .collect();
-    let sources: Vec<&RecordBatch> = batches.iter().collect();
-    let mut pairs = Vec::with_capacity(chunk_rows);
-    for chunk in indices.values().chunks(chunk_rows) {
-        pairs.clear();
-        pairs.extend(chunk.iter().map(|&g| {
+    rows.iter()
+        .map(|&g| {
             let g = g as usize;
             let b = starts.partition_point(|&s| s <= g) - 1;
             (b, g - starts[b])
-        }));
-        emit(interleave_batch(schema, &sources, &pairs)?)?;
-    }
-    Ok(())
+        })
+        .collect()
 }
 
 fn sort_options(k: &SortKey) -> SortOptions {
@@ -821,6 +858,7 @@ mod tests {
     use super::*;
     use crate::plan::Expr;
     use arrow::array::{Int64Array, StringArray};
+    use arrow::compute::concat_batches;
     use arrow::datatypes::{Field, Schema};
 
     fn schema() -> SchemaRef {
