@@ -14,7 +14,7 @@ use sqlparser::ast::{
 
 use super::expr::{ExprBinder, OuterRef};
 use super::grouping_sets;
-use super::lateral::{is_lateral, OuterScope};
+use super::lateral::{absorb_far, is_lateral, layered, OuterScope};
 use super::location_of;
 use super::scope::Scope;
 use super::subquery::{collect_aggregates, join_pending, rewrite_after_aggregate};
@@ -278,17 +278,35 @@ impl<'a> Binder<'a> {
 
     /// FROM: the items of a comma list are cross-joined (the optimizer
     /// finds the join keys in WHERE); explicit JOINs carry their ON keys.
+    ///
+    /// An item may read the columns of the items before it (LATERAL) and
+    /// those of the query around (a subquery's outer query); a column of
+    /// the query around that an item after the first reads is carried into
+    /// the item before it (`absorb_far`), so that what an item reads of
+    /// the items before it stays apart from what it reads of the query
+    /// around.
     pub(super) fn bind_from(&self, from: &[ast::TableWithJoins]) -> Result<Bound> {
+        let around = self.correlated.borrow().clone();
         let mut result: Option<Bound> = None;
         for twj in from {
-            let mut bound = self.bind_factor_after(&twj.relation, result.as_ref())?;
+            // what the item may read besides its own columns
+            let base = match &result {
+                None => around.clone(),
+                Some(r) => Some(layered(r, around.as_deref())),
+            };
+            let mut bound =
+                self.with_correlated(base.clone(), || self.bind_table_factor(&twj.relation))?;
             for join in &twj.joins {
-                let right = self.bind_factor_after(&join.relation, Some(&bound))?;
-                bound = self.bind_join(bound, right, &join.join_operator)?;
+                let outer = layered(&bound, base.as_deref());
+                let right =
+                    self.with_correlated(Some(outer), || self.bind_table_factor(&join.relation))?;
+                let (left, right) = absorb_far(bound, right, base.as_deref())?;
+                bound = self.bind_join(left, right, &join.join_operator, base.as_deref())?;
             }
             result = Some(match result {
                 None => bound,
                 Some(left) => {
+                    let (left, bound) = absorb_far(left, bound, around.as_deref())?;
                     check_distinct_names(&left.scope, &bound.scope)?;
                     if is_lateral(&bound) {
                         self.lateral_join(left, bound, JoinKind::Inner, None)?
@@ -311,7 +329,14 @@ impl<'a> Binder<'a> {
         }))
     }
 
-    fn bind_join(&self, left: Bound, right: Bound, op: &ast::JoinOperator) -> Result<Bound> {
+    /// `outer`: what the ON may read besides the two sides.
+    fn bind_join(
+        &self,
+        left: Bound,
+        right: Bound,
+        op: &ast::JoinOperator,
+        outer: Option<&OuterScope>,
+    ) -> Result<Bound> {
         use ast::JoinOperator as J;
         let (kind, constraint) = match op {
             J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
@@ -322,6 +347,12 @@ impl<'a> Binder<'a> {
             other => return Err(QuarryError::plan(format!("unsupported join: {other:?}"))),
         };
         check_distinct_names(&left.scope, &right.scope)?;
+        // (a subquery in ON that reads a query further out finds the
+        // column carried down in the left side)
+        let left = match outer {
+            Some(o) if self.carries_from(&o.scope) => self.carry_down(left, o)?,
+            _ => left,
+        };
         let nl = left.scope.columns.len();
         let mut using_pairs: Vec<(usize, usize)> = Vec::new();
         let mut scope = left.scope.clone();
@@ -336,6 +367,10 @@ impl<'a> Binder<'a> {
                 );
                 let eb = ExprBinder {
                     subqueries: Some(self),
+                    outer: outer.map(|o| OuterRef {
+                        scope: &o.scope,
+                        schema: &o.schema,
+                    }),
                     ..ExprBinder::new(&scope, &schema)
                 };
                 let condition = eb.bind_predicate(e, "ON")?;
@@ -1001,9 +1036,10 @@ impl<'a> Binder<'a> {
                     };
                     let before = items.len();
                     for (i, c) in scope.columns.iter().enumerate() {
-                        if c.qualifier
-                            .as_deref()
-                            .is_some_and(|cq| cq.eq_ignore_ascii_case(&q))
+                        if !c.forwarded
+                            && c.qualifier
+                                .as_deref()
+                                .is_some_and(|cq| cq.eq_ignore_ascii_case(&q))
                         {
                             items.push(Item {
                                 expr: Expr::Column(i),
@@ -1445,9 +1481,11 @@ impl<'a> Binder<'a> {
 /// Two FROM items may not go by the same name (`FROM t, t` needs aliases).
 fn check_distinct_names(left: &Scope, right: &Scope) -> Result<()> {
     let names = |s: &Scope| -> Vec<String> {
+        // (a column carried from the query around keeps its table's name)
         let mut v: Vec<String> = s
             .columns
             .iter()
+            .filter(|c| !c.forwarded)
             .filter_map(|c| c.qualifier.clone())
             .map(|q| q.to_lowercase())
             .collect();

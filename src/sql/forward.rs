@@ -91,31 +91,37 @@ impl Binder<'_> {
                     .any(|far| names(&outer.scope.columns[k], far))
             })
             .collect();
-        if picked.is_empty() {
-            return Ok(from);
-        }
-        let Bound { plan, mut scope } = from;
-        let schema = plan.schema();
-        let width = schema.fields().len();
-        let mut exprs: Vec<Expr> = (0..width).map(Expr::Column).collect();
-        let mut column_names: Vec<String> =
-            schema.fields().iter().map(|f| f.name().clone()).collect();
-        for &k in &picked {
-            let c = &outer.scope.columns[k];
-            exprs.push(Expr::OuterColumn {
-                index: k,
-                data_type: outer.schema.field(k).data_type().clone(),
-            });
-            column_names.push(format!("__outer_{}", c.name));
-            scope.columns.push(ScopeColumn {
-                qualifier: c.qualifier.clone(),
-                name: c.name.clone(),
-                hidden: true,
-                forwarded: true,
-                former_name: None,
-            });
-        }
-        let plan = LogicalPlan::project(plan, exprs, &column_names)?;
-        Ok(Bound { plan, scope })
+        carry_columns(from, outer, &picked)
     }
+}
+
+/// `from` with the columns `picked` of `outer` appended as its own,
+/// hidden and forwarded (reachable by their qualified names, and by their
+/// names from the subqueries inside).
+pub(super) fn carry_columns(from: Bound, outer: &OuterScope, picked: &[usize]) -> Result<Bound> {
+    if picked.is_empty() {
+        return Ok(from);
+    }
+    let Bound { plan, mut scope } = from;
+    let schema = plan.schema();
+    let width = schema.fields().len();
+    let mut exprs: Vec<Expr> = (0..width).map(Expr::Column).collect();
+    let mut column_names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    for &k in picked {
+        let c = &outer.scope.columns[k];
+        exprs.push(Expr::OuterColumn {
+            index: k,
+            data_type: outer.schema.field(k).data_type().clone(),
+        });
+        column_names.push(format!("__outer_{}", c.name));
+        scope.columns.push(ScopeColumn {
+            qualifier: c.qualifier.clone(),
+            name: c.name.clone(),
+            hidden: true,
+            forwarded: true,
+            former_name: None,
+        });
+    }
+    let plan = LogicalPlan::project(plan, exprs, &column_names)?;
+    Ok(Bound { plan, scope })
 }

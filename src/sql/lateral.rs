@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
-use sqlparser::ast::TableFactor;
+use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 
 use super::binder::{Binder, Bound};
-use super::scope::Scope;
-use super::unnest::{join_dependent, reads_outer};
+use super::forward::carry_columns;
+use super::scope::{Scope, ScopeColumn};
+use super::unnest::{join_dependent, map_plan_exprs, reads_outer, visit_plan_exprs};
 use crate::error::{QuarryError, Result};
 use crate::plan::{Expr, JoinKind, LogicalPlan};
 
@@ -36,30 +36,6 @@ impl Binder<'_> {
         let result = f();
         *self.correlated.borrow_mut() = saved;
         result
-    }
-
-    /// A FROM item after `left`: a derived table sees `left`'s columns.
-    pub(super) fn bind_factor_after(
-        &self,
-        tf: &TableFactor,
-        left: Option<&Bound>,
-    ) -> Result<Bound> {
-        match (tf, left) {
-            // (a table function's arguments may read them too)
-            (
-                TableFactor::Derived { .. }
-                | TableFactor::Table { args: Some(_), .. }
-                | TableFactor::Function { .. },
-                Some(left),
-            ) => {
-                let outer = OuterScope {
-                    scope: left.scope.clone(),
-                    schema: left.plan.schema(),
-                };
-                self.with_correlated(Some(Arc::new(outer)), || self.bind_table_factor(tf))
-            }
-            _ => self.bind_table_factor(tf),
-        }
     }
 
     /// `left` joined with a `right` that reads `left`'s columns; `condition`
@@ -107,6 +83,78 @@ impl Binder<'_> {
         scope.columns.extend(right.scope.columns);
         Ok(Bound { plan, scope })
     }
+}
+
+/// What a FROM item after `near` may read besides its own columns:
+/// `near`'s, then those of `far` (the query around, with the items before
+/// `near`'s join tree, if any), whose names yield to `near`'s.
+pub(super) fn layered(near: &Bound, far: Option<&OuterScope>) -> Arc<OuterScope> {
+    let mut scope = near.scope.clone();
+    let mut fields: Vec<FieldRef> = near.plan.schema().fields().iter().cloned().collect();
+    if let Some(far) = far {
+        scope
+            .columns
+            .extend(far.scope.columns.iter().map(|c| ScopeColumn {
+                forwarded: true,
+                ..c.clone()
+            }));
+        fields.extend(far.schema.fields().iter().cloned());
+    }
+    Arc::new(OuterScope {
+        scope,
+        schema: Arc::new(Schema::new(fields)),
+    })
+}
+
+/// `left` and `right`, where `right` was bound reading `layered(left,
+/// far)`: the columns of `far` that `right` reads are carried into `left`
+/// (forward.rs) and `right` reads them there, so that it reads `left`
+/// alone (a LATERAL item) or nothing, and `left` reads `far`.
+pub(super) fn absorb_far(
+    left: Bound,
+    right: Bound,
+    far: Option<&OuterScope>,
+) -> Result<(Bound, Bound)> {
+    let Some(far) = far else {
+        return Ok((left, right));
+    };
+    let nl = left.scope.columns.len();
+    let mut read = Vec::new();
+    visit_plan_exprs(&right.plan, &mut |e| {
+        e.visit(&mut |x| match x {
+            Expr::OuterColumn { index, .. } if *index >= nl => read.push(index - nl),
+            _ => {}
+        })
+    });
+    read.sort_unstable();
+    read.dedup();
+    if read.is_empty() {
+        return Ok((left, right));
+    }
+    let left = carry_columns(left, far, &read)?;
+    let plan = map_plan_exprs(right.plan, &mut |e| {
+        e.transform_up(&mut |x| {
+            Ok(match x {
+                Expr::OuterColumn { index, data_type } if index >= nl => {
+                    let at = read.iter().position(|&k| k == index - nl).ok_or_else(|| {
+                        QuarryError::plan("internal error: a far column was not carried")
+                    })?;
+                    Expr::OuterColumn {
+                        index: nl + at,
+                        data_type,
+                    }
+                }
+                other => other,
+            })
+        })
+    })?;
+    Ok((
+        left,
+        Bound {
+            plan,
+            scope: right.scope,
+        },
+    ))
 }
 
 /// `FROM left, generate_series(…)` whose arguments read only `left`'s

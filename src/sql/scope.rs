@@ -41,17 +41,42 @@ impl Scope {
         }
     }
 
-    /// The forwarded column named `name`, if exactly one is.
+    /// The forwarded column named `name`, if one is (or several copies of
+    /// one: the nearest, first).
     pub fn forwarded(&self, name: &str) -> Option<usize> {
-        let mut found = self
+        let found: Vec<usize> = self
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.forwarded && c.name.eq_ignore_ascii_case(name));
-        match (found.next(), found.next()) {
-            (Some((i, _)), None) => Some(i),
+            .filter(|(_, c)| c.forwarded && c.name.eq_ignore_ascii_case(name))
+            .map(|(i, _)| i)
+            .collect();
+        match self.nearest(&found) {
+            [i] => Some(*i),
             _ => None,
         }
+    }
+
+    /// Of columns that match a name: copies of one forwarded column (the
+    /// same qualifier and name, carried into several FROM items, or seen
+    /// both in an item and in the query around) count once, as the first,
+    /// which is the nearest.
+    fn nearest<'m>(&self, matches: &'m [usize]) -> &'m [usize] {
+        if matches.len() < 2 || matches.iter().any(|&i| !self.columns[i].forwarded) {
+            return matches;
+        }
+        let first = &self.columns[matches[0]];
+        let same = |c: &ScopeColumn| {
+            c.name.eq_ignore_ascii_case(&first.name)
+                && match (&c.qualifier, &first.qualifier) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    (a, b) => a == b,
+                }
+        };
+        if matches.iter().all(|&i| same(&self.columns[i])) {
+            return &matches[..1];
+        }
+        matches
     }
 
     /// Finds `qualifier.name` (or `name`); names are case-insensitive.
@@ -80,7 +105,14 @@ impl Scope {
             })
             .map(|(i, _)| i)
             .collect();
-        match matches.as_slice() {
+        // the query's own columns hide forwarded ones of the same name
+        let own: Vec<usize> = matches
+            .iter()
+            .copied()
+            .filter(|&i| !self.columns[i].forwarded)
+            .collect();
+        let matches = if own.is_empty() { matches } else { own };
+        match self.nearest(&matches) {
             [i] => Ok(*i),
             [] => {
                 let full = match qualifier {

@@ -154,7 +154,7 @@ pub fn null_equal_keys(
 }
 
 /// Calls `f` on every expression of every node of `plan`.
-fn visit_plan_exprs(plan: &LogicalPlan, f: &mut dyn FnMut(&Expr)) {
+pub(super) fn visit_plan_exprs(plan: &LogicalPlan, f: &mut dyn FnMut(&Expr)) {
     node_exprs(plan, f);
     for input in plan.inputs() {
         visit_plan_exprs(input, f);

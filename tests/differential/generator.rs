@@ -741,11 +741,36 @@ impl Gen {
                     }
                 }
                 let not = if kind == 1 { "NOT " } else { "" };
-                format!(
-                    "{not}EXISTS (SELECT * FROM {} AS {alias} WHERE {})",
-                    t.name,
+                // sometimes the subquery joins a second table and reads the
+                // outer query in that JOIN's ON (inner: the correlation
+                // moves there; LEFT: a condition there keeps every row)
+                let mut from = format!("{} AS {alias}", t.name);
+                let joins: Vec<(&str, &str, &str)> = EDGES
+                    .iter()
+                    .filter(|e| e.0 == t.name)
+                    .map(|&(_, ac, b, bc)| (ac, b, bc))
+                    .collect();
+                if !joins.is_empty() && self.rng.chance(25) {
+                    let &(ac, bt, bc) = self.rng.pick(&joins);
+                    let a2 = self.alias("s");
+                    let on = join_condition(&alias, t.name, ac, &a2, bt, bc);
+                    if self.rng.chance(50) {
+                        let correlation = conds.remove(0);
+                        from = format!("{from} JOIN {bt} AS {a2} ON {on} AND {correlation}");
+                    } else {
+                        let key = primary_key(bt)[0];
+                        let op = *self.rng.pick(&["<", ">", "<>"]);
+                        from = format!(
+                            "{from} LEFT JOIN {bt} AS {a2} ON {on} AND {a2}.{key} {op} {outer_ref}"
+                        );
+                    }
+                }
+                let filter = if conds.is_empty() {
+                    "true".to_string()
+                } else {
                     conds.join(" AND ")
-                )
+                };
+                format!("{not}EXISTS (SELECT * FROM {from} WHERE {filter})")
             }
             _ => {
                 let not = if kind == 3 { "NOT " } else { "" };
