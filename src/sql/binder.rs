@@ -616,7 +616,14 @@ impl<'a> Binder<'a> {
                 let bound = self.bind_query(subquery)?;
                 apply_alias(bound, alias.as_ref())
             }
-            TableFactor::NestedJoin { .. } => Err(QuarryError::plan("joins are not supported yet")),
+            // `a JOIN (b JOIN c ON …) ON …`: the parenthesized joins first
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => apply_alias(
+                self.bind_from(std::slice::from_ref(table_with_joins))?,
+                alias.as_ref(),
+            ),
             other => Err(QuarryError::plan(format!("unsupported FROM item: {other}"))),
         }
     }
@@ -1670,15 +1677,18 @@ fn apply_alias(bound: Bound, alias: Option<&ast::TableAlias>) -> Result<Bound> {
     let Some(alias) = alias else { return Ok(bound) };
     let mut scope = bound.scope.requalify(&alias.name.value);
     if !alias.columns.is_empty() {
-        if alias.columns.len() > scope.columns.len() {
+        // (the columns of `*`: not a USING join's hidden right column)
+        let visible = scope.columns.iter().filter(|c| !c.hidden).count();
+        if alias.columns.len() > visible {
             return Err(QuarryError::plan(format!(
                 "alias {} names {} columns but the table has {}",
                 alias.name,
                 alias.columns.len(),
-                scope.columns.len()
+                visible
             )));
         }
-        for (c, a) in scope.columns.iter_mut().zip(&alias.columns) {
+        let columns = scope.columns.iter_mut().filter(|c| !c.hidden);
+        for (c, a) in columns.zip(&alias.columns) {
             c.name = a.name.value.clone();
         }
     }

@@ -161,11 +161,12 @@ impl Scope {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }
 
-    /// The same columns, all qualified by `alias`.
+    /// The same columns, qualified by `alias` (but those forwarded from
+    /// the query around, which keep their table's name).
     pub fn requalify(&self, alias: &str) -> Scope {
-        let mut scope = Scope::new(Some(alias), self.names());
-        for (c, old) in scope.columns.iter_mut().zip(&self.columns) {
-            c.former_name = old.former_name.clone();
+        let mut scope = self.clone();
+        for c in scope.columns.iter_mut().filter(|c| !c.forwarded) {
+            c.qualifier = Some(alias.to_string());
         }
         scope
     }
