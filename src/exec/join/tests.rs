@@ -1,10 +1,20 @@
-use super::grace::GRACE_PARTITIONS;
-use super::*;
-use arrow::array::{Int32Array, Int64Array, StringArray, StringViewArray};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int32Array, Int64Array, StringArray, StringViewArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use datafusion_common::ScalarValue;
 
-use crate::plan::BinaryOp;
+use super::grace::GRACE_PARTITIONS;
+use super::hash_table::{JoinHashTable, KeyIndex, PARALLEL_BUILD_ROWS};
+use super::probe::HashJoinOp;
+use super::sorted_index::sort_ids;
+use super::*;
+use crate::error::{QuarryError, Result};
+use crate::exec::operator::{Operator, SpillCount};
+use crate::plan::{BinaryOp, Expr, JoinKind};
 use crate::runtime::memory::MemoryPool;
 
 fn ints(v: &[Option<i64>]) -> ArrayRef {
