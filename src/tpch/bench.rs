@@ -651,7 +651,7 @@ pub fn show_report(json: &Path) -> Result<()> {
     print!("{}", report::render_table(&report));
     let svg = json.with_extension("svg");
     let tmp = json.with_extension(format!("svg.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, report::render_svg(&report))
+    std::fs::write(&tmp, report::render_svg(&report)?)
         .and_then(|()| std::fs::rename(&tmp, &svg))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 
 use super::compare::compare_answers;
@@ -746,7 +748,7 @@ pub fn write_reports(report: &Report, dir: &Path) -> Result<(PathBuf, PathBuf)> 
     let json = serde_json::to_string_pretty(report)
         .map_err(|e| QuarryError::exec(format!("cannot encode the report: {e}")))?
         + "\n";
-    let svg = render_svg(report);
+    let svg = render_svg(report)?;
     let stem = file_stem(report);
     let files = [
         (dir.join(format!("{stem}.json")), json),
@@ -775,13 +777,6 @@ pub fn write_reports(report: &Report, dir: &Path) -> Result<(PathBuf, PathBuf)> 
     }
     let [(json_path, _), (svg_path, _)] = files;
     Ok((json_path, svg_path))
-}
-
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The colour of an engine in the chart (Okabe–Ito, safe for colour blindness).
@@ -815,25 +810,47 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
-/// The bar chart: per query a group of bars, one per engine (median time,
-/// log scale), and a last group with the geometric means. A query an
-/// engine did not answer gets an empty bar and a cross; an answer that
-/// differs from another engine's gets a `≠` above its bar. Every bar of a
-/// query is a `rect` of class `bar` with `data-query` and `data-engine`.
-pub fn render_svg(report: &Report) -> String {
-    let engines: Vec<&EngineReport> = report.engines.iter().collect();
-    let n_e = engines.len().max(1);
+/// The bar chart, drawn with `plotters` into an SVG: per query a group of
+/// bars, one per engine (median time, log scale), and a last group with
+/// the geometric means (outlined). A query an engine did not answer gets no
+/// bar but a cross; an answer that differs from another engine's gets a `≠`
+/// above its bar.
+pub fn render_svg(report: &Report) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let n_e = report.engines.len().max(1);
+        let n_q = report.queries.len();
+        // At least wide enough for the title; a few queries get wider bars.
+        let width = ((72 + (n_q + 1) * (n_e * 11 + 12) + 40) as u32).max(760);
+        let root = SVGBackend::with_string(&mut svg, (width, CHART_HEIGHT)).into_drawing_area();
+        draw_chart(&root, report)
+            .map_err(|e| QuarryError::exec(format!("cannot draw the benchmark chart: {e}")))?;
+        root.present()
+            .map_err(|e| QuarryError::exec(format!("cannot draw the benchmark chart: {e}")))?;
+    }
+    Ok(svg)
+}
+
+/// Pixels: the chart's height, and what lies above its plot (title,
+/// subtitle, legend) and left of it (tick labels and the axis title).
+const CHART_HEIGHT: u32 = 458;
+const CHART_TOP: u32 = 92;
+const CHART_LEFT: u32 = 72;
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type DrawResult = std::result::Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
+fn hex(colour: &str) -> RGBColor {
+    let v = u32::from_str_radix(colour.trim_start_matches('#'), 16).unwrap_or(0x777777);
+    RGBColor((v >> 16) as u8, (v >> 8) as u8, v as u8)
+}
+
+fn draw_chart(root: &Area<'_>, report: &Report) -> DrawResult {
+    let grey = hex("#444444");
+    // plotters' SVG backend writes a font size of size / 1.24
+    let font = |size: f64| ("sans-serif", size * 1.24).into_font();
+    let n_e = report.engines.len().max(1);
     let n_q = report.queries.len();
-    let left = 72.0;
-    let top = 92.0;
-    let plot_h = 300.0;
-    // At least wide enough for the title; a few queries get wider bars.
-    let width = (left + (n_q + 1) as f64 * (n_e as f64 * 11.0 + 12.0) + 40.0).max(760.0);
-    let plot_w = width - left - 40.0;
-    let group_w = (plot_w - 16.0) / (n_q + 1) as f64;
-    let bar_w = ((group_w - 12.0) / n_e as f64).min(28.0);
-    let height = top + plot_h + 66.0;
-    let bottom = top + plot_h;
 
     let mut values: Vec<f64> = report
         .queries
@@ -859,22 +876,18 @@ pub fn render_svg(report: &Report) -> String {
     if hi - lo < 2.0 {
         lo = hi - 2.0;
     }
-    let y = |v: f64| bottom - plot_h * (v.log10() - lo) / (hi - lo);
+    let (lo, hi) = (10f64.powf(lo), 10f64.powf(hi));
 
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="Helvetica, Arial, sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        s,
-        r##"<rect x="0" y="0" width="{width:.0}" height="{height:.0}" fill="#ffffff"/>"##
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="24" font-size="16" font-weight="bold">TPC-H SF {}: median time per query (log scale, lower is better)</text>"#,
-        report.scale_factor
-    );
+    root.fill(&WHITE)?;
+    let left = CHART_LEFT as i32;
+    root.draw(&Text::new(
+        format!(
+            "TPC-H SF {}: median time per query (log scale, lower is better)",
+            report.scale_factor
+        ),
+        (left, 10),
+        font(16.0).style(FontStyle::Bold),
+    ))?;
     let threads = match report.threads {
         Some(t) => format!("{t} threads"),
         None => "all cores".into(),
@@ -884,22 +897,21 @@ pub fn render_svg(report: &Report) -> String {
         .as_deref()
         .map(|c| format!(" ({c})"))
         .unwrap_or_default();
-    let _ = writeln!(
-        s,
-        r##"<text x="{left}" y="44" fill="#444444">{} · {} run{} per query · {} · {} cores{} · quarry {}{}{}</text>"##,
-        esc(&report.date),
+    let subtitle = format!(
+        "{} · {} run{} per query · {} · {} cores{} · quarry {}{}{}",
+        report.date,
         report.runs,
         if report.runs == 1 { "" } else { "s" },
-        esc(&threads),
+        threads,
         report.machine.cores,
         report
             .machine
             .cpu
             .as_deref()
-            .map(|c| format!(", {}", esc(c)))
+            .map(|c| format!(", {c}"))
             .unwrap_or_default(),
-        esc(&report.quarry_version),
-        esc(&commit),
+        report.quarry_version,
+        commit,
         report
             .machine
             .load_average
@@ -907,9 +919,10 @@ pub fn render_svg(report: &Report) -> String {
             .map(|l| format!(" · load average {:.1} at the start", l[0]))
             .unwrap_or_default()
     );
+    root.draw(&Text::new(subtitle, (left, 33), font(12.0).color(&grey)))?;
     // legend
     let mut lx = left;
-    for e in &engines {
+    for e in &report.engines {
         let geo = report
             .summary
             .engines
@@ -923,145 +936,99 @@ pub fn render_svg(report: &Report) -> String {
             (Some(v), _) => format!("{} {v}{geo}", pretty_engine(&e.engine)),
             (None, _) => format!("{}{geo}", pretty_engine(&e.engine)),
         };
-        let _ = writeln!(
-            s,
-            r#"<rect class="legend" x="{lx}" y="58" width="12" height="12" fill="{}"/><text x="{}" y="69">{}</text>"#,
-            colour(&e.engine),
-            lx + 17.0,
-            esc(&label)
-        );
-        lx += 30.0 + 7.0 * label.chars().count() as f64;
+        root.draw(&Rectangle::new(
+            [(lx, 58), (lx + 12, 70)],
+            hex(colour(&e.engine)).filled(),
+        ))?;
+        root.draw(&Text::new(label.clone(), (lx + 17, 58), font(12.0)))?;
+        lx += 30 + 7 * label.chars().count() as i32;
     }
-    let _ = writeln!(
-        s,
-        r##"<text x="{lx}" y="69" fill="#444444">× no answer   ≠ answer differs</text>"##
-    );
-    // grid and y axis
-    let decades = (hi - lo).round() as i32;
-    for d in 0..=decades {
-        let base = 10f64.powf(lo + d as f64);
-        let yy = y(base);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#bbbbbb"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            left + plot_w,
-            left - 6.0,
-            yy + 4.0,
-            fmt_tick(base)
-        );
-        if d < decades {
-            for m in [2.0, 5.0] {
-                let ym = y(base * m);
-                let _ = writeln!(
-                    s,
-                    r##"<line x1="{left}" x2="{:.1}" y1="{ym:.1}" y2="{ym:.1}" stroke="#eeeeee"/>"##,
-                    left + plot_w
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        s,
-        r##"<line x1="{left}" x2="{left}" y1="{top}" y2="{bottom}" stroke="#333333"/><line x1="{left}" x2="{:.1}" y1="{bottom}" y2="{bottom}" stroke="#333333"/>"##,
-        left + plot_w
-    );
-    let _ = writeln!(
-        s,
-        r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle">median time per query (seconds, log scale)</text>"#,
-        top + plot_h / 2.0
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">TPC-H query</text>"#,
-        left + plot_w / 2.0,
-        bottom + 44.0
-    );
-    // bars
-    let group_x = |i: usize| left + 8.0 + i as f64 * group_w;
+    root.draw(&Text::new(
+        "× no answer   ≠ answer differs",
+        (lx, 58),
+        font(12.0).color(&grey),
+    ))?;
+
+    // the plot: a group of bars per query, then the geometric means
+    let mut chart = ChartBuilder::on(root)
+        .margin_top(CHART_TOP)
+        .margin_right(40)
+        .margin_bottom(20)
+        .y_label_area_size(CHART_LEFT)
+        .x_label_area_size(46)
+        .build_cartesian_2d(0f64..(n_q + 1) as f64, (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_label_formatter(&|v| fmt_tick(*v))
+        .y_desc("median time per query (seconds, log scale)")
+        .x_desc("TPC-H query")
+        .label_style(font(12.0))
+        .axis_desc_style(font(12.0))
+        .bold_line_style(hex("#bbbbbb"))
+        .light_line_style(hex("#eeeeee"))
+        .axis_style(hex("#333333"))
+        .draw()?;
+    // bars take 80 % of a group, at most 28 pixels each
+    let plot = chart.plotting_area();
+    let (plot_w, _) = plot.dim_in_pixel();
+    let group_px = plot_w as f64 / (n_q + 1) as f64;
+    let bar = (0.8 / n_e as f64).min(28.0 / group_px);
+    let bar_x =
+        |group: usize, j: usize| group as f64 + (1.0 - bar * n_e as f64) / 2.0 + j as f64 * bar;
+    let label_at = |group: usize| chart.backend_coord(&(group as f64 + 0.5, lo));
+    let mark = |x: f64, y: f64, text: &str, style: TextStyle<'static>| {
+        let (px, py) = chart.backend_coord(&(x, y));
+        Text::new(
+            text.to_string(),
+            (px, py),
+            style.pos(Pos::new(HPos::Center, VPos::Bottom)),
+        )
+    };
     for (i, q) in report.queries.iter().enumerate() {
-        let gx = group_x(i);
         for (j, r) in q.results.iter().enumerate() {
-            let x = gx + j as f64 * bar_w;
-            let c = colour(&r.engine);
+            let x = bar_x(i, j);
+            let c = hex(colour(&r.engine));
             match r.median_seconds {
                 Some(v) if v > 0.0 => {
-                    let yy = y(v).min(bottom);
-                    let _ = writeln!(
-                        s,
-                        r#"<rect class="bar" data-query="{}" data-engine="{}" x="{x:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{c}"><title>Q{} {}: {:.3} s</title></rect>"#,
-                        q.query,
-                        esc(&r.engine),
-                        bar_w - 1.0,
-                        bottom - yy,
-                        q.query,
-                        esc(&r.engine),
-                        v
-                    );
+                    let v = v.max(lo);
+                    plot.draw(&Rectangle::new([(x, lo), (x + bar * 0.95, v)], c.filled()))?;
                     if r.agrees == Some(false) {
-                        let _ = writeln!(
-                            s,
-                            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#cc0000" font-weight="bold">≠</text>"##,
-                            x + bar_w / 2.0,
-                            yy - 3.0
-                        );
+                        let style = font(12.0).style(FontStyle::Bold).color(&hex("#cc0000"));
+                        root.draw(&mark(x + bar / 2.0, v, "≠", style))?;
                     }
                 }
-                _ => {
-                    let why = r.error.as_deref().map(|e| one_line(e, 160));
-                    let _ = writeln!(
-                        s,
-                        r#"<rect class="bar missing" data-query="{}" data-engine="{}" x="{x:.1}" y="{bottom:.1}" width="{:.1}" height="0" fill="{c}"><title>Q{} {}: {}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{c}">×</text>"#,
-                        q.query,
-                        esc(&r.engine),
-                        bar_w - 1.0,
-                        q.query,
-                        esc(&r.engine),
-                        esc(&format!(
-                            "{}{}",
-                            r.status,
-                            why.map(|w| format!(": {w}")).unwrap_or_default()
-                        )),
-                        x + bar_w / 2.0,
-                        bottom - 4.0
-                    );
-                }
+                _ => root.draw(&mark(x + bar / 2.0, lo, "×", font(12.0).color(&c)))?,
             }
         }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">Q{}</text>"#,
-            gx + n_e as f64 * bar_w / 2.0,
-            bottom + 16.0,
-            q.query
-        );
+        let (px, py) = label_at(i);
+        root.draw(&Text::new(
+            format!("Q{}", q.query),
+            (px, py + 6),
+            font(12.0)
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
     }
-    // geometric means
-    let gx = group_x(n_q) + 8.0;
     for (j, e) in report.summary.engines.iter().enumerate() {
         if let Some(v) = e.geomean_seconds.filter(|v| *v > 0.0) {
-            let x = gx + j as f64 * bar_w;
-            let yy = y(v).min(bottom);
-            let _ = writeln!(
-                s,
-                r##"<rect class="geomean" data-engine="{}" x="{x:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{}" stroke="#222222" stroke-width="1"><title>{} geometric mean over {} queries: {:.3} s</title></rect>"##,
-                esc(&e.engine),
-                bar_w - 1.0,
-                bottom - yy,
-                colour(&e.engine),
-                esc(&e.engine),
-                report.summary.common_queries.len(),
-                v
-            );
+            let x = bar_x(n_q, j);
+            let corners = [(x, lo), (x + bar * 0.95, v.max(lo))];
+            plot.draw(&Rectangle::new(corners, hex(colour(&e.engine)).filled()))?;
+            plot.draw(&Rectangle::new(corners, hex("#222222").stroke_width(1)))?;
         }
     }
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">geomean</text>"#,
-        gx + n_e as f64 * bar_w / 2.0,
-        bottom + 16.0
-    );
-    s.push_str("</svg>\n");
-    s
+    let (px, py) = label_at(n_q);
+    root.draw(&Text::new(
+        "geomean",
+        (px, py + 6),
+        font(12.0)
+            .style(FontStyle::Bold)
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1325,52 +1292,67 @@ mod tests {
     #[test]
     fn svg_is_well_formed_with_a_bar_per_query_and_engine() {
         let report = sample();
-        let svg = render_svg(&report);
+        let svg = render_svg(&report).unwrap();
         let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
-        let bars: Vec<_> = doc
-            .descendants()
-            .filter(|n| {
-                n.attribute("class")
-                    .is_some_and(|c| c.split(' ').any(|w| w == "bar"))
-            })
-            .collect();
-        assert_eq!(bars.len(), 3 * 3);
-        for q in [1, 6, 8] {
-            for e in ["quarry", "duckdb", "polars"] {
-                let n = bars
-                    .iter()
-                    .filter(|b| {
-                        b.attribute("data-query") == Some(&q.to_string())
-                            && b.attribute("data-engine") == Some(e)
-                    })
-                    .count();
-                assert_eq!(n, 1, "Q{q} {e}");
-            }
-        }
-        let missing = bars
-            .iter()
-            .filter(|b| b.attribute("class") == Some("bar missing"))
-            .count();
-        assert_eq!(missing, 1);
-        // a taller bar for a longer time
-        let height = |q: &str, e: &str| -> f64 {
-            bars.iter()
-                .find(|b| {
-                    b.attribute("data-query") == Some(q) && b.attribute("data-engine") == Some(e)
-                })
-                .and_then(|b| b.attribute("height"))
-                .unwrap()
-                .parse()
-                .unwrap()
+        let number =
+            |n: &roxmltree::Node, a: &str| -> f64 { n.attribute(a).unwrap().parse().unwrap() };
+        // filled rectangles of an engine's colour in the plot (below the
+        // legend), left to right: its bars, then its geometric mean
+        let bars = |engine: &str| -> Vec<(f64, f64)> {
+            let fill = colour(engine).to_uppercase();
+            let mut v: Vec<(f64, f64)> = doc
+                .descendants()
+                .filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some(fill.as_str()))
+                .filter(|n| number(n, "y") > CHART_TOP as f64)
+                .map(|n| (number(&n, "x"), number(&n, "height")))
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v
         };
-        assert!(height("1", "quarry") > height("1", "duckdb"));
-        let geomeans = doc
+        let (quarry, duckdb, polars) = (bars("quarry"), bars("duckdb"), bars("polars"));
+        // three queries and a geometric mean; Polars did not answer Q6
+        assert_eq!((quarry.len(), duckdb.len(), polars.len()), (4, 4, 3));
+        // one legend entry per engine
+        let legend = doc
             .descendants()
-            .filter(|n| n.attribute("class") == Some("geomean"))
+            .filter(|n| n.has_tag_name("rect") && n.attribute("y") == Some("58"))
             .count();
-        assert_eq!(geomeans, 3);
-        assert!(svg.contains("TPC-H SF 1"));
-        // error text with markup characters is escaped
-        assert!(svg.contains("&lt;nope&gt; &amp; &quot;more&quot;"));
+        assert_eq!(legend, 3);
+        // a taller bar for a longer time: Q1 quarry 0.6 s, Polars 0.3 s,
+        // DuckDB 0.25 s
+        assert!(quarry[0].1 > polars[0].1 && polars[0].1 > duckdb[0].1);
+        // the geometric means are outlined, one per engine
+        let outlined = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("rect") && n.attribute("stroke") == Some("#222222"))
+            .count();
+        assert_eq!(outlined, 3);
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        let count = |t: &str| texts.iter().filter(|x| **x == t).count();
+        // Polars' Q6 is crossed out; Q8 differs (quarry and Polars say 1.5,
+        // DuckDB 1.6)
+        assert_eq!(count("×"), 1);
+        let differing = report
+            .queries
+            .iter()
+            .flat_map(|q| &q.results)
+            .filter(|r| r.agrees == Some(false))
+            .count();
+        assert!(differing > 0);
+        assert_eq!(count("≠"), differing);
+        for label in ["Q1", "Q6", "Q8", "geomean", "TPC-H query"] {
+            assert_eq!(count(label), 1, "{label}");
+        }
+        assert!(texts
+            .iter()
+            .any(|t| t.starts_with("TPC-H SF 1: median time")));
+        assert!(texts
+            .iter()
+            .any(|t| t.contains("Test CPU") && t.contains("abc1234")));
     }
 }
