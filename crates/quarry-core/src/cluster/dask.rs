@@ -15,7 +15,7 @@
 //!
 //! The binary carries the package's source (`include_str!`) and writes it
 //! to a private temporary directory put on `PYTHONPATH`, so that only
-//! dask[distributed] has to be installed: the package is always the one of
+//! `dask[distributed]` has to be installed: the package is always the one of
 //! this build, and nothing needs `pip install` of quarry's own code.
 
 use std::io::{BufRead, BufReader, Read};

@@ -30,7 +30,7 @@ pub enum BuildSide {
 }
 
 /// A build side that did not fit: its rows cut by a hash of the keys into
-/// [`GRACE_PARTITIONS`] sub-partitions of spill files (read-only, so the
+/// `GRACE_PARTITIONS` sub-partitions of spill files (read-only, so the
 /// probe tasks of a broadcast join can share them). The files are removed
 /// when the last owner drops it.
 pub struct SpilledBuild {
