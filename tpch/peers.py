@@ -3,7 +3,7 @@
 
     python tpch/peers.py < job.json
 
-The harness (`src/tpch/bench/`) starts one process of this program per
+The harness (`crates/quarry-tpch/src/bench/`) starts one process of this program per
 engine, in the virtual environment it made from `tpch/requirements.txt`,
 and writes the job to its stdin as one JSON object:
 

@@ -34,7 +34,7 @@ fn main() {
         n += 1;
         std::fs::write(sql_dir.join(format!("seed{n:04}")), bytes).unwrap();
     };
-    for q in quarry::tpch::QUERIES {
+    for q in quarry_tpch::QUERIES {
         put_sql(q, 0);
     }
     let mut slt: Vec<PathBuf> = std::fs::read_dir(repo.join("tests/slt"))
@@ -193,7 +193,7 @@ fn main() {
 
     // ---- CSV
     let csvs: &[(&str, &str)] = &[
-        ("customers.csv", include_str!("../../tests/data/customers.csv")),
+        ("customers.csv", include_str!("../../crates/quarry-core/tests/data/customers.csv")),
         (
             "typed.csv",
             "a,b,c,d,e\n1,1.5,x,2020-01-01,true\n-2,,\"q,uoted\",1999-12-31,false\n3,1e10,\"multi\nline\",,\n",

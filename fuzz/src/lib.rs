@@ -21,8 +21,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use quarry::sql::{parse, QuarryStatement};
-use quarry::{Session, SessionConfig};
+use quarry_core::sql::{parse, QuarryStatement};
+use quarry_core::{Session, SessionConfig};
 
 /// A directory for the fuzzers' data, shared by all runs of this machine:
 /// `$QUARRY_FUZZ_DATA` or `fuzz/target/fuzz-data`.
@@ -125,7 +125,7 @@ fn frontend_data() -> PathBuf {
     let tmp = data_root().join(format!("frontend.tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).expect("create fuzz data directory");
-    quarry::tpch::generate(0.001, &tmp).expect("generate TPC-H SF 0.001");
+    quarry_tpch::generate(0.001, &tmp).expect("generate TPC-H SF 0.001");
     write_parquet(&tmp.join("t.parquet"), &[typed_batch()], 2);
     if std::fs::rename(&tmp, &dir).is_err() {
         // Another process made it first.
@@ -140,7 +140,7 @@ pub fn frontend_session() -> &'static Session {
     SESSION.get_or_init(|| {
         let dir = frontend_data();
         let session = Session::new(SessionConfig::default().with_threads(1)).expect("session");
-        quarry::tpch::register_tables(&session, &dir).expect("register TPC-H");
+        quarry_tpch::register_tables(&session, &dir).expect("register TPC-H");
         session
             .register_parquet("t", dir.join("t.parquet").to_str().expect("utf-8 path"))
             .expect("register t");
@@ -265,7 +265,7 @@ pub fn check_file(data: &[u8]) {
 
 /// Panics of known bugs that the fuzzers look past when
 /// `QUARRY_FUZZ_KNOWN_BUGS=mask`: none at present (the bugs found so far are
-/// fixed and kept by regression tests in tests/bad_input.rs). A bug found
+/// fixed and kept by regression tests in crates/quarry-cli/tests/bad_input.rs). A bug found
 /// and not yet fixed gets its message here, and a regression test.
 const KNOWN_PANICS: &[&str] = &[];
 
@@ -341,7 +341,7 @@ fn check_file_inner(path: &str, ext: &str) {
         .unwrap_or(path)
         .to_string();
     // Every error about this file must say which file it is.
-    let names_file = |e: &quarry::QuarryError, what: &str| {
+    let names_file = |e: &quarry_core::QuarryError, what: &str| {
         let msg = e.to_string();
         if mask_known_bugs()
             && (KNOWN_ERRORS.iter().any(|k| msg.contains(k))
@@ -416,7 +416,7 @@ fn check_file_inner(path: &str, ext: &str) {
                 format!("SELECT min(\"{quoted}\"), max(\"{quoted}\"), count(\"{quoted}\") FROM f");
             if let Err(e) = session.sql(&q) {
                 // Type errors (min of a list) are not about the file.
-                if !matches!(e, quarry::QuarryError::Plan { .. }) {
+                if !matches!(e, quarry_core::QuarryError::Plan { .. }) {
                     names_file(&e, &q);
                 }
             }
@@ -425,7 +425,7 @@ fn check_file_inner(path: &str, ext: &str) {
 }
 
 /// Whether to look past bugs that are known and kept by regression tests
-/// (`tests/bad_input.rs`), so that a fuzz run finds new ones:
+/// (`crates/quarry-cli/tests/bad_input.rs`), so that a fuzz run finds new ones:
 /// `QUARRY_FUZZ_KNOWN_BUGS=mask` turns the masks on (off by default: every
 /// bug found so far is fixed).
 pub fn mask_known_bugs() -> bool {
@@ -474,7 +474,7 @@ fn has_bad_row_count(path: &str) -> bool {
         })
 }
 
-fn count_value(r: &quarry::QueryResult) -> Option<i64> {
+fn count_value(r: &quarry_core::QueryResult) -> Option<i64> {
     let b = r.batches.iter().find(|b| b.num_rows() > 0)?;
     b.column(0)
         .as_any()

@@ -21,8 +21,8 @@ this package: its functions and the plugin are sent to them by value.
 #: The version of stages.json this package reads.
 STAGES_VERSION = 1
 
-#: The protocol of `quarry worker serve` it speaks (src/cluster/worker.rs).
+#: The protocol of `quarry worker serve` it speaks (crates/quarry-core/src/cluster/worker.rs).
 PROTOCOL = 1
 
-#: The first line `quarry worker serve` prints (LISTENING in src/cluster/mod.rs).
+#: The first line `quarry worker serve` prints (LISTENING in crates/quarry-core/src/cluster/mod.rs).
 LISTENING = "quarry worker listening on "

@@ -146,7 +146,7 @@ def run_task(plugin_name, exchange, stage, partition, *_barriers):
 
 
 def manifest_path(exchange, stage, partition):
-    """Where quarry puts a finished task's manifest (src/cluster/exchange.rs)."""
+    """Where quarry puts a finished task's manifest (crates/quarry-core/src/cluster/exchange.rs)."""
     return os.path.join(exchange, f"s{stage}", f"t{partition}.json")
 
 

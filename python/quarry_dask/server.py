@@ -5,7 +5,7 @@ memory budget and spilling. So each Dask worker gets one quarry worker
 process (started by the plugin below when the worker starts or when the
 plugin is registered), and a Dask task is a thin call: it sends
 `{"exchange":…,"stage":…,"partition":…}` over TCP and waits for the
-reply (the protocol is documented at the top of src/cluster/worker.rs).
+reply (the protocol is documented at the top of crates/quarry-core/src/cluster/worker.rs).
 Each of the Dask worker's threads keeps one connection, as quarry's own
 driver does.
 

@@ -3,7 +3,7 @@
 
     fake_quarry.py worker serve --listen HOST:PORT [--exit-on-stdin-eof] [...]
 
-It speaks the worker protocol (src/cluster/worker.rs) but computes nothing:
+It speaks the worker protocol (crates/quarry-core/src/cluster/worker.rs) but computes nothing:
 a task writes the manifest quarry would (`s<stage>/t<task>.json`, rows_in
 = 100 * stage + task) and logs `start S P PID` / `end S P PID` lines to
 `<exchange>/fake-log`. `<exchange>/fake.json` can make tasks misbehave:

@@ -1,11 +1,11 @@
-"""The Dask cluster of the tests (python/tests and tests/dask.rs).
+"""The Dask cluster of the tests (python/tests and crates/quarry-cli/tests/dask.rs).
 
     local_cluster.py serve ADDRESS_FILE [--exit-on-stdin-eof]
         starts LocalCluster(n_workers=2, processes=True, threads_per_worker=1),
         writes the scheduler's HOST:PORT to ADDRESS_FILE (whole, by a
         rename) and runs until it is stopped, or until its stdin ends
         (with the flag). Its worker processes end with it (Dask's own
-        doing). tests/dask.rs starts it under tests/remote/supervise.py;
+        doing). crates/quarry-cli/tests/dask.rs starts it under crates/quarry-cli/tests/remote/supervise.py;
         python/tests with the flag, holding the pipe. The package is not
         on its path: what the workers run of it must come by value.
     local_cluster.py info HOST:PORT

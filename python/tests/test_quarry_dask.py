@@ -1,6 +1,6 @@
 """Tests of quarry_dask on its own: the stage list, the graph's shape, and
 runs on a local Dask cluster against fake_quarry.py (a stand-in for
-`quarry worker serve` that computes nothing). tests/dask.rs runs them
+`quarry worker serve` that computes nothing). crates/quarry-cli/tests/dask.rs runs them
 (`python -m unittest discover -s python/tests`) in its pinned venv, before
 the end-to-end runs with the real quarry.
 """
