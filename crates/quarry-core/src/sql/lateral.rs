@@ -69,7 +69,7 @@ impl Binder<'_> {
             }
         }
         let (on, filter) = match condition {
-            Some(c) => super::binder::split_join_condition(c, nl),
+            Some(c) => super::from::split_join_condition(c, nl),
             None => (vec![], None),
         };
         let joined = join_dependent(left.plan, right.plan, kind, on, filter)?;

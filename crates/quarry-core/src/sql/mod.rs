@@ -4,6 +4,7 @@ mod binder;
 mod coerce;
 mod expr;
 mod forward;
+mod from;
 mod grouping_sets;
 mod lateral;
 mod recursive;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema};
 use sqlparser::ast::{self, SetExpr, SetOperator, SetQuantifier};
 
-use super::binder::{cte_column_names, scan_of, Binder, Bound};
+use super::binder::{cte_column_names, Binder, Bound};
+use super::from::scan_of;
 use super::location_of;
 use crate::catalog::{RecursiveCte, TableProvider, WorkTable};
 use crate::error::{QuarryError, Result};
